@@ -1,0 +1,329 @@
+//! The journal: the events a run records, in order. The journal, not memory, is the truth.
+//!
+//! Two kinds of entries share one sequence:
+//! - *command records* (`StepCompleted`, `TimerStarted`, `HookCreated`, `Now`, ...) carry the
+//!   command index (`cmd`) the workflow gave them in program order; replay matches the workflow's
+//!   commands against them by that index and reports a [`crate::ReplayError::Nondeterminism`]
+//!   when they differ;
+//! - *deliveries* (`HookReceived`, `TimerFired`, `CancelRequested`) come from the outside world;
+//!   replay feeds them to the workflow in journal order, which is what makes `race` and `select`
+//!   take the same branch every time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Position of a command in the workflow's program order, starting at 1.
+pub type CommandIndex = u32;
+
+/// A committed journal entry: its position in the run's journal, its commit time and its body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the run's journal, starting at 1, dense.
+    pub seq: u64,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// A structured error as journaled and shown over the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Stable machine-readable code, e.g. `step_failed`, `cancelled`, `nondeterminism`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ErrorInfo {
+    /// Build an error from a code and a message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The kind of a hook: a plain token hook, or (later) a webhook with a URL.
+pub const HOOK_KIND_TOKEN: &str = "hook";
+
+/// Everything a journal entry can say.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The run was created with this input.
+    RunStarted {
+        /// Registered workflow name.
+        workflow: String,
+        /// The run's input.
+        input: Value,
+    },
+    /// A step finished successfully (the step itself is not journaled before it runs: a step
+    /// that was running when the process died simply runs again, at-least-once).
+    StepCompleted {
+        /// Command index of the step.
+        cmd: CommandIndex,
+        /// Step name, checked on replay.
+        name: String,
+        /// The step's result.
+        output: Value,
+        /// How many attempts it took.
+        attempts: u32,
+    },
+    /// A step failed for good: a fatal error, or its retries ran out.
+    StepFailed {
+        /// Command index of the step.
+        cmd: CommandIndex,
+        /// Step name, checked on replay.
+        name: String,
+        /// Why it failed.
+        error: ErrorInfo,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// A durable timer was started; it fires at `fire_at_ms`.
+    TimerStarted {
+        /// Command index of the timer.
+        cmd: CommandIndex,
+        /// Wall-clock deadline, ms since the Unix epoch.
+        fire_at_ms: u64,
+    },
+    /// A timer fired.
+    TimerFired {
+        /// Command index of the timer.
+        cmd: CommandIndex,
+    },
+    /// A hook was registered and now holds its token.
+    HookCreated {
+        /// Command index of the hook creation.
+        cmd: CommandIndex,
+        /// The token that resumes the hook.
+        token: String,
+        /// `hook` (or `webhook` later).
+        kind: String,
+        /// User metadata shown where hooks are listed.
+        metadata: Value,
+        /// Name of the hook definition whose validation runs at resume time, if any.
+        definition: Option<String>,
+        /// Whether the token was generated (true) or chosen by the workflow.
+        generated: bool,
+    },
+    /// Hook creation failed: another active hook holds the token. Written by the store in
+    /// place of `HookCreated`, in the same transaction that saw the conflict.
+    HookConflict {
+        /// Command index of the hook creation.
+        cmd: CommandIndex,
+        /// The contested token.
+        token: String,
+        /// The run whose hook holds the token.
+        holder_run: String,
+    },
+    /// A payload was accepted for a hook (durably, in acceptance order).
+    HookReceived {
+        /// Command index of the hook that receives it.
+        hook_cmd: CommandIndex,
+        /// The payload.
+        payload: Value,
+    },
+    /// A hook was disposed (explicitly or by drop) and its token released.
+    HookDisposed {
+        /// Command index of the disposal.
+        cmd: CommandIndex,
+        /// Command index of the hook.
+        hook_cmd: CommandIndex,
+        /// The released token.
+        token: String,
+    },
+    /// `ctx.now()` was read.
+    Now {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The time read, ms since the Unix epoch.
+        ms: u64,
+    },
+    /// `ctx.random()` was drawn.
+    Random {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The value drawn.
+        value: u64,
+    },
+    /// `ctx.uuid()` was drawn.
+    Uuid {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The UUID drawn.
+        value: String,
+    },
+    /// Someone asked to cancel the run; the workflow sees an error at its next await.
+    CancelRequested {
+        /// Optional reason.
+        reason: Option<String>,
+    },
+    /// The workflow returned a value.
+    RunCompleted {
+        /// The output.
+        output: Value,
+    },
+    /// The workflow returned an error.
+    RunFailed {
+        /// The error.
+        error: ErrorInfo,
+    },
+    /// The run ended because it was cancelled.
+    RunCancelled {
+        /// Optional reason.
+        reason: Option<String>,
+    },
+}
+
+impl EventBody {
+    /// The snake_case name of the entry, as in the `type` field of its JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::RunStarted { .. } => "run_started",
+            EventBody::StepCompleted { .. } => "step_completed",
+            EventBody::StepFailed { .. } => "step_failed",
+            EventBody::TimerStarted { .. } => "timer_started",
+            EventBody::TimerFired { .. } => "timer_fired",
+            EventBody::HookCreated { .. } => "hook_created",
+            EventBody::HookConflict { .. } => "hook_conflict",
+            EventBody::HookReceived { .. } => "hook_received",
+            EventBody::HookDisposed { .. } => "hook_disposed",
+            EventBody::Now { .. } => "now",
+            EventBody::Random { .. } => "random",
+            EventBody::Uuid { .. } => "uuid",
+            EventBody::CancelRequested { .. } => "cancel_requested",
+            EventBody::RunCompleted { .. } => "run_completed",
+            EventBody::RunFailed { .. } => "run_failed",
+            EventBody::RunCancelled { .. } => "run_cancelled",
+        }
+    }
+
+    /// The command index when this entry records a workflow command.
+    pub fn command_index(&self) -> Option<CommandIndex> {
+        match self {
+            EventBody::StepCompleted { cmd, .. }
+            | EventBody::StepFailed { cmd, .. }
+            | EventBody::TimerStarted { cmd, .. }
+            | EventBody::HookCreated { cmd, .. }
+            | EventBody::HookConflict { cmd, .. }
+            | EventBody::HookDisposed { cmd, .. }
+            | EventBody::Now { cmd, .. }
+            | EventBody::Random { cmd, .. }
+            | EventBody::Uuid { cmd, .. } => Some(*cmd),
+            _ => None,
+        }
+    }
+
+    /// Whether this entry ends the run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventBody::RunCompleted { .. }
+                | EventBody::RunFailed { .. }
+                | EventBody::RunCancelled { .. }
+        )
+    }
+}
+
+/// The lifecycle status of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Created, not yet picked up.
+    Pending,
+    /// Executing, or waiting for a step to finish.
+    Running,
+    /// Waiting for the outside world (a hook, a timer).
+    Suspended,
+    /// Returned a value.
+    Completed,
+    /// Returned an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// All statuses, in lifecycle order.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Suspended,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The lowercase name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Suspended => "suspended",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parse a lowercase name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether the run is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_json_is_flat_and_tagged() {
+        let e = Event {
+            seq: 3,
+            at_ms: 10,
+            body: EventBody::HookReceived {
+                hook_cmd: 1,
+                payload: serde_json::json!({"a": 1}),
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "hook_received");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["payload"]["a"], 1);
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn status_round_trips() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(RunStatus::Cancelled.is_terminal());
+        assert!(!RunStatus::Suspended.is_terminal());
+    }
+}

@@ -1,0 +1,2 @@
+//! Tether's deterministic core (work in progress).
+pub mod event;

@@ -1,0 +1,54 @@
+//! The storage contract of Tether.
+//!
+//! A [`Store`] keeps runs, their journals, the token → hook index and idempotency keys. The
+//! engine talks to it in two ways:
+//!
+//! - **writes** go through [`Store::commit`], one call per *group commit*: a batch of
+//!   [`WriteOp`]s applied in order in one durable transaction. Each op gets its own
+//!   [`OpResult`]: a logical refusal (unknown token, finished run) refuses that op only; a
+//!   backend failure ([`StoreError`]) fails the whole batch and nothing of it is kept.
+//! - **reads** (`get_run`, `load_journal`, `get_hook`, ...) are plain queries.
+//!
+//! The semantics every backend must implement are written down on [`WriteOp`] and checked by
+//! the one conformance suite in [`conformance`], which each backend runs against itself.
+
+#![warn(missing_docs)]
+
+pub mod conformance;
+mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use tether_core::event::Event;
+
+/// A storage backend. See the crate documentation for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Apply `ops` in order in one durable transaction (group commit). The result has one entry
+    /// per op, in the same order. On `Err`, nothing of the batch was kept.
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError>;
+
+    /// One run, or `None` if there is no such run.
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Runs matching `filter`, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The journal of a run, entries with `seq > after_seq`, in order.
+    async fn load_journal(&self, run_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError>;
+
+    /// The active hook holding `token`, if any.
+    async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError>;
+
+    /// The active hooks of a run, in creation order.
+    async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError>;
+
+    /// Ids of runs that have work to do without any outside event: status `pending` or
+    /// `running`, or a `wake_at` at or before `now_ms`. At most `limit`, oldest first.
+    async fn runs_needing_work(&self, now_ms: u64, limit: usize)
+        -> Result<Vec<String>, StoreError>;
+
+    /// A short name of the backend (`sqlite`, `postgres`).
+    fn backend_name(&self) -> &'static str;
+}

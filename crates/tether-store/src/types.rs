@@ -1,0 +1,232 @@
+//! Records, write operations and errors of the storage contract.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus};
+
+/// A run as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run id.
+    pub run_id: String,
+    /// Registered workflow name.
+    pub workflow: String,
+    /// Lifecycle status.
+    pub status: RunStatus,
+    /// The input it was started with.
+    pub input: Value,
+    /// The output, once completed.
+    pub output: Option<Value>,
+    /// The error, once failed or cancelled; also set (with a non-terminal status) when the run
+    /// is blocked by a non-determinism error.
+    pub error: Option<ErrorInfo>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Last update time, ms since the Unix epoch.
+    pub updated_at_ms: u64,
+    /// Sequence number of the last journal entry.
+    pub last_seq: u64,
+    /// When the run's earliest pending timer is due, if it has one.
+    pub wake_at_ms: Option<u64>,
+}
+
+/// An active hook: a token that currently resumes a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookRecord {
+    /// The token.
+    pub token: String,
+    /// The run that holds it.
+    pub run_id: String,
+    /// Command index of the hook in that run.
+    pub hook_cmd: CommandIndex,
+    /// `hook` (or `webhook` later).
+    pub kind: String,
+    /// User metadata.
+    pub metadata: Value,
+    /// Name of the hook definition whose validation runs at resume time.
+    pub definition: Option<String>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// Which runs [`crate::Store::list_runs`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// At most this many (the backend caps it at 1,000; 0 means 100).
+    pub limit: usize,
+}
+
+/// How an [`WriteOp::Append`] changes the run's `wake_at`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WakeAt {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Set it (or clear it with `None`).
+    Set(Option<u64>),
+}
+
+/// One write in a group commit. Ops are applied in order; each sees the effects of the ones
+/// before it in the same batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    /// Create a run with status `pending` and journal entry 1 = `RunStarted`.
+    /// Refused with [`OpRejected::RunExists`] if the id is taken.
+    /// Outcome: [`OpOutcome::Appended`] with the `RunStarted` event.
+    CreateRun {
+        /// New run id.
+        run_id: String,
+        /// Workflow name.
+        workflow: String,
+        /// Input.
+        input: Value,
+        /// Commit time.
+        at_ms: u64,
+    },
+    /// Append entries to a run's journal, each at the next `seq`, stamped `at_ms`, and update
+    /// its status / wake-up time. Refused with `RunNotFound` or `RunFinished` (a finished run
+    /// takes no more entries). Side effects, in the same transaction:
+    /// - `HookCreated`: registers the token. If another active hook holds it, the entry is
+    ///   written as `HookConflict { cmd, token, holder_run }` instead (the database enforces
+    ///   one active hook per token; no check-then-insert race);
+    /// - `HookDisposed`: releases the token if this run's hook `hook_cmd` holds it;
+    /// - `RunCompleted` / `RunFailed` / `RunCancelled`: sets the terminal status, the output or
+    ///   error, clears `wake_at` and releases every hook of the run (`status` is then ignored).
+    ///
+    /// Outcome: [`OpOutcome::Appended`] with the entries as written (conflicts substituted).
+    Append {
+        /// The run.
+        run_id: String,
+        /// Entries to append, in order (may be empty to update status only).
+        events: Vec<EventBody>,
+        /// New non-terminal status, if it changes.
+        status: Option<RunStatus>,
+        /// New wake-up time, if it changes.
+        wake_at: WakeAt,
+        /// Commit time.
+        at_ms: u64,
+    },
+    /// Deliver a payload to the active hook holding `token`: append
+    /// `HookReceived { hook_cmd, payload }` to its run. Refused with `HookNotFound` when no
+    /// active hook holds the token, or when `expect` is set and a different hook holds it now.
+    /// With an `idempotency_key` already used for this token, nothing is written and the
+    /// first answer is returned (`event: None`); otherwise the key is recorded.
+    /// Outcome: [`OpOutcome::Resumed`].
+    Resume {
+        /// The hook token.
+        token: String,
+        /// The payload.
+        payload: Value,
+        /// Optional idempotency key (scoped to the token).
+        idempotency_key: Option<String>,
+        /// The hook the caller validated the payload against.
+        expect: Option<HookRef>,
+        /// Commit time.
+        at_ms: u64,
+    },
+    /// Append `CancelRequested` to a run. Refused with `RunNotFound` / `RunFinished`.
+    /// Outcome: [`OpOutcome::Appended`].
+    RequestCancel {
+        /// The run.
+        run_id: String,
+        /// Optional reason.
+        reason: Option<String>,
+        /// Commit time.
+        at_ms: u64,
+    },
+    /// Record an error on a run without changing its journal or status (used when the current
+    /// code no longer matches the journal: the run is blocked, not corrupted).
+    /// Outcome: [`OpOutcome::Updated`]; refused with `RunNotFound`.
+    MarkBlocked {
+        /// The run.
+        run_id: String,
+        /// Why.
+        error: ErrorInfo,
+        /// Commit time.
+        at_ms: u64,
+    },
+}
+
+/// A hook identified by its run and command index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookRef {
+    /// The run.
+    pub run_id: String,
+    /// The hook's command index.
+    pub hook_cmd: CommandIndex,
+}
+
+/// What a write op did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpOutcome {
+    /// Entries were appended to a run's journal (as written, with their `seq`).
+    Appended {
+        /// The run.
+        run_id: String,
+        /// The entries as written.
+        events: Vec<Event>,
+    },
+    /// A payload was accepted for a hook.
+    Resumed {
+        /// The run that received it.
+        run_id: String,
+        /// The `HookReceived` entry, or `None` when the idempotency key had been used before.
+        event: Option<Event>,
+    },
+    /// The run was updated; nothing was appended.
+    Updated,
+}
+
+/// Why a write op was refused. A refused op writes nothing; the others in the batch proceed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpRejected {
+    /// No such run.
+    #[error("run not found: {run_id}")]
+    RunNotFound {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run has finished and takes no more entries.
+    #[error("run {run_id} has already finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its terminal status.
+        status: RunStatus,
+    },
+    /// No active hook holds the token.
+    #[error("hook not found: no active hook holds this token")]
+    HookNotFound {
+        /// The token asked for.
+        token: String,
+    },
+    /// A run with that id exists already.
+    #[error("run {run_id} already exists")]
+    RunExists {
+        /// The run id.
+        run_id: String,
+    },
+}
+
+/// The result of one write op.
+pub type OpResult = Result<OpOutcome, OpRejected>;
+
+/// A backend failure. The batch it happened in was not kept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not do what was asked (I/O error, disk full, read-only file, lost
+    /// connection). Usually worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or a damaged database).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store was opened with settings it cannot use (bad URL, unsupported schema version).
+    #[error("storage misconfigured: {0}")]
+    Config(String),
+}
