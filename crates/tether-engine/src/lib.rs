@@ -1,1 +1,47 @@
-//! placeholder
+//! Tether's runtime: keeps runs moving on top of a [`tether_store::Store`].
+//!
+//! - **Group commit** (`writer.rs`): one task batches every waiting write into one store
+//!   transaction, then hands committed journal entries to the live runs in commit order.
+//! - **Live runs** (`actor.rs`): each run in memory is a task owning its
+//!   [`tether_core::RunMachine`]; a hook payload is fed straight into the suspended workflow,
+//!   without replaying history. The cache is bounded ([`EngineConfig::max_live_runs`]); an
+//!   evicted or crashed run is rebuilt by replay, once.
+//! - **Steps** (`step_runner.rs`) run on tokio with their retry policy; their result is one
+//!   journal write.
+//! - **Timers** are fired by their live run; a poller (`engine.rs`) revives runs whose timer is
+//!   due or whose work was interrupted (after a restart).
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn tether_store::Store>) -> Result<(), tether_engine::EngineError> {
+//! use tether_core::{Ctx, Registry, WorkflowError};
+//! use tether_engine::{Engine, EngineConfig};
+//!
+//! async fn hello(ctx: Ctx, name: String) -> Result<String, WorkflowError> {
+//!     let greeting: String = ctx.step("greet", move || {
+//!         let name = name.clone();
+//!         async move { Ok(format!("hello {name}")) }
+//!     }).await?;
+//!     Ok(greeting)
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.workflow("hello", hello);
+//! let engine = Engine::start(store, registry, EngineConfig::default());
+//! let run_id = engine.start_run("hello", serde_json::json!("world")).await?;
+//! let run = engine.wait_for_run(&run_id, std::time::Duration::from_secs(5)).await?;
+//! assert_eq!(run.output, Some(serde_json::json!("hello world")));
+//! # Ok(()) }
+//! ```
+
+mod actor;
+pub mod config;
+mod engine;
+pub mod error;
+mod step_runner;
+pub mod system_env;
+mod writer;
+
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::EngineError;
+pub use system_env::SystemEnvironment;

@@ -1,1 +1,29 @@
-//! placeholder
+//! The example workflows bundled with `tether dev`. Their names and input/output shapes are part
+//! of Tether's interface; each module's doc says what it shows.
+//!
+//! ```
+//! let mut registry = tether_core::Registry::new();
+//! tether_examples::register(&mut registry);
+//! assert!(registry.get("approval").is_some());
+//! ```
+
+pub mod approval;
+pub mod collect;
+pub mod handoff;
+pub mod slack_bot;
+pub mod steps;
+pub mod timeout_approval;
+
+use tether_core::Registry;
+
+/// Register every bundled example (and the hook definitions they use).
+pub fn register(registry: &mut Registry) {
+    registry
+        .workflow("approval", approval::approval)
+        .hook(&approval::decision_hook())
+        .workflow("collect", collect::collect)
+        .workflow("slack_bot", slack_bot::slack_bot)
+        .workflow("handoff", handoff::handoff)
+        .workflow("timeout_approval", timeout_approval::timeout_approval)
+        .workflow("steps", steps::steps);
+}

@@ -111,10 +111,11 @@ pub enum WriteOp {
         at_ms: u64,
     },
     /// Deliver a payload to the active hook holding `token`: append
-    /// `HookReceived { hook_cmd, payload }` to its run. Refused with `HookNotFound` when no
-    /// active hook holds the token, or when `expect` is set and a different hook holds it now.
-    /// With an `idempotency_key` already used for this token, nothing is written and the
-    /// first answer is returned (`event: None`); otherwise the key is recorded.
+    /// `HookReceived { hook_cmd, payload }` to its run. With an `idempotency_key` already used
+    /// for this token, nothing is written and the first answer is returned (`event: None`),
+    /// even if the hook has been released since (checked first); otherwise the key is
+    /// recorded with the accepted payload. Refused with `HookNotFound` when no active hook
+    /// holds the token, or when `expect` is set and a different hook holds it now.
     /// Outcome: [`OpOutcome::Resumed`].
     Resume {
         /// The hook token.

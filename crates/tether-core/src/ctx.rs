@@ -1,0 +1,181 @@
+//! [`Ctx`]: everything a workflow may do that touches the world. Each call is a journaled
+//! command, issued in program order when the method is called.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::StepError;
+use crate::event::HOOK_KIND_TOKEN;
+use crate::hook::{CreateHook, HookOptions};
+use crate::state::{Drawn, Shared};
+use crate::step::{RetryPolicy, StepFuture, StepTask};
+use crate::timer::Sleep;
+
+/// The workflow context: handed to every workflow function, cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) state: Shared,
+    run_id: Arc<str>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx").field("run_id", &self.run_id).finish()
+    }
+}
+
+fn ms_to_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn time_to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Ctx {
+    pub(crate) fn new(state: Shared) -> Self {
+        let run_id = Arc::from(state.lock().run_id.as_str());
+        Ctx { state, run_id }
+    }
+
+    /// The id of the run.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Run a side effect as a step with the default [`RetryPolicy`] (3 attempts). Its result is
+    /// journaled; on replay the body does not run again. The body may run more than once (a
+    /// retry, or a crash before its result was committed): make it idempotent.
+    pub fn step<T, F, Fut>(&self, name: &str, body: F) -> StepFuture<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, StepError>> + Send + 'static,
+    {
+        self.step_with(name, RetryPolicy::default(), body)
+    }
+
+    /// [`Ctx::step`] with an explicit retry policy.
+    pub fn step_with<T, F, Fut>(&self, name: &str, policy: RetryPolicy, body: F) -> StepFuture<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, StepError>> + Send + 'static,
+    {
+        let body = Arc::new(body);
+        let cmd = self.state.lock().issue_step(name, |cmd| StepTask {
+            cmd,
+            name: name.to_string(),
+            policy,
+            body: Arc::new(move || {
+                let fut = body();
+                Box::pin(async move {
+                    let v = fut.await?;
+                    serde_json::to_value(v).map_err(|e| {
+                        StepError::fatal(format!("step result is not serializable: {e}"))
+                    })
+                })
+            }),
+        });
+        StepFuture {
+            state: self.state.clone(),
+            cmd,
+            name: name.to_string(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Sleep durably for `duration`.
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        let mut st = self.state.lock();
+        let at = st.env.now_ms().saturating_add(duration.as_millis() as u64);
+        let cmd = st.issue_timer(at);
+        Sleep {
+            state: self.state.clone(),
+            cmd,
+            done: false,
+        }
+    }
+
+    /// Sleep durably until `deadline` (wall clock).
+    pub fn sleep_until(&self, deadline: SystemTime) -> Sleep {
+        let cmd = self.state.lock().issue_timer(time_to_ms(deadline));
+        Sleep {
+            state: self.state.clone(),
+            cmd,
+            done: false,
+        }
+    }
+
+    /// The current time, journaled: replay returns the time read the first time.
+    pub fn now(&self) -> SystemTime {
+        let mut st = self.state.lock();
+        let live = st.env.now_ms();
+        match st.draw(Drawn::Now(live)) {
+            Drawn::Now(ms) => ms_to_time(ms),
+            _ => ms_to_time(live),
+        }
+    }
+
+    /// A random number, journaled.
+    pub fn random(&self) -> u64 {
+        let mut st = self.state.lock();
+        let mut b = [0u8; 8];
+        st.env.random_bytes(&mut b);
+        match st.draw(Drawn::Random(u64::from_le_bytes(b))) {
+            Drawn::Random(v) => v,
+            _ => u64::from_le_bytes(b),
+        }
+    }
+
+    /// A random (v4) UUID, journaled.
+    pub fn uuid(&self) -> uuid::Uuid {
+        let mut st = self.state.lock();
+        let mut b = [0u8; 16];
+        st.env.random_bytes(&mut b);
+        let live = uuid::Builder::from_random_bytes(b).into_uuid();
+        match st.draw(Drawn::Uuid(live.to_string())) {
+            Drawn::Uuid(s) => s.parse().unwrap_or(live),
+            _ => live,
+        }
+    }
+
+    /// Create a token hook receiving payloads of type `T`. Resolves once the hook holds its
+    /// token; fails with [`crate::WorkflowError::HookConflict`] when another active hook holds
+    /// it (the holder is not disturbed).
+    pub fn create_hook<T>(&self, options: HookOptions) -> CreateHook<T> {
+        self.create_hook_inner(options, HOOK_KIND_TOKEN, None)
+    }
+
+    pub(crate) fn create_hook_inner<T>(
+        &self,
+        options: HookOptions,
+        kind: &str,
+        definition: Option<String>,
+    ) -> CreateHook<T> {
+        let metadata = options.metadata.unwrap_or(Value::Null);
+        let cmd = self
+            .state
+            .lock()
+            .issue_hook(options.token, kind, metadata, definition);
+        CreateHook {
+            state: self.state.clone(),
+            cmd,
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether the run has been asked to cancel (awaits then fail with `Cancelled`).
+    pub fn is_cancelled(&self) -> bool {
+        self.state.lock().cancelled.is_some()
+    }
+}

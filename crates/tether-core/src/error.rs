@@ -1,0 +1,214 @@
+//! Errors of the workflow world: what a workflow sees ([`WorkflowError`]), what a step returns
+//! ([`StepError`]) and what replay reports when code and journal disagree ([`ReplayError`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::event::{CommandIndex, ErrorInfo};
+
+/// An error inside a workflow. Workflow functions return `Result<T, WorkflowError>`; `?` turns
+/// any `std::error::Error` into [`WorkflowError::Failed`].
+///
+/// It deliberately does not implement `std::error::Error` (like `anyhow::Error`), which is what
+/// lets the blanket `From` conversion exist.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The run was cancelled; every await after the cancellation returns this.
+    Cancelled {
+        /// The reason given with the cancellation, if any.
+        reason: Option<String>,
+    },
+    /// `create_hook` asked for a token that another active hook holds.
+    HookConflict {
+        /// The contested token.
+        token: String,
+        /// The run whose hook holds it.
+        holder_run: String,
+    },
+    /// A step failed for good (fatal error, or its retries ran out).
+    StepFailed {
+        /// Step name.
+        name: String,
+        /// The step's last error.
+        message: String,
+    },
+    /// A payload, step result or input could not be decoded into the expected type.
+    Decode {
+        /// What could not be decoded, and why.
+        message: String,
+    },
+    /// Any other failure, raised by workflow code.
+    Failed {
+        /// A stable code (`workflow_error` unless chosen).
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl WorkflowError {
+    /// A failure with a message (code `workflow_error`).
+    pub fn msg(message: impl Into<String>) -> Self {
+        WorkflowError::Failed {
+            code: "workflow_error".into(),
+            message: message.into(),
+        }
+    }
+
+    /// A failure with a code of your own and a message.
+    pub fn with_code(code: impl Into<String>, message: impl Into<String>) -> Self {
+        WorkflowError::Failed {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is the cancellation error.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, WorkflowError::Cancelled { .. })
+    }
+
+    /// The stable code of the error.
+    pub fn code(&self) -> &str {
+        match self {
+            WorkflowError::Cancelled { .. } => "cancelled",
+            WorkflowError::HookConflict { .. } => "hook_conflict",
+            WorkflowError::StepFailed { .. } => "step_failed",
+            WorkflowError::Decode { .. } => "decode_error",
+            WorkflowError::Failed { code, .. } => code,
+        }
+    }
+
+    /// The error as journaled and shown over the API.
+    pub fn to_info(&self) -> ErrorInfo {
+        ErrorInfo::new(self.code(), self.to_string())
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkflowError::Cancelled { reason: Some(r) } => write!(f, "run cancelled: {r}"),
+            WorkflowError::Cancelled { reason: None } => write!(f, "run cancelled"),
+            WorkflowError::HookConflict { token, holder_run } => write!(
+                f,
+                "hook token {token:?} is already in use by another active hook (run {holder_run})"
+            ),
+            WorkflowError::StepFailed { name, message } => {
+                write!(f, "step {name:?} failed: {message}")
+            }
+            WorkflowError::Decode { message } => write!(f, "could not decode: {message}"),
+            WorkflowError::Failed { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkflowError {
+    fn from(e: E) -> Self {
+        WorkflowError::msg(e.to_string())
+    }
+}
+
+/// The error a step body returns. Any `std::error::Error` converts into a *retryable* one (`?`
+/// works); [`StepError::fatal`] stops the retries at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepError {
+    message: String,
+    fatal: bool,
+    retry_after: Option<Duration>,
+}
+
+impl StepError {
+    /// A retryable error: the step runs again according to its retry policy.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            fatal: false,
+            retry_after: None,
+        }
+    }
+
+    /// A fatal error: no more attempts; the workflow sees [`WorkflowError::StepFailed`].
+    pub fn fatal(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            fatal: true,
+            retry_after: None,
+        }
+    }
+
+    /// Ask for the next attempt no sooner than `delay` (overrides the policy's back-off).
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retries stop here.
+    pub fn is_fatal(&self) -> bool {
+        self.fatal
+    }
+
+    /// The delay asked for before the next attempt, if any.
+    pub fn requested_delay(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for StepError {
+    fn from(e: E) -> Self {
+        StepError::retryable(e.to_string())
+    }
+}
+
+/// Replay found that the code and the journal disagree. The run is blocked, not corrupted:
+/// nothing is written to its journal, and deploying code that matches lets it continue.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// The code issued a different command than the journal recorded at that position.
+    #[error(
+        "non-determinism at command #{position}: the journal recorded {recorded}, the code now issues {issued}"
+    )]
+    Nondeterminism {
+        /// Command index where they differ.
+        position: CommandIndex,
+        /// What the journal recorded there.
+        recorded: String,
+        /// What the code issued.
+        issued: String,
+    },
+    /// The journal holds an entry the code never asked for (e.g. a payload for a hook the code
+    /// no longer creates).
+    #[error("non-determinism at journal entry {seq}: {message}")]
+    Unexpected {
+        /// Journal position of the entry.
+        seq: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The journal cannot be read as a run (missing `RunStarted`, unknown workflow, ...).
+    #[error("journal unusable: {0}")]
+    Corrupt(String),
+}
+
+impl ReplayError {
+    /// The error as stored on a blocked run (code `nondeterminism`).
+    pub fn to_info(&self) -> ErrorInfo {
+        let code = match self {
+            ReplayError::Corrupt(_) => "corrupt_journal",
+            _ => "nondeterminism",
+        };
+        ErrorInfo::new(code, self.to_string())
+    }
+}

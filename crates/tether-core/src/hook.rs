@@ -1,0 +1,290 @@
+//! Token hooks (the Vercel Workflow model): a workflow creates a hook, publishes its token, and
+//! receives the payloads the outside world sends to that token, in acceptance order, none lost,
+//! none twice.
+//!
+//! A payload is taken from the hook's buffer only when the future that asked for it completes,
+//! so the losing branch of a `race` never eats a payload.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+use crate::error::WorkflowError;
+use crate::event::{CommandIndex, HOOK_KIND_TOKEN};
+use crate::state::{HookPhase, Shared};
+
+/// Options of [`Ctx::create_hook`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HookOptions {
+    /// A token of your choice (e.g. `slack_messages:{channel}`); `None` generates one with 160
+    /// bits from a cryptographic source.
+    pub token: Option<String>,
+    /// Metadata stored with the hook and shown wherever hooks are listed.
+    pub metadata: Option<Value>,
+}
+
+impl HookOptions {
+    /// Default options: generated token, no metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Use this token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Attach metadata.
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+}
+
+/// A registered hook receiving payloads of type `T`.
+///
+/// - `hook.next().await` takes the next payload;
+/// - `Hook` is a [`Stream`] of payloads (use `StreamExt::next` in a loop);
+/// - `hook.await` takes one payload and disposes the hook;
+/// - `hook.dispose()`, or dropping the hook, releases the token at once.
+pub struct Hook<T> {
+    state: Shared,
+    cmd: CommandIndex,
+    token: String,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Hook<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hook")
+            .field("cmd", &self.cmd)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl<T> Hook<T> {
+    /// The token that resumes this hook.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Release the token now. Payloads sent to it afterwards are refused as unknown, and
+    /// another run may create a hook with the same token.
+    pub fn dispose(self) {
+        // Drop does the work.
+    }
+}
+
+impl<T: DeserializeOwned> Hook<T> {
+    /// The next payload, in acceptance order.
+    pub fn next(&mut self) -> Next<'_, T> {
+        Next { hook: self }
+    }
+
+    fn poll_payload(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, WorkflowError>> {
+        let mut st = self.state.lock();
+        if let Some(reason) = st.cancelled.clone() {
+            return Poll::Ready(Err(WorkflowError::Cancelled { reason }));
+        }
+        let Some(slot) = st.hooks.get_mut(&self.cmd) else {
+            return Poll::Pending;
+        };
+        match slot.buffer.pop_front() {
+            Some(v) => Poll::Ready(serde_json::from_value(v).map_err(|e| WorkflowError::Decode {
+                message: format!("payload for hook {:?}: {e}", self.token),
+            })),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for Hook<T> {
+    fn drop(&mut self) {
+        self.state.lock().issue_dispose(self.cmd);
+    }
+}
+
+/// The future of [`Hook::next`].
+#[must_use = "a payload is only taken by awaiting"]
+pub struct Next<'a, T> {
+    hook: &'a mut Hook<T>,
+}
+
+impl<T> fmt::Debug for Next<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Next").field("hook", &self.hook).finish()
+    }
+}
+
+impl<T: DeserializeOwned> Future for Next<'_, T> {
+    type Output = Result<T, WorkflowError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().hook.poll_payload(cx)
+    }
+}
+
+impl<T: DeserializeOwned> Stream for Hook<T> {
+    type Item = Result<T, WorkflowError>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_payload(cx).map(Some)
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> IntoFuture for Hook<T> {
+    type Output = Result<T, WorkflowError>;
+    type IntoFuture = BoxFuture<'static, Result<T, WorkflowError>>;
+
+    /// Take one payload, then dispose the hook.
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move { self.next().await })
+    }
+}
+
+/// The future of [`Ctx::create_hook`]: resolves once the hook is registered (its token is then
+/// resumable), or fails with [`WorkflowError::HookConflict`].
+#[must_use = "a hook is only usable once its creation is awaited"]
+pub struct CreateHook<T> {
+    pub(crate) state: Shared,
+    pub(crate) cmd: CommandIndex,
+    pub(crate) _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for CreateHook<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateHook").field("cmd", &self.cmd).finish()
+    }
+}
+
+impl<T> Future for CreateHook<T> {
+    type Output = Result<Hook<T>, WorkflowError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut st = this.state.lock();
+        let cancelled = st.cancelled.clone();
+        let Some(slot) = st.hooks.get_mut(&this.cmd) else {
+            return Poll::Pending;
+        };
+        match &slot.phase {
+            HookPhase::Active => Poll::Ready(Ok(Hook {
+                state: this.state.clone(),
+                cmd: this.cmd,
+                token: slot.token.clone(),
+                _t: PhantomData,
+            })),
+            HookPhase::Conflict { holder_run } => Poll::Ready(Err(WorkflowError::HookConflict {
+                token: slot.token.clone(),
+                holder_run: holder_run.clone(),
+            })),
+            HookPhase::Disposed => Poll::Pending,
+            HookPhase::Creating => match cancelled {
+                Some(reason) => Poll::Ready(Err(WorkflowError::Cancelled { reason })),
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            },
+        }
+    }
+}
+
+/// Validation of a payload at resume time: `Ok` lets it in, `Err(reason)` refuses it (HTTP 400
+/// with the reason; the run never sees it).
+pub type PayloadValidator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+/// A typed hook definition: one value used on both sides, to create the hook inside a workflow
+/// and to validate payloads from outside before they are accepted.
+///
+/// ```
+/// use tether_core::{define_hook, HookDef};
+/// #[derive(serde::Deserialize)]
+/// struct Decision { approved: bool, comment: String }
+/// let def: HookDef<Decision> = define_hook::<Decision>()
+///     .validate(|d| if d.comment.len() > 1000 { Err("comment too long".into()) } else { Ok(()) });
+/// assert!(def.check(&serde_json::json!({"approved": true, "comment": "ok"})).is_ok());
+/// assert!(def.check(&serde_json::json!({"approved": "yes"})).is_err());
+/// ```
+pub struct HookDef<T> {
+    name: String,
+    check: Option<Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>>,
+}
+
+impl<T> Clone for HookDef<T> {
+    fn clone(&self) -> Self {
+        HookDef {
+            name: self.name.clone(),
+            check: self.check.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for HookDef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookDef").field("name", &self.name).finish()
+    }
+}
+
+/// Define a typed hook. Its name defaults to the payload type's name; payloads must decode into
+/// `T` (and pass [`HookDef::validate`], if given) to be accepted.
+pub fn define_hook<T: DeserializeOwned + 'static>() -> HookDef<T> {
+    HookDef {
+        name: std::any::type_name::<T>().to_string(),
+        check: None,
+    }
+}
+
+impl<T: DeserializeOwned + 'static> HookDef<T> {
+    /// Give the definition a name of your own (it is stored with each hook created from it).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Add a check that runs on the decoded payload at resume time.
+    pub fn validate(mut self, f: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.check = Some(Arc::new(f));
+        self
+    }
+
+    /// The definition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Check a payload as a resume would: decode into `T`, then run the validation.
+    pub fn check(&self, payload: &Value) -> Result<(), String> {
+        let t: T = T::deserialize(payload).map_err(|e| format!("invalid payload: {e}"))?;
+        match &self.check {
+            Some(f) => f(&t).map_err(|e| format!("invalid payload: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// The check as a type-erased validator (what the engine runs at resume time).
+    pub fn validator(&self) -> PayloadValidator
+    where
+        T: Send + Sync,
+    {
+        let def = self.clone();
+        Arc::new(move |v: &Value| def.check(v))
+    }
+
+    /// Create a hook from this definition inside a workflow.
+    pub fn create(&self, ctx: &Ctx, options: HookOptions) -> CreateHook<T> {
+        ctx.create_hook_inner(options, HOOK_KIND_TOKEN, Some(self.name.clone()))
+    }
+}

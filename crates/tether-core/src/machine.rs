@@ -1,0 +1,228 @@
+//! [`RunMachine`]: the deterministic executor of one run. No I/O: journal entries go in,
+//! new command records, steps to run and timer deadlines come out.
+//!
+//! The rule that makes replay exact: the workflow future is polled until it stalls, then *one*
+//! journal entry is applied, then it is polled until it stalls again — in replay and live
+//! alike. Which branch of a race wins is therefore decided by journal order alone.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+use crate::env::Environment;
+use crate::error::{ReplayError, WorkflowError};
+use crate::event::{CommandIndex, Event, EventBody};
+use crate::state::{RunState, Shared};
+use crate::step::StepTask;
+use crate::workflow::ErasedWorkflow;
+
+#[derive(Debug, Default)]
+struct WakeFlag(AtomicBool);
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Where a run stands after being driven.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// Waiting for a journal entry (a step result, a payload, a timer, a commit).
+    Waiting,
+    /// The workflow function returned: append this terminal entry.
+    Finished(EventBody),
+}
+
+/// A timer the host must fire: append `TimerFired { cmd }` at or after `fire_at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueTimer {
+    /// Command index of the timer.
+    pub cmd: CommandIndex,
+    /// Deadline, ms since the Unix epoch.
+    pub fire_at_ms: u64,
+}
+
+/// The deterministic executor of one run.
+pub struct RunMachine {
+    state: Shared,
+    future: Option<BoxFuture<'static, Result<Value, WorkflowError>>>,
+    flag: Arc<WakeFlag>,
+    waker: Waker,
+    last_seq: u64,
+    finished: Option<EventBody>,
+}
+
+impl fmt::Debug for RunMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunMachine")
+            .field("last_seq", &self.last_seq)
+            .field("finished", &self.finished.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunMachine {
+    /// Rebuild a run from its journal (which starts with `RunStarted`), replaying every entry.
+    /// A brand-new run is "replayed" from its one `RunStarted` entry. Returns the machine,
+    /// positioned after the last entry, and where the run stands.
+    pub fn replay(
+        run_id: &str,
+        workflow: &dyn ErasedWorkflow,
+        env: Arc<dyn Environment>,
+        journal: &[Event],
+    ) -> Result<(RunMachine, Progress), ReplayError> {
+        let input = match journal.first().map(|e| &e.body) {
+            Some(EventBody::RunStarted { input, .. }) => input.clone(),
+            _ => {
+                return Err(ReplayError::Corrupt(format!(
+                    "journal of run {run_id} does not start with run_started"
+                )))
+            }
+        };
+        let mut recorded = HashMap::new();
+        for e in journal {
+            if let Some(cmd) = e.body.command_index() {
+                recorded.entry(cmd).or_insert_with(|| e.body.clone());
+            }
+        }
+        let mut st = RunState::new(run_id.to_string(), env);
+        st.set_recorded(recorded);
+        let state: Shared = Arc::new(parking_lot::Mutex::new(st));
+        let ctx = Ctx::new(state.clone());
+        let future = workflow.start(ctx, input);
+        let flag = Arc::new(WakeFlag(AtomicBool::new(true)));
+        let waker = Waker::from(flag.clone());
+        let mut m = RunMachine {
+            state,
+            future: Some(future),
+            flag,
+            waker,
+            last_seq: journal[0].seq,
+            finished: None,
+        };
+        let mut progress = m.drive()?;
+        for e in &journal[1..] {
+            if e.body.is_terminal() {
+                break;
+            }
+            progress = m.feed(e)?;
+            if matches!(progress, Progress::Finished(_)) {
+                break;
+            }
+        }
+        Ok((m, progress))
+    }
+
+    /// Apply one committed journal entry and drive the workflow until it stalls. Entries at or
+    /// before [`RunMachine::last_seq`] are ignored (duplicates).
+    pub fn feed(&mut self, event: &Event) -> Result<Progress, ReplayError> {
+        if event.seq <= self.last_seq {
+            return Ok(self.progress());
+        }
+        self.last_seq = event.seq;
+        if self.finished.is_none() {
+            self.state.lock().apply(event.seq, &event.body);
+        }
+        self.drive()
+    }
+
+    fn progress(&self) -> Progress {
+        match &self.finished {
+            Some(b) => Progress::Finished(b.clone()),
+            None => Progress::Waiting,
+        }
+    }
+
+    /// Poll the workflow while something woke it.
+    fn drive(&mut self) -> Result<Progress, ReplayError> {
+        while self.finished.is_none() && self.flag.0.swap(false, Ordering::AcqRel) {
+            let Some(fut) = self.future.as_mut() else {
+                break;
+            };
+            let mut cx = Context::from_waker(&self.waker);
+            let polled = fut.as_mut().poll(&mut cx);
+            if let Some(e) = self.state.lock().error.clone() {
+                return Err(e);
+            }
+            if let Poll::Ready(result) = polled {
+                self.future = None;
+                let cancel = self.state.lock().cancelled.clone();
+                self.finished = Some(match (result, cancel) {
+                    (Ok(output), _) => EventBody::RunCompleted { output },
+                    // Cancelled runs that end in an error end as cancelled.
+                    (Err(_), Some(reason)) => EventBody::RunCancelled { reason },
+                    (Err(e), None) => EventBody::RunFailed { error: e.to_info() },
+                });
+            }
+        }
+        if let Some(e) = self.state.lock().error.clone() {
+            return Err(e);
+        }
+        Ok(self.progress())
+    }
+
+    /// Command records issued since the last call, to append in this order.
+    pub fn take_outbox(&mut self) -> Vec<EventBody> {
+        std::mem::take(&mut self.state.lock().outbox)
+    }
+
+    /// Steps to run since the last call (new ones, and ones whose result a crash lost).
+    pub fn take_step_tasks(&mut self) -> Vec<StepTask> {
+        std::mem::take(&mut self.state.lock().step_tasks)
+    }
+
+    /// Committed timers that have neither fired nor been abandoned, earliest first.
+    pub fn pending_timers(&self) -> Vec<DueTimer> {
+        let st = self.state.lock();
+        let mut v: Vec<DueTimer> = st
+            .timers
+            .iter()
+            .filter(|(_, t)| t.committed && !t.fired && !t.abandoned)
+            .map(|(cmd, t)| DueTimer {
+                cmd: *cmd,
+                fire_at_ms: t.fire_at_ms,
+            })
+            .collect();
+        v.sort_by_key(|t| (t.fire_at_ms, t.cmd));
+        v
+    }
+
+    /// Steps whose result has not been applied yet.
+    pub fn steps_in_flight(&self) -> usize {
+        self.state
+            .lock()
+            .steps
+            .values()
+            .filter(|s| s.result.is_none())
+            .count()
+    }
+
+    /// Position of the last applied journal entry.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> String {
+        self.state.lock().run_id.clone()
+    }
+}
+
+impl Drop for RunMachine {
+    fn drop(&mut self) {
+        // Dropping an unfinished workflow (eviction, shutdown) must not dispose its hooks.
+        self.state.lock().teardown = true;
+        let fut = self.future.take();
+        drop(fut);
+    }
+}

@@ -1,0 +1,126 @@
+//! The registry: workflows by name, type-erased, and hook definitions by name (their validators
+//! run at resume time).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+use crate::error::WorkflowError;
+use crate::hook::{HookDef, PayloadValidator};
+
+/// A workflow with its types erased: JSON in, JSON out.
+pub trait ErasedWorkflow: Send + Sync + 'static {
+    /// Start the workflow function.
+    fn start(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WorkflowError>>;
+    /// Check that `input` decodes into the workflow's input type.
+    fn check_input(&self, input: &Value) -> Result<(), String>;
+}
+
+struct FnWorkflow<F, I, O> {
+    f: F,
+    _t: std::marker::PhantomData<fn(I) -> O>,
+}
+
+impl<F, Fut, I, O> ErasedWorkflow for FnWorkflow<F, I, O>
+where
+    F: Fn(Ctx, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+    I: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+{
+    fn start(&self, ctx: Ctx, input: Value) -> BoxFuture<'static, Result<Value, WorkflowError>> {
+        match serde_json::from_value::<I>(input) {
+            Ok(i) => {
+                let fut = (self.f)(ctx, i);
+                Box::pin(async move {
+                    let out = fut.await?;
+                    serde_json::to_value(out).map_err(|e| WorkflowError::Decode {
+                        message: format!("workflow output is not serializable: {e}"),
+                    })
+                })
+            }
+            Err(e) => Box::pin(async move {
+                Err(WorkflowError::Decode {
+                    message: format!("invalid input: {e}"),
+                })
+            }),
+        }
+    }
+
+    fn check_input(&self, input: &Value) -> Result<(), String> {
+        I::deserialize(input).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Workflows and hook definitions known to a worker.
+#[derive(Clone, Default)]
+pub struct Registry {
+    workflows: BTreeMap<String, Arc<dyn ErasedWorkflow>>,
+    hooks: BTreeMap<String, PayloadValidator>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("hooks", &self.hooks.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register `f` as workflow `name`: a plain `async fn(Ctx, I) -> Result<O, WorkflowError>`.
+    pub fn workflow<F, Fut, I, O>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(Ctx, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+    {
+        self.workflows.insert(
+            name.to_string(),
+            Arc::new(FnWorkflow {
+                f,
+                _t: std::marker::PhantomData,
+            }),
+        );
+        self
+    }
+
+    /// Register a hook definition, so payloads for hooks created from it are validated at
+    /// resume time.
+    pub fn hook<T>(&mut self, def: &HookDef<T>) -> &mut Self
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.hooks.insert(def.name().to_string(), def.validator());
+        self
+    }
+
+    /// The workflow registered as `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {
+        self.workflows.get(name).cloned()
+    }
+
+    /// The validator of hook definition `name`.
+    pub fn hook_validator(&self, name: &str) -> Option<PayloadValidator> {
+        self.hooks.get(name).cloned()
+    }
+
+    /// Names of the registered workflows, sorted.
+    pub fn workflow_names(&self) -> Vec<String> {
+        self.workflows.keys().cloned().collect()
+    }
+}

@@ -1,0 +1,304 @@
+//! One live run: a task that owns the run's [`RunMachine`], feeds it the run's committed
+//! journal entries in order, writes what the workflow decided, runs its steps and fires its
+//! timers. A resume reaches it as a `HookReceived` entry in its inbox: no replay on the hot path.
+//!
+//! The actor writes through the group-commit writer and waits for each of its writes to
+//! commit before going on; committed entries come back through its inbox (they are applied
+//! in journal order like any other entry, which keeps live execution and replay identical).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_core::{Event, EventBody, Progress, RunMachine, RunStatus};
+use tether_store::{OpRejected, StoreError, WakeAt, WriteOp};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::engine::Inner;
+use crate::step_runner::run_step;
+use crate::system_env::now_ms;
+
+/// A message to a live run.
+#[derive(Debug)]
+pub(crate) enum ActorMsg {
+    /// Committed journal entries of this run, in order.
+    Events(Vec<Event>),
+    /// The cache is full: leave if idle.
+    Evict,
+}
+
+/// Why an actor stopped.
+#[derive(Debug)]
+enum Exit {
+    /// The run ended (or was already over, or does not exist).
+    Done,
+    /// Evicted while idle; already removed from the cache.
+    Evicted,
+    /// Code and journal disagree; the run is marked and left alone until restart.
+    Blocked,
+    /// A storage failure; rebuild later.
+    Failed(String),
+}
+
+pub(crate) async fn run_actor(
+    inner: Arc<Inner>,
+    run_id: String,
+    generation: u64,
+    mut rx: mpsc::UnboundedReceiver<ActorMsg>,
+    idle: Arc<AtomicBool>,
+) {
+    let span = info_span!("run", run_id = %run_id);
+    let exit = async {
+        let mut actor = Actor {
+            inner: inner.clone(),
+            run_id: run_id.clone(),
+            generation,
+            idle,
+            steps: JoinSet::new(),
+            fired_sent: HashSet::new(),
+            status_sent: None,
+            wake_sent: None,
+        };
+        actor.run(&mut rx).await
+    }
+    .instrument(span)
+    .await;
+    match exit {
+        Exit::Evicted => debug!(%run_id, "evicted"),
+        Exit::Done => inner.remove_live(&run_id, generation),
+        Exit::Blocked => {
+            inner.remove_live(&run_id, generation);
+            inner.blocked.lock().insert(run_id);
+        }
+        Exit::Failed(why) => {
+            warn!(%run_id, %why, "run stopped on a storage failure; it will be rebuilt");
+            inner.remove_live(&run_id, generation);
+            inner.wake_later(run_id);
+        }
+    }
+}
+
+struct Actor {
+    inner: Arc<Inner>,
+    run_id: String,
+    generation: u64,
+    idle: Arc<AtomicBool>,
+    steps: JoinSet<tether_core::EventBody>,
+    fired_sent: HashSet<u32>,
+    status_sent: Option<RunStatus>,
+    wake_sent: Option<Option<u64>>,
+}
+
+impl Actor {
+    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<ActorMsg>) -> Exit {
+        let (mut machine, mut progress) = match self.load().await {
+            Ok(Some(x)) => x,
+            Ok(None) => return Exit::Done,
+            Err(exit) => return exit,
+        };
+        loop {
+            if let Progress::Finished(end) = &progress {
+                let mut events = machine.take_outbox();
+                events.push(end.clone());
+                return match self.append(events, None, WakeAt::Keep).await {
+                    Ok(()) => Exit::Done,
+                    Err(exit) => exit,
+                };
+            }
+            for task in machine.take_step_tasks() {
+                let inner = self.inner.clone();
+                let run_id = self.run_id.clone();
+                self.steps.spawn(run_step(inner, run_id, task));
+            }
+            if let Err(exit) = self.flush(&mut machine).await {
+                return exit;
+            }
+
+            let deadline = machine
+                .pending_timers()
+                .into_iter()
+                .filter(|t| !self.fired_sent.contains(&t.cmd))
+                .map(|t| t.fire_at_ms)
+                .min();
+            let sleep_for = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
+            self.idle.store(self.steps.is_empty(), Ordering::Release);
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => return Exit::Done,
+                    Some(ActorMsg::Events(events)) => {
+                        for e in events {
+                            match self.feed(&mut machine, e).await {
+                                Ok(p) => progress = p,
+                                Err(exit) => return exit,
+                            }
+                            if matches!(progress, Progress::Finished(_)) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(ActorMsg::Evict) => {
+                        if self.steps.is_empty()
+                            && self.inner.try_evict(&self.run_id, self.generation, rx)
+                        {
+                            return Exit::Evicted;
+                        }
+                    }
+                },
+                Some(done) = self.steps.join_next(), if !self.steps.is_empty() => {
+                    let body = match done {
+                        Ok(body) => body,
+                        Err(e) => return Exit::Failed(format!("step task ended abnormally: {e}")),
+                    };
+                    if let Err(exit) = self.append(vec![body], None, WakeAt::Keep).await {
+                        return exit;
+                    }
+                }
+                _ = tokio::time::sleep(sleep_for.unwrap_or_default()), if sleep_for.is_some() => {
+                    let now = now_ms();
+                    let mut fired = Vec::new();
+                    for t in machine.pending_timers() {
+                        if t.fire_at_ms <= now && self.fired_sent.insert(t.cmd) {
+                            fired.push(EventBody::TimerFired { cmd: t.cmd });
+                        }
+                    }
+                    if !fired.is_empty() {
+                        if let Err(exit) = self.append(fired, None, WakeAt::Keep).await {
+                            return exit;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Load the run and rebuild it by replay. `Ok(None)`: nothing to run.
+    async fn load(&mut self) -> Result<Option<(RunMachine, Progress)>, Exit> {
+        let inner = &self.inner;
+        let record = match inner.store.get_run(&self.run_id).await {
+            Ok(Some(r)) if !r.status.is_terminal() => r,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(Exit::Failed(e.to_string())),
+        };
+        let journal = inner
+            .store
+            .load_journal(&self.run_id, 0)
+            .await
+            .map_err(|e| Exit::Failed(e.to_string()))?;
+        let Some(workflow) = inner.registry.get(&record.workflow) else {
+            let err = tether_core::ErrorInfo::new(
+                "workflow_not_registered",
+                format!(
+                    "workflow {:?} is not registered on this worker; the run waits for a worker that has it",
+                    record.workflow
+                ),
+            );
+            return Err(self.block(err).await);
+        };
+        self.status_sent = Some(record.status);
+        self.wake_sent = Some(record.wake_at_ms);
+        let replay = {
+            let _span = info_span!("replay", entries = journal.len()).entered();
+            RunMachine::replay(&self.run_id, workflow.as_ref(), inner.env.clone(), &journal)
+        };
+        match replay {
+            Ok(x) => Ok(Some(x)),
+            Err(e) => {
+                warn!(run_id = %self.run_id, error = %e, "replay failed");
+                Err(self.block(e.to_info()).await)
+            }
+        }
+    }
+
+    async fn block(&self, error: tether_core::ErrorInfo) -> Exit {
+        let op = WriteOp::MarkBlocked {
+            run_id: self.run_id.clone(),
+            error,
+            at_ms: now_ms(),
+        };
+        match self.inner.write(op).await {
+            Ok(_) => Exit::Blocked,
+            Err(e) => Exit::Failed(e.to_string()),
+        }
+    }
+
+    /// Apply one committed entry; on a gap in the sequence, read the missing entries first.
+    async fn feed(&mut self, machine: &mut RunMachine, e: Event) -> Result<Progress, Exit> {
+        let mut events = vec![e];
+        if events[0].seq > machine.last_seq() + 1 {
+            events = self
+                .inner
+                .store
+                .load_journal(&self.run_id, machine.last_seq())
+                .await
+                .map_err(|e| Exit::Failed(e.to_string()))?;
+        }
+        let mut progress = Progress::Waiting;
+        for e in &events {
+            progress = match machine.feed(e) {
+                Ok(p) => p,
+                Err(err) => {
+                    warn!(run_id = %self.run_id, error = %err, "journal and code disagree");
+                    return Err(self.block(err.to_info()).await);
+                }
+            };
+            if matches!(progress, Progress::Finished(_)) {
+                break;
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Write new command records and status changes, if any, in one append.
+    async fn flush(&mut self, machine: &mut RunMachine) -> Result<(), Exit> {
+        let events = machine.take_outbox();
+        let status = if self.steps.is_empty() {
+            RunStatus::Suspended
+        } else {
+            RunStatus::Running
+        };
+        let wake = machine.pending_timers().first().map(|t| t.fire_at_ms);
+        let status_change = (self.status_sent != Some(status)).then_some(status);
+        let wake_change = if self.wake_sent != Some(wake) {
+            WakeAt::Set(wake)
+        } else {
+            WakeAt::Keep
+        };
+        if events.is_empty() && status_change.is_none() && wake_change == WakeAt::Keep {
+            return Ok(());
+        }
+        self.append(events, status_change, wake_change).await?;
+        self.status_sent = Some(status);
+        self.wake_sent = Some(wake);
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        events: Vec<EventBody>,
+        status: Option<RunStatus>,
+        wake_at: WakeAt,
+    ) -> Result<(), Exit> {
+        let op = WriteOp::Append {
+            run_id: self.run_id.clone(),
+            events,
+            status,
+            wake_at,
+            at_ms: now_ms(),
+        };
+        match self.inner.write(op).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {
+                Err(Exit::Done)
+            }
+            Ok(Err(other)) => Err(Exit::Failed(other.to_string())),
+            Err(e) => Err(Exit::Failed(store_msg(&e))),
+        }
+    }
+}
+
+fn store_msg(e: &StoreError) -> String {
+    e.to_string()
+}

@@ -1,0 +1,32 @@
+//! Engine settings.
+
+use std::time::Duration;
+
+/// Settings of an [`crate::Engine`]. `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Most runs kept live in memory (default 10,000). Past it, the least recently active
+    /// suspended runs are evicted; they are rebuilt by replay when an event arrives.
+    pub max_live_runs: usize,
+    /// Most write operations in one group commit (default 512).
+    pub max_batch: usize,
+    /// Largest accepted payload or input, in bytes of JSON (default 1 MiB).
+    pub max_payload_bytes: usize,
+    /// How often the engine looks for runs with due timers or unfinished work that are not
+    /// live (default 200 ms). Live runs fire their own timers on time.
+    pub poll_interval: Duration,
+    /// Delay before a run whose storage write failed is rebuilt and retried (default 1 s).
+    pub retry_delay: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_live_runs: 10_000,
+            max_batch: 512,
+            max_payload_bytes: 1024 * 1024,
+            poll_interval: Duration::from_millis(200),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}

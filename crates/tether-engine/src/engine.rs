@@ -1,0 +1,494 @@
+//! [`Engine`]: the public face of the runtime, and the shared state behind it (`Inner`): the
+//! writer's queue, the cache of live runs, the completion waiters.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tether_core::{Environment, Event, Registry};
+use tether_store::{
+    HookRecord, HookRef, OpOutcome, OpResult, RunFilter, RunRecord, Store, StoreError, WriteOp,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info_span, Instrument};
+
+use crate::actor::{run_actor, ActorMsg};
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::system_env::{now_ms, SystemEnvironment};
+use crate::writer::{writer_loop, WriteReq};
+
+/// A live run's entry in the cache.
+struct LiveHandle {
+    tx: mpsc::UnboundedSender<ActorMsg>,
+    generation: u64,
+    idle: Arc<AtomicBool>,
+    last_active: u64,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub env: Arc<dyn Environment>,
+    pub config: EngineConfig,
+    writer_tx: mpsc::UnboundedSender<WriteReq>,
+    live: Mutex<HashMap<String, LiveHandle>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    pub blocked: Mutex<HashSet<String>>,
+    stopping: AtomicBool,
+    counter: AtomicU64,
+    me: Weak<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Queue one write for the next group commit and wait for it to commit.
+    pub async fn write(&self, op: WriteOp) -> Result<OpResult, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the engine is shutting down".into());
+        self.writer_tx
+            .send(WriteReq { op, reply })
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Hand committed entries to the run's live actor, starting one (which replays from the
+    /// store) when the run is not live. Runs never go live again once ended.
+    pub fn deliver(&self, run_id: &str, events: Vec<Event>) {
+        let terminal = events.iter().any(|e| e.body.is_terminal());
+        if terminal {
+            if let Some(ws) = self.waiters.lock().remove(run_id) {
+                for w in ws {
+                    let _ = w.send(());
+                }
+            }
+            return;
+        }
+        if self.is_stopping() {
+            return;
+        }
+        let tick = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut live = self.live.lock();
+        if let Some(h) = live.get_mut(run_id) {
+            h.last_active = tick;
+            if h.tx.send(ActorMsg::Events(events)).is_ok() {
+                return;
+            }
+            // The actor is gone: the entries are in the store, a new actor will load them.
+            live.remove(run_id);
+            self.spawn_actor_locked(&mut live, run_id, None, tick);
+            return;
+        }
+        self.spawn_actor_locked(&mut live, run_id, Some(events), tick);
+    }
+
+    /// Make the run live if it is not (after a failure, or when a timer is due).
+    pub fn wake(&self, run_id: &str) {
+        if self.is_stopping() || self.blocked.lock().contains(run_id) {
+            return;
+        }
+        let tick = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut live = self.live.lock();
+        if !live.contains_key(run_id) {
+            self.spawn_actor_locked(&mut live, run_id, None, tick);
+        }
+    }
+
+    pub fn wake_later(&self, run_id: String) {
+        let Some(me) = self.me.upgrade() else { return };
+        let delay = self.config.retry_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.wake(&run_id);
+        });
+    }
+
+    fn spawn_actor_locked(
+        &self,
+        live: &mut HashMap<String, LiveHandle>,
+        run_id: &str,
+        first: Option<Vec<Event>>,
+        tick: u64,
+    ) {
+        let Some(me) = self.me.upgrade() else { return };
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(events) = first {
+            let _ = tx.send(ActorMsg::Events(events));
+        }
+        let generation = self.counter.fetch_add(1, Ordering::Relaxed);
+        let idle = Arc::new(AtomicBool::new(false));
+        live.insert(
+            run_id.to_string(),
+            LiveHandle {
+                tx,
+                generation,
+                idle: idle.clone(),
+                last_active: tick,
+            },
+        );
+        tokio::spawn(run_actor(me, run_id.to_string(), generation, rx, idle));
+        if live.len() > self.config.max_live_runs {
+            Self::evict_some(live, self.config.max_live_runs);
+        }
+    }
+
+    /// Ask the least recently active idle runs to leave, down to ~7/8 of the capacity.
+    fn evict_some(live: &mut HashMap<String, LiveHandle>, cap: usize) {
+        let target = cap - cap / 8;
+        let excess = live.len().saturating_sub(target);
+        let mut idle: Vec<(u64, &LiveHandle)> = live
+            .values()
+            .filter(|h| h.idle.load(Ordering::Acquire))
+            .map(|h| (h.last_active, h))
+            .collect();
+        idle.sort_by_key(|(t, _)| *t);
+        for (_, h) in idle.into_iter().take(excess) {
+            let _ = h.tx.send(ActorMsg::Evict);
+        }
+    }
+
+    /// Leave the cache if no message is waiting (checked under the cache lock, which every
+    /// sender holds, so no entry can slip in between).
+    pub(crate) fn try_evict(
+        &self,
+        run_id: &str,
+        generation: u64,
+        rx: &mpsc::UnboundedReceiver<ActorMsg>,
+    ) -> bool {
+        let mut live = self.live.lock();
+        if !rx.is_empty() {
+            return false;
+        }
+        if live.get(run_id).is_some_and(|h| h.generation == generation) {
+            live.remove(run_id);
+        }
+        true
+    }
+
+    pub fn remove_live(&self, run_id: &str, generation: u64) {
+        let mut live = self.live.lock();
+        if live.get(run_id).is_some_and(|h| h.generation == generation) {
+            live.remove(run_id);
+        }
+    }
+
+    fn live_len(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    fn is_live(&self, run_id: &str) -> bool {
+        self.live.lock().contains_key(run_id)
+    }
+}
+
+/// The Tether runtime: starts runs, accepts hook payloads, and keeps every run moving.
+/// Cheap to clone. Must be created inside a tokio runtime.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.inner.store.backend_name())
+            .field("live_runs", &self.inner.live_len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Start an engine on `store` running the workflows of `registry`, and recover the runs
+    /// the store says have work (unfinished steps, due timers).
+    pub fn start(store: Arc<dyn Store>, registry: Registry, config: EngineConfig) -> Engine {
+        Self::start_with_env(store, registry, config, Arc::new(SystemEnvironment))
+    }
+
+    /// [`Engine::start`] with another clock/randomness source (tests).
+    pub fn start_with_env(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        config: EngineConfig,
+        env: Arc<dyn Environment>,
+    ) -> Engine {
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new_cyclic(|me| Inner {
+            store,
+            registry: Arc::new(registry),
+            env,
+            config,
+            writer_tx,
+            live: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
+            counter: AtomicU64::new(1),
+            me: me.clone(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let writer = tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx));
+        let poller = tokio::spawn(poll_loop(Arc::downgrade(&inner)));
+        inner.tasks.lock().extend([writer, poller]);
+        Engine { inner }
+    }
+
+    /// The workflows and hook definitions this engine runs.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The store behind the engine.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// How many runs are live in memory now.
+    pub fn live_runs(&self) -> usize {
+        self.inner.live_len()
+    }
+
+    fn check_size(&self, v: &Value) -> Result<(), EngineError> {
+        let limit = self.inner.config.max_payload_bytes;
+        let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > limit {
+            return Err(EngineError::PayloadTooLarge { size, limit });
+        }
+        Ok(())
+    }
+
+    fn alive(&self) -> Result<(), EngineError> {
+        if self.inner.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Start a run of `workflow` with `input`; returns its id once it is durably recorded.
+    pub async fn start_run(&self, workflow: &str, input: Value) -> Result<String, EngineError> {
+        self.alive()?;
+        let Some(wf) = self.inner.registry.get(workflow) else {
+            return Err(EngineError::WorkflowNotFound {
+                name: workflow.to_string(),
+                known: self.inner.registry.workflow_names().join(", "),
+            });
+        };
+        self.check_size(&input)?;
+        wf.check_input(&input)
+            .map_err(|message| EngineError::InvalidInput {
+                workflow: workflow.to_string(),
+                message,
+            })?;
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let op = WriteOp::CreateRun {
+            run_id: run_id.clone(),
+            workflow: workflow.to_string(),
+            input,
+            at_ms: now_ms(),
+        };
+        self.inner.write(op).await??;
+        Ok(run_id)
+    }
+
+    /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is
+    /// durably appended to the run's journal (the run may not have processed it yet). With an
+    /// `idempotency_key` used before for this token, nothing new is stored and the first answer
+    /// is returned.
+    pub async fn resume_hook(
+        &self,
+        token: &str,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<String, EngineError> {
+        let span = info_span!("resume_hook", run_id = tracing::field::Empty);
+        async {
+            self.alive()?;
+            self.check_size(&payload)?;
+            let hook = self.inner.store.get_hook(token).await?;
+            let expect = match &hook {
+                Some(h) => {
+                    self.validate(h, &payload)?;
+                    Some(HookRef {
+                        run_id: h.run_id.clone(),
+                        hook_cmd: h.hook_cmd,
+                    })
+                }
+                // Only an idempotent retry of an earlier, accepted resume can still succeed.
+                None if idempotency_key.is_some() => None,
+                None => return Err(EngineError::HookNotFound),
+            };
+            let op = WriteOp::Resume {
+                token: token.to_string(),
+                payload,
+                idempotency_key,
+                expect,
+                at_ms: now_ms(),
+            };
+            match self.inner.write(op).await?? {
+                OpOutcome::Resumed { run_id, .. } => {
+                    tracing::Span::current().record("run_id", run_id.as_str());
+                    Ok(run_id)
+                }
+                other => Err(EngineError::Store(StoreError::Corrupt(format!(
+                    "resume answered {other:?}"
+                )))),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn validate(&self, hook: &HookRecord, payload: &Value) -> Result<(), EngineError> {
+        let Some(def) = &hook.definition else {
+            return Ok(());
+        };
+        let Some(check) = self.inner.registry.hook_validator(def) else {
+            return Err(EngineError::HookDefinitionMissing { name: def.clone() });
+        };
+        check(payload).map_err(|message| EngineError::InvalidPayload { message })
+    }
+
+    /// Ask a run to cancel: the workflow sees `WorkflowError::Cancelled` at its next await.
+    pub async fn cancel_run(&self, run_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+        self.alive()?;
+        let op = WriteOp::RequestCancel {
+            run_id: run_id.to_string(),
+            reason,
+            at_ms: now_ms(),
+        };
+        self.inner.write(op).await??;
+        Ok(())
+    }
+
+    /// One run.
+    pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        self.inner
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound {
+                run_id: run_id.to_string(),
+            })
+    }
+
+    /// Runs, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, EngineError> {
+        Ok(self.inner.store.list_runs(filter).await?)
+    }
+
+    /// The journal of a run.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, EngineError> {
+        self.get_run(run_id).await?;
+        Ok(self.inner.store.load_journal(run_id, 0).await?)
+    }
+
+    /// The active hooks of a run.
+    pub async fn hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, EngineError> {
+        self.get_run(run_id).await?;
+        Ok(self.inner.store.list_hooks(run_id).await?)
+    }
+
+    /// The active hook holding `token`.
+    pub async fn hook(&self, token: &str) -> Result<HookRecord, EngineError> {
+        self.inner
+            .store
+            .get_hook(token)
+            .await?
+            .ok_or(EngineError::HookNotFound)
+    }
+
+    /// Wait until the run has ended or `timeout` passes; returns the run as it is then.
+    pub async fn wait_for_run(
+        &self,
+        run_id: &str,
+        timeout: Duration,
+    ) -> Result<RunRecord, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiters = self.inner.waiters.lock();
+            let list = waiters.entry(run_id.to_string()).or_default();
+            list.retain(|w| !w.is_closed()); // waiters that timed out before
+            list.push(tx);
+        }
+        let run = self.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Ok(run);
+        }
+        let _ = tokio::time::timeout(timeout, rx).await;
+        self.get_run(run_id).await
+    }
+
+    /// Wait until `token` is held by an active hook (e.g. right after starting a run that
+    /// creates it), or `timeout` passes.
+    pub async fn wait_for_hook(
+        &self,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<HookRecord, EngineError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(h) = self.inner.store.get_hook(token).await? {
+                return Ok(h);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::HookNotFound);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stop: no new requests, live runs dropped (their state is in the store), background
+    /// tasks ended. Writes already queued are committed or failed before this returns.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        let handles: Vec<_> = self.inner.live.lock().drain().map(|(_, h)| h).collect();
+        drop(handles);
+        let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        // Give aborted actors a moment to drop their machines.
+        tokio::task::yield_now().await;
+        debug!("engine stopped");
+    }
+}
+
+/// Every `poll_interval`: make live the runs that have work but no actor (recovery after a
+/// restart, due timers of evicted runs, runs whose write failed).
+async fn poll_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        if engine.is_stopping() {
+            return;
+        }
+        let interval = engine.config.poll_interval;
+        match engine.store.runs_needing_work(now_ms(), 1000).await {
+            Ok(ids) => {
+                for id in ids {
+                    if !engine.is_live(&id) {
+                        engine.wake(&id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for runs with work"),
+        }
+        drop(engine);
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,105 @@
+//! Errors the engine returns to its callers (the HTTP server, the CLI, embedding programs).
+//! Each says what happened and, where it helps, what to do.
+
+use tether_core::RunStatus;
+use tether_store::{OpRejected, StoreError};
+
+/// What went wrong with a request to the engine.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No workflow is registered under that name.
+    #[error("workflow not found: {name:?} is not registered on this server (known: {known})")]
+    WorkflowNotFound {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma-separated.
+        known: String,
+    },
+    /// The input does not fit the workflow's input type.
+    #[error("invalid input for workflow {workflow:?}: {message}")]
+    InvalidInput {
+        /// The workflow.
+        workflow: String,
+        /// Why.
+        message: String,
+    },
+    /// No such run.
+    #[error("run not found: {run_id}")]
+    RunNotFound {
+        /// The run id asked for.
+        run_id: String,
+    },
+    /// The run has finished.
+    #[error("run {run_id} has already finished ({status})")]
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its terminal status.
+        status: RunStatus,
+    },
+    /// No active hook holds the token (never created, disposed, or its run ended).
+    #[error("hook not found: no active hook holds this token")]
+    HookNotFound,
+    /// The payload failed the hook definition's validation; nothing was stored.
+    #[error("{message}")]
+    InvalidPayload {
+        /// The validation's reason.
+        message: String,
+    },
+    /// The payload or input is larger than the configured limit; nothing was stored.
+    #[error("payload too large: {size} bytes, the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The hook was created from a definition this server does not know, so its payloads
+    /// cannot be validated. Register the definition on the worker.
+    #[error("hook definition {name:?} is not registered on this server; payload refused")]
+    HookDefinitionMissing {
+        /// The definition name.
+        name: String,
+    },
+    /// The storage backend failed; nothing of the request was kept. Retry later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine is shutting down.
+    #[error("the engine is shutting down; retry against a running server")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::WorkflowNotFound { .. } => "workflow_not_found",
+            EngineError::InvalidInput { .. } => "invalid_input",
+            EngineError::RunNotFound { .. } => "run_not_found",
+            EngineError::RunFinished { .. } => "run_finished",
+            EngineError::HookNotFound => "hook_not_found",
+            EngineError::InvalidPayload { .. } => "invalid_payload",
+            EngineError::PayloadTooLarge { .. } => "payload_too_large",
+            EngineError::HookDefinitionMissing { .. } => "hook_definition_missing",
+            EngineError::Store(_) => "storage_unavailable",
+            EngineError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl From<OpRejected> for EngineError {
+    fn from(r: OpRejected) -> Self {
+        match r {
+            OpRejected::RunNotFound { run_id } => EngineError::RunNotFound { run_id },
+            OpRejected::RunFinished { run_id, status } => {
+                EngineError::RunFinished { run_id, status }
+            }
+            OpRejected::HookNotFound { .. } => EngineError::HookNotFound,
+            OpRejected::RunExists { run_id } => EngineError::InvalidInput {
+                workflow: String::new(),
+                message: format!("run id {run_id} is already taken"),
+            },
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Runs one step outside the workflow: attempts with back-off per its retry policy, then one
+//! journal write with the result. A panicking body counts as a retryable failure.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tether_core::{ErrorInfo, EventBody, StepTask};
+use tracing::{info_span, warn, Instrument};
+
+use crate::engine::Inner;
+
+/// Run `task` to its final result and return the journal entry that records it.
+pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) -> EventBody {
+    let span = info_span!("step", run_id = %run_id, name = %task.name, cmd = task.cmd);
+    async move {
+        let mut attempt = 1u32;
+        loop {
+            let outcome = AssertUnwindSafe((task.body)()).catch_unwind().await;
+            let err = match outcome {
+                Ok(Ok(output)) => {
+                    return EventBody::StepCompleted {
+                        cmd: task.cmd,
+                        name: task.name.clone(),
+                        output,
+                        attempts: attempt,
+                    }
+                }
+                Ok(Err(e)) => e,
+                Err(_) => tether_core::StepError::retryable("the step body panicked"),
+            };
+            if err.is_fatal() || attempt >= task.policy.maximum_attempts.max(1) {
+                let why = if err.is_fatal() {
+                    "fatal error"
+                } else {
+                    "retries exhausted"
+                };
+                warn!(attempt, error = %err, "step failed for good ({why})");
+                return EventBody::StepFailed {
+                    cmd: task.cmd,
+                    name: task.name.clone(),
+                    error: ErrorInfo::new("step_failed", err.message()),
+                    attempts: attempt,
+                };
+            }
+            let delay = err
+                .requested_delay()
+                .unwrap_or_else(|| task.policy.delay_after(attempt));
+            warn!(attempt, error = %err, ?delay, "step attempt failed; retrying");
+            if inner.is_stopping() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+    .instrument(span)
+    .await
+}
