@@ -88,6 +88,7 @@ impl<T> Hook<T> {
 
 impl<T: DeserializeOwned> Hook<T> {
     /// The next payload, in acceptance order.
+    #[allow(clippy::should_implement_trait)] // a Future, not an Iterator: `hook.next().await`
     pub fn next(&mut self) -> Next<'_, T> {
         Next { hook: self }
     }
@@ -101,9 +102,11 @@ impl<T: DeserializeOwned> Hook<T> {
             return Poll::Pending;
         };
         match slot.buffer.pop_front() {
-            Some(v) => Poll::Ready(serde_json::from_value(v).map_err(|e| WorkflowError::Decode {
-                message: format!("payload for hook {:?}: {e}", self.token),
-            })),
+            Some(v) => Poll::Ready(
+                serde_json::from_value(v).map_err(|e| WorkflowError::Decode {
+                    message: format!("payload for hook {:?}: {e}", self.token),
+                }),
+            ),
             None => {
                 slot.waker = Some(cx.waker().clone());
                 Poll::Pending
@@ -165,7 +168,9 @@ pub struct CreateHook<T> {
 
 impl<T> fmt::Debug for CreateHook<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateHook").field("cmd", &self.cmd).finish()
+        f.debug_struct("CreateHook")
+            .field("cmd", &self.cmd)
+            .finish()
     }
 }
 
@@ -206,6 +211,8 @@ impl<T> Future for CreateHook<T> {
 /// with the reason; the run never sees it).
 pub type PayloadValidator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 
+type Check<T> = Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>;
+
 /// A typed hook definition: one value used on both sides, to create the hook inside a workflow
 /// and to validate payloads from outside before they are accepted.
 ///
@@ -220,7 +227,7 @@ pub type PayloadValidator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sy
 /// ```
 pub struct HookDef<T> {
     name: String,
-    check: Option<Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>>,
+    check: Option<Check<T>>,
 }
 
 impl<T> Clone for HookDef<T> {
@@ -255,7 +262,10 @@ impl<T: DeserializeOwned + 'static> HookDef<T> {
     }
 
     /// Add a check that runs on the decoded payload at resume time.
-    pub fn validate(mut self, f: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static) -> Self {
+    pub fn validate(
+        mut self,
+        f: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
         self.check = Some(Arc::new(f));
         self
     }
@@ -267,7 +277,14 @@ impl<T: DeserializeOwned + 'static> HookDef<T> {
 
     /// Check a payload as a resume would: decode into `T`, then run the validation.
     pub fn check(&self, payload: &Value) -> Result<(), String> {
-        let t: T = T::deserialize(payload).map_err(|e| format!("invalid payload: {e}"))?;
+        let t: T = serde_path_to_error::deserialize(payload).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                format!("invalid payload: {}", e.inner())
+            } else {
+                format!("invalid payload: field `{path}`: {}", e.inner())
+            }
+        })?;
         match &self.check {
             Some(f) => f(&t).map_err(|e| format!("invalid payload: {e}")),
             None => Ok(()),

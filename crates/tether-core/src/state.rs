@@ -354,7 +354,8 @@ impl RunState {
     pub fn apply(&mut self, seq: u64, body: &EventBody) {
         let unexpected = |what: String| ReplayError::Unexpected { seq, message: what };
         match body {
-            EventBody::StepCompleted { cmd, name, .. } | EventBody::StepFailed { cmd, name, .. } => {
+            EventBody::StepCompleted { cmd, name, .. }
+            | EventBody::StepFailed { cmd, name, .. } => {
                 let Some(slot) = self.steps.get_mut(cmd) else {
                     self.fail(unexpected(format!(
                         "the journal has the result of step {name:?} (command #{cmd}) but the code did not run that step"
@@ -395,11 +396,9 @@ impl RunState {
                     Some(h) => {
                         if h.phase == HookPhase::Creating {
                             h.phase = match body {
-                                EventBody::HookConflict { holder_run, .. } => {
-                                    HookPhase::Conflict {
-                                        holder_run: holder_run.clone(),
-                                    }
-                                }
+                                EventBody::HookConflict { holder_run, .. } => HookPhase::Conflict {
+                                    holder_run: holder_run.clone(),
+                                },
                                 _ => HookPhase::Active,
                             };
                         }

@@ -116,11 +116,13 @@ impl<T: DeserializeOwned> Future for StepFuture<T> {
             return Poll::Pending;
         };
         match &slot.result {
-            Some(Ok(v)) => Poll::Ready(serde_json::from_value(v.clone()).map_err(|e| {
-                WorkflowError::Decode {
-                    message: format!("result of step {:?}: {e}", this.name),
-                }
-            })),
+            Some(Ok(v)) => {
+                Poll::Ready(
+                    serde_json::from_value(v.clone()).map_err(|e| WorkflowError::Decode {
+                        message: format!("result of step {:?}: {e}", this.name),
+                    }),
+                )
+            }
             Some(Err(info)) => Poll::Ready(Err(WorkflowError::StepFailed {
                 name: this.name.clone(),
                 message: info.message.clone(),

@@ -61,6 +61,7 @@ pub(crate) async fn run_actor(
             fired_sent: HashSet::new(),
             status_sent: None,
             wake_sent: None,
+            checkpoint_sent: 0,
         };
         actor.run(&mut rx).await
     }
@@ -90,6 +91,7 @@ struct Actor {
     fired_sent: HashSet<u32>,
     status_sent: Option<RunStatus>,
     wake_sent: Option<Option<u64>>,
+    checkpoint_sent: u64,
 }
 
 impl Actor {
@@ -124,6 +126,16 @@ impl Actor {
                 .map(|t| t.fire_at_ms)
                 .min();
             let sleep_for = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
+            if machine.last_seq() > self.checkpoint_sent {
+                // Not awaited: it rides along with the next group commit. After a crash, runs
+                // with entries past their checkpoint are rebuilt (a spurious rebuild is cheap,
+                // a missed one would strand a payload).
+                self.checkpoint_sent = machine.last_seq();
+                self.inner.write_detached(WriteOp::Checkpoint {
+                    run_id: self.run_id.clone(),
+                    applied_seq: self.checkpoint_sent,
+                });
+            }
             self.idle.store(self.steps.is_empty(), Ordering::Release);
             tokio::select! {
                 msg = rx.recv() => match msg {

@@ -61,6 +61,12 @@ impl Inner {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// Queue a write for the next group commit without waiting for it (best effort).
+    pub fn write_detached(&self, op: WriteOp) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.writer_tx.send(WriteReq { op, reply });
+    }
+
     /// Hand committed entries to the run's live actor, starting one (which replays from the
     /// store) when the run is not live. Runs never go live again once ended.
     pub fn deliver(&self, run_id: &str, events: Vec<Event>) {
@@ -362,7 +368,11 @@ impl Engine {
     }
 
     /// Ask a run to cancel: the workflow sees `WorkflowError::Cancelled` at its next await.
-    pub async fn cancel_run(&self, run_id: &str, reason: Option<String>) -> Result<(), EngineError> {
+    pub async fn cancel_run(
+        &self,
+        run_id: &str,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
         self.alive()?;
         let op = WriteOp::RequestCancel {
             run_id: run_id.to_string(),

@@ -26,11 +26,17 @@ async fn evicted_runs_are_rebuilt_by_replay() {
     for _ in 0..12 {
         let run = engine.start_run("collect", json!({})).await.unwrap();
         let token = hook_token(&engine, &run).await;
-        engine.resume_hook(&token, json!({"n": 1}), None).await.unwrap();
+        engine
+            .resume_hook(&token, json!({"n": 1}), None)
+            .await
+            .unwrap();
         runs.push((run, token));
     }
     for (run, token) in &runs {
-        engine.resume_hook(token, json!({"n": 2}), None).await.unwrap();
+        engine
+            .resume_hook(token, json!({"n": 2}), None)
+            .await
+            .unwrap();
         engine
             .resume_hook(token, json!({"n": 3, "done": true}), None)
             .await
@@ -40,7 +46,11 @@ async fn evicted_runs_are_rebuilt_by_replay() {
             json!({"payloads": [{"n": 1}, {"n": 2}, {"n": 3, "done": true}]})
         );
     }
-    assert!(engine.live_runs() <= 3, "cache holds {}", engine.live_runs());
+    assert!(
+        engine.live_runs() <= 3,
+        "cache holds {}",
+        engine.live_runs()
+    );
     engine.shutdown().await;
 }
 
@@ -51,13 +61,19 @@ async fn a_restarted_engine_continues_where_the_journal_stops() {
     let run = engine.start_run("collect", json!({})).await.unwrap();
     let token = hook_token(&engine, &run).await;
     for i in 0..3 {
-        engine.resume_hook(&token, json!({"i": i}), None).await.unwrap();
+        engine
+            .resume_hook(&token, json!({"i": i}), None)
+            .await
+            .unwrap();
     }
     engine.shutdown().await;
 
     // A payload accepted while nothing runs the workflow is kept and delivered later.
     let engine = db.engine(examples(), fast_config()).await;
-    engine.resume_hook(&token, json!({"i": 3}), None).await.unwrap();
+    engine
+        .resume_hook(&token, json!({"i": 3}), None)
+        .await
+        .unwrap();
     engine
         .resume_hook(&token, json!({"i": 4, "done": true}), None)
         .await
@@ -122,8 +138,14 @@ async fn cancel_ends_a_waiting_run_and_releases_its_hooks() {
     let engine = db.engine(examples(), fast_config()).await;
     let run = engine.start_run("collect", json!({})).await.unwrap();
     let token = hook_token(&engine, &run).await;
-    engine.cancel_run(&run, Some("no longer needed".into())).await.unwrap();
-    let done = engine.wait_for_run(&run, Duration::from_secs(10)).await.unwrap();
+    engine
+        .cancel_run(&run, Some("no longer needed".into()))
+        .await
+        .unwrap();
+    let done = engine
+        .wait_for_run(&run, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(done.status, RunStatus::Cancelled);
     assert!(engine.hooks(&run).await.unwrap().is_empty());
     assert_eq!(
@@ -140,7 +162,9 @@ async fn cancel_ends_a_waiting_run_and_releases_its_hooks() {
 /// Races `hook.next()` against a short sleep in a loop: the losing branch must not eat a
 /// payload (Vercel Workflow issue #4264).
 async fn racer(ctx: Ctx, n: usize) -> Result<Vec<Value>, WorkflowError> {
-    let mut hook = ctx.create_hook::<Value>(HookOptions::new().token("racer")).await?;
+    let mut hook = ctx
+        .create_hook::<Value>(HookOptions::new().token("racer"))
+        .await?;
     let mut got = Vec::new();
     while got.len() < n {
         match race(hook.next(), ctx.sleep(Duration::from_millis(3))).await {
@@ -280,7 +304,10 @@ async fn now_random_uuid_are_journaled_across_a_restart() {
     engine.shutdown().await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let engine = db.engine(reg, fast_config()).await;
-    engine.resume_hook("journaled", json!(1), None).await.unwrap();
+    engine
+        .resume_hook("journaled", json!(1), None)
+        .await
+        .unwrap();
     let out = output(&engine, &run).await;
     let events = engine.events(&run).await.unwrap();
     let mut now = None;
@@ -294,19 +321,26 @@ async fn now_random_uuid_are_journaled_across_a_restart() {
             _ => {}
         }
     }
-    assert_eq!(out, json!({"now": now.unwrap(), "random": random.unwrap(), "uuid": uuid.unwrap()}));
+    assert_eq!(
+        out,
+        json!({"now": now.unwrap(), "random": random.unwrap(), "uuid": uuid.unwrap()})
+    );
     engine.shutdown().await;
 }
 
 async fn nd_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let _: u32 = ctx.step("a", || async { Ok(1) }).await?;
-    let hook = ctx.create_hook::<Value>(HookOptions::new().token("nd")).await?;
+    let hook = ctx
+        .create_hook::<Value>(HookOptions::new().token("nd"))
+        .await?;
     hook.await
 }
 
 async fn nd_v2(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let _: u32 = ctx.step("b", || async { Ok(1) }).await?;
-    let hook = ctx.create_hook::<Value>(HookOptions::new().token("nd")).await?;
+    let hook = ctx
+        .create_hook::<Value>(HookOptions::new().token("nd"))
+        .await?;
     hook.await
 }
 
@@ -317,7 +351,10 @@ async fn changed_code_blocks_the_run_with_a_nondeterminism_error() {
     v1.workflow("nd", nd_v1);
     let engine = db.engine(v1, fast_config()).await;
     let run = engine.start_run("nd", json!(null)).await.unwrap();
-    engine.wait_for_hook("nd", Duration::from_secs(10)).await.unwrap();
+    engine
+        .wait_for_hook("nd", Duration::from_secs(10))
+        .await
+        .unwrap();
     engine.shutdown().await;
 
     let mut v2 = Registry::new();
@@ -335,11 +372,17 @@ async fn changed_code_blocks_the_run_with_a_nondeterminism_error() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let r = blocked.expect("run never marked");
-    assert!(!r.status.is_terminal(), "a blocked run is not ended: {:?}", r.status);
+    assert!(
+        !r.status.is_terminal(),
+        "a blocked run is not ended: {:?}",
+        r.status
+    );
     let err = r.error.unwrap();
     assert_eq!(err.code, "nondeterminism");
     assert!(
-        err.message.contains("#1") && err.message.contains("\"a\"") && err.message.contains("\"b\""),
+        err.message.contains("#1")
+            && err.message.contains("\"a\"")
+            && err.message.contains("\"b\""),
         "{}",
         err.message
     );
@@ -350,8 +393,44 @@ async fn changed_code_blocks_the_run_with_a_nondeterminism_error() {
     v1.workflow("nd", nd_v1);
     let engine = db.engine(v1, fast_config()).await;
     engine.resume_hook("nd", json!(2), None).await.ok();
-    let done = engine.wait_for_run(&run, Duration::from_secs(10)).await.unwrap();
+    let done = engine
+        .wait_for_run(&run, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(done.output, Some(json!(1)));
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_payload_accepted_just_before_a_crash_is_delivered_after_restart() {
+    let db = TestDb::new();
+    let engine = db.engine(examples(), fast_config()).await;
+    let run = engine.start_run("collect", json!({})).await.unwrap();
+    let token = hook_token(&engine, &run).await;
+    // Let the live run checkpoint its journal, then stop.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.shutdown().await;
+
+    // The payload is committed, but no process is there to wake the run (a crash right after
+    // the commit): only the store knows.
+    let store = db.store().await;
+    let res = store
+        .commit(vec![tether_store::WriteOp::Resume {
+            token: token.clone(),
+            payload: json!({"done": true}),
+            idempotency_key: None,
+            expect: None,
+            at_ms: tether_engine::system_env::now_ms(),
+        }])
+        .await
+        .unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+
+    let engine = db.engine(examples(), fast_config()).await;
+    assert_eq!(
+        output(&engine, &run).await,
+        json!({"payloads": [{"done": true}]})
+    );
     engine.shutdown().await;
 }

@@ -32,10 +32,19 @@ async fn approval_validates_at_resume_time_and_returns_the_payload() {
         }
         other => panic!("expected InvalidPayload, got {other:?}"),
     }
-    assert!(received(&engine, &run).await.is_empty(), "invalid payload reached the journal");
+    assert!(
+        received(&engine, &run).await.is_empty(),
+        "invalid payload reached the journal"
+    );
 
     let payload = json!({"approved": true, "comment": "ship it", "by": "ana"});
-    assert_eq!(engine.resume_hook(&token, payload.clone(), None).await.unwrap(), run);
+    assert_eq!(
+        engine
+            .resume_hook(&token, payload.clone(), None)
+            .await
+            .unwrap(),
+        run
+    );
     assert_eq!(output(&engine, &run).await, payload);
     // The run ended: its token is released.
     assert_eq!(

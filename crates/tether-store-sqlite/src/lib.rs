@@ -1,1 +1,195 @@
-//! placeholder
+//! Embedded SQLite backend for Tether.
+//!
+//! [`SqliteStore`] implements [`tether_store::Store`] on one database file:
+//!
+//! - **durable by default**: WAL journal with `synchronous=FULL`, so every group commit is
+//!   fsynced before [`Store::commit`] returns;
+//! - **one writer**: all commits go through a single connection, one `BEGIN IMMEDIATE`
+//!   transaction per batch, each op in its own savepoint so a refused op leaves no trace;
+//! - **pooled readers**: reads run on a small pool of `query_only` connections, which WAL lets
+//!   proceed while the writer commits;
+//! - **versioned schema**: migrations under `migrations/` are applied in one transaction when
+//!   the store is opened and recorded in `schema_migrations`; a database written by a newer
+//!   version is refused.
+//!
+//! All SQLite calls run on Tokio's blocking thread pool.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_store::StoreError> {
+//! let store = tether_store_sqlite::SqliteStore::open("sqlite://data/tether.db").await?;
+//! # drop(store); Ok(()) }
+//! ```
+
+mod config;
+mod conn;
+mod error;
+mod migrate;
+mod read;
+mod rows;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use tether_core::event::Event;
+use tether_store::{HookRecord, OpResult, RunFilter, RunRecord, Store, StoreError, WriteOp};
+
+use crate::conn::ReaderPool;
+use crate::error::join_err;
+
+/// A Tether store in one SQLite database file. Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating it, and its parent directories, if missing) the database named by
+    /// `url_or_path`: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`,
+    /// `sqlite:path.db` or a plain path. Brings the schema up to date.
+    ///
+    /// Errors: [`StoreError::Config`] for a URL it cannot use or a database whose schema is
+    /// newer than this code, [`StoreError::Corrupt`] for a file that is not a database,
+    /// [`StoreError::Unavailable`] for I/O errors.
+    pub async fn open(url_or_path: &str) -> Result<SqliteStore, StoreError> {
+        let location = url_or_path.to_owned();
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(&location))
+            .await
+            .map_err(|e| join_err("open database", e))?
+    }
+
+    /// [`SqliteStore::open`] on the calling thread (for tests and synchronous start-up code;
+    /// do not call it from an async task).
+    pub fn open_blocking(url_or_path: &str) -> Result<SqliteStore, StoreError> {
+        let path = config::database_path(url_or_path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("create directory {}: {e}", parent.display()))
+            })?;
+        }
+        let mut writer = conn::open_writer(&path)?;
+        let applied = migrate::migrate(&mut writer, now_ms())?;
+        tracing::debug!(path = %path.display(), applied, "opened SQLite store");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                readers: ReaderPool::new(path.clone()),
+                path,
+                writer: Mutex::new(writer),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version this code creates and expects (the highest migration it knows).
+    pub fn schema_version() -> i64 {
+        migrate::latest_version()
+    }
+
+    /// Run `f` on a reader connection on the blocking pool.
+    async fn read<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.readers.with(f))
+            .await
+            .map_err(|e| join_err(what, e))?
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = Arc::clone(&self.inner);
+        let n = ops.len();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut writer = inner.writer.lock();
+            write::commit(&mut writer, ops)
+        })
+        .await
+        .map_err(|e| join_err("commit", e))?;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, ops = n, "SQLite commit failed; the batch was rolled back");
+        }
+        result
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("get_run", move |c| read::get_run(c, &run_id))
+            .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let filter = filter.clone();
+        self.read("list_runs", move |c| read::list_runs(c, &filter))
+            .await
+    }
+
+    async fn load_journal(&self, run_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("load_journal", move |c| {
+            read::load_journal(c, &run_id, after_seq)
+        })
+        .await
+    }
+
+    async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
+        let token = token.to_owned();
+        self.read("get_hook", move |c| read::get_hook(c, &token))
+            .await
+    }
+
+    async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("list_hooks", move |c| read::list_hooks(c, &run_id))
+            .await
+    }
+
+    async fn runs_needing_work(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read("runs_needing_work", move |c| {
+            read::runs_needing_work(c, now_ms, limit)
+        })
+        .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -44,8 +44,10 @@ pub trait Store: Send + Sync + 'static {
     /// The active hooks of a run, in creation order.
     async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError>;
 
-    /// Ids of runs that have work to do without any outside event: status `pending` or
-    /// `running`, or a `wake_at` at or before `now_ms`. At most `limit`, oldest first.
+    /// Ids of unfinished runs that have work to do without any outside event: status
+    /// `pending` or `running`, a `wake_at` at or before `now_ms`, or journal entries past
+    /// their [`WriteOp::Checkpoint`] mark (a payload accepted just before a crash). At most
+    /// `limit`, oldest first.
     async fn runs_needing_work(&self, now_ms: u64, limit: usize)
         -> Result<Vec<String>, StoreError>;
 

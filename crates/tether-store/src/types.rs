@@ -139,6 +139,16 @@ pub enum WriteOp {
         /// Commit time.
         at_ms: u64,
     },
+    /// Record that the live run has applied its journal up to `applied_seq`, so that after a
+    /// crash only runs with entries past their mark need rebuilding (see
+    /// [`crate::Store::runs_needing_work`]). Never lowers the mark; a no-op on finished runs.
+    /// Outcome: [`OpOutcome::Updated`]; refused with `RunNotFound`.
+    Checkpoint {
+        /// The run.
+        run_id: String,
+        /// The last journal entry the run has applied.
+        applied_seq: u64,
+    },
     /// Record an error on a run without changing its journal or status (used when the current
     /// code no longer matches the journal: the run is blocked, not corrupted).
     /// Outcome: [`OpOutcome::Updated`]; refused with `RunNotFound`.

@@ -48,10 +48,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .wait_for_hook("greeter:lobby", Duration::from_secs(5))
         .await?;
     for name in ["ada", "grace", "bye"] {
-        engine.resume_hook("greeter:lobby", json!(name), None).await?;
+        engine
+            .resume_hook("greeter:lobby", json!(name), None)
+            .await?;
     }
     let run = engine.wait_for_run(&run_id, Duration::from_secs(5)).await?;
-    println!("run {run_id} is {}: {}", run.status, run.output.unwrap_or_default());
+    println!(
+        "run {run_id} is {}: {}",
+        run.status,
+        run.output.unwrap_or_default()
+    );
     engine.shutdown().await;
     std::fs::remove_dir_all(&dir)?;
     Ok(())

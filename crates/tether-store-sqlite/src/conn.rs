@@ -1,0 +1,108 @@
+//! Opening connections with Tether's pragmas, and the pool of reader connections.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+use tether_store::StoreError;
+
+use crate::error::Ctx;
+
+/// How long a connection waits for a lock held by another connection before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// Reader connections kept open between reads; more are opened when reads overlap.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Open the writer connection, creating the file if missing, with WAL, `synchronous=FULL`
+/// (every commit is fsynced), foreign keys and a busy timeout.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .ctx(&format!("open database {}", path.display()))?;
+    common_setup(&conn)?;
+
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .ctx("set journal_mode=WAL")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(
+            path = %path.display(),
+            journal_mode = %mode,
+            "SQLite refused WAL mode; readers will block the writer"
+        );
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .ctx("set synchronous=FULL")?;
+    let synchronous: i64 = conn
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .ctx("read synchronous")?;
+    // 2 = FULL, 3 = EXTRA: both fsync on every commit.
+    if synchronous < 2 {
+        return Err(StoreError::Config(format!(
+            "SQLite kept synchronous={synchronous}; refusing to run without fsync on commit"
+        )));
+    }
+    Ok(conn)
+}
+
+/// Open a reader connection on an existing database (`query_only`: it never writes).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .ctx(&format!("open reader on {}", path.display()))?;
+    common_setup(&conn)?;
+    conn.pragma_update(None, "query_only", true)
+        .ctx("set query_only")?;
+    Ok(conn)
+}
+
+/// Settings every connection gets.
+fn common_setup(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).ctx("set busy_timeout")?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .ctx("set foreign_keys=ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Reader connections: one is taken per read and put back afterwards.
+#[derive(Debug)]
+pub(crate) struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    /// An empty pool for the database at `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` on a reader connection (blocking: call from a blocking thread).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}

@@ -1,0 +1,107 @@
+//! Versioned schema migrations, applied in one transaction when a store is opened.
+
+use rusqlite::{params, Connection, TransactionBehavior};
+use tether_store::StoreError;
+
+use crate::error::Ctx;
+
+/// One schema step: SQL applied once, in version order, recorded in `schema_migrations`.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration this code knows, in order. Never edit a released one: add the next.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// The schema version this code creates and expects.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Bring the schema up to [`latest_version`] in one immediate transaction; returns how many
+/// migrations were applied (0 when the database was up to date). A database whose schema is
+/// newer than this code is refused with [`StoreError::Config`].
+pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("begin migration transaction")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER NOT NULL PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .ctx("create schema_migrations")?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .ctx("read schema version")?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::Config(format!(
+            "the database schema is at version {current}, newer than the version {latest} this \
+             build of Tether knows; run a newer Tether against it (or use another database file)"
+        )));
+    }
+    let mut applied = 0;
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let what = format!("apply migration {:04}_{}", m.version, m.name);
+        tx.execute_batch(m.sql).ctx(&what)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![m.version, now_ms],
+        )
+        .ctx(&what)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
+        applied += 1;
+    }
+    tx.commit().ctx("commit migrations")?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                m.version,
+                i as i64 + 1,
+                "migration {} is out of order",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schemas() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory().ctx("open")?;
+        assert_eq!(migrate(&mut conn, 1)?, MIGRATIONS.len());
+        assert_eq!(migrate(&mut conn, 2)?, 0, "a second run applies nothing");
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 3)",
+            [latest_version() + 1],
+        )
+        .ctx("insert")?;
+        match migrate(&mut conn, 4) {
+            Err(StoreError::Config(msg)) => assert!(msg.contains("newer"), "{msg}"),
+            other => panic!("expected a Config error, got {other:?}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! The read side: plain queries on a reader connection.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use tether_core::event::{Event, RunStatus};
+use tether_store::{HookRecord, RunFilter, RunRecord, StoreError};
+
+use crate::error::Ctx;
+use crate::rows::{RawEvent, RawHook, RawRun, EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS};
+
+/// `list_runs` page size when the filter says 0.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest `list_runs` page.
+const MAX_LIMIT: usize = 1_000;
+
+/// A `u64` bound as an SQLite integer, saturating (stored values never exceed `i64::MAX`).
+fn bound(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// One run.
+pub(crate) fn get_run(conn: &Connection, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+    let raw = conn
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))
+        .and_then(|mut stmt| stmt.query_row([run_id], RawRun::from_row).optional())
+        .ctx("read run")?;
+    raw.map(RawRun::into_record).transpose()
+}
+
+/// Runs matching `filter`, newest first (by creation time, then id).
+pub(crate) fn list_runs(
+    conn: &Connection,
+    filter: &RunFilter,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let mut conditions = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(status) = filter.status {
+        args.push(SqlValue::Text(status.as_str().to_owned()));
+        conditions.push(format!("status = ?{}", args.len()));
+    }
+    if let Some(workflow) = &filter.workflow {
+        args.push(SqlValue::Text(workflow.clone()));
+        conditions.push(format!("workflow = ?{}", args.len()));
+    }
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    args.push(SqlValue::Integer(bound(limit as u64)));
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs {where_clause}
+         ORDER BY created_at DESC, id DESC LIMIT ?{}",
+        args.len()
+    );
+    let raws = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(args), RawRun::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("list runs")?;
+    raws.into_iter().map(RawRun::into_record).collect()
+}
+
+/// Journal entries of a run with `seq > after_seq`, in order.
+pub(crate) fn load_journal(
+    conn: &Connection,
+    run_id: &str,
+    after_seq: u64,
+) -> Result<Vec<Event>, StoreError> {
+    let raws = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_map(params![run_id, bound(after_seq)], RawEvent::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("load journal")?;
+    raws.into_iter().map(|raw| raw.into_event(run_id)).collect()
+}
+
+/// The active hook holding `token`.
+pub(crate) fn get_hook(conn: &Connection, token: &str) -> Result<Option<HookRecord>, StoreError> {
+    let raw = conn
+        .prepare_cached(&format!(
+            "SELECT {HOOK_COLUMNS} FROM hooks WHERE token = ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([token], RawHook::from_row).optional())
+        .ctx("read hook")?;
+    raw.map(RawHook::into_record).transpose()
+}
+
+/// The active hooks of a run, by creation time then command index.
+pub(crate) fn list_hooks(conn: &Connection, run_id: &str) -> Result<Vec<HookRecord>, StoreError> {
+    let raws = conn
+        .prepare_cached(&format!(
+            "SELECT {HOOK_COLUMNS} FROM hooks WHERE run_id = ?1 ORDER BY created_at, hook_cmd"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_map([run_id], RawHook::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("list hooks")?;
+    raws.into_iter().map(RawHook::into_record).collect()
+}
+
+/// Ids of runs that are pending or running, or unfinished with a due `wake_at`; oldest first.
+pub(crate) fn runs_needing_work(
+    conn: &Connection,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    conn.prepare_cached(
+        // One indexed part per reason, so the poll stays cheap with many suspended runs.
+        "SELECT id, created_at FROM runs WHERE status = ?1
+         UNION SELECT id, created_at FROM runs WHERE status = ?2
+         UNION SELECT id, created_at FROM runs
+               WHERE wake_at <= ?3 AND status NOT IN (?4, ?5, ?6)
+         UNION SELECT id, created_at FROM runs
+               WHERE last_seq > applied_seq
+                 AND status NOT IN ('completed', 'failed', 'cancelled')
+         ORDER BY created_at, id
+         LIMIT ?7",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(
+            params![
+                RunStatus::Pending.as_str(),
+                RunStatus::Running.as_str(),
+                bound(now_ms),
+                RunStatus::Completed.as_str(),
+                RunStatus::Failed.as_str(),
+                RunStatus::Cancelled.as_str(),
+                bound(limit as u64),
+            ],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<Vec<String>>>()
+    })
+    .ctx("select runs needing work")
+}

@@ -1,0 +1,172 @@
+//! The conformance suite: the one set of cases every [`Store`] backend must pass.
+//!
+//! Each case is a public `async fn(store: &dyn Store)` that expects an **empty** store and
+//! panics, with a message saying what went wrong, when the backend breaks the contract
+//! written on [`WriteOp`](crate::WriteOp) and [`Store`]. A backend runs all of them, one test
+//! per case and a fresh store per test, with [`conformance_tests!`](crate::conformance_tests)
+//! in one of its integration tests:
+//!
+//! ```ignore
+//! // crates/my-backend/tests/conformance.rs (needs `tokio` as a dev-dependency)
+//! tether_store::conformance_tests!(async { my_backend::MyStore::open("...").await.unwrap() });
+//! ```
+//!
+//! The expression is evaluated once per test and yields either a store or a
+//! [`Guarded`] store (a store plus something it needs to outlive, such as a temporary
+//! directory). A backend that is only testable in some environments (a database server) can
+//! use the `optional:` form, whose expression yields an `Option` and skips the case on `None`.
+//!
+//! The cases only use ids and tokens they create themselves, and every time they stamp is
+//! relative to a fixed base, so their expectations never depend on the clock.
+
+mod hooks;
+mod journal;
+mod runs;
+mod support;
+
+pub use hooks::*;
+pub use journal::*;
+pub use runs::*;
+
+use crate::Store;
+
+/// What a conformance factory may produce: any [`Store`], or a [`Guarded`] one.
+pub trait StoreUnderTest {
+    /// The store to run a case against.
+    fn store(&self) -> &dyn Store;
+}
+
+impl<S: Store> StoreUnderTest for S {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+}
+
+/// A store together with something that must live as long as it does: a temporary directory
+/// holding its files, a handle that drops a test database, ... The store is dropped first.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store under test.
+    pub store: S,
+    /// Kept alive until the store has been dropped.
+    pub guard: G,
+}
+
+impl<S: Store, G> StoreUnderTest for Guarded<S, G> {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance case, in a module named `conformance`, each
+/// running against a fresh store.
+///
+/// ```ignore
+/// tether_store::conformance_tests!(async { MyStore::open_temp().await.unwrap() });
+/// // or, to skip when the environment has no backend to test against:
+/// tether_store::conformance_tests!(optional: async { MyStore::from_env().await });
+/// ```
+///
+/// The expression is awaited once per test. It yields a value implementing
+/// [`StoreUnderTest`](crate::conformance::StoreUnderTest) (any `Store`, or a
+/// [`Guarded`](crate::conformance::Guarded) store); with `optional:`, an `Option` of one,
+/// where `None` skips the case with a note on stderr. Items of the calling module are in
+/// scope inside the expression. The calling crate needs `tokio` (with the `macros` and `rt`
+/// features) as a dev-dependency, nothing else.
+#[macro_export]
+macro_rules! conformance_tests {
+    (optional: $make:expr $(,)?) => {
+        $crate::__conformance_cases! { $crate::__conformance_optional_test; $make }
+    };
+    ($make:expr $(,)?) => {
+        $crate::__conformance_cases! { $crate::__conformance_test; $make }
+    };
+}
+
+/// The list of conformance cases, passed to a test generator (not public API).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($gen:path; $make:expr) => {
+        #[allow(unused_imports)]
+        mod conformance {
+            use super::*;
+
+            $gen! { $make;
+                // runs
+                create_run_then_read_it_back,
+                duplicate_run_id_is_refused,
+                list_runs_filters_newest_first_and_limits,
+                list_runs_default_limit_and_cap,
+                status_and_wake_at_updates,
+                runs_needing_work_selects_due_runs_oldest_first,
+                checkpoint_marks_the_applied_journal,
+                unknown_run_is_refused,
+                mark_blocked_sets_error_and_keeps_status,
+                // journal
+                append_assigns_dense_seq_and_returns_events,
+                load_journal_after_seq,
+                ops_in_one_batch_see_each_other,
+                every_event_kind_round_trips,
+                refused_op_does_not_stop_the_batch,
+                completion_sets_output_releases_hooks_and_ends_the_run,
+                failure_and_cancellation_set_error,
+                request_cancel_appends_cancel_requested,
+                // hooks
+                hook_created_is_indexed_by_token,
+                hook_conflict_across_runs_names_the_holder,
+                hook_conflict_in_one_batch_has_one_winner,
+                dispose_releases_the_token,
+                dispose_with_wrong_hook_does_nothing,
+                resume_unknown_token_is_refused_and_writes_nothing,
+                resume_appends_hook_received_in_acceptance_order,
+                resume_with_mismatched_expect_is_refused,
+                idempotency_key_returns_first_answer,
+                resume_after_run_finished_is_refused,
+                used_idempotency_key_is_checked_before_the_hook,
+            }
+        }
+    };
+}
+
+/// Generates one test per case with a required store (not public API).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let under_test = $make.await;
+                $crate::conformance::$case(
+                    $crate::conformance::StoreUnderTest::store(&under_test),
+                )
+                .await;
+            }
+        )*
+    };
+}
+
+/// Generates one test per case with an optional store (not public API).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_optional_test {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let Some(under_test) = $make.await else {
+                    ::std::eprintln!(
+                        "skipping conformance case {}: no store to test against",
+                        ::std::stringify!($case),
+                    );
+                    return;
+                };
+                $crate::conformance::$case(
+                    $crate::conformance::StoreUnderTest::store(&under_test),
+                )
+                .await;
+            }
+        )*
+    };
+}
