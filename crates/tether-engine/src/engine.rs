@@ -70,6 +70,9 @@ impl Inner {
     /// Hand committed entries to the run's live actor, starting one (which replays from the
     /// store) when the run is not live. Runs never go live again once ended.
     pub fn deliver(&self, run_id: &str, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
         let terminal = events.iter().any(|e| e.body.is_terminal());
         if terminal {
             if let Some(ws) = self.waiters.lock().remove(run_id) {

@@ -9,7 +9,7 @@ use std::sync::Weak;
 
 use tether_store::{OpOutcome, OpResult, StoreError, WriteOp};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use crate::engine::Inner;
 
@@ -35,27 +35,24 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        let ops: Vec<WriteOp> = batch.iter().map(|r| r.op.clone()).collect();
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
         let n = ops.len();
         let span = tracing::debug_span!("group_commit", ops = n);
-        let result = {
-            let _g = span.enter();
-            engine.store.commit(ops).await
-        };
+        let result = engine.store.commit(ops).instrument(span).await;
         match result {
             Ok(results) => {
                 debug!(ops = n, "group commit done");
-                for (req, res) in batch.drain(..).zip(results) {
-                    if let Ok(outcome) = &res {
+                for (reply, mut res) in replies.into_iter().zip(results) {
+                    if let Ok(outcome) = &mut res {
                         dispatch(&engine, outcome);
                     }
-                    let _ = req.reply.send(Ok(res));
+                    let _ = reply.send(Ok(res));
                 }
             }
             Err(e) => {
                 warn!(ops = n, error = %e, "group commit failed; nothing of the batch was kept");
-                for req in batch.drain(..) {
-                    let _ = req.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -65,13 +62,18 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
     }
 }
 
-fn dispatch(engine: &Inner, outcome: &OpOutcome) {
+/// Hand the committed entries of one op to its run. The entries are moved out of the outcome:
+/// callers only need the run id (the run itself gets its entries here, in commit order).
+fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
     match outcome {
-        OpOutcome::Appended { run_id, events } => engine.deliver(run_id, events.clone()),
-        OpOutcome::Resumed {
-            run_id,
-            event: Some(e),
-        } => engine.deliver(run_id, vec![e.clone()]),
-        _ => {}
+        OpOutcome::Appended { run_id, events } => {
+            engine.deliver(run_id, std::mem::take(events));
+        }
+        OpOutcome::Resumed { run_id, event } => {
+            if let Some(e) = event.take() {
+                engine.deliver(run_id, vec![e]);
+            }
+        }
+        OpOutcome::Updated => {}
     }
 }
