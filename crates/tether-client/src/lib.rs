@@ -1,1 +1,329 @@
-//! placeholder
+//! Typed Rust client for Tether's HTTP API (the server of `tether dev`).
+//!
+//! [`Client`] wraps one base URL; each method is one request (except [`Client::wait_for_run`],
+//! which long-polls as long as it is told to). Errors are [`ClientError`]: the server's own
+//! `{"error": {"code", "message"}}` answers come back as [`ClientError::Api`], whose `Display`
+//! is the server's message.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_client::ClientError> {
+//! use std::time::Duration;
+//! use serde_json::json;
+//! use tether_client::Client;
+//!
+//! let client = Client::new("http://127.0.0.1:8080");
+//! let run_id = client.start_run("approval", &json!({"order_id": "o-1"})).await?;
+//! // The approval workflow publishes a generated token on its hook; find it and resume it.
+//! let hooks = client.hooks(&run_id).await?;
+//! if let Some(hook) = hooks.first() {
+//!     client
+//!         .resume_hook(&hook.token, &json!({"approved": true, "comment": "ok"}), Some("once"))
+//!         .await?;
+//! }
+//! let run = client.wait_for_run(&run_id, Duration::from_secs(10)).await?;
+//! println!("{}: {:?}", run.status, run.output);
+//! # Ok(()) }
+//! ```
+
+mod encode;
+mod types;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use encode::encode_path_segment;
+pub use types::{ErrorBody, HookInfo, RunInfo};
+
+use types::{ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
+
+/// The longest single long-poll the server accepts (`wait_ms` is capped there).
+const MAX_WAIT_PER_REQUEST: Duration = Duration::from_secs(60);
+
+/// What went wrong with a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code (`hook_not_found`, `invalid_payload`, ...).
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The request got no answer: connection refused or reset, timeout, ...
+    /// The server may or may not have acted on it.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The server's answer could not be read as the expected JSON.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The API error code, when the server answered with an error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the server answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one Tether server. Cheap to clone (clones share the connection pool).
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base_url`, e.g. `http://127.0.0.1:8080` (a trailing `/` is
+    /// ignored). Nothing is sent until the first request.
+    pub fn new(base_url: impl Into<String>) -> Client {
+        Client::with_http_client(base_url, reqwest::Client::new())
+    }
+
+    /// A client using a preconfigured `reqwest::Client` (timeouts, proxies, ...).
+    pub fn with_http_client(base_url: impl Into<String>, http: reqwest::Client) -> Client {
+        let mut base = base_url.into();
+        while base.ends_with('/') {
+            base.pop();
+        }
+        Client { base, http }
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Start a run of `workflow` with `input`; returns its id once it is durably recorded.
+    pub async fn start_run<I: Serialize + ?Sized>(
+        &self,
+        workflow: &str,
+        input: &I,
+    ) -> Result<String, ClientError> {
+        let body = json!({ "workflow": workflow, "input": to_value(input)? });
+        let answer: RunId = send(self.request(Method::POST, "/v1/runs").json(&body)).await?;
+        Ok(answer.run_id)
+    }
+
+    /// One run as it is now.
+    pub async fn get_run(&self, run_id: &str) -> Result<RunInfo, ClientError> {
+        let path = format!("/v1/runs/{}", encode_path_segment(run_id));
+        send(self.request(Method::GET, &path)).await
+    }
+
+    /// Wait until the run has ended or `timeout` passes, and return it as it is then (check
+    /// [`RunInfo::is_terminal`]). Long-polls the server (`wait_ms`), so it answers as soon as
+    /// the run ends.
+    pub async fn wait_for_run(
+        &self,
+        run_id: &str,
+        timeout: Duration,
+    ) -> Result<RunInfo, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let path = format!("/v1/runs/{}", encode_path_segment(run_id));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(MAX_WAIT_PER_REQUEST);
+            let wait_ms = wait.as_millis().to_string();
+            let run: RunInfo = send(
+                self.request(Method::GET, &path)
+                    .query(&[("wait_ms", wait_ms.as_str())]),
+            )
+            .await?;
+            if run.is_terminal() || Instant::now() >= deadline {
+                return Ok(run);
+            }
+        }
+    }
+
+    /// Runs, newest first, optionally only those with `status` (`suspended`, `completed`, ...)
+    /// or of `workflow`; at most `limit` (the server's default is 100, its cap 1,000).
+    pub async fn list_runs(
+        &self,
+        status: Option<&str>,
+        workflow: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<RunInfo>, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = status {
+            query.push(("status", s.to_string()));
+        }
+        if let Some(w) = workflow {
+            query.push(("workflow", w.to_string()));
+        }
+        if let Some(l) = limit {
+            query.push(("limit", l.to_string()));
+        }
+        let list: RunsList = send(self.request(Method::GET, "/v1/runs").query(&query)).await?;
+        Ok(list.runs)
+    }
+
+    /// The run's journal, each entry as the server shows it (`seq`, `type`, `at_ms`, `at`, and
+    /// the entry's fields).
+    pub async fn events(&self, run_id: &str) -> Result<Vec<Value>, ClientError> {
+        let path = format!("/v1/runs/{}/events", encode_path_segment(run_id));
+        send(self.request(Method::GET, &path)).await
+    }
+
+    /// The run's active hooks, in creation order.
+    pub async fn hooks(&self, run_id: &str) -> Result<Vec<HookInfo>, ClientError> {
+        let path = format!("/v1/runs/{}/hooks", encode_path_segment(run_id));
+        let list: HooksList = send(self.request(Method::GET, &path)).await?;
+        Ok(list.0)
+    }
+
+    /// The active hook holding `token` (with its [`HookInfo::run_id`]).
+    pub async fn get_hook(&self, token: &str) -> Result<HookInfo, ClientError> {
+        let path = format!("/v1/hooks/{}", encode_path_segment(token));
+        send(self.request(Method::GET, &path)).await
+    }
+
+    /// Deliver `payload` to the hook holding `token`; returns the run id once the payload is
+    /// durably appended to that run's journal. With an `idempotency_key` used before for this
+    /// token, the server stores nothing new and gives the first answer: use one when retrying
+    /// after a [`ClientError::Transport`] error.
+    pub async fn resume_hook<P: Serialize + ?Sized>(
+        &self,
+        token: &str,
+        payload: &P,
+        idempotency_key: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let path = format!("/v1/hooks/{}", encode_path_segment(token));
+        let mut req = self.request(Method::POST, &path).json(&to_value(payload)?);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let answer: RunId = send(req).await?;
+        Ok(answer.run_id)
+    }
+
+    /// Ask a run to cancel (it ends as `cancelled` at its next await). A finished run is an
+    /// [`ClientError::Api`] error with code `run_finished`.
+    pub async fn cancel_run(&self, run_id: &str, reason: Option<&str>) -> Result<(), ClientError> {
+        let path = format!("/v1/runs/{}/cancel", encode_path_segment(run_id));
+        let body = match reason {
+            Some(r) => json!({ "reason": r }),
+            None => json!({}),
+        };
+        let _: RunId = send(self.request(Method::POST, &path).json(&body)).await?;
+        Ok(())
+    }
+
+    /// The names of the workflows the server runs.
+    pub async fn workflows(&self) -> Result<Vec<String>, ClientError> {
+        let list: WorkflowsList = send(self.request(Method::GET, "/v1/workflows")).await?;
+        Ok(list.workflows)
+    }
+
+    /// `GET /healthz`: `{"ok": true, "backend": ...}`.
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        send(self.request(Method::GET, "/healthz")).await
+    }
+}
+
+fn to_value<T: Serialize + ?Sized>(v: &T) -> Result<Value, ClientError> {
+    serde_json::to_value(v).map_err(|e| ClientError::Decode(format!("cannot encode as JSON: {e}")))
+}
+
+/// Send `req` and read a success answer as `T`, or an error answer as [`ClientError::Api`].
+async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ClientError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ClientError::Transport(error_chain(&e)))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Transport(error_chain(&e)))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("HTTP {}: {e}", status.as_u16())));
+    }
+    Err(api_error(status, &bytes))
+}
+
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorEnvelope>(bytes) {
+        Ok(env) => ClientError::Api {
+            status: status.as_u16(),
+            code: env.error.code,
+            message: env.error.message,
+        },
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let text = text.trim();
+            ClientError::Api {
+                status: status.as_u16(),
+                code: format!("http_{}", status.as_u16()),
+                message: if text.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    format!("HTTP {status}: {text}")
+                },
+            }
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message alone is often vague).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_keep_code_and_message() {
+        let e = api_error(
+            StatusCode::NOT_FOUND,
+            br#"{"error":{"code":"hook_not_found","message":"hook not found"}}"#,
+        );
+        assert_eq!(e.code(), Some("hook_not_found"));
+        assert_eq!(e.status(), Some(404));
+        assert_eq!(e.to_string(), "hook not found");
+
+        let e = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(e.code(), Some("http_502"));
+        assert!(e.to_string().contains("upstream down"));
+    }
+
+    #[test]
+    fn base_url_trailing_slashes_are_dropped() {
+        assert_eq!(Client::new("http://h:1//").base_url(), "http://h:1");
+    }
+}

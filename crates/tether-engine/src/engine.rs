@@ -335,8 +335,13 @@ impl Engine {
                         hook_cmd: h.hook_cmd,
                     })
                 }
-                // Only an idempotent retry of an earlier, accepted resume can still succeed.
-                None if idempotency_key.is_some() => None,
+                // Only an idempotent retry of an earlier, accepted resume can still succeed:
+                // expect a hook that cannot exist, so a hook created with this token in the
+                // meantime (not validated here) is not fed.
+                None if idempotency_key.is_some() => Some(HookRef {
+                    run_id: String::new(),
+                    hook_cmd: 0,
+                }),
                 None => return Err(EngineError::HookNotFound),
             };
             let op = WriteOp::Resume {
@@ -436,12 +441,24 @@ impl Engine {
             list.retain(|w| !w.is_closed()); // waiters that timed out before
             list.push(tx);
         }
-        let run = self.get_run(run_id).await?;
-        if run.status.is_terminal() {
-            return Ok(run);
+        let result = async {
+            let run = self.get_run(run_id).await?;
+            if run.status.is_terminal() {
+                return Ok(run);
+            }
+            let _ = tokio::time::timeout(timeout, rx).await;
+            self.get_run(run_id).await
         }
-        let _ = tokio::time::timeout(timeout, rx).await;
-        self.get_run(run_id).await
+        .await;
+        // Drop our (now closed) waiter, and the entry if nobody else waits.
+        let mut waiters = self.inner.waiters.lock();
+        if let Some(list) = waiters.get_mut(run_id) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(run_id);
+            }
+        }
+        result
     }
 
     /// Wait until `token` is held by an active hook (e.g. right after starting a run that

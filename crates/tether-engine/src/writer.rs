@@ -35,7 +35,8 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                 Err(_) => break,
             }
         }
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
+            batch.drain(..).map(|r| (r.op, r.reply)).unzip();
         let n = ops.len();
         let span = tracing::debug_span!("group_commit", ops = n);
         let result = engine.store.commit(ops).instrument(span).await;

@@ -1,1 +1,149 @@
-//! placeholder
+//! Tether's HTTP JSON API on top of an [`Engine`].
+//!
+//! [`router`] builds the axum [`Router`]; [`serve`] runs it on a listener until a shutdown
+//! future completes. Every answer is JSON; every error is
+//! `{"error": {"code": "...", "message": "..."}}` with a fitting status (see [`ApiError`]).
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /v1/runs` `{"workflow", "input"}` | `201 {"run_id"}` |
+//! | `GET /v1/runs?status=&workflow=&limit=` | `{"runs": [run]}` |
+//! | `GET /v1/runs/{run_id}[?wait_ms=N]` | run (long-polls until terminal or N ms) |
+//! | `GET /v1/runs/{run_id}/events` | the journal |
+//! | `GET /v1/runs/{run_id}/hooks` | `[{"token", "kind", "metadata", "created_at"}]` |
+//! | `POST /v1/runs/{run_id}/cancel` `{"reason"?}` | `202 {"run_id"}` |
+//! | `POST /v1/hooks/{token}` payload (`Idempotency-Key` honoured) | `202 {"run_id"}` |
+//! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
+//! | `GET /v1/workflows` | `{"workflows": [names]}` |
+//! | `GET /healthz` | `{"ok": true, "backend"}` |
+//!
+//! ```no_run
+//! # async fn demo(engine: tether_engine::Engine) -> std::io::Result<()> {
+//! let router = tether_server::router(engine, tether_server::ServerOptions::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! tether_server::serve(listener, router, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+mod error;
+mod json;
+mod routes;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+pub use axum::Router;
+use tether_engine::Engine;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+/// Room allowed around a run's input in `POST /v1/runs` (the `{"workflow": ..., "input": ...}`
+/// envelope), on top of the engine's payload limit, which the engine checks on the input itself.
+const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
+
+/// Settings of the HTTP layer (the payload limit comes from the engine's config).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Longest long-poll `GET /v1/runs/{id}?wait_ms=` may ask for; larger values are capped
+    /// (default 60 s).
+    pub max_wait: Duration,
+    /// When this turns `true` (the server is stopping), long-polls answer at once with the run
+    /// as it is, so a graceful shutdown does not wait for them. `None` (the default): they run
+    /// their course.
+    pub stopping: Option<watch::Receiver<bool>>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_wait: Duration::from_secs(60),
+            stopping: None,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    pub engine: Engine,
+    pub options: ServerOptions,
+}
+
+impl AppState {
+    /// The largest body accepted for a hook payload.
+    pub fn payload_limit(&self) -> usize {
+        self.engine.config().max_payload_bytes
+    }
+}
+
+/// The API's router, serving `engine`.
+pub fn router(engine: Engine, options: ServerOptions) -> Router {
+    let limit = engine.config().max_payload_bytes;
+    let state = AppState { engine, options };
+    Router::new()
+        .route(
+            "/v1/runs",
+            post(routes::runs::start_run)
+                .layer(DefaultBodyLimit::max(
+                    limit.saturating_add(ENVELOPE_ALLOWANCE),
+                ))
+                .get(routes::runs::list_runs),
+        )
+        .route("/v1/runs/{run_id}", get(routes::runs::get_run))
+        .route("/v1/runs/{run_id}/events", get(routes::runs::events))
+        .route("/v1/runs/{run_id}/hooks", get(routes::runs::hooks))
+        .route("/v1/runs/{run_id}/cancel", post(routes::runs::cancel))
+        .route(
+            "/v1/hooks/{token}",
+            post(routes::hooks::resume)
+                .layer(DefaultBodyLimit::max(limit))
+                .get(routes::hooks::get_hook),
+        )
+        .route("/v1/workflows", get(routes::meta::workflows))
+        .route("/healthz", get(routes::meta::healthz))
+        // Applies to the routes above, so it must come after them.
+        .method_not_allowed_fallback(routes::meta::method_not_allowed)
+        .fallback(routes::meta::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Log each request at debug level by its route template (never its concrete path: a hook
+/// token in a URL is a credential).
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::debug!(
+        method = %method,
+        route = route.as_deref().unwrap_or("(no route)"),
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "http request"
+    );
+    response
+}
+
+/// Serve `router` on `listener` until `shutdown` completes, then finish the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,85 @@
+//! The JSON shapes of the API's answers.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run as the server shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run id.
+    pub run_id: String,
+    /// The workflow it runs.
+    pub workflow: String,
+    /// `pending`, `running`, `suspended`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// The input it was started with.
+    pub input: Value,
+    /// The output, once completed.
+    pub output: Option<Value>,
+    /// The error, once failed or cancelled (or while blocked by a non-determinism error).
+    pub error: Option<ErrorBody>,
+    /// Creation time, RFC 3339 (UTC, milliseconds).
+    pub created_at: String,
+    /// Last update time, RFC 3339 (UTC, milliseconds).
+    pub updated_at: String,
+}
+
+impl RunInfo {
+    /// Whether the run has ended (`completed`, `failed` or `cancelled`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
+    }
+}
+
+/// An active hook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookInfo {
+    /// The token that resumes it (a credential when generated).
+    pub token: String,
+    /// `hook` (or `webhook`).
+    pub kind: String,
+    /// The metadata the workflow attached to it.
+    pub metadata: Value,
+    /// Creation time, RFC 3339 (UTC, milliseconds).
+    pub created_at: String,
+    /// The run holding it: set by [`crate::Client::get_hook`], `None` in a run's hook list.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// An error as the API reports it, in an error answer or in a run's `error` field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// `{"error": {...}}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// `{"run_id": ...}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunId {
+    pub run_id: String,
+}
+
+/// `{"runs": [...]}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RunsList {
+    pub runs: Vec<RunInfo>,
+}
+
+/// `[hook, ...]`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HooksList(pub Vec<HookInfo>);
+
+/// `{"workflows": [...]}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WorkflowsList {
+    pub workflows: Vec<String>,
+}

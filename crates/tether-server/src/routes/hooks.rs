@@ -1,0 +1,61 @@
+//! `/v1/hooks/{token}`: deliver a payload to a hook, look a hook up.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::Value;
+use tether_engine::EngineError;
+
+use crate::error::ApiError;
+use crate::json::{body_bytes, hook_with_run_json, parse_json, run_id_json};
+use crate::AppState;
+
+/// The header whose value makes a resume idempotent (scoped to the token).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The token of the path (percent-decoded by axum); one that does not decode to UTF-8 names
+/// no hook.
+fn token_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    match path {
+        Ok(Path(token)) => Ok(token),
+        Err(_) => Err(EngineError::HookNotFound.into()),
+    }
+}
+
+/// The `Idempotency-Key` header, if present and not empty.
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(IDEMPOTENCY_KEY)?;
+    let key = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    (!key.is_empty()).then_some(key)
+}
+
+/// `POST /v1/hooks/{token}`, body = the payload → `202 {"run_id"}` once the payload is durably
+/// appended to the run's journal. A retry with the same `Idempotency-Key` gets the same answer
+/// and stores nothing new.
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let token = token_of(path)?;
+    let bytes = body_bytes(body, state.payload_limit())?;
+    let payload: Value = parse_json(&bytes)?;
+    let run_id = state
+        .engine
+        .resume_hook(&token, payload, idempotency_key(&headers))
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(run_id_json(run_id))))
+}
+
+/// `GET /v1/hooks/{token}` → the active hook holding the token, with its `run_id`.
+pub(crate) async fn get_hook(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = token_of(path)?;
+    let hook = state.engine.hook(&token).await?;
+    Ok(Json(hook_with_run_json(&hook)))
+}

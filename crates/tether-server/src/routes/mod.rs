@@ -1,0 +1,5 @@
+//! The handlers, one module per resource.
+
+pub(crate) mod hooks;
+pub(crate) mod meta;
+pub(crate) mod runs;

@@ -1,0 +1,188 @@
+//! `/v1/runs`: start, list, read (with long-poll), journal, hooks, cancel.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tether_core::RunStatus;
+use tether_engine::EngineError;
+use tether_store::RunFilter;
+
+use crate::error::ApiError;
+use crate::json::{body_bytes, event_json, hook_json, parse_json, run_id_json, run_json};
+use crate::AppState;
+
+/// The body of `POST /v1/runs`.
+#[derive(Debug, Deserialize)]
+struct StartRun {
+    workflow: String,
+    #[serde(default = "empty_object")]
+    input: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// The run id of the path; one that cannot be decoded names no run.
+pub(crate) fn run_id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    match path {
+        Ok(Path(id)) => Ok(id),
+        Err(_) => Err(EngineError::RunNotFound {
+            run_id: "(undecodable id)".into(),
+        }
+        .into()),
+    }
+}
+
+/// `POST /v1/runs` → `201 {"run_id"}`.
+pub(crate) async fn start_run(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bytes = body_bytes(body, state.payload_limit())?;
+    let req: StartRun = parse_json(&bytes)?;
+    let run_id = state.engine.start_run(&req.workflow, req.input).await?;
+    Ok((StatusCode::CREATED, Json(run_id_json(run_id))))
+}
+
+/// The query of `GET /v1/runs`; values are parsed by hand so an empty one means "any".
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// `GET /v1/runs?status=&workflow=&limit=` → `{"runs": [...]}`, newest first.
+pub(crate) async fn list_runs(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(e.body_text()))?;
+    let status = match non_empty(q.status) {
+        None => None,
+        Some(s) => Some(RunStatus::parse(&s).ok_or_else(|| {
+            let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid_query(format!(
+                "unknown status {s:?}; expected one of {}",
+                known.join(", ")
+            ))
+        })?),
+    };
+    let limit = match non_empty(q.limit) {
+        None => 0,
+        Some(l) => l.parse::<usize>().map_err(|_| {
+            ApiError::invalid_query(format!("limit must be a non-negative integer, got {l:?}"))
+        })?,
+    };
+    let filter = RunFilter {
+        status,
+        workflow: non_empty(q.workflow),
+        limit,
+    };
+    let runs = state.engine.list_runs(&filter).await?;
+    let runs: Vec<Value> = runs.iter().map(run_json).collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+/// The query of `GET /v1/runs/{run_id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GetQuery {
+    wait_ms: Option<String>,
+}
+
+/// `GET /v1/runs/{run_id}[?wait_ms=N]` → the run; with `wait_ms`, answers when the run has
+/// ended or after N ms (capped at [`crate::ServerOptions::max_wait`]), whichever is first.
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GetQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid_query(e.body_text()))?;
+    let wait_ms = match non_empty(q.wait_ms) {
+        None => 0,
+        Some(w) => w.parse::<u64>().map_err(|_| {
+            ApiError::invalid_query(format!(
+                "wait_ms must be a non-negative integer of milliseconds, got {w:?}"
+            ))
+        })?,
+    };
+    let run = state.engine.get_run(&run_id).await?;
+    if wait_ms == 0 || run.status.is_terminal() {
+        return Ok(Json(run_json(&run)));
+    }
+    let wait = Duration::from_millis(wait_ms).min(state.options.max_wait);
+    let waited = state.engine.wait_for_run(&run_id, wait);
+    let run = match state.options.stopping.clone() {
+        None => waited.await?,
+        Some(mut stopping) => {
+            let stopped = async move {
+                // (The guard `wait_for` returns is not `Send`: it is dropped at once.)
+                if stopping.wait_for(|stop| *stop).await.is_err() {
+                    // The sender is gone without saying stop: wait the full time.
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                run = waited => run?,
+                () = stopped => state.engine.get_run(&run_id).await?,
+            }
+        }
+    };
+    Ok(Json(run_json(&run)))
+}
+
+/// `GET /v1/runs/{run_id}/events` → the journal, in order.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    let events = state.engine.events(&run_id).await?;
+    Ok(Json(Value::Array(events.iter().map(event_json).collect())))
+}
+
+/// `GET /v1/runs/{run_id}/hooks` → the run's active hooks, in creation order.
+pub(crate) async fn hooks(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    let hooks = state.engine.hooks(&run_id).await?;
+    Ok(Json(Value::Array(hooks.iter().map(hook_json).collect())))
+}
+
+/// The optional body of `POST /v1/runs/{run_id}/cancel`.
+#[derive(Debug, Default, Deserialize)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+/// `POST /v1/runs/{run_id}/cancel` with an optional `{"reason"}` → `202 {"run_id"}`; the run
+/// ends as `cancelled` at its next await.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run_id = run_id_of(path)?;
+    let bytes = body_bytes(body, state.payload_limit())?;
+    let body: CancelBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    state.engine.cancel_run(&run_id, body.reason).await?;
+    Ok((StatusCode::ACCEPTED, Json(run_id_json(run_id))))
+}
