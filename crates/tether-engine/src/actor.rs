@@ -62,11 +62,13 @@ pub(crate) async fn run_actor(
             status_sent: None,
             wake_sent: None,
             checkpoint_sent: 0,
+            announced: false,
         };
         actor.run(&mut rx).await
     }
     .instrument(span)
     .await;
+    inner.first_flush_done(&run_id);
     match exit {
         Exit::Evicted => debug!(%run_id, "evicted"),
         Exit::Done => inner.remove_live(&run_id, generation),
@@ -92,6 +94,7 @@ struct Actor {
     status_sent: Option<RunStatus>,
     wake_sent: Option<Option<u64>>,
     checkpoint_sent: u64,
+    announced: bool,
 }
 
 impl Actor {
@@ -117,6 +120,10 @@ impl Actor {
             }
             if let Err(exit) = self.flush(&mut machine).await {
                 return exit;
+            }
+            if !self.announced {
+                self.announced = true;
+                self.inner.first_flush_done(&self.run_id);
             }
 
             let deadline = machine

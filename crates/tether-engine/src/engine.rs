@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     writer_tx: mpsc::UnboundedSender<WriteReq>,
     live: Mutex<HashMap<String, LiveHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Runs just started whose caller waits for their first suspension.
+    starting: Mutex<HashMap<String, oneshot::Sender<()>>>,
     pub blocked: Mutex<HashSet<String>>,
     stopping: AtomicBool,
     counter: AtomicU64,
@@ -59,6 +61,13 @@ impl Inner {
             .send(WriteReq { op, reply })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// The run has written its first decisions (or ended): release `start_run`'s caller.
+    pub fn first_flush_done(&self, run_id: &str) {
+        if let Some(tx) = self.starting.lock().remove(run_id) {
+            let _ = tx.send(());
+        }
     }
 
     /// Queue a write for the next group commit without waiting for it (best effort).
@@ -199,6 +208,9 @@ impl Inner {
     }
 }
 
+/// How long `start_run` waits for a new run's first suspension at most.
+const START_WAIT: Duration = Duration::from_secs(2);
+
 /// The Tether runtime: starts runs, accepts hook payloads, and keeps every run moving.
 /// Cheap to clone. Must be created inside a tokio runtime.
 #[derive(Clone)]
@@ -238,6 +250,7 @@ impl Engine {
             writer_tx,
             live: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashMap::new()),
             blocked: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             counter: AtomicU64::new(1),
@@ -308,7 +321,22 @@ impl Engine {
             input,
             at_ms: now_ms(),
         };
-        self.inner.write(op).await??;
+        let (tx, first_flush) = oneshot::channel();
+        self.inner.starting.lock().insert(run_id.clone(), tx);
+        if let Err(e) = self
+            .inner
+            .write(op)
+            .await
+            .map_err(EngineError::from)
+            .and_then(|r| r.map_err(EngineError::from))
+        {
+            self.inner.starting.lock().remove(&run_id);
+            return Err(e);
+        }
+        // Wait (briefly) until the run has recorded what it first waits for, so that a hook it
+        // creates at once can be resumed as soon as this returns (no "resume or start" race).
+        let _ = tokio::time::timeout(START_WAIT, first_flush).await;
+        self.inner.starting.lock().remove(&run_id);
         Ok(run_id)
     }
 

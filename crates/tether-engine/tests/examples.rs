@@ -264,3 +264,27 @@ async fn start_errors_are_precise() {
     ));
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_hook_created_at_once_is_resumable_when_start_returns() {
+    let db = TestDb::new();
+    let engine = db.engine(examples(), fast_config()).await;
+    for i in 0..20 {
+        let channel = format!("c{i}");
+        let run = engine
+            .start_run("slack_bot", json!({ "channel": channel }))
+            .await
+            .unwrap();
+        // No polling for the hook: start_run returned after the run's first suspension.
+        let token = format!("slack_messages:{channel}");
+        assert_eq!(
+            engine
+                .resume_hook(&token, json!({"text": "/stop"}), None)
+                .await
+                .unwrap(),
+            run
+        );
+        assert_eq!(output(&engine, &run).await, json!({"messages": []}));
+    }
+    engine.shutdown().await;
+}
