@@ -156,7 +156,14 @@ impl RunMachine {
             }
             if let Poll::Ready(result) = polled {
                 self.future = None;
-                let cancel = self.state.lock().cancelled.clone();
+                let cancel = {
+                    let mut st = self.state.lock();
+                    // The run is over: no step result can be used any more, so a step still
+                    // waiting to run (e.g. one in flight when the run was cancelled, asked again
+                    // by a replay) must not run.
+                    st.step_tasks.clear();
+                    st.cancelled.clone()
+                };
                 self.finished = Some(match (result, cancel) {
                     (Ok(output), _) => EventBody::RunCompleted { output },
                     // Cancelled runs that end in an error end as cancelled.

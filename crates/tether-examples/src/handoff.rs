@@ -29,7 +29,9 @@ pub struct ChannelMessage {
 /// The workflow.
 pub async fn handoff(ctx: Ctx, input: HandoffInput) -> Result<Value, WorkflowError> {
     let mut hook = ctx
-        .create_hook::<ChannelMessage>(HookOptions::new().token(format!("channel:{}", input.channel)))
+        .create_hook::<ChannelMessage>(
+            HookOptions::new().token(format!("channel:{}", input.channel)),
+        )
         .await?;
     let mut messages = Vec::new();
     loop {
