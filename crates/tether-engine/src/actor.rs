@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_core::{Event, EventBody, Progress, RunMachine, RunStatus};
-use tether_store::{OpRejected, StoreError, WakeAt, WriteOp};
+use tether_store::{Fence, OpOutcome, OpRejected, StoreError, WakeAt, WriteOp};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info_span, warn, Instrument};
@@ -28,6 +28,11 @@ pub(crate) enum ActorMsg {
     Events(Vec<Event>),
     /// The cache is full: leave if idle.
     Evict,
+    /// Another process committed entries up to `last_seq` (a `LISTEN/NOTIFY` hint).
+    Poke {
+        /// The run's last seq after that commit.
+        last_seq: u64,
+    },
 }
 
 /// Why an actor stopped.
@@ -41,6 +46,8 @@ enum Exit {
     Blocked,
     /// A storage failure; rebuild later.
     Failed(String),
+    /// Another node holds the run (its claim was refused, or this node's was fenced off).
+    NotMine,
 }
 
 pub(crate) async fn run_actor(
@@ -63,8 +70,20 @@ pub(crate) async fn run_actor(
             wake_sent: None,
             checkpoint_sent: 0,
             announced: false,
+            fence: None,
         };
-        actor.run(&mut rx).await
+        let exit = actor.run(&mut rx).await;
+        // Give the run up for others, unless it ended (the store cleared its owner) or is
+        // held elsewhere anyway.
+        if let (Some(fence), Exit::Evicted | Exit::Blocked | Exit::Failed(_)) =
+            (&actor.fence, &exit)
+        {
+            inner.write_detached(WriteOp::Release {
+                run_id: run_id.clone(),
+                fence: fence.clone(),
+            });
+        }
+        exit
     }
     .instrument(span)
     .await;
@@ -75,6 +94,10 @@ pub(crate) async fn run_actor(
         Exit::Blocked => {
             inner.remove_live(&run_id, generation);
             inner.blocked.lock().insert(run_id);
+        }
+        Exit::NotMine => {
+            debug!(%run_id, "run is held by another node");
+            inner.remove_live(&run_id, generation);
         }
         Exit::Failed(why) => {
             warn!(%run_id, %why, "run stopped on a storage failure; it will be rebuilt");
@@ -95,6 +118,8 @@ struct Actor {
     wake_sent: Option<Option<u64>>,
     checkpoint_sent: u64,
     announced: bool,
+    /// This actor's claim on the run; every write carries it.
+    fence: Option<Fence>,
 }
 
 impl Actor {
@@ -158,6 +183,14 @@ impl Actor {
                             }
                         }
                     }
+                    Some(ActorMsg::Poke { last_seq }) => {
+                        if last_seq > machine.last_seq() {
+                            match self.catch_up(&mut machine).await {
+                                Ok(p) => progress = p,
+                                Err(exit) => return exit,
+                            }
+                        }
+                    }
                     Some(ActorMsg::Evict) => {
                         if self.steps.is_empty()
                             && self.inner.try_evict(&self.run_id, self.generation, rx)
@@ -201,11 +234,6 @@ impl Actor {
             Ok(_) => return Ok(None),
             Err(e) => return Err(Exit::Failed(e.to_string())),
         };
-        let journal = inner
-            .store
-            .load_journal(&self.run_id, 0)
-            .await
-            .map_err(|e| Exit::Failed(e.to_string()))?;
         let Some(workflow) = inner.registry.get(&record.workflow) else {
             let err = tether_core::ErrorInfo::new(
                 "workflow_not_registered",
@@ -216,6 +244,33 @@ impl Actor {
             );
             return Err(self.block(err).await);
         };
+        let now = now_ms();
+        let claim = WriteOp::Claim {
+            run_id: self.run_id.clone(),
+            node: inner.node_id.clone(),
+            lease_until_ms: now + inner.config.lease.as_millis() as u64,
+            now_ms: now,
+        };
+        match inner.write(claim).await {
+            Ok(Ok(OpOutcome::Claimed { epoch })) => {
+                self.fence = Some(Fence {
+                    node: inner.node_id.clone(),
+                    epoch,
+                });
+            }
+            Ok(Err(OpRejected::Owned { .. })) => return Err(Exit::NotMine),
+            Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {
+                return Ok(None)
+            }
+            Ok(other) => return Err(Exit::Failed(format!("claim answered {other:?}"))),
+            Err(e) => return Err(Exit::Failed(e.to_string())),
+        }
+        // Read the journal after the claim: nothing can be appended by a previous owner since.
+        let journal = inner
+            .store
+            .load_journal(&self.run_id, 0)
+            .await
+            .map_err(|e| Exit::Failed(e.to_string()))?;
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
         let replay = {
@@ -235,25 +290,41 @@ impl Actor {
         let op = WriteOp::MarkBlocked {
             run_id: self.run_id.clone(),
             error,
+            fence: self.fence.clone(),
             at_ms: now_ms(),
         };
         match self.inner.write(op).await {
+            Ok(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
             Ok(_) => Exit::Blocked,
             Err(e) => Exit::Failed(e.to_string()),
         }
     }
 
-    /// Apply one committed entry; on a gap in the sequence, read the missing entries first.
+    /// Apply one committed entry; on a gap in the sequence (entries another process wrote),
+    /// read the missing entries first.
     async fn feed(&mut self, machine: &mut RunMachine, e: Event) -> Result<Progress, Exit> {
-        let mut events = vec![e];
-        if events[0].seq > machine.last_seq() + 1 {
-            events = self
-                .inner
-                .store
-                .load_journal(&self.run_id, machine.last_seq())
-                .await
-                .map_err(|e| Exit::Failed(e.to_string()))?;
+        if e.seq > machine.last_seq() + 1 {
+            return self.catch_up(machine).await;
         }
+        self.apply(machine, vec![e]).await
+    }
+
+    /// Read and apply every entry past the machine's position.
+    async fn catch_up(&mut self, machine: &mut RunMachine) -> Result<Progress, Exit> {
+        let events = self
+            .inner
+            .store
+            .load_journal(&self.run_id, machine.last_seq())
+            .await
+            .map_err(|e| Exit::Failed(e.to_string()))?;
+        self.apply(machine, events).await
+    }
+
+    async fn apply(
+        &mut self,
+        machine: &mut RunMachine,
+        events: Vec<Event>,
+    ) -> Result<Progress, Exit> {
         let mut progress = Progress::Waiting;
         for e in &events {
             progress = match machine.feed(e) {
@@ -305,10 +376,12 @@ impl Actor {
             events,
             status,
             wake_at,
+            fence: self.fence.clone(),
             at_ms: now_ms(),
         };
         match self.inner.write(op).await {
             Ok(Ok(_)) => Ok(()),
+            Ok(Err(OpRejected::Fenced { .. })) => Err(Exit::NotMine),
             Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {
                 Err(Exit::Done)
             }

@@ -17,6 +17,13 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Delay before a run whose storage write failed is rebuilt and retried (default 1 s).
     pub retry_delay: Duration,
+    /// This process's id among the nodes sharing a store. `None` (the default) picks one:
+    /// `local` on SQLite (one process per file, so a restarted process takes its runs back at
+    /// once), a random id on shared backends.
+    pub node_id: Option<String>,
+    /// How long a node's claim on a run lasts without a heartbeat (default 10 s). Heartbeats
+    /// go out every third of it; a node that stops beating loses its runs to others after this.
+    pub lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +34,8 @@ impl Default for EngineConfig {
             max_payload_bytes: 1024 * 1024,
             poll_interval: Duration::from_millis(200),
             retry_delay: Duration::from_secs(1),
+            node_id: None,
+            lease: Duration::from_secs(10),
         }
     }
 }

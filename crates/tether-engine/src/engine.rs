@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub registry: Arc<Registry>,
     pub env: Arc<dyn Environment>,
     pub config: EngineConfig,
+    /// This process's id among the nodes sharing the store.
+    pub node_id: String,
     writer_tx: mpsc::UnboundedSender<WriteReq>,
     live: Mutex<HashMap<String, LiveHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
@@ -199,6 +201,13 @@ impl Inner {
         }
     }
 
+    /// A hint that the run's journal reached `last_seq` (from another process).
+    fn poke(&self, run_id: &str, last_seq: u64) {
+        if let Some(h) = self.live.lock().get(run_id) {
+            let _ = h.tx.send(ActorMsg::Poke { last_seq });
+        }
+    }
+
     fn live_len(&self) -> usize {
         self.live.lock().len()
     }
@@ -242,7 +251,16 @@ impl Engine {
         env: Arc<dyn Environment>,
     ) -> Engine {
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let node_id = config.node_id.clone().unwrap_or_else(|| {
+            if store.backend_name() == "sqlite" {
+                "local".to_string()
+            } else {
+                format!("node-{}", uuid::Uuid::new_v4().simple())
+            }
+        });
+        let changes = store.subscribe();
         let inner = Arc::new_cyclic(|me| Inner {
+            node_id,
             store,
             registry: Arc::new(registry),
             env,
@@ -259,7 +277,12 @@ impl Engine {
         });
         let writer = tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx));
         let poller = tokio::spawn(poll_loop(Arc::downgrade(&inner)));
-        inner.tasks.lock().extend([writer, poller]);
+        let heartbeat = tokio::spawn(heartbeat_loop(Arc::downgrade(&inner)));
+        inner.tasks.lock().extend([writer, poller, heartbeat]);
+        if let Some(changes) = changes {
+            let listener = tokio::spawn(listen_loop(Arc::downgrade(&inner), changes));
+            inner.tasks.lock().push(listener);
+        }
         Engine { inner }
     }
 
@@ -276,6 +299,11 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// This process's node id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
     }
 
     /// How many runs are live in memory now.
@@ -536,7 +564,11 @@ async fn poll_loop(inner: Weak<Inner>) {
             return;
         }
         let interval = engine.config.poll_interval;
-        match engine.store.runs_needing_work(now_ms(), 1000).await {
+        match engine
+            .store
+            .runs_needing_work(now_ms(), &engine.node_id, 1000)
+            .await
+        {
             Ok(ids) => {
                 for id in ids {
                     if !engine.is_live(&id) {
@@ -548,5 +580,41 @@ async fn poll_loop(inner: Weak<Inner>) {
         }
         drop(engine);
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Every third of the lease: extend the leases of every run this node holds.
+async fn heartbeat_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        if engine.is_stopping() {
+            return;
+        }
+        let lease = engine.config.lease;
+        let op = WriteOp::RenewLeases {
+            node: engine.node_id.clone(),
+            lease_until_ms: now_ms() + lease.as_millis() as u64,
+        };
+        if let Err(e) = engine.write(op).await {
+            tracing::warn!(error = %e, "could not renew this node's leases");
+        }
+        drop(engine);
+        tokio::time::sleep(lease / 3).await;
+    }
+}
+
+/// Entries committed by other processes: tell the live run to read them.
+async fn listen_loop(
+    inner: Weak<Inner>,
+    mut changes: futures::stream::BoxStream<'static, tether_store::RunChanged>,
+) {
+    use futures::StreamExt;
+    while let Some(change) = changes.next().await {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        engine.poke(&change.run_id, change.last_seq);
     }
 }

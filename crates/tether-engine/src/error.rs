@@ -100,6 +100,10 @@ impl From<OpRejected> for EngineError {
                 workflow: String::new(),
                 message: format!("run id {run_id} is already taken"),
             },
+            // Leases are the engine's own business; a caller never meets them.
+            other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
+                EngineError::Store(StoreError::Unavailable(other.to_string()))
+            }
         }
     }
 }

@@ -75,6 +75,6 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                 engine.deliver(run_id, vec![e]);
             }
         }
-        OpOutcome::Updated => {}
+        OpOutcome::Updated | OpOutcome::Claimed { .. } | OpOutcome::Renewed { .. } => {}
     }
 }

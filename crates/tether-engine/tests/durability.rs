@@ -434,3 +434,40 @@ async fn a_payload_accepted_just_before_a_crash_is_delivered_after_restart() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dead_nodes_runs_are_taken_over_after_its_lease() {
+    let db = TestDb::new();
+    let node = |id: &str, lease_ms: u64| EngineConfig {
+        node_id: Some(id.into()),
+        lease: Duration::from_millis(lease_ms),
+        ..fast_config()
+    };
+    let a = db.engine(examples(), node("a", 400)).await;
+    let run = a
+        .start_run("timeout_approval", json!({"timeout_ms": 100}))
+        .await
+        .unwrap();
+    assert_eq!(a.get_run(&run).await.unwrap().owner.as_deref(), Some("a"));
+    // Node a dies holding the run (no release, no more heartbeats).
+    a.shutdown().await;
+
+    let b = db.engine(examples(), node("b", 10_000)).await;
+    // The timer is due at once, but b must wait for a's lease to end before taking the run.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_ne!(
+        b.get_run(&run).await.unwrap().status,
+        RunStatus::Completed,
+        "b took the run while a's lease was still alive"
+    );
+    assert_eq!(output(&b, &run).await, json!({"timed_out": true}));
+    let fired = b
+        .events(&run)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.body.kind() == "timer_fired")
+        .count();
+    assert_eq!(fired, 1, "the timer fired once");
+    b.shutdown().await;
+}

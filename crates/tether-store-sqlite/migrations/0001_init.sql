@@ -12,8 +12,13 @@ CREATE TABLE runs (
     updated_at  INTEGER NOT NULL,
     last_seq    INTEGER NOT NULL,  -- seq of the last journal entry (entries are dense from 1)
     wake_at     INTEGER,           -- when the earliest pending timer is due
-    applied_seq INTEGER NOT NULL DEFAULT 0  -- the live run's checkpoint: entries applied so far
+    applied_seq INTEGER NOT NULL DEFAULT 0, -- the live run's checkpoint: entries applied so far
+    owner       TEXT,              -- node holding the run's lease
+    lease_until INTEGER,           -- end of that lease
+    epoch       INTEGER NOT NULL DEFAULT 0  -- incremented by every claim; writes are fenced by it
 ) STRICT;
+
+CREATE INDEX runs_owner_idx ON runs (owner) WHERE owner IS NOT NULL;
 
 CREATE INDEX runs_status_idx ON runs (status, created_at);
 CREATE INDEX runs_workflow_idx ON runs (workflow, created_at);

@@ -181,10 +181,12 @@ impl Store for SqliteStore {
     async fn runs_needing_work(
         &self,
         now_ms: u64,
+        node: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
+        let node = node.to_owned();
         self.read("runs_needing_work", move |c| {
-            read::runs_needing_work(c, now_ms, limit)
+            read::runs_needing_work(c, now_ms, &node, limit)
         })
         .await
     }

@@ -114,17 +114,21 @@ pub(crate) fn list_hooks(conn: &Connection, run_id: &str) -> Result<Vec<HookReco
 pub(crate) fn runs_needing_work(
     conn: &Connection,
     now_ms: u64,
+    node: &str,
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
+    // One indexed part per reason, so the poll stays cheap with many suspended runs; then keep
+    // the runs this node may take.
     conn.prepare_cached(
-        // One indexed part per reason, so the poll stays cheap with many suspended runs.
-        "SELECT id, created_at FROM runs WHERE status = ?1
-         UNION SELECT id, created_at FROM runs WHERE status = ?2
-         UNION SELECT id, created_at FROM runs
-               WHERE wake_at <= ?3 AND status NOT IN (?4, ?5, ?6)
-         UNION SELECT id, created_at FROM runs
-               WHERE last_seq > applied_seq
-                 AND status NOT IN ('completed', 'failed', 'cancelled')
+        "SELECT id FROM runs WHERE id IN (
+             SELECT id FROM runs WHERE status = ?1
+             UNION SELECT id FROM runs WHERE status = ?2
+             UNION SELECT id FROM runs
+                   WHERE wake_at <= ?3 AND status NOT IN (?4, ?5, ?6)
+             UNION SELECT id FROM runs
+                   WHERE last_seq > applied_seq
+                     AND status NOT IN ('completed', 'failed', 'cancelled'))
+         AND (owner IS NULL OR owner = ?8 OR lease_until < ?3)
          ORDER BY created_at, id
          LIMIT ?7",
     )
@@ -138,6 +142,7 @@ pub(crate) fn runs_needing_work(
                 RunStatus::Failed.as_str(),
                 RunStatus::Cancelled.as_str(),
                 bound(limit as u64),
+                node,
             ],
             |row| row.get(0),
         )?

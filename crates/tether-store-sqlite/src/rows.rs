@@ -9,7 +9,7 @@ use crate::error::{decode_err, encode_err};
 
 /// Columns of `runs`, in the order [`RawRun::from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str =
-    "id, workflow, status, input, output, error, created_at, updated_at, last_seq, wake_at";
+    "id, workflow, status, input, output, error, created_at, updated_at, last_seq, wake_at, owner";
 
 /// Columns of `hooks`, in the order [`RawHook::from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
@@ -30,6 +30,7 @@ pub(crate) struct RawRun {
     updated_at: u64,
     last_seq: u64,
     wake_at: Option<u64>,
+    owner: Option<String>,
 }
 
 impl RawRun {
@@ -46,6 +47,7 @@ impl RawRun {
             updated_at: row.get(7)?,
             last_seq: row.get(8)?,
             wake_at: row.get(9)?,
+            owner: row.get(10)?,
         })
     }
 
@@ -67,6 +69,7 @@ impl RawRun {
             updated_at_ms: self.updated_at,
             last_seq: self.last_seq,
             wake_at_ms: self.wake_at,
+            owner: self.owner,
             workflow: self.workflow,
             run_id: self.id,
         })

@@ -35,6 +35,7 @@ fn append(run_id: &str, events: Vec<EventBody>, at_ms: u64) -> WriteOp {
         events,
         status: Some(RunStatus::Suspended),
         wake_at: WakeAt::Set(Some(at_ms + 1_000)),
+        fence: None,
         at_ms,
     }
 }
@@ -276,6 +277,7 @@ async fn concurrent_commits_keep_every_journal_dense() {
                         }],
                         status: Some(RunStatus::Running),
                         wake_at: WakeAt::Keep,
+                        fence: None,
                         at_ms: 2,
                     };
                     let results = store.commit(vec![op]).await.expect("commit");

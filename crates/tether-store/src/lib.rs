@@ -46,10 +46,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ids of unfinished runs that have work to do without any outside event: status
     /// `pending` or `running`, a `wake_at` at or before `now_ms`, or journal entries past
-    /// their [`WriteOp::Checkpoint`] mark (a payload accepted just before a crash). At most
-    /// `limit`, oldest first.
-    async fn runs_needing_work(&self, now_ms: u64, limit: usize)
-        -> Result<Vec<String>, StoreError>;
+    /// their [`WriteOp::Checkpoint`] mark (a payload accepted just before a crash) — and that
+    /// `node` may take: no owner, owned by `node`, or a lease that ended before `now_ms`.
+    /// At most `limit`, oldest first.
+    async fn runs_needing_work(
+        &self,
+        now_ms: u64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Notifications of journal growth committed by *any* process sharing this store, for
+    /// backends that several processes share (PostgreSQL: `LISTEN/NOTIFY`). `None` (the
+    /// default) means only this process writes, so there is nothing to hear.
+    fn subscribe(&self) -> Option<futures::stream::BoxStream<'static, RunChanged>> {
+        None
+    }
 
     /// A short name of the backend (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;

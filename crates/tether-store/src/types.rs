@@ -28,6 +28,30 @@ pub struct RunRecord {
     pub last_seq: u64,
     /// When the run's earliest pending timer is due, if it has one.
     pub wake_at_ms: Option<u64>,
+    /// The node holding the run's lease, if any (see [`WriteOp::Claim`]).
+    pub owner: Option<String>,
+}
+
+/// Proof of ownership a node attaches to its writes for a run: the node id and the epoch its
+/// [`WriteOp::Claim`] returned. A write whose fence no longer matches the run (another node
+/// claimed it since) is refused with [`OpRejected::Fenced`], so a node that lost its lease
+/// cannot commit for that run any more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// The node id.
+    pub node: String,
+    /// The epoch of the claim.
+    pub epoch: u64,
+}
+
+/// A run's journal grew (committed by any process sharing the store). See
+/// [`crate::Store::subscribe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunChanged {
+    /// The run.
+    pub run_id: String,
+    /// Its last `seq` after the commit.
+    pub last_seq: u64,
 }
 
 /// An active hook: a token that currently resumes a run.
@@ -97,7 +121,9 @@ pub enum WriteOp {
     /// - `RunCompleted` / `RunFailed` / `RunCancelled`: sets the terminal status, the output or
     ///   error, clears `wake_at` and releases every hook of the run (`status` is then ignored).
     ///
-    /// Outcome: [`OpOutcome::Appended`] with the entries as written (conflicts substituted).
+    /// Refused with `Fenced` (writing nothing) when `fence` is set and the run's owner or epoch
+    /// differ. Outcome: [`OpOutcome::Appended`] with the entries as written (conflicts
+    /// substituted). A terminal entry also clears the run's owner.
     Append {
         /// The run.
         run_id: String,
@@ -107,6 +133,8 @@ pub enum WriteOp {
         status: Option<RunStatus>,
         /// New wake-up time, if it changes.
         wake_at: WakeAt,
+        /// The writer's claim on the run; `None` writes without checking ownership.
+        fence: Option<Fence>,
         /// Commit time.
         at_ms: u64,
     },
@@ -157,8 +185,42 @@ pub enum WriteOp {
         run_id: String,
         /// Why.
         error: ErrorInfo,
+        /// The writer's claim on the run (refused with `Fenced` when stale).
+        fence: Option<Fence>,
         /// Commit time.
         at_ms: u64,
+    },
+    /// Take (or take again) the lease of a run for `node` until `lease_until_ms`. Succeeds when
+    /// the run has no owner, when `node` owns it, or when the owner's lease ended before
+    /// `now_ms`; every success increments the run's epoch (so an older claim, even by the same
+    /// node, is fenced off). Refused with `Owned` when another node holds a live lease, and
+    /// with `RunNotFound` / `RunFinished`. Outcome: [`OpOutcome::Claimed`] with the new epoch.
+    Claim {
+        /// The run.
+        run_id: String,
+        /// The claiming node.
+        node: String,
+        /// End of the lease, ms since the Unix epoch.
+        lease_until_ms: u64,
+        /// The claimer's clock, to judge whether the current lease has ended.
+        now_ms: u64,
+    },
+    /// Give a run's lease up (the run was evicted from memory or its actor stopped). A no-op
+    /// unless `fence` matches the run's owner and epoch. Outcome: [`OpOutcome::Updated`];
+    /// refused with `RunNotFound`.
+    Release {
+        /// The run.
+        run_id: String,
+        /// The claim being released.
+        fence: Fence,
+    },
+    /// Heartbeat: extend the lease of every run owned by `node` to `lease_until_ms`.
+    /// Outcome: [`OpOutcome::Renewed`] with how many runs it holds.
+    RenewLeases {
+        /// The node.
+        node: String,
+        /// New end of its leases.
+        lease_until_ms: u64,
     },
 }
 
@@ -190,6 +252,16 @@ pub enum OpOutcome {
     },
     /// The run was updated; nothing was appended.
     Updated,
+    /// The lease was taken; writes for the run carry this epoch in their [`Fence`].
+    Claimed {
+        /// The run's new epoch.
+        epoch: u64,
+    },
+    /// Leases were extended.
+    Renewed {
+        /// How many runs the node holds.
+        count: u64,
+    },
 }
 
 /// Why a write op was refused. A refused op writes nothing; the others in the batch proceed.
@@ -220,6 +292,20 @@ pub enum OpRejected {
     RunExists {
         /// The run id.
         run_id: String,
+    },
+    /// The write's fence is stale: another node (or a newer claim) owns the run now.
+    #[error("run {run_id} is owned by another claim now; this write was fenced off")]
+    Fenced {
+        /// The run.
+        run_id: String,
+    },
+    /// Another node holds a live lease on the run.
+    #[error("run {run_id} is leased by node {owner}")]
+    Owned {
+        /// The run.
+        run_id: String,
+        /// The node holding it.
+        owner: String,
     },
 }
 

@@ -259,6 +259,7 @@ pub async fn refused_op_does_not_stop_the_batch(store: &dyn Store) {
                 WriteOp::MarkBlocked {
                     run_id: "ghost".into(),
                     error: ErrorInfo::new("nondeterminism", "x"),
+                    fence: None,
                     at_ms: T0 + 5,
                 },
                 append_op("a", vec![hook_created(2, "tok")], T0 + 6),
@@ -340,6 +341,7 @@ pub async fn completion_sets_output_releases_hooks_and_ends_the_run(store: &dyn 
             ],
             status: Some(RunStatus::Suspended),
             wake_at: WakeAt::Set(Some(T0 + 100)),
+            fence: None,
             at_ms: T0 + 1,
         },
     )
@@ -357,6 +359,7 @@ pub async fn completion_sets_output_releases_hooks_and_ends_the_run(store: &dyn 
             }],
             status: Some(RunStatus::Running),
             wake_at: WakeAt::Keep,
+            fence: None,
             at_ms: T0 + 2,
         },
     )

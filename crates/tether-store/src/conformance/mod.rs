@@ -21,11 +21,13 @@
 
 mod hooks;
 mod journal;
+mod leases;
 mod runs;
 mod support;
 
 pub use hooks::*;
 pub use journal::*;
+pub use leases::*;
 pub use runs::*;
 
 use crate::Store;
@@ -124,6 +126,13 @@ macro_rules! __conformance_cases {
                 idempotency_key_returns_first_answer,
                 resume_after_run_finished_is_refused,
                 used_idempotency_key_is_checked_before_the_hook,
+                // leases
+                claims_fence_off_older_claims,
+                live_leases_are_respected_and_expired_ones_taken_over,
+                release_needs_the_current_fence,
+                renew_extends_only_the_nodes_own_leases,
+                runs_needing_work_leave_out_runs_leased_elsewhere,
+                finished_runs_have_no_owner_and_cannot_be_claimed,
             }
         }
     };

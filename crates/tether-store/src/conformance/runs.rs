@@ -39,6 +39,7 @@ pub async fn create_run_then_read_it_back(store: &dyn Store) {
         updated_at_ms: T0,
         last_seq: 1,
         wake_at_ms: None,
+        owner: None,
     };
     assert_eq!(
         get_run(store, "run-1").await,
@@ -486,6 +487,7 @@ pub async fn unknown_run_is_refused(store: &dyn Store) {
             WriteOp::MarkBlocked {
                 run_id: ghost(),
                 error: ErrorInfo::new("nondeterminism", "x"),
+                fence: None,
                 at_ms: T0,
             },
         ],
@@ -523,6 +525,7 @@ pub async fn mark_blocked_sets_error_and_keeps_status(store: &dyn Store) {
         WriteOp::MarkBlocked {
             run_id: "r".into(),
             error: error.clone(),
+            fence: None,
             at_ms: T0 + 2,
         },
     )

@@ -60,6 +60,7 @@ pub(crate) fn append_op(run_id: &str, events: Vec<EventBody>, at_ms: u64) -> Wri
         events,
         status: None,
         wake_at: WakeAt::Keep,
+        fence: None,
         at_ms,
     }
 }
@@ -76,6 +77,7 @@ pub(crate) fn status_op(
         events: Vec::new(),
         status,
         wake_at,
+        fence: None,
         at_ms,
     }
 }
@@ -220,9 +222,12 @@ pub(crate) async fn tokens_of(store: &dyn Store, run_id: &str) -> Vec<String> {
         .collect()
 }
 
-/// Ids of the runs needing work.
+/// The node id the conformance cases act as.
+pub(crate) const NODE: &str = "node-a";
+
+/// Ids of the runs needing work that [`NODE`] may take.
 pub(crate) async fn needing_work(store: &dyn Store, now_ms: u64, limit: usize) -> Vec<String> {
-    match store.runs_needing_work(now_ms, limit).await {
+    match store.runs_needing_work(now_ms, NODE, limit).await {
         Ok(ids) => ids,
         Err(e) => panic!("runs_needing_work({now_ms}, {limit}) failed: {e}"),
     }

@@ -1,0 +1,225 @@
+//! Leases and fencing: how several nodes sharing one store take runs, keep them, lose them,
+//! and are stopped from writing for a run they lost.
+
+use serde_json::json;
+use tether_core::event::{ErrorInfo, EventBody, RunStatus};
+
+use super::support::*;
+use crate::{Fence, OpOutcome, OpRejected, Store, WakeAt, WriteOp};
+
+fn claim_op(run_id: &str, node: &str, lease_until_ms: u64, now_ms: u64) -> WriteOp {
+    WriteOp::Claim {
+        run_id: run_id.into(),
+        node: node.into(),
+        lease_until_ms,
+        now_ms,
+    }
+}
+
+fn fence(node: &str, epoch: u64) -> Fence {
+    Fence {
+        node: node.into(),
+        epoch,
+    }
+}
+
+fn fenced_append(run_id: &str, f: Fence, at_ms: u64) -> WriteOp {
+    WriteOp::Append {
+        run_id: run_id.into(),
+        events: vec![EventBody::TimerFired { cmd: 1 }],
+        status: None,
+        wake_at: WakeAt::Keep,
+        fence: Some(f),
+        at_ms,
+    }
+}
+
+async fn claim(store: &dyn Store, run_id: &str, node: &str, until: u64, now: u64) -> u64 {
+    match commit_one(store, claim_op(run_id, node, until, now)).await {
+        Ok(OpOutcome::Claimed { epoch }) => epoch,
+        other => panic!("claim of {run_id} by {node} at {now}: expected Claimed, got {other:?}"),
+    }
+}
+
+/// A claim takes a free run and returns an epoch; every new claim (even by the same node)
+/// increments it and fences off writes carrying an older one, which then write nothing.
+pub async fn claims_fence_off_older_claims(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    let e1 = claim(store, "r", "a", T0 + 100, T0).await;
+    assert_eq!(get_run(store, "r").await.owner.as_deref(), Some("a"));
+    appended(
+        commit_one(store, fenced_append("r", fence("a", e1), T0 + 1)).await,
+        "append with the current fence",
+    );
+    let e2 = claim(store, "r", "a", T0 + 200, T0 + 2).await;
+    assert!(e2 > e1, "a new claim must raise the epoch ({e1} -> {e2})");
+    assert_eq!(
+        commit_one(store, fenced_append("r", fence("a", e1), T0 + 3)).await,
+        Err(OpRejected::Fenced { run_id: "r".into() }),
+        "a write with the old epoch is fenced off"
+    );
+    assert_eq!(
+        journal(store, "r").await.len(),
+        2,
+        "a fenced write writes nothing"
+    );
+    appended(
+        commit_one(store, fenced_append("r", fence("a", e2), T0 + 4)).await,
+        "append with the new fence",
+    );
+    assert_eq!(
+        commit_one(store, fenced_append("r", fence("b", e2), T0 + 5)).await,
+        Err(OpRejected::Fenced { run_id: "r".into() }),
+        "another node's fence is refused"
+    );
+    let blocked = WriteOp::MarkBlocked {
+        run_id: "r".into(),
+        error: ErrorInfo::new("nondeterminism", "x"),
+        fence: Some(fence("a", e1)),
+        at_ms: T0 + 6,
+    };
+    assert_eq!(
+        commit_one(store, blocked).await,
+        Err(OpRejected::Fenced { run_id: "r".into() })
+    );
+    assert_eq!(get_run(store, "r").await.error, None);
+}
+
+/// Another node cannot take a run while its lease lives, and can once it has ended; the old
+/// owner is then fenced off.
+pub async fn live_leases_are_respected_and_expired_ones_taken_over(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    let ea = claim(store, "r", "a", T0 + 100, T0).await;
+    assert_eq!(
+        commit_one(store, claim_op("r", "b", T0 + 150, T0 + 50)).await,
+        Err(OpRejected::Owned {
+            run_id: "r".into(),
+            owner: "a".into()
+        }),
+        "b may not take a run a holds"
+    );
+    let eb = claim(store, "r", "b", T0 + 300, T0 + 101).await;
+    assert!(eb > ea);
+    assert_eq!(get_run(store, "r").await.owner.as_deref(), Some("b"));
+    assert_eq!(
+        commit_one(store, fenced_append("r", fence("a", ea), T0 + 102)).await,
+        Err(OpRejected::Fenced { run_id: "r".into() }),
+        "the node that lost its lease cannot commit for the run"
+    );
+}
+
+/// A release frees the run only with the matching fence.
+pub async fn release_needs_the_current_fence(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    let e = claim(store, "r", "a", T0 + 10_000, T0).await;
+    let release = |f: Fence| WriteOp::Release {
+        run_id: "r".into(),
+        fence: f,
+    };
+    assert_eq!(
+        commit_one(store, release(fence("a", e + 7))).await,
+        Ok(OpOutcome::Updated)
+    );
+    assert_eq!(
+        get_run(store, "r").await.owner.as_deref(),
+        Some("a"),
+        "a stale release changes nothing"
+    );
+    assert_eq!(
+        commit_one(store, release(fence("a", e))).await,
+        Ok(OpOutcome::Updated)
+    );
+    assert_eq!(get_run(store, "r").await.owner, None);
+    claim(store, "r", "b", T0 + 100, T0 + 1).await;
+    assert_eq!(
+        commit_one(
+            store,
+            WriteOp::Release {
+                run_id: "ghost".into(),
+                fence: fence("a", 1)
+            }
+        )
+        .await,
+        Err(OpRejected::RunNotFound {
+            run_id: "ghost".into()
+        })
+    );
+}
+
+/// A heartbeat extends exactly the leases the node holds.
+pub async fn renew_extends_only_the_nodes_own_leases(store: &dyn Store) {
+    for id in ["r1", "r2", "r3"] {
+        create_run(store, id, "w", T0).await;
+    }
+    claim(store, "r1", "a", T0 + 10, T0).await;
+    claim(store, "r2", "a", T0 + 10, T0).await;
+    claim(store, "r3", "b", T0 + 10, T0).await;
+    let renewed = commit_one(
+        store,
+        WriteOp::RenewLeases {
+            node: "a".into(),
+            lease_until_ms: T0 + 1_000,
+        },
+    )
+    .await;
+    assert_eq!(renewed, Ok(OpOutcome::Renewed { count: 2 }));
+    assert_eq!(
+        commit_one(store, claim_op("r1", "b", T0 + 2_000, T0 + 500)).await,
+        Err(OpRejected::Owned {
+            run_id: "r1".into(),
+            owner: "a".into()
+        }),
+        "a's renewed lease still lives"
+    );
+    claim(store, "r3", "a", T0 + 2_000, T0 + 500).await;
+}
+
+/// Runs needing work leave out those another node holds a live lease on.
+pub async fn runs_needing_work_leave_out_runs_leased_elsewhere(store: &dyn Store) {
+    let now = T0 + 1_000;
+    for (i, id) in ["free", "mine", "theirs-live", "theirs-expired"]
+        .iter()
+        .enumerate()
+    {
+        create_run(store, id, "w", T0 + i as u64).await;
+    }
+    claim(store, "mine", NODE, now - 1, T0).await;
+    claim(store, "theirs-live", "other", now + 1, T0).await;
+    claim(store, "theirs-expired", "other", now - 1, T0).await;
+    assert_eq!(
+        needing_work(store, now, 100).await,
+        strings(&["free", "mine", "theirs-expired"]),
+        "pending runs this node may take, oldest first"
+    );
+}
+
+/// A finished run has no owner and cannot be claimed; claiming an unknown run is refused.
+pub async fn finished_runs_have_no_owner_and_cannot_be_claimed(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    let e = claim(store, "r", "a", T0 + 100, T0).await;
+    let end = WriteOp::Append {
+        run_id: "r".into(),
+        events: vec![EventBody::RunCompleted { output: json!(1) }],
+        status: None,
+        wake_at: WakeAt::Keep,
+        fence: Some(fence("a", e)),
+        at_ms: T0 + 1,
+    };
+    appended(commit_one(store, end).await, "complete");
+    let run = get_run(store, "r").await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.owner, None, "a finished run is owned by nobody");
+    assert_eq!(
+        commit_one(store, claim_op("r", "b", T0 + 100, T0 + 2)).await,
+        Err(OpRejected::RunFinished {
+            run_id: "r".into(),
+            status: RunStatus::Completed
+        })
+    );
+    assert_eq!(
+        commit_one(store, claim_op("ghost", "b", T0 + 100, T0 + 2)).await,
+        Err(OpRejected::RunNotFound {
+            run_id: "ghost".into()
+        })
+    );
+}
