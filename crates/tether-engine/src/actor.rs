@@ -56,6 +56,7 @@ pub(crate) async fn run_actor(
     generation: u64,
     mut rx: mpsc::UnboundedReceiver<ActorMsg>,
     idle: Arc<AtomicBool>,
+    applied: tokio::sync::watch::Sender<u64>,
 ) {
     let span = info_span!("run", run_id = %run_id);
     let exit = async {
@@ -64,6 +65,7 @@ pub(crate) async fn run_actor(
             run_id: run_id.clone(),
             generation,
             idle,
+            applied,
             steps: JoinSet::new(),
             fired_sent: HashSet::new(),
             status_sent: None,
@@ -112,6 +114,7 @@ struct Actor {
     run_id: String,
     generation: u64,
     idle: Arc<AtomicBool>,
+    applied: tokio::sync::watch::Sender<u64>,
     steps: JoinSet<tether_core::EventBody>,
     fired_sent: HashSet<u32>,
     status_sent: Option<RunStatus>,
@@ -168,6 +171,7 @@ impl Actor {
                     applied_seq: self.checkpoint_sent,
                 });
             }
+            self.applied.send_replace(machine.last_seq());
             self.idle.store(self.steps.is_empty(), Ordering::Release);
             tokio::select! {
                 msg = rx.recv() => match msg {

@@ -29,6 +29,8 @@ struct LiveHandle {
     generation: u64,
     idle: Arc<AtomicBool>,
     last_active: u64,
+    /// The last journal entry the live run has applied.
+    applied: tokio::sync::watch::Receiver<u64>,
 }
 
 pub(crate) struct Inner {
@@ -146,6 +148,7 @@ impl Inner {
         }
         let generation = self.counter.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(false));
+        let (applied_tx, applied) = tokio::sync::watch::channel(0);
         live.insert(
             run_id.to_string(),
             LiveHandle {
@@ -153,9 +156,17 @@ impl Inner {
                 generation,
                 idle: idle.clone(),
                 last_active: tick,
+                applied,
             },
         );
-        tokio::spawn(run_actor(me, run_id.to_string(), generation, rx, idle));
+        tokio::spawn(run_actor(
+            me,
+            run_id.to_string(),
+            generation,
+            rx,
+            idle,
+            applied_tx,
+        ));
         if live.len() > self.config.max_live_runs {
             Self::evict_some(live, self.config.max_live_runs);
         }
@@ -515,6 +526,28 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// Wait until the run, live in this process, has applied its journal up to `seq` (e.g. the
+    /// entry a resume appended), or `timeout` passes. Returns whether it got there. Meant for
+    /// benchmarks and tests that need to know a payload was processed, not only accepted.
+    pub async fn wait_applied(&self, run_id: &str, seq: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let rx = self.inner.live.lock().get(run_id).map(|h| h.applied.clone());
+            if let Some(mut rx) = rx {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match tokio::time::timeout(left, rx.wait_for(|s| *s >= seq)).await {
+                    Ok(Ok(_)) => return true,
+                    Ok(Err(_)) => {} // that actor left; look again
+                    Err(_) => return false,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Wait until `token` is held by an active hook (e.g. right after starting a run that
