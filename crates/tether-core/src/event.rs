@@ -52,6 +52,19 @@ impl std::fmt::Display for ErrorInfo {
     }
 }
 
+/// What makes a run a hook thread: the namespace it works in and how it is retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// The run whose shared state the thread reads and writes (the namespace root).
+    pub root_run: String,
+    /// The run (or thread) that spawned it, or the root when spawned from outside.
+    pub parent_run: String,
+    /// How a failing attempt is retried (the whole hook function runs again).
+    pub retry: crate::step::RetryPolicy,
+    /// A signal to send `{"$tether_error": {code, message}}` to if the thread fails for good.
+    pub fail_signal: Option<String>,
+}
+
 /// The kind of a hook: a plain token hook, or (later) a webhook with a URL.
 pub const HOOK_KIND_TOKEN: &str = "hook";
 
@@ -65,6 +78,9 @@ pub enum EventBody {
         workflow: String,
         /// The run's input.
         input: Value,
+        /// Set when the run is a hook thread inside another run's namespace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thread: Option<ThreadInfo>,
     },
     /// A step finished successfully (the step itself is not journaled before it runs: a step
     /// that was running when the process died simply runs again, at-least-once).
@@ -163,6 +179,98 @@ pub enum EventBody {
         /// The UUID drawn.
         value: String,
     },
+    /// A read of the run's shared state; the store fills `value` with what it held at that
+    /// moment (in the same transaction), so replay sees what was seen then.
+    StateGet {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The key.
+        key: String,
+        /// The value read (`None`: absent), as filled by the store.
+        value: Option<Value>,
+    },
+    /// A write of the run's shared state.
+    StateSet {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The key.
+        key: String,
+        /// The value written.
+        value: Value,
+    },
+    /// An atomic increment of an integer in the shared state; the store fills `value` with
+    /// the result (`None` when the key held something other than an integer, left unchanged).
+    StateIncr {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The key.
+        key: String,
+        /// The increment.
+        by: i64,
+        /// The value after the increment, as filled by the store.
+        value: Option<i64>,
+    },
+    /// A key removed from the shared state; the store fills `existed`.
+    StateDelete {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The key.
+        key: String,
+        /// Whether the key was there, as filled by the store.
+        existed: bool,
+    },
+    /// A hook thread was spawned in the run's namespace; the store creates its run (id
+    /// `hook_id`) in the same transaction, so a spawn happens exactly once.
+    HookSpawned {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The new thread's id (a run id).
+        hook_id: String,
+        /// The workflow the thread runs.
+        workflow: String,
+        /// The task queue it was sent to.
+        task_queue: String,
+        /// Its input.
+        args: Value,
+        /// Its retry policy.
+        retry: crate::step::RetryPolicy,
+        /// A signal to send with the error if the thread fails for good (`exec_hook`).
+        fail_signal: Option<String>,
+    },
+    /// A signal was sent from this run (delivered to a waiting run, or kept until one waits).
+    SignalSent {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The signal id.
+        signal_id: String,
+        /// The payload.
+        payload: Value,
+    },
+    /// The run started waiting for a signal (if one was already kept, the store appends its
+    /// `SignalReceived` right after this entry, in the same transaction).
+    SignalWaited {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The signal id.
+        signal_id: String,
+    },
+    /// A signal reached a waiting run.
+    SignalReceived {
+        /// Command index of the wait.
+        wait_cmd: CommandIndex,
+        /// The payload.
+        payload: Value,
+    },
+    /// A hook thread's attempt failed and it will run again from the start at `retry_at_ms`
+    /// (entries before this one belong to earlier attempts; replay starts after the last one).
+    AttemptFailed {
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// Why.
+        error: ErrorInfo,
+        /// When the next attempt starts.
+        retry_at_ms: u64,
+    },
     /// Someone asked to cancel the run; the workflow sees an error at its next await.
     CancelRequested {
         /// Optional reason.
@@ -201,6 +309,15 @@ impl EventBody {
             EventBody::Now { .. } => "now",
             EventBody::Random { .. } => "random",
             EventBody::Uuid { .. } => "uuid",
+            EventBody::StateGet { .. } => "state_get",
+            EventBody::StateSet { .. } => "state_set",
+            EventBody::StateIncr { .. } => "state_incr",
+            EventBody::StateDelete { .. } => "state_delete",
+            EventBody::HookSpawned { .. } => "hook_spawned",
+            EventBody::SignalSent { .. } => "signal_sent",
+            EventBody::SignalWaited { .. } => "signal_waited",
+            EventBody::SignalReceived { .. } => "signal_received",
+            EventBody::AttemptFailed { .. } => "attempt_failed",
             EventBody::CancelRequested { .. } => "cancel_requested",
             EventBody::RunCompleted { .. } => "run_completed",
             EventBody::RunFailed { .. } => "run_failed",
@@ -219,7 +336,14 @@ impl EventBody {
             | EventBody::HookDisposed { cmd, .. }
             | EventBody::Now { cmd, .. }
             | EventBody::Random { cmd, .. }
-            | EventBody::Uuid { cmd, .. } => Some(*cmd),
+            | EventBody::Uuid { cmd, .. }
+            | EventBody::StateGet { cmd, .. }
+            | EventBody::StateSet { cmd, .. }
+            | EventBody::StateIncr { cmd, .. }
+            | EventBody::StateDelete { cmd, .. }
+            | EventBody::HookSpawned { cmd, .. }
+            | EventBody::SignalSent { cmd, .. }
+            | EventBody::SignalWaited { cmd, .. } => Some(*cmd),
             _ => None,
         }
     }

@@ -60,6 +60,8 @@ pub struct RunMachine {
     waker: Waker,
     last_seq: u64,
     finished: Option<EventBody>,
+    attempt: u32,
+    thread: Option<crate::event::ThreadInfo>,
 }
 
 impl fmt::Debug for RunMachine {
@@ -81,22 +83,37 @@ impl RunMachine {
         env: Arc<dyn Environment>,
         journal: &[Event],
     ) -> Result<(RunMachine, Progress), ReplayError> {
-        let input = match journal.first().map(|e| &e.body) {
-            Some(EventBody::RunStarted { input, .. }) => input.clone(),
+        let (workflow_name, input, thread) = match journal.first().map(|e| &e.body) {
+            Some(EventBody::RunStarted {
+                workflow,
+                input,
+                thread,
+            }) => (workflow.clone(), input.clone(), thread.clone()),
             _ => {
                 return Err(ReplayError::Corrupt(format!(
                     "journal of run {run_id} does not start with run_started"
                 )))
             }
         };
+        // A hook thread that failed and is retried starts over after its last failed attempt.
+        let attempt_start = journal
+            .iter()
+            .rposition(|e| matches!(e.body, EventBody::AttemptFailed { .. }))
+            .map_or(1, |i| i + 1);
+        let attempt = 1 + journal[..attempt_start]
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::AttemptFailed { .. }))
+            .count() as u32;
+        let current = &journal[attempt_start.min(journal.len())..];
         let mut recorded = HashMap::new();
-        for e in journal {
+        for e in current {
             if let Some(cmd) = e.body.command_index() {
                 recorded.entry(cmd).or_insert_with(|| e.body.clone());
             }
         }
         let mut st = RunState::new(run_id.to_string(), env);
         st.set_recorded(recorded);
+        st.workflow = workflow_name;
         let state: Shared = Arc::new(parking_lot::Mutex::new(st));
         let ctx = Ctx::new(state.clone());
         let future = workflow.start(ctx, input);
@@ -107,11 +124,15 @@ impl RunMachine {
             future: Some(future),
             flag,
             waker,
-            last_seq: journal[0].seq,
+            last_seq: current
+                .first()
+                .map_or(journal[journal.len() - 1].seq, |e| e.seq - 1),
             finished: None,
+            attempt,
+            thread,
         };
         let mut progress = m.drive()?;
-        for e in &journal[1..] {
+        for e in current {
             if e.body.is_terminal() {
                 break;
             }
@@ -217,6 +238,16 @@ impl RunMachine {
     /// Position of the last applied journal entry.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// Which attempt this is (hook threads are retried from the start; runs have one).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Set when the run is a hook thread.
+    pub fn thread(&self) -> Option<&crate::event::ThreadInfo> {
+        self.thread.as_ref()
     }
 
     /// The run id.

@@ -42,6 +42,20 @@ pub(crate) struct HookSlot {
     pub waker: Option<Waker>,
 }
 
+/// A command answered by its own committed record (state access, spawn, signal sent).
+#[derive(Debug)]
+pub(crate) struct RecordSlot {
+    pub record: Option<EventBody>,
+    pub waker: Option<Waker>,
+}
+
+/// A wait for a signal.
+#[derive(Debug)]
+pub(crate) struct SignalSlot {
+    pub payload: Option<Value>,
+    pub waker: Option<Waker>,
+}
+
 #[derive(Debug)]
 pub(crate) struct StepSlot {
     pub result: Option<Result<Value, ErrorInfo>>,
@@ -77,6 +91,10 @@ pub(crate) struct RunState {
     pub steps: HashMap<CommandIndex, StepSlot>,
     pub timers: BTreeMap<CommandIndex, TimerSlot>,
     pub hooks: HashMap<CommandIndex, HookSlot>,
+    pub records: HashMap<CommandIndex, RecordSlot>,
+    pub signals: HashMap<CommandIndex, SignalSlot>,
+    /// The workflow this run executes (for the self-target check of `spawn_hook`).
+    pub workflow: String,
     pub cancelled: Option<Option<String>>,
     /// The first replay error seen; the executor stops the run on it.
     pub error: Option<ReplayError>,
@@ -115,6 +133,13 @@ fn describe(body: &EventBody) -> String {
         EventBody::Now { .. } => "ctx.now()".into(),
         EventBody::Random { .. } => "ctx.random()".into(),
         EventBody::Uuid { .. } => "ctx.uuid()".into(),
+        EventBody::StateGet { key, .. } => format!("state get {key:?}"),
+        EventBody::StateSet { key, .. } => format!("state set {key:?}"),
+        EventBody::StateIncr { key, .. } => format!("state incr {key:?}"),
+        EventBody::StateDelete { key, .. } => format!("state delete {key:?}"),
+        EventBody::HookSpawned { workflow, .. } => format!("spawn of hook {workflow:?}"),
+        EventBody::SignalSent { signal_id, .. } => format!("signal {signal_id:?}"),
+        EventBody::SignalWaited { signal_id, .. } => format!("wait for signal {signal_id:?}"),
         other => other.kind().to_string(),
     }
 }
@@ -131,6 +156,9 @@ impl RunState {
             steps: HashMap::new(),
             timers: BTreeMap::new(),
             hooks: HashMap::new(),
+            records: HashMap::new(),
+            signals: HashMap::new(),
+            workflow: String::new(),
             cancelled: None,
             error: None,
             teardown: false,
@@ -350,6 +378,47 @@ impl RunState {
         }
     }
 
+    /// Issue a command answered by its own committed record (`template` carries the command's
+    /// inputs; the store fills the outputs). Matching a recorded entry means same kind and
+    /// same [`describe`] text (key, signal id, target workflow).
+    pub fn issue_record(&mut self, template: impl FnOnce(CommandIndex) -> EventBody) -> CommandIndex {
+        let cmd = self.take_cmd();
+        let body = template(cmd);
+        match self.recorded.get(&cmd) {
+            Some(rec) if rec.kind() == body.kind() && describe(rec) == describe(&body) => {}
+            Some(other) => {
+                let other = other.clone();
+                self.mismatch(cmd, &other, describe(&body));
+            }
+            None => self.outbox.push(body),
+        }
+        self.records.insert(
+            cmd,
+            RecordSlot {
+                record: None,
+                waker: None,
+            },
+        );
+        cmd
+    }
+
+    /// Issue a wait for a signal.
+    pub fn issue_wait(&mut self, signal_id: &str) -> CommandIndex {
+        let cmd = self.issue_record(|cmd| EventBody::SignalWaited {
+            cmd,
+            signal_id: signal_id.to_string(),
+        });
+        self.records.remove(&cmd);
+        self.signals.insert(
+            cmd,
+            SignalSlot {
+                payload: None,
+                waker: None,
+            },
+        );
+        cmd
+    }
+
     /// Apply one committed journal entry. `seq` is its position (for error messages).
     pub fn apply(&mut self, seq: u64, body: &EventBody) {
         let unexpected = |what: String| ReplayError::Unexpected { seq, message: what };
@@ -434,6 +503,49 @@ impl RunState {
                     )));
                 }
             }
+            EventBody::StateGet { cmd, .. }
+            | EventBody::StateSet { cmd, .. }
+            | EventBody::StateIncr { cmd, .. }
+            | EventBody::StateDelete { cmd, .. }
+            | EventBody::HookSpawned { cmd, .. }
+            | EventBody::SignalSent { cmd, .. } => match self.records.get_mut(cmd) {
+                Some(slot) => {
+                    if slot.record.is_none() {
+                        slot.record = Some(body.clone());
+                    }
+                    if let Some(w) = slot.waker.take() {
+                        w.wake();
+                    }
+                }
+                None => self.fail(unexpected(format!(
+                    "the journal has {} as command #{cmd} but the code did not issue it",
+                    describe(body)
+                ))),
+            },
+            EventBody::SignalWaited { cmd, .. } => {
+                if !self.signals.contains_key(cmd) {
+                    self.fail(unexpected(format!(
+                        "the journal has {} as command #{cmd} but the code did not wait",
+                        describe(body)
+                    )));
+                }
+            }
+            EventBody::SignalReceived { wait_cmd, payload } => {
+                match self.signals.get_mut(wait_cmd) {
+                    Some(slot) => {
+                        if slot.payload.is_none() {
+                            slot.payload = Some(payload.clone());
+                        }
+                        if let Some(w) = slot.waker.take() {
+                            w.wake();
+                        }
+                    }
+                    None => self.fail(unexpected(format!(
+                        "a signal arrived for wait #{wait_cmd} but the code did not wait"
+                    ))),
+                }
+            }
+            EventBody::AttemptFailed { .. } => {}
             EventBody::CancelRequested { reason } => {
                 if self.cancelled.is_none() {
                     self.cancelled = Some(reason.clone());
@@ -460,6 +572,8 @@ impl RunState {
             .filter_map(|s| s.waker.take())
             .chain(self.timers.values_mut().filter_map(|t| t.waker.take()))
             .chain(self.hooks.values_mut().filter_map(|h| h.waker.take()))
+            .chain(self.records.values_mut().filter_map(|r| r.waker.take()))
+            .chain(self.signals.values_mut().filter_map(|r| r.waker.take()))
             .collect::<Vec<_>>();
         for w in wakers {
             w.wake();

@@ -18,18 +18,36 @@ use crate::error::{StepError, WorkflowError};
 use crate::event::CommandIndex;
 use crate::state::Shared;
 
-/// How a failing step is retried. The delay before attempt `n + 1` is
+/// How a failing step (or hook thread) is retried. The delay before attempt `n + 1` is
 /// `initial_interval * backoff_coefficient^(n - 1)`, capped at `maximum_interval`.
-#[derive(Clone, Debug, PartialEq)]
+/// Serialized with the intervals in milliseconds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (default 3). `1` disables retries.
     pub maximum_attempts: u32,
     /// Delay before the second attempt (default 1 s).
+    #[serde(with = "duration_ms", rename = "initial_interval_ms")]
     pub initial_interval: Duration,
     /// Growth factor of the delay (default 2.0).
     pub backoff_coefficient: f64,
     /// Upper bound of the delay (default 60 s).
+    #[serde(with = "duration_ms", rename = "maximum_interval_ms")]
     pub maximum_interval: Duration,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 impl Default for RetryPolicy {

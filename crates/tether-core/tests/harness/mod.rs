@@ -201,6 +201,7 @@ impl Sim {
             body: EventBody::RunStarted {
                 workflow: WORKFLOW.to_string(),
                 input,
+                thread: None,
             },
         };
         let (machine, progress) = RunMachine::replay(
