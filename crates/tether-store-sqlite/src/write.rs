@@ -189,7 +189,11 @@ fn create_run(
     let event = Event {
         seq: 1,
         at_ms,
-        body: EventBody::RunStarted { workflow, input },
+        body: EventBody::RunStarted {
+            workflow,
+            input,
+            thread: None,
+        },
     };
     insert_event(conn, &run_id, &event)?;
     Ok(Ok(OpOutcome::Appended {

@@ -224,7 +224,8 @@ pub async fn every_event_kind_round_trips(store: &dyn Store) {
         all[0].body,
         EventBody::RunStarted {
             workflow: "kinds".into(),
-            input: input.clone()
+            input: input.clone(),
+            thread: None,
         },
         "RunStarted must keep the input exactly"
     );

@@ -19,6 +19,7 @@ pub async fn create_run_then_read_it_back(store: &dyn Store) {
         body: EventBody::RunStarted {
             workflow: "greet".into(),
             input: input.clone(),
+            thread: None,
         },
     };
     assert_eq!(run_id, "run-1");
