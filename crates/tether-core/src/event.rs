@@ -245,6 +245,8 @@ pub enum EventBody {
         signal_id: String,
         /// The payload.
         payload: Value,
+        /// The run it was delivered to, as filled by the store (`None`: kept until a wait).
+        delivered_to: Option<String>,
     },
     /// The run started waiting for a signal (if one was already kept, the store appends its
     /// `SignalReceived` right after this entry, in the same transaction).

@@ -179,6 +179,7 @@ impl Ctx {
             cmd,
             signal_id: signal_id.to_string(),
             payload,
+            delivered_to: None,
         });
         RecordFuture {
             state: self.state.clone(),
