@@ -12,7 +12,10 @@ use crate::event::EventBody;
 use crate::record::RecordFuture;
 
 impl Ctx {
-    async fn state_op(&self, op: impl FnOnce(u32) -> EventBody) -> Result<EventBody, WorkflowError> {
+    async fn state_op(
+        &self,
+        op: impl FnOnce(u32) -> EventBody,
+    ) -> Result<EventBody, WorkflowError> {
         let cmd = self.state.lock().issue_record(op);
         RecordFuture {
             state: self.state.clone(),

@@ -381,7 +381,10 @@ impl RunState {
     /// Issue a command answered by its own committed record (`template` carries the command's
     /// inputs; the store fills the outputs). Matching a recorded entry means same kind and
     /// same [`describe`] text (key, signal id, target workflow).
-    pub fn issue_record(&mut self, template: impl FnOnce(CommandIndex) -> EventBody) -> CommandIndex {
+    pub fn issue_record(
+        &mut self,
+        template: impl FnOnce(CommandIndex) -> EventBody,
+    ) -> CommandIndex {
         let cmd = self.take_cmd();
         let body = template(cmd);
         match self.recorded.get(&cmd) {

@@ -145,7 +145,10 @@ impl Ctx {
     /// Spawn a hook thread with a fresh signal id in its args (`signal_id`) and return the
     /// payload it signals back. If the thread fails after its last retry, the error is
     /// returned here.
-    pub async fn exec_hook<T: DeserializeOwned>(&self, options: SpawnOptions) -> Result<T, WorkflowError> {
+    pub async fn exec_hook<T: DeserializeOwned>(
+        &self,
+        options: SpawnOptions,
+    ) -> Result<T, WorkflowError> {
         let (cmd, _hook_id, signal) =
             self.spawn_inner(options, |id| Some(format!("{id}/done")), true)?;
         RecordFuture {
@@ -157,7 +160,9 @@ impl Ctx {
         let payload: Value = self.wait_for(&signal).await?;
         if let Some(err) = payload.get(ERROR_ENVELOPE) {
             return Err(WorkflowError::with_code(
-                err.get("code").and_then(Value::as_str).unwrap_or("hook_failed"),
+                err.get("code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("hook_failed"),
                 err.get("message")
                     .and_then(Value::as_str)
                     .unwrap_or("the hook failed")
@@ -171,7 +176,11 @@ impl Ctx {
 
     /// Send `payload` to whoever waits (or will wait) on `signal_id`: a waiting run gets it at
     /// once; otherwise it is kept until a wait comes. Journaled: sent once.
-    pub async fn signal<T: Serialize>(&self, signal_id: &str, payload: &T) -> Result<(), WorkflowError> {
+    pub async fn signal<T: Serialize>(
+        &self,
+        signal_id: &str,
+        payload: &T,
+    ) -> Result<(), WorkflowError> {
         let payload = serde_json::to_value(payload).map_err(|e| WorkflowError::Decode {
             message: format!("signal payload is not serializable: {e}"),
         })?;
@@ -230,9 +239,11 @@ impl<T: DeserializeOwned> Future for WaitFor<T> {
             return Poll::Pending;
         };
         if let Some(p) = slot.payload.take() {
-            return Poll::Ready(serde_json::from_value(p).map_err(|e| WorkflowError::Decode {
-                message: format!("signal {:?}: {e}", this.signal_id),
-            }));
+            return Poll::Ready(
+                serde_json::from_value(p).map_err(|e| WorkflowError::Decode {
+                    message: format!("signal {:?}: {e}", this.signal_id),
+                }),
+            );
         }
         if let Some(reason) = cancelled {
             return Poll::Ready(Err(WorkflowError::Cancelled { reason }));

@@ -48,6 +48,8 @@ enum Exit {
     Failed(String),
     /// Another node holds the run (its claim was refused, or this node's was fenced off).
     NotMine,
+    /// A hook thread's attempt failed; the next one starts when its back-off is over.
+    Retry,
 }
 
 pub(crate) async fn run_actor(
@@ -97,8 +99,8 @@ pub(crate) async fn run_actor(
             inner.remove_live(&run_id, generation);
             inner.blocked.lock().insert(run_id);
         }
-        Exit::NotMine => {
-            debug!(%run_id, "run is held by another node");
+        Exit::NotMine | Exit::Retry => {
+            debug!(%run_id, ?exit, "run leaves this node's memory");
             inner.remove_live(&run_id, generation);
         }
         Exit::Failed(why) => {
@@ -134,12 +136,7 @@ impl Actor {
         };
         loop {
             if let Progress::Finished(end) = &progress {
-                let mut events = machine.take_outbox();
-                events.push(end.clone());
-                return match self.append(events, None, WakeAt::Keep).await {
-                    Ok(()) => Exit::Done,
-                    Err(exit) => exit,
-                };
+                return self.finish(&mut machine, end.clone()).await;
             }
             for task in machine.take_step_tasks() {
                 let inner = self.inner.clone();
@@ -227,6 +224,66 @@ impl Actor {
                     }
                 }
             }
+        }
+    }
+
+    /// The workflow returned. A hook thread that failed with attempts left is retried from
+    /// the start after its back-off; one that failed for good signals its `exec_hook` caller
+    /// (in the same transaction as its end); anything else just ends.
+    async fn finish(&mut self, machine: &mut RunMachine, end: EventBody) -> Exit {
+        let mut events = machine.take_outbox();
+        let thread = machine.thread().cloned();
+        let (EventBody::RunFailed { error }, Some(thread)) = (&end, thread) else {
+            events.push(end);
+            return match self.append(events, None, WakeAt::Keep).await {
+                Ok(()) => Exit::Done,
+                Err(exit) => exit,
+            };
+        };
+        let attempt = machine.attempt();
+        if attempt < thread.retry.maximum_attempts.max(1) {
+            let retry_at = now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
+            warn!(run_id = %self.run_id, attempt, error = %error, "hook thread failed; it will run again");
+            events.push(EventBody::AttemptFailed {
+                attempt,
+                error: error.clone(),
+                retry_at_ms: retry_at,
+            });
+            // The poller starts the next attempt when `wake_at` is due.
+            return match self
+                .append(
+                    events,
+                    Some(RunStatus::Suspended),
+                    WakeAt::Set(Some(retry_at)),
+                )
+                .await
+            {
+                Ok(()) => Exit::Retry,
+                Err(exit) => exit,
+            };
+        }
+        events.push(end.clone());
+        let mut ops = vec![WriteOp::Append {
+            run_id: self.run_id.clone(),
+            events,
+            status: None,
+            wake_at: WakeAt::Keep,
+            fence: self.fence.clone(),
+            at_ms: now_ms(),
+        }];
+        if let Some(signal_id) = thread.fail_signal {
+            ops.push(WriteOp::Signal {
+                signal_id,
+                payload: serde_json::json!({ tether_core::ERROR_ENVELOPE: error }),
+                at_ms: now_ms(),
+            });
+        }
+        match self.inner.write_all(ops).await {
+            Ok(results) => match results.first() {
+                Some(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
+                _ => Exit::Done,
+            },
+            Err(e) => Exit::Failed(e.to_string()),
         }
     }
 

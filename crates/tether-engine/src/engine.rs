@@ -59,10 +59,18 @@ impl Inner {
 
     /// Queue one write for the next group commit and wait for it to commit.
     pub async fn write(&self, op: WriteOp) -> Result<OpResult, StoreError> {
+        let mut results = self.write_all(vec![op]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("the store answered no result".into()))
+    }
+
+    /// Queue writes that must commit together (same transaction) and wait for them.
+    pub async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let stopped = || StoreError::Unavailable("the engine is shutting down".into());
         self.writer_tx
-            .send(WriteReq { op, reply })
+            .send(WriteReq { ops, reply })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -77,7 +85,10 @@ impl Inner {
     /// Queue a write for the next group commit without waiting for it (best effort).
     pub fn write_detached(&self, op: WriteOp) {
         let (reply, _) = oneshot::channel();
-        let _ = self.writer_tx.send(WriteReq { op, reply });
+        let _ = self.writer_tx.send(WriteReq {
+            ops: vec![op],
+            reply,
+        });
     }
 
     /// Hand committed entries to the run's live actor, starting one (which replays from the
@@ -212,10 +223,19 @@ impl Inner {
         }
     }
 
+    /// Another run's journal grew in this process's commit (a signal was delivered to it):
+    /// make it read the entry if live, or start it.
+    pub fn wake_or_poke(&self, run_id: &str) {
+        if !self.poke(run_id, u64::MAX) {
+            self.wake(run_id);
+        }
+    }
+
     /// A hint that the run's journal reached `last_seq` (from another process).
-    fn poke(&self, run_id: &str, last_seq: u64) {
-        if let Some(h) = self.live.lock().get(run_id) {
-            let _ = h.tx.send(ActorMsg::Poke { last_seq });
+    fn poke(&self, run_id: &str, last_seq: u64) -> bool {
+        match self.live.lock().get(run_id) {
+            Some(h) => h.tx.send(ActorMsg::Poke { last_seq }).is_ok(),
+            None => false,
         }
     }
 
@@ -458,6 +478,92 @@ impl Engine {
         Ok(())
     }
 
+    /// Send a signal (as from outside a run): the oldest run waiting on `signal_id` gets it,
+    /// or it is kept until a wait comes. Returns the run it was delivered to, if any.
+    pub async fn signal(
+        &self,
+        signal_id: &str,
+        payload: Value,
+    ) -> Result<Option<String>, EngineError> {
+        self.alive()?;
+        self.check_size(&payload)?;
+        let op = WriteOp::Signal {
+            signal_id: signal_id.to_string(),
+            payload,
+            at_ms: now_ms(),
+        };
+        match self.inner.write(op).await?? {
+            OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Start a hook thread in a running job (e.g. to let a person enrich it): returns its hook
+    /// id once it is durably created. Refused for an unknown run (`RunNotFound`), a finished
+    /// one (`RunFinished`), a target that is the run's own workflow (`InvalidInput`, it would
+    /// loop) or an unregistered one (`WorkflowNotFound`).
+    pub async fn spawn_hook(
+        &self,
+        run_id: &str,
+        options: tether_core::SpawnOptions,
+    ) -> Result<String, EngineError> {
+        self.alive()?;
+        self.check_size(&options.args)?;
+        let run = self.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Err(EngineError::RunFinished {
+                run_id: run_id.to_string(),
+                status: run.status,
+            });
+        }
+        let (workflow, _queue) =
+            tether_core::check_target(&run.workflow, &options).map_err(|e| {
+                EngineError::InvalidInput {
+                    workflow: run.workflow.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let Some(wf) = self.inner.registry.get(&workflow) else {
+            return Err(EngineError::WorkflowNotFound {
+                name: workflow,
+                known: self.inner.registry.workflow_names().join(", "),
+            });
+        };
+        wf.check_input(&options.args)
+            .map_err(|message| EngineError::InvalidInput {
+                workflow: workflow.clone(),
+                message,
+            })?;
+        let hook_id = format!("{run_id}.x{}", uuid::Uuid::now_v7().simple());
+        let op = WriteOp::SpawnHook {
+            run_id: run_id.to_string(),
+            hook_id: hook_id.clone(),
+            workflow,
+            args: options.args,
+            retry: options.retry,
+            at_ms: now_ms(),
+        };
+        self.inner.write(op).await??;
+        Ok(hook_id)
+    }
+
+    /// The shared state of the run's namespace.
+    pub async fn state(&self, run_id: &str) -> Result<serde_json::Map<String, Value>, EngineError> {
+        self.inner
+            .store
+            .get_state(run_id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound {
+                run_id: run_id.to_string(),
+            })
+    }
+
+    /// The hook threads of the run's namespace, oldest first.
+    pub async fn threads(&self, run_id: &str) -> Result<Vec<RunRecord>, EngineError> {
+        self.get_run(run_id).await?;
+        Ok(self.inner.store.list_threads(run_id).await?)
+    }
+
     /// One run.
     pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
         self.inner
@@ -534,7 +640,12 @@ impl Engine {
     pub async fn wait_applied(&self, run_id: &str, seq: u64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let rx = self.inner.live.lock().get(run_id).map(|h| h.applied.clone());
+            let rx = self
+                .inner
+                .live
+                .lock()
+                .get(run_id)
+                .map(|h| h.applied.clone());
             if let Some(mut rx) = rx {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match tokio::time::timeout(left, rx.wait_for(|s| *s >= seq)).await {

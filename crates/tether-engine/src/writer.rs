@@ -7,16 +7,18 @@
 
 use std::sync::Weak;
 
+use tether_core::EventBody;
 use tether_store::{OpOutcome, OpResult, StoreError, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn, Instrument};
 
 use crate::engine::Inner;
 
-/// A write waiting for the next group commit.
+/// Writes waiting for the next group commit. The ops of one request always land in the same
+/// batch, so they commit together or not at all.
 pub(crate) struct WriteReq {
-    pub op: WriteOp,
-    pub reply: oneshot::Sender<Result<OpResult, StoreError>>,
+    pub ops: Vec<WriteOp>,
+    pub reply: oneshot::Sender<Result<Vec<OpResult>, StoreError>>,
 }
 
 pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
@@ -28,31 +30,40 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
         let Some(engine) = inner.upgrade() else {
             return;
         };
+        let mut n = first.ops.len();
         batch.push(first);
-        while batch.len() < engine.config.max_batch {
+        while n < engine.config.max_batch {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(r) => {
+                    n += r.ops.len();
+                    batch.push(r);
+                }
                 Err(_) => break,
             }
         }
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
-            batch.drain(..).map(|r| (r.op, r.reply)).unzip();
-        let n = ops.len();
+        let mut ops = Vec::with_capacity(n);
+        let mut replies = Vec::with_capacity(batch.len());
+        for req in batch.drain(..) {
+            replies.push((req.reply, req.ops.len()));
+            ops.extend(req.ops);
+        }
         let span = tracing::debug_span!("group_commit", ops = n);
         let result = engine.store.commit(ops).instrument(span).await;
         match result {
             Ok(results) => {
                 debug!(ops = n, "group commit done");
-                for (reply, mut res) in replies.into_iter().zip(results) {
-                    if let Ok(outcome) = &mut res {
+                let mut results = results.into_iter();
+                for (reply, count) in replies {
+                    let mut mine: Vec<OpResult> = results.by_ref().take(count).collect();
+                    for outcome in mine.iter_mut().flatten() {
                         dispatch(&engine, outcome);
                     }
-                    let _ = reply.send(Ok(res));
+                    let _ = reply.send(Ok(mine));
                 }
             }
             Err(e) => {
                 warn!(ops = n, error = %e, "group commit failed; nothing of the batch was kept");
-                for reply in replies {
+                for (reply, _) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
@@ -63,11 +74,22 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
     }
 }
 
-/// Hand the committed entries of one op to its run. The entries are moved out of the outcome:
-/// callers only need the run id (the run itself gets its entries here, in commit order).
+/// Hand the committed entries of one op to its run, and wake the other runs they touched (a
+/// hook thread just spawned, a run a signal was delivered to). The entries are moved out of
+/// the outcome: callers only need the run id.
 fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
     match outcome {
         OpOutcome::Appended { run_id, events } => {
+            for e in events.iter() {
+                match &e.body {
+                    EventBody::HookSpawned { hook_id, .. } => engine.wake(hook_id),
+                    EventBody::SignalSent {
+                        delivered_to: Some(to),
+                        ..
+                    } if to != run_id => engine.wake_or_poke(to),
+                    _ => {}
+                }
+            }
             engine.deliver(run_id, std::mem::take(events));
         }
         OpOutcome::Resumed { run_id, event } => {

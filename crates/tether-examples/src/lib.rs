@@ -9,10 +9,12 @@
 
 pub mod approval;
 pub mod collect;
+pub mod enrich;
 pub mod handoff;
 pub mod slack_bot;
 pub mod steps;
 pub mod timeout_approval;
+pub mod wait_signal;
 
 use tether_core::Registry;
 
@@ -25,5 +27,8 @@ pub fn register(registry: &mut Registry) {
         .workflow("slack_bot", slack_bot::slack_bot)
         .workflow("handoff", handoff::handoff)
         .workflow("timeout_approval", timeout_approval::timeout_approval)
-        .workflow("steps", steps::steps);
+        .workflow("steps", steps::steps)
+        .workflow("enrich", enrich::enrich)
+        .workflow("enrich_hook", enrich::enrich_hook)
+        .workflow("wait_signal", wait_signal::wait_signal);
 }

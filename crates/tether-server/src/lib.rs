@@ -99,7 +99,12 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
         )
         .route("/v1/runs/{run_id}", get(routes::runs::get_run))
         .route("/v1/runs/{run_id}/events", get(routes::runs::events))
-        .route("/v1/runs/{run_id}/hooks", get(routes::runs::hooks))
+        .route(
+            "/v1/runs/{run_id}/hooks",
+            get(routes::runs::hooks).post(routes::threads::spawn),
+        )
+        .route("/v1/runs/{run_id}/state", get(routes::threads::get_state))
+        .route("/v1/signals/{signal_id}", post(routes::threads::signal))
         .route("/v1/runs/{run_id}/cancel", post(routes::runs::cancel))
         .route(
             "/v1/hooks/{token}",

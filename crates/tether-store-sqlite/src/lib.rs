@@ -26,6 +26,7 @@ mod error;
 mod migrate;
 mod read;
 mod rows;
+mod threads;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -189,6 +190,21 @@ impl Store for SqliteStore {
             read::runs_needing_work(c, now_ms, &node, limit)
         })
         .await
+    }
+
+    async fn get_state(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("get_state", move |c| read::get_state(c, &run_id))
+            .await
+    }
+
+    async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("list_threads", move |c| read::list_threads(c, &run_id))
+            .await
     }
 
     fn backend_name(&self) -> &'static str {

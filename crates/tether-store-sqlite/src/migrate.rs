@@ -13,11 +13,18 @@ struct Migration {
 }
 
 /// Every migration this code knows, in order. Never edit a released one: add the next.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "threads",
+        sql: include_str!("../migrations/0002_threads.sql"),
+    },
+];
 
 /// The schema version this code creates and expects.
 pub(crate) fn latest_version() -> i64 {

@@ -32,7 +32,8 @@ pub(crate) fn list_runs(
     conn: &Connection,
     filter: &RunFilter,
 ) -> Result<Vec<RunRecord>, StoreError> {
-    let mut conditions = Vec::new();
+    // Hook threads belong to their run; they are listed with it, not here.
+    let mut conditions = vec!["root_run IS NULL".to_string()];
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(status) = filter.status {
         args.push(SqlValue::Text(status.as_str().to_owned()));
@@ -149,4 +150,49 @@ pub(crate) fn runs_needing_work(
         .collect::<rusqlite::Result<Vec<String>>>()
     })
     .ctx("select runs needing work")
+}
+
+/// The shared state of `run_id`'s namespace; `None` if the run does not exist.
+pub(crate) fn get_state(
+    conn: &Connection,
+    run_id: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+    let root: Option<String> = conn
+        .prepare_cached("SELECT COALESCE(root_run, id) FROM runs WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([run_id], |r| r.get(0)).optional())
+        .ctx("find the run's namespace")?;
+    let Some(root) = root else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached("SELECT key, value FROM run_state WHERE root_run = ?1 ORDER BY key")
+        .and_then(|mut stmt| {
+            stmt.query_map([&root], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("read shared state")?;
+    let mut map = serde_json::Map::new();
+    for (k, v) in rows {
+        let value = serde_json::from_str(&v)
+            .map_err(|e| StoreError::Corrupt(format!("shared state {k:?}: {e}")))?;
+        map.insert(k, value);
+    }
+    Ok(Some(map))
+}
+
+/// The hook threads of `run_id`'s namespace, oldest first.
+pub(crate) fn list_threads(conn: &Connection, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE root_run = (SELECT COALESCE(root_run, id) FROM runs WHERE id = ?1)
+         ORDER BY created_at, id"
+    );
+    let raws = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([run_id], RawRun::from_row)?
+                .collect::<rusqlite::Result<Vec<RawRun>>>()
+        })
+        .ctx("list hook threads")?;
+    raws.into_iter().map(RawRun::into_record).collect()
 }

@@ -3,11 +3,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus};
+use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 use tether_store::{Fence, HookRef, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
 
 use crate::error::Ctx;
 use crate::rows::{encode_body, encode_error_info, encode_value, parse_status};
+use crate::threads;
 
 /// Apply `ops` in one transaction. A logical refusal rolls back that op only; a database error
 /// rolls back the whole batch and is returned.
@@ -102,18 +103,44 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
             run_id,
             applied_seq,
         } => checkpoint(conn, run_id, applied_seq),
+        WriteOp::Signal {
+            signal_id,
+            payload,
+            at_ms,
+        } => threads::signal(conn, signal_id, payload, at_ms),
+        WriteOp::SpawnHook {
+            run_id,
+            hook_id,
+            workflow,
+            args,
+            retry,
+            at_ms,
+        } => threads::spawn_hook(
+            conn,
+            threads::SpawnHookOp {
+                run_id,
+                hook_id,
+                workflow,
+                args,
+                retry,
+                at_ms,
+            },
+        ),
     }
 }
 
 /// The parts of a run the write path needs.
-struct RunState {
+pub(crate) struct RunState {
     status: RunStatus,
     last_seq: u64,
     wake_at: Option<u64>,
 }
 
 /// The run if it exists and is not finished, else the refusal.
-fn open_run(conn: &Connection, run_id: &str) -> Result<Result<RunState, OpRejected>, StoreError> {
+pub(crate) fn open_run(
+    conn: &Connection,
+    run_id: &str,
+) -> Result<Result<RunState, OpRejected>, StoreError> {
     let row: Option<(String, u64, Option<u64>)> = conn
         .prepare_cached("SELECT status, last_seq, wake_at FROM runs WHERE id = ?1")
         .and_then(|mut stmt| {
@@ -141,7 +168,11 @@ fn open_run(conn: &Connection, run_id: &str) -> Result<Result<RunState, OpReject
 }
 
 /// Write one journal entry.
-fn insert_event(conn: &Connection, run_id: &str, event: &Event) -> Result<(), StoreError> {
+pub(crate) fn insert_event(
+    conn: &Connection,
+    run_id: &str,
+    event: &Event,
+) -> Result<(), StoreError> {
     let body = encode_body(&event.body)?;
     conn.prepare_cached(
         "INSERT INTO events (run_id, seq, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -250,8 +281,82 @@ fn append(
     let mut seq = run.last_seq;
     let mut ending = None;
     let mut written = Vec::with_capacity(events.len());
-    for body in events {
+    let mut root: Option<String> = None;
+    let mut queue: std::collections::VecDeque<EventBody> = events.into();
+    while let Some(body) = queue.pop_front() {
         let body = match body {
+            EventBody::StateGet { .. }
+            | EventBody::StateSet { .. }
+            | EventBody::StateIncr { .. }
+            | EventBody::StateDelete { .. } => {
+                if root.is_none() {
+                    root = Some(threads::root_of(conn, &run_id)?);
+                }
+                threads::state_op(conn, root.as_deref().unwrap_or(&run_id), body)?
+            }
+            EventBody::HookSpawned {
+                ref hook_id,
+                ref workflow,
+                ref args,
+                ref retry,
+                ref fail_signal,
+                ..
+            } => {
+                if root.is_none() {
+                    root = Some(threads::root_of(conn, &run_id)?);
+                }
+                let info = ThreadInfo {
+                    root_run: root.clone().unwrap_or_else(|| run_id.clone()),
+                    parent_run: run_id.clone(),
+                    retry: retry.clone(),
+                    fail_signal: fail_signal.clone(),
+                };
+                threads::create_thread(
+                    conn,
+                    threads::NewThread {
+                        hook_id,
+                        workflow,
+                        args,
+                        info,
+                        at_ms,
+                    },
+                )?;
+                body
+            }
+            EventBody::SignalSent {
+                cmd,
+                signal_id,
+                payload,
+                ..
+            } => {
+                let delivered_to =
+                    match threads::deliver_signal(conn, &signal_id, &payload, at_ms, &run_id)? {
+                        threads::SignalOutcome::ToSelf { wait_cmd } => {
+                            queue.push_front(EventBody::SignalReceived {
+                                wait_cmd,
+                                payload: payload.clone(),
+                            });
+                            Some(run_id.clone())
+                        }
+                        threads::SignalOutcome::To(other) => Some(other),
+                        threads::SignalOutcome::Kept => None,
+                    };
+                EventBody::SignalSent {
+                    cmd,
+                    signal_id,
+                    payload,
+                    delivered_to,
+                }
+            }
+            EventBody::SignalWaited { cmd, ref signal_id } => {
+                if let Some(payload) = threads::wait_signal(conn, &run_id, cmd, signal_id, at_ms)? {
+                    queue.push_front(EventBody::SignalReceived {
+                        wait_cmd: cmd,
+                        payload,
+                    });
+                }
+                body
+            }
             EventBody::HookCreated {
                 cmd,
                 token,
@@ -365,6 +470,9 @@ fn finish_run(
     conn.prepare_cached("DELETE FROM hooks WHERE run_id = ?1")
         .and_then(|mut stmt| stmt.execute([run_id]))
         .ctx("release hooks of finished run")?;
+    conn.prepare_cached("DELETE FROM signal_waits WHERE run_id = ?1")
+        .and_then(|mut stmt| stmt.execute([run_id]))
+        .ctx("drop signal waits of finished run")?;
     Ok(())
 }
 
@@ -610,4 +718,27 @@ fn renew(conn: &Connection, node: &str, lease_until_ms: u64) -> Result<OpResult,
     Ok(Ok(OpOutcome::Renewed {
         count: count as u64,
     }))
+}
+
+/// Append one delivery entry (a payload, a signal) to a run that is not the one being written.
+pub(crate) fn append_delivery(
+    conn: &Connection,
+    run_id: &str,
+    body: EventBody,
+    at_ms: u64,
+) -> Result<Result<Event, OpRejected>, StoreError> {
+    let run = match open_run(conn, run_id)? {
+        Ok(run) => run,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let event = Event {
+        seq: run.last_seq + 1,
+        at_ms,
+        body,
+    };
+    insert_event(conn, run_id, &event)?;
+    conn.prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![run_id, event.seq, at_ms]))
+        .ctx("update run")?;
+    Ok(Ok(event))
 }

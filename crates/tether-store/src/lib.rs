@@ -63,6 +63,17 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// The shared state of the namespace `run_id` belongs to, as a JSON object; `None` if
+    /// there is no such run.
+    async fn get_state(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError>;
+
+    /// The hook threads started in the namespace of `run_id` (all of them, at any depth),
+    /// oldest first.
+    async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError>;
+
     /// A short name of the backend (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;
 }

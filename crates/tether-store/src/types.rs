@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+#[allow(unused_imports)] // for the docs
+use tether_core::event::ThreadInfo;
 use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus};
 
 /// A run as stored.
@@ -213,6 +215,45 @@ pub enum WriteOp {
         run_id: String,
         /// The claim being released.
         fence: Fence,
+    },
+    /// Send a signal from outside a run (client, HTTP, the engine): to the oldest run waiting
+    /// on `signal_id` (appending `SignalReceived { wait_cmd, payload }` to it; outcome
+    /// [`OpOutcome::Appended`] for that run), or kept until a wait comes (outcome
+    /// [`OpOutcome::Updated`]). Kept signals are delivered oldest first. Within a run's append,
+    /// `SignalSent` does the same and records the recipient in `delivered_to`; `SignalWaited`
+    /// takes the oldest kept signal at once (its `SignalReceived` follows in the same append)
+    /// or registers the wait. A finished run's waits are dropped.
+    Signal {
+        /// The signal id.
+        signal_id: String,
+        /// The payload.
+        payload: Value,
+        /// Commit time.
+        at_ms: u64,
+    },
+    /// Start a hook thread from outside in the namespace of `run_id`: a run `hook_id` of
+    /// `workflow` with input `args`, whose `RunStarted` carries its [`ThreadInfo`] (root = the
+    /// namespace of `run_id`, parent = `run_id`). Within a run's append, `HookSpawned` does the
+    /// same in the same transaction. Refused with `RunNotFound` / `RunFinished`, and with
+    /// `RunExists` if `hook_id` is taken. Outcome: [`OpOutcome::Appended`] for the thread.
+    ///
+    /// Shared state: within an append, `StateGet` / `StateSet` / `StateIncr` / `StateDelete`
+    /// act on the namespace of the run (its root run) and are written with their outputs
+    /// filled in (`value`, `existed`); `StateIncr` on a non-integer leaves it and records
+    /// `value: None`.
+    SpawnHook {
+        /// The run whose namespace the thread works in.
+        run_id: String,
+        /// The new thread's id.
+        hook_id: String,
+        /// The workflow it runs.
+        workflow: String,
+        /// Its input.
+        args: Value,
+        /// Its retry policy.
+        retry: tether_core::RetryPolicy,
+        /// Commit time.
+        at_ms: u64,
     },
     /// Heartbeat: extend the lease of every run owned by `node` to `lease_until_ms`.
     /// Outcome: [`OpOutcome::Renewed`] with how many runs it holds.

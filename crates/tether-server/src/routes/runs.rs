@@ -149,8 +149,31 @@ pub(crate) async fn events(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let run_id = run_id_of(path)?;
-    let events = state.engine.events(&run_id).await?;
-    Ok(Json(Value::Array(events.iter().map(event_json).collect())))
+    // The main thread's journal, then each hook thread's, every entry tagged with its thread
+    // (`main`, or the hook id), merged by commit time.
+    let mut all: Vec<(u64, usize, Value)> = Vec::new();
+    let tag = |e: &tether_core::Event, thread: &str, workflow: Option<&str>| {
+        let mut v = event_json(e);
+        if let Value::Object(m) = &mut v {
+            m.insert("thread".into(), Value::from(thread));
+            if let Some(w) = workflow {
+                m.insert("thread_workflow".into(), Value::from(w));
+            }
+        }
+        v
+    };
+    for e in state.engine.events(&run_id).await? {
+        all.push((e.at_ms, all.len(), tag(&e, "main", None)));
+    }
+    for t in state.engine.threads(&run_id).await? {
+        for e in state.engine.events(&t.run_id).await? {
+            all.push((e.at_ms, all.len(), tag(&e, &t.run_id, Some(&t.workflow))));
+        }
+    }
+    all.sort_by_key(|(at, i, _)| (*at, *i));
+    Ok(Json(Value::Array(
+        all.into_iter().map(|(_, _, v)| v).collect(),
+    )))
 }
 
 /// `GET /v1/runs/{run_id}/hooks` → the run's active hooks, in creation order.
