@@ -24,11 +24,13 @@ mod journal;
 mod leases;
 mod runs;
 mod support;
+mod threads;
 
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
 pub use runs::*;
+pub use threads::*;
 
 use crate::Store;
 
@@ -133,6 +135,13 @@ macro_rules! __conformance_cases {
                 renew_extends_only_the_nodes_own_leases,
                 runs_needing_work_leave_out_runs_leased_elsewhere,
                 finished_runs_have_no_owner_and_cannot_be_claimed,
+                // threads, state, signals
+                state_commands_are_completed_by_the_store,
+                spawned_threads_share_the_root_namespace,
+                spawn_from_outside,
+                signals_are_kept_until_a_wait_takes_them,
+                signals_sent_by_runs_are_delivered_in_the_same_transaction,
+                finished_runs_drop_their_waits,
             }
         }
     };
