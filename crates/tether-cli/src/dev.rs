@@ -11,6 +11,7 @@ use tether_core::Registry;
 use tether_engine::{Engine, EngineConfig};
 use tether_server::ServerOptions;
 use tether_store::Store;
+use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
 use tether_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,9 +22,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Options of `tether dev`.
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Database: `sqlite://path/to/file.db`, `sqlite:path` or a plain file path.
-    #[arg(long, env = "TETHER_DB", default_value = "sqlite://tether.db")]
+    /// Database: `sqlite://path/to/file.db`, `sqlite:path` or a plain file path (embedded,
+    /// one process), or `postgres://user[:password]@host[:port]/database` (also
+    /// `postgresql://`; several processes may share it).
+    #[arg(
+        long,
+        env = "TETHER_DB",
+        hide_env_values = true,
+        default_value = "sqlite://tether.db"
+    )]
     db: String,
+    /// PostgreSQL only: most connections this process keeps open to the database.
+    #[arg(
+        long,
+        env = "TETHER_DB_POOL_SIZE",
+        default_value_t = tether_store_postgres::DEFAULT_POOL_SIZE
+    )]
+    db_pool_size: usize,
+    /// PostgreSQL only: keep Tether's tables in this schema (created if missing) instead of the
+    /// connection's default one. Lower-case letters, digits and `_`.
+    #[arg(long, env = "TETHER_PG_SCHEMA", value_name = "SCHEMA")]
+    pg_schema: Option<String>,
     /// Address to listen on (port 0 picks a free port; the line printed says which).
     #[arg(long, env = "TETHER_ADDR", default_value = "127.0.0.1:8080")]
     addr: String,
@@ -62,23 +81,53 @@ impl fmt::Display for DevError {
     }
 }
 
-/// Check the database location names a backend this build has.
-fn check_db(db: &str) -> Result<(), DevError> {
+/// The backends `--db` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Which backend the database location names.
+fn check_db(db: &str) -> Result<Backend, DevError> {
     let scheme = db.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("postgres" | "postgresql") => Err(DevError::Usage(
-            "PostgreSQL support is not built yet; use --db sqlite://path/to/file.db".into(),
-        )),
-        None | Some("sqlite") => Ok(()),
+        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+        None | Some("sqlite") => Ok(Backend::Sqlite),
         Some(other) => Err(DevError::Usage(format!(
-            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db or a path"
+            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db, \
+             postgres://user@host/database or a path"
         ))),
     }
 }
 
+/// Open the store `--db` names. Errors name the database without its password, on one line.
+async fn open_store(args: &DevArgs, backend: Backend) -> Result<Arc<dyn Store>, DevError> {
+    let opened: Result<Arc<dyn Store>, _> = match backend {
+        Backend::Sqlite => SqliteStore::open(&args.db)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+        Backend::Postgres => {
+            let options = PostgresOptions {
+                pool_size: args.db_pool_size,
+                schema: args.pg_schema.clone(),
+            };
+            PostgresStore::open_with(&args.db, options)
+                .await
+                .map(|s| Arc::new(s) as Arc<dyn Store>)
+        }
+    };
+    opened.map_err(|e| {
+        let line = format!("cannot open database {}: {e}", redact_url(&args.db));
+        DevError::Failed(line.replace(['\n', '\r'], " "))
+    })
+}
+
 /// Run the dev server until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> Result<(), DevError> {
-    check_db(&args.db)?;
+    let backend = check_db(&args.db)?;
     if args.max_payload_bytes == 0 {
         return Err(DevError::Usage(
             "--max-payload-bytes must be at least 1".into(),
@@ -87,14 +136,15 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
     if args.max_live_runs == 0 {
         return Err(DevError::Usage("--max-live-runs must be at least 1".into()));
     }
+    if args.db_pool_size == 0 {
+        return Err(DevError::Usage("--db-pool-size must be at least 1".into()));
+    }
 
     // Bind first: a port in use should not leave a new database file behind.
     let listener = TcpListener::bind(&args.addr)
         .await
         .map_err(|e| DevError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
-    let store = SqliteStore::open(&args.db)
-        .await
-        .map_err(|e| DevError::Failed(format!("cannot open database {}: {e}", args.db)))?;
+    let store = open_store(&args, backend).await?;
     let local = listener
         .local_addr()
         .map_err(|e| DevError::Failed(format!("cannot read the listening address: {e}")))?;
@@ -106,10 +156,9 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
         max_payload_bytes: args.max_payload_bytes,
         ..EngineConfig::default()
     };
-    let store: Arc<dyn Store> = Arc::new(store);
     let engine = Engine::start(store, registry, config);
     tracing::info!(
-        db = %args.db,
+        db = %redact_url(&args.db),
         workflows = %engine.registry().workflow_names().join(", "),
         "engine started"
     );
@@ -189,19 +238,17 @@ async fn stop_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::check_db;
+    use super::{check_db, Backend};
 
     #[test]
     fn database_schemes() {
-        assert!(check_db("sqlite://tether.db").is_ok());
-        assert!(check_db("sqlite:tether.db").is_ok());
-        assert!(check_db("data/tether.db").is_ok());
-        let e = check_db("postgres://u:p@h/db").unwrap_err();
+        assert_eq!(check_db("sqlite://tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("sqlite:tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("data/tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("postgres://u:p@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(check_db("PostgreSQL://h/db").unwrap(), Backend::Postgres);
+        let e = check_db("mysql://u:p@h/db").unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e
-            .to_string()
-            .contains("PostgreSQL support is not built yet"));
-        assert!(!e.to_string().contains("u:p"));
-        assert_eq!(check_db("mysql://h/db").unwrap_err().exit_code(), 2);
+        assert!(!e.to_string().contains("u:p"), "{e}");
     }
 }

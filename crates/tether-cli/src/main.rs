@@ -3,7 +3,9 @@
 //! `tether dev` runs the HTTP API with the bundled example workflows on an embedded SQLite
 //! database; see `tether dev --help`.
 
+mod bench;
 mod dev;
+mod store;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,6 +26,9 @@ enum Command {
     /// Run a server with the bundled example workflows (approval, collect, slack_bot, handoff,
     /// timeout_approval, steps).
     Dev(dev::DevArgs),
+    /// Run a benchmark workload against a fresh store and print one JSON line of figures
+    /// (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -289,22 +289,47 @@ async fn client_errors_carry_code_and_message() {
 fn start_errors_exit_with_a_clear_line() {
     let (dir, db) = temp_db();
 
+    // A PostgreSQL server that cannot be reached (nothing listens on port 1): one clear
+    // line, without the password.
     let out = tether()
         .args([
             "dev",
             "--addr",
             "127.0.0.1:0",
             "--db",
-            "postgres://u:secret@localhost/db",
+            "postgres://u:secret@127.0.0.1:1/db",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tether: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("cannot open database postgres://u:***@127.0.0.1:1/db"),
+        "{err}"
+    );
+    assert!(lines[0].contains("storage unavailable"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    // An unknown database scheme is a usage error.
+    let out = tether()
+        .args([
+            "dev",
+            "--addr",
+            "127.0.0.1:0",
+            "--db",
+            "mysql://u:secret@h/db",
         ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("PostgreSQL support is not built yet"), "{err}");
+    assert!(err.contains("unsupported database URL scheme"), "{err}");
     assert!(!err.contains("secret"), "{err}");
-    assert!(out.stdout.is_empty());
 
     // A port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

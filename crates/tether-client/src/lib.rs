@@ -231,6 +231,51 @@ impl Client {
         Ok(())
     }
 
+    /// Start a hook thread running `workflow_name` (with `args`) inside the running job
+    /// `run_id`; returns its hook id. Unknown run: code `run_not_found`; finished run:
+    /// `run_finished`; a target on the run's own workflow: `invalid_input`.
+    pub async fn spawn_hook(
+        &self,
+        run_id: &str,
+        workflow_name: &str,
+        task_queue: Option<&str>,
+        args: Value,
+    ) -> Result<String, ClientError> {
+        let path = format!("/v1/runs/{}/hooks", encode_path_segment(run_id));
+        let mut body = json!({ "workflow_name": workflow_name, "args": args });
+        if let Some(q) = task_queue {
+            body["task_queue"] = json!(q);
+        }
+        let answer: Value = send(self.request(Method::POST, &path).json(&body)).await?;
+        answer
+            .get("hook_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Decode(format!("no hook_id in {answer}")))
+    }
+
+    /// Send a signal: a run waiting on `signal_id` gets it now, or it is kept until one waits.
+    /// Returns the run it was delivered to, if any.
+    pub async fn signal<P: Serialize + ?Sized>(
+        &self,
+        signal_id: &str,
+        payload: &P,
+    ) -> Result<Option<String>, ClientError> {
+        let path = format!("/v1/signals/{}", encode_path_segment(signal_id));
+        let answer: Value =
+            send(self.request(Method::POST, &path).json(&to_value(payload)?)).await?;
+        Ok(answer
+            .get("delivered_to")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// The shared state of the run's namespace.
+    pub async fn state(&self, run_id: &str) -> Result<Value, ClientError> {
+        let path = format!("/v1/runs/{}/state", encode_path_segment(run_id));
+        send(self.request(Method::GET, &path)).await
+    }
+
     /// The names of the workflows the server runs.
     pub async fn workflows(&self) -> Result<Vec<String>, ClientError> {
         let list: WorkflowsList = send(self.request(Method::GET, "/v1/workflows")).await?;

@@ -26,10 +26,14 @@ pub struct Server {
 /// The `tether` binary with the environment these tests want.
 pub fn tether() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
-    cmd.env_remove("TETHER_DB").env_remove("TETHER_ADDR").env(
-        "RUST_LOG",
-        std::env::var("TETHER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-    );
+    cmd.env_remove("TETHER_DB")
+        .env_remove("TETHER_ADDR")
+        .env_remove("TETHER_DB_POOL_SIZE")
+        .env_remove("TETHER_PG_SCHEMA")
+        .env(
+            "RUST_LOG",
+            std::env::var("TETHER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     cmd
 }
 

@@ -1,0 +1,136 @@
+//! One interface over the two ways a workload reaches the engine: direct calls (`inproc`) or
+//! HTTP requests to a server running in this process (`http`, with `tether-client`).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tether_client::Client;
+use tether_engine::{Engine, EngineConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{registry, Mode, WAIT};
+use crate::store::FreshStore;
+
+/// A running engine, reached in-process or over HTTP.
+pub(crate) struct Driver {
+    engine: Engine,
+    http: Option<Http>,
+}
+
+struct Http {
+    client: Client,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Driver {
+    /// Start an engine with `config` on the fresh store (and a server, in `http` mode).
+    pub(crate) async fn start(
+        fresh: &FreshStore,
+        mode: Mode,
+        config: EngineConfig,
+    ) -> Result<Driver, String> {
+        let engine = Engine::start(fresh.store(), registry(), config);
+        let http = match mode {
+            Mode::Inproc => None,
+            Mode::Http => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| format!("bind: {e}"))?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| format!("local addr: {e}"))?;
+                let (stop, stopping) = watch::channel(false);
+                let options = tether_server::ServerOptions {
+                    stopping: Some(stopping.clone()),
+                    ..Default::default()
+                };
+                let router = tether_server::router(engine.clone(), options);
+                let mut rx = stopping;
+                let server = tokio::spawn(tether_server::serve(listener, router, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }));
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(256)
+                    .build()
+                    .map_err(|e| format!("http client: {e}"))?;
+                Some(Http {
+                    client: Client::with_http_client(format!("http://{addr}"), http),
+                    stop,
+                    server,
+                })
+            }
+        };
+        Ok(Driver { engine, http })
+    }
+
+    /// The engine (for measurements that need more than the API offers).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) async fn start_run(&self, workflow: &str, input: Value) -> Result<String, String> {
+        match &self.http {
+            Some(h) => h
+                .client
+                .start_run(workflow, &input)
+                .await
+                .map_err(|e| e.to_string()),
+            None => self
+                .engine
+                .start_run(workflow, input)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub(crate) async fn resume(&self, token: &str, payload: Value) -> Result<String, String> {
+        match &self.http {
+            Some(h) => h
+                .client
+                .resume_hook(token, &payload, None)
+                .await
+                .map_err(|e| e.to_string()),
+            None => self
+                .engine
+                .resume_hook(token, payload, None)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Wait for the run to end; its output.
+    pub(crate) async fn output(&self, run_id: &str) -> Result<Value, String> {
+        let (status, output) = match &self.http {
+            Some(h) => {
+                let run = h
+                    .client
+                    .wait_for_run(run_id, WAIT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (run.status, run.output)
+            }
+            None => {
+                let run = self
+                    .engine
+                    .wait_for_run(run_id, WAIT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (run.status.to_string(), run.output)
+            }
+        };
+        match (status.as_str(), output) {
+            ("completed", Some(v)) => Ok(v),
+            (s, _) => Err(format!("run {run_id} ended {s}, not completed")),
+        }
+    }
+
+    pub(crate) async fn shutdown(self) {
+        if let Some(h) = self.http {
+            let _ = h.stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), h.server).await;
+        }
+        self.engine.shutdown().await;
+    }
+}

@@ -1,0 +1,242 @@
+//! The hook side of a group commit: registering and releasing tokens (the `hooks` primary key
+//! decides who holds one) and delivering payloads (`Resume`), with idempotency keys.
+
+use serde_json::Value;
+use tether_core::event::{CommandIndex, Event, EventBody};
+use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
+
+use crate::journal::insert_events;
+use crate::rows::{col, encode_value, to_db};
+use crate::write::{Batch, BatchError};
+
+/// How many times one op looks again when the hook it is about changed under it (another node
+/// released or took the token between two statements) before giving up.
+const MAX_HOOK_RACES: usize = 5;
+
+/// A hook to register.
+pub(crate) struct NewHook<'a> {
+    /// The run creating it.
+    pub(crate) run_id: &'a str,
+    /// Its command index.
+    pub(crate) cmd: CommandIndex,
+    /// The token.
+    pub(crate) token: &'a str,
+    /// `hook` (or `webhook` later).
+    pub(crate) kind: &'a str,
+    /// User metadata.
+    pub(crate) metadata: &'a Value,
+    /// Hook definition name.
+    pub(crate) definition: Option<&'a str>,
+    /// Commit time.
+    pub(crate) at_ms: u64,
+}
+
+/// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
+/// key on `hooks.token` decides (`ON CONFLICT DO NOTHING` waits for a concurrent insert of
+/// the same token to commit or roll back), not a prior lookup.
+pub(crate) async fn register_hook(
+    b: &Batch<'_, '_>,
+    hook: &NewHook<'_>,
+) -> Result<Option<String>, BatchError> {
+    let metadata = encode_value(hook.metadata, "hook metadata")?;
+    let cmd = i64::from(hook.cmd);
+    let at = to_db(hook.at_ms, "commit time")?;
+    for _ in 0..MAX_HOOK_RACES {
+        let inserted = b
+            .execute(
+                "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (token) DO NOTHING",
+                &[
+                    &hook.token,
+                    &hook.run_id,
+                    &cmd,
+                    &hook.kind,
+                    &metadata,
+                    &hook.definition,
+                    &at,
+                ],
+                "insert hook",
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+        if let Some((holder, _)) = hook_holder(b, hook.token).await? {
+            return Ok(Some(holder));
+        }
+        // The holder released the token between the two statements: try to take it again.
+    }
+    Err(StoreError::Unavailable(format!(
+        "hook insert for run {} kept conflicting, but no hook holds its token",
+        hook.run_id
+    ))
+    .into())
+}
+
+/// The run and command index of the hook holding `token`, if any.
+async fn hook_holder(
+    b: &Batch<'_, '_>,
+    token: &str,
+) -> Result<Option<(String, CommandIndex)>, BatchError> {
+    let row = b
+        .query_opt(
+            "SELECT run_id, hook_cmd FROM hooks WHERE token = $1",
+            &[&token],
+            "look up hook",
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let run_id: String = col(&row, 0, "look up hook")?;
+    let cmd: i64 = col(&row, 1, "look up hook")?;
+    let cmd = CommandIndex::try_from(cmd)
+        .map_err(|_| crate::error::bad_number(&format!("hook_cmd of hook of run {run_id}"), cmd))?;
+    Ok(Some((run_id, cmd)))
+}
+
+/// Release `token` if this run's hook `hook_cmd` holds it.
+pub(crate) async fn release_hook(
+    b: &Batch<'_, '_>,
+    token: &str,
+    run_id: &str,
+    hook_cmd: CommandIndex,
+) -> Result<(), BatchError> {
+    b.execute(
+        "DELETE FROM hooks WHERE token = $1 AND run_id = $2 AND hook_cmd = $3",
+        &[&token, &run_id, &i64::from(hook_cmd)],
+        "release hook",
+    )
+    .await?;
+    Ok(())
+}
+
+/// A payload to deliver.
+pub(crate) struct Delivery<'a> {
+    /// The token.
+    pub(crate) token: &'a str,
+    /// The payload.
+    pub(crate) payload: &'a Value,
+    /// Idempotency key, scoped to the token.
+    pub(crate) key: Option<&'a str>,
+    /// The hook the caller validated the payload against.
+    pub(crate) expect: Option<&'a HookRef>,
+    /// Commit time.
+    pub(crate) at_ms: u64,
+}
+
+/// The run a used idempotency key answered with, if the key was used for the token.
+async fn first_answer(
+    b: &Batch<'_, '_>,
+    token: &str,
+    key: &str,
+) -> Result<Option<String>, BatchError> {
+    let row = b
+        .query_opt(
+            "SELECT run_id FROM idempotency WHERE token = $1 AND key = $2",
+            &[&token, &key],
+            "look up idempotency key",
+        )
+        .await?;
+    row.map(|r| col(&r, 0, "look up idempotency key"))
+        .transpose()
+        .map_err(BatchError::from)
+}
+
+/// Deliver a payload to the hook holding the token (the idempotency key is checked first).
+pub(crate) async fn resume(
+    b: &mut Batch<'_, '_>,
+    d: &Delivery<'_>,
+) -> Result<OpResult, BatchError> {
+    let token = d.token;
+    let resumed_before = |run_id: String| {
+        Ok(Ok(OpOutcome::Resumed {
+            run_id,
+            event: None,
+        }))
+    };
+    let not_found = || {
+        Ok(Err(OpRejected::HookNotFound {
+            token: token.to_owned(),
+        }))
+    };
+    for _ in 0..MAX_HOOK_RACES {
+        // A key used before wins over everything else, even if the hook has been released
+        // since: a retried delivery gets the first answer.
+        if let Some(key) = d.key {
+            if let Some(first_run) = first_answer(b, token, key).await? {
+                return resumed_before(first_run);
+            }
+        }
+        let Some((run_id, hook_cmd)) = hook_holder(b, token).await? else {
+            return not_found();
+        };
+        if let Some(expect) = d.expect {
+            if expect.run_id != run_id || expect.hook_cmd != hook_cmd {
+                return not_found();
+            }
+        }
+        // Hooks of a run change only under its row lock. If this transaction held it before
+        // looking the hook up, the answer stands; otherwise look again once it is held.
+        let held_before = b.holds(&run_id);
+        let Some(run) = b.lock_run(&run_id).await? else {
+            return Ok(Err(OpRejected::RunNotFound { run_id }));
+        };
+        if !held_before
+            && hook_holder(b, token).await?.as_ref() != Some(&(run_id.clone(), hook_cmd))
+        {
+            continue;
+        }
+        // Hooks of finished runs are released, so this only refuses on damaged data.
+        if run.status.is_terminal() {
+            return Ok(Err(OpRejected::RunFinished {
+                run_id,
+                status: run.status,
+            }));
+        }
+        let at = to_db(d.at_ms, "commit time")?;
+        if let Some(key) = d.key {
+            let recorded = b
+                .execute(
+                    "INSERT INTO idempotency (token, key, run_id, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (token, key) DO NOTHING",
+                    &[&token, &key, &run_id, &at],
+                    "record idempotency key",
+                )
+                .await?;
+            if recorded == 0 {
+                // Another writer used the key since we looked: its answer is the first one.
+                match first_answer(b, token, key).await? {
+                    Some(first_run) => return resumed_before(first_run),
+                    None => continue,
+                }
+            }
+        }
+        let event = Event {
+            seq: run.last_seq + 1,
+            at_ms: d.at_ms,
+            body: EventBody::HookReceived {
+                hook_cmd,
+                payload: d.payload.clone(),
+            },
+        };
+        insert_events(b, &run_id, std::slice::from_ref(&event)).await?;
+        b.execute(
+            "UPDATE runs SET last_seq = $2, updated_at = $3 WHERE id = $1",
+            &[&run_id, &to_db(event.seq, "journal seq")?, &at],
+            "update run",
+        )
+        .await?;
+        return Ok(Ok(OpOutcome::Resumed {
+            run_id,
+            event: Some(event),
+        }));
+    }
+    Err(StoreError::Unavailable(format!(
+        "the hook holding a token kept changing while a payload was delivered to it \
+         ({MAX_HOOK_RACES} attempts)"
+    ))
+    .into())
+}

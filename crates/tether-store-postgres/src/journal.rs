@@ -1,0 +1,427 @@
+//! The journal ops of a group commit: `CreateRun`, `Append` (and `RequestCancel`, an append of
+//! `CancelRequested`), `MarkBlocked` and `Checkpoint`.
+
+use std::collections::VecDeque;
+
+use serde_json::Value;
+use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
+use tether_store::{Fence, OpOutcome, OpRejected, OpResult, WakeAt};
+
+use crate::hooks::{register_hook, release_hook, NewHook};
+use crate::rows::{encode_body, encode_error_info, encode_value, opt_to_db, to_db};
+use crate::threads::{self, SignalOutcome};
+use crate::write::{Batch, BatchError};
+
+/// Write journal entries of one run in one statement.
+pub(crate) async fn insert_events(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    events: &[Event],
+) -> Result<(), BatchError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut kinds = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    let mut ats = Vec::with_capacity(events.len());
+    for event in events {
+        seqs.push(to_db(event.seq, "journal seq")?);
+        ats.push(to_db(event.at_ms, "commit time")?);
+        kinds.push(event.body.kind());
+        bodies.push(encode_body(&event.body)?);
+    }
+    b.execute(
+        "INSERT INTO events (run_id, seq, at, kind, body)
+         SELECT $1, s, a, k, d FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[])
+                                    AS t (s, a, k, d)",
+        &[&run_id, &seqs, &ats, &kinds, &bodies],
+        "insert journal entries",
+    )
+    .await?;
+    if let Some(last) = events.last() {
+        b.note_growth(run_id, last.seq);
+    }
+    Ok(())
+}
+
+/// Create a run with its `RunStarted` entry.
+pub(crate) async fn create_run(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    workflow: &str,
+    input: &Value,
+    at_ms: u64,
+) -> Result<OpResult, BatchError> {
+    let input_json = encode_value(input, "run input")?;
+    let at = to_db(at_ms, "commit time")?;
+    let inserted = b
+        .execute(
+            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq)
+             VALUES ($1, $2, $3, $4, $5, $5, 1)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &run_id,
+                &workflow,
+                &RunStatus::Pending.as_str(),
+                &input_json,
+                &at,
+            ],
+            "insert run",
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(Err(OpRejected::RunExists {
+            run_id: run_id.to_owned(),
+        }));
+    }
+    // The new row is ours until commit.
+    b.mark_locked(run_id);
+    let event = Event {
+        seq: 1,
+        at_ms,
+        body: EventBody::RunStarted {
+            workflow: workflow.to_owned(),
+            input: input.clone(),
+            thread: None,
+        },
+    };
+    insert_events(b, run_id, std::slice::from_ref(&event)).await?;
+    Ok(Ok(OpOutcome::Appended {
+        run_id: run_id.to_owned(),
+        events: vec![event],
+    }))
+}
+
+/// How an `Append` changes the run besides its journal.
+pub(crate) struct Change<'a> {
+    /// New non-terminal status, if it changes.
+    pub(crate) status: Option<RunStatus>,
+    /// New wake-up time, if it changes.
+    pub(crate) wake_at: WakeAt,
+    /// The writer's claim, if it checks one.
+    pub(crate) fence: Option<&'a Fence>,
+    /// Commit time.
+    pub(crate) at_ms: u64,
+}
+
+/// How a terminal entry leaves the run.
+struct Ending {
+    status: RunStatus,
+    output: Option<Value>,
+    error: Option<ErrorInfo>,
+}
+
+impl Ending {
+    /// The ending a journal entry states, if it is terminal.
+    fn of(body: &EventBody) -> Option<Ending> {
+        let (status, output, error) = match body {
+            EventBody::RunCompleted { output } => {
+                (RunStatus::Completed, Some(output.clone()), None)
+            }
+            EventBody::RunFailed { error } => (RunStatus::Failed, None, Some(error.clone())),
+            EventBody::RunCancelled { reason } => {
+                let message = reason.clone().unwrap_or_else(|| "run cancelled".to_owned());
+                (
+                    RunStatus::Cancelled,
+                    None,
+                    Some(ErrorInfo::new("cancelled", message)),
+                )
+            }
+            _ => return None,
+        };
+        Some(Ending {
+            status,
+            output,
+            error,
+        })
+    }
+}
+
+/// Append entries (registering and releasing hooks, ending the run on a terminal entry) and
+/// update the run's status and wake-up time.
+pub(crate) async fn append(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    events: &[EventBody],
+    change: Change<'_>,
+) -> Result<OpResult, BatchError> {
+    let Some(run) = b.lock_run(run_id).await? else {
+        return Ok(Err(OpRejected::RunNotFound {
+            run_id: run_id.to_owned(),
+        }));
+    };
+    // As on SQLite: the fence is checked before whether the run has finished.
+    if !run.fence_holds(change.fence) {
+        return Ok(Err(OpRejected::Fenced {
+            run_id: run_id.to_owned(),
+        }));
+    }
+    if run.status.is_terminal() {
+        return Ok(Err(OpRejected::RunFinished {
+            run_id: run_id.to_owned(),
+            status: run.status,
+        }));
+    }
+    let at_ms = change.at_ms;
+    let mut seq = run.last_seq;
+    let mut ending = None;
+    let mut written = Vec::with_capacity(events.len());
+    // The namespace, found (and its shared state locked) at the first command needing it.
+    let mut root: Option<String> = None;
+    // Entries still to write; a signal taken at once puts its `SignalReceived` in front.
+    let mut queue: VecDeque<EventBody> = events.iter().cloned().collect();
+    while let Some(body) = queue.pop_front() {
+        let body = match body {
+            EventBody::HookCreated {
+                cmd,
+                token,
+                kind,
+                metadata,
+                definition,
+                generated,
+            } => {
+                let hook = NewHook {
+                    run_id,
+                    cmd,
+                    token: &token,
+                    kind: &kind,
+                    metadata: &metadata,
+                    definition: definition.as_deref(),
+                    at_ms,
+                };
+                match register_hook(b, &hook).await? {
+                    None => EventBody::HookCreated {
+                        cmd,
+                        token,
+                        kind,
+                        metadata,
+                        definition,
+                        generated,
+                    },
+                    Some(holder_run) => EventBody::HookConflict {
+                        cmd,
+                        token,
+                        holder_run,
+                    },
+                }
+            }
+            EventBody::HookDisposed {
+                hook_cmd,
+                ref token,
+                ..
+            } => {
+                release_hook(b, token, run_id, hook_cmd).await?;
+                body
+            }
+            EventBody::StateGet { .. }
+            | EventBody::StateSet { .. }
+            | EventBody::StateIncr { .. }
+            | EventBody::StateDelete { .. } => {
+                let ns = match &root {
+                    Some(ns) => ns.clone(),
+                    None => threads::lock_namespace(b, run_id).await?,
+                };
+                let done = threads::state_op(b, &ns, body).await?;
+                root = Some(ns);
+                done
+            }
+            EventBody::HookSpawned {
+                ref hook_id,
+                ref workflow,
+                ref args,
+                ref retry,
+                ref fail_signal,
+                ..
+            } => {
+                let ns = match &root {
+                    Some(ns) => ns.clone(),
+                    None => threads::lock_namespace(b, run_id).await?,
+                };
+                let info = ThreadInfo {
+                    root_run: ns.clone(),
+                    parent_run: run_id.to_owned(),
+                    retry: retry.clone(),
+                    fail_signal: fail_signal.clone(),
+                };
+                let thread = threads::NewThread {
+                    hook_id,
+                    workflow,
+                    args,
+                    info,
+                    at_ms,
+                };
+                // A taken id (only on a repeated outside request) creates nothing.
+                threads::create_thread(b, thread).await?;
+                root = Some(ns);
+                body
+            }
+            EventBody::SignalSent {
+                cmd,
+                signal_id,
+                payload,
+                ..
+            } => {
+                let delivered_to =
+                    match threads::deliver_signal(b, &signal_id, &payload, at_ms, run_id).await? {
+                        SignalOutcome::ToSelf { wait_cmd } => {
+                            queue.push_front(EventBody::SignalReceived {
+                                wait_cmd,
+                                payload: payload.clone(),
+                            });
+                            Some(run_id.to_owned())
+                        }
+                        SignalOutcome::To(other) => Some(other),
+                        SignalOutcome::Kept => None,
+                    };
+                EventBody::SignalSent {
+                    cmd,
+                    signal_id,
+                    payload,
+                    delivered_to,
+                }
+            }
+            EventBody::SignalWaited { cmd, ref signal_id } => {
+                if let Some(payload) =
+                    threads::wait_signal(b, run_id, cmd, signal_id, at_ms).await?
+                {
+                    queue.push_front(EventBody::SignalReceived {
+                        wait_cmd: cmd,
+                        payload,
+                    });
+                }
+                body
+            }
+            other => {
+                if let Some(end) = Ending::of(&other) {
+                    ending = Some(end);
+                }
+                other
+            }
+        };
+        seq += 1;
+        written.push(Event { seq, at_ms, body });
+    }
+    insert_events(b, run_id, &written).await?;
+
+    let last_seq = to_db(seq, "journal seq")?;
+    let at = to_db(at_ms, "commit time")?;
+    match ending {
+        Some(end) => finish_run(b, run_id, &end, last_seq, at).await?,
+        None => {
+            let status = change.status.unwrap_or(run.status);
+            let wake_at = match change.wake_at {
+                WakeAt::Keep => run.wake_at,
+                WakeAt::Set(at) => at,
+            };
+            let wake_at = opt_to_db(wake_at, "wake-up time")?;
+            b.execute(
+                "UPDATE runs SET status = $2, wake_at = $3, last_seq = $4, updated_at = $5
+                 WHERE id = $1",
+                &[&run_id, &status.as_str(), &wake_at, &last_seq, &at],
+                "update run",
+            )
+            .await?;
+        }
+    }
+    Ok(Ok(OpOutcome::Appended {
+        run_id: run_id.to_owned(),
+        events: written,
+    }))
+}
+
+/// Set the terminal status, output and error, clear `wake_at` and the lease, and release every
+/// hook of the run.
+async fn finish_run(
+    b: &Batch<'_, '_>,
+    run_id: &str,
+    end: &Ending,
+    last_seq: i64,
+    at: i64,
+) -> Result<(), BatchError> {
+    let output = end
+        .output
+        .as_ref()
+        .map(|v| encode_value(v, "run output"))
+        .transpose()?;
+    let error = end.error.as_ref().map(encode_error_info).transpose()?;
+    b.execute(
+        "UPDATE runs SET status = $2, output = $3, error = $4, wake_at = NULL,
+                         last_seq = $5, updated_at = $6, owner = NULL, lease_until = NULL
+         WHERE id = $1",
+        &[
+            &run_id,
+            &end.status.as_str(),
+            &output,
+            &error,
+            &last_seq,
+            &at,
+        ],
+        "finish run",
+    )
+    .await?;
+    b.execute(
+        "DELETE FROM hooks WHERE run_id = $1",
+        &[&run_id],
+        "release hooks of finished run",
+    )
+    .await?;
+    b.execute(
+        "DELETE FROM signal_waits WHERE run_id = $1",
+        &[&run_id],
+        "drop signal waits of finished run",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Record an error on the run, keeping its journal and status.
+pub(crate) async fn mark_blocked(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    error: &ErrorInfo,
+    fence: Option<&Fence>,
+    at_ms: u64,
+) -> Result<OpResult, BatchError> {
+    let Some(run) = b.lock_run(run_id).await? else {
+        return Ok(Err(OpRejected::RunNotFound {
+            run_id: run_id.to_owned(),
+        }));
+    };
+    if !run.fence_holds(fence) {
+        return Ok(Err(OpRejected::Fenced {
+            run_id: run_id.to_owned(),
+        }));
+    }
+    let error = encode_error_info(error)?;
+    b.execute(
+        "UPDATE runs SET error = $2, updated_at = $3 WHERE id = $1",
+        &[&run_id, &error, &to_db(at_ms, "commit time")?],
+        "mark run blocked",
+    )
+    .await?;
+    Ok(Ok(OpOutcome::Updated))
+}
+
+/// Raise the run's checkpoint mark (never lower it).
+pub(crate) async fn checkpoint(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    applied_seq: u64,
+) -> Result<OpResult, BatchError> {
+    // A mark past any seq this backend can store covers the whole journal.
+    let mark = crate::rows::bound(applied_seq);
+    let n = b
+        .execute(
+            "UPDATE runs SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1",
+            &[&run_id, &mark],
+            "record checkpoint",
+        )
+        .await?;
+    if n == 0 {
+        return Ok(Err(OpRejected::RunNotFound {
+            run_id: run_id.to_owned(),
+        }));
+    }
+    Ok(Ok(OpOutcome::Updated))
+}

@@ -1,0 +1,193 @@
+//! The read side: plain queries on a pooled connection.
+
+use deadpool_postgres::Pool;
+use tether_core::event::Event;
+use tether_store::{HookRecord, RunFilter, RunRecord, StoreError};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::error::{pool_err, Ctx};
+use crate::rows::{
+    bound, col, event_from_row, hook_from_row, run_from_row, EVENT_COLUMNS, HOOK_COLUMNS,
+    RUN_COLUMNS,
+};
+
+/// `list_runs` page size when the filter says 0.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest `list_runs` page.
+const MAX_LIMIT: usize = 1_000;
+
+/// Run `sql` on a pooled connection (as a cached prepared statement) and return its rows.
+async fn query(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let client = pool.get().await.map_err(|e| pool_err(what, &e))?;
+    let stmt = client.prepare_cached(sql).await.ctx(what)?;
+    client.query(&stmt, params).await.ctx(what)
+}
+
+/// One run.
+pub(crate) async fn get_run(pool: &Pool, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+    let rows = query(pool, &sql, &[&run_id], "read run").await?;
+    rows.first().map(run_from_row).transpose()
+}
+
+/// Runs matching `filter`, newest first (by creation time, then id).
+pub(crate) async fn list_runs(
+    pool: &Pool,
+    filter: &RunFilter,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let status = filter.status.map(|s| s.as_str());
+    let workflow = filter.workflow.as_deref();
+    let limit = match filter.limit {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let limit = bound(limit as u64);
+    // One statement per filter shape, so each gets a plan that uses its index. Hook threads
+    // belong to their run; they are listed with it (`list_threads`), not here.
+    let rows = match (status, workflow) {
+        (None, None) => {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE root_run IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $1"
+            );
+            query(pool, &sql, &[&limit], "list runs").await?
+        }
+        (Some(status), None) => {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND root_run IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            );
+            query(pool, &sql, &[&status, &limit], "list runs").await?
+        }
+        (None, Some(workflow)) => {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow = $1 AND root_run IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            );
+            query(pool, &sql, &[&workflow, &limit], "list runs").await?
+        }
+        (Some(status), Some(workflow)) => {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE status = $1 AND workflow = $2 AND root_run IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT $3"
+            );
+            query(pool, &sql, &[&status, &workflow, &limit], "list runs").await?
+        }
+    };
+    rows.iter().map(run_from_row).collect()
+}
+
+/// Journal entries of a run with `seq > after_seq`, in order.
+pub(crate) async fn load_journal(
+    pool: &Pool,
+    run_id: &str,
+    after_seq: u64,
+) -> Result<Vec<Event>, StoreError> {
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq");
+    let rows = query(pool, &sql, &[&run_id, &bound(after_seq)], "load journal").await?;
+    rows.iter().map(|row| event_from_row(row, run_id)).collect()
+}
+
+/// The active hook holding `token`.
+pub(crate) async fn get_hook(pool: &Pool, token: &str) -> Result<Option<HookRecord>, StoreError> {
+    let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE token = $1");
+    let rows = query(pool, &sql, &[&token], "read hook").await?;
+    rows.first().map(hook_from_row).transpose()
+}
+
+/// The active hooks of a run, by creation time then command index.
+pub(crate) async fn list_hooks(pool: &Pool, run_id: &str) -> Result<Vec<HookRecord>, StoreError> {
+    let sql =
+        format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE run_id = $1 ORDER BY created_at, hook_cmd");
+    let rows = query(pool, &sql, &[&run_id], "list hooks").await?;
+    rows.iter().map(hook_from_row).collect()
+}
+
+/// Ids of unfinished runs with work to do that `node` may take, oldest first: one indexed
+/// part per reason (pending, running, due timer, entries past the checkpoint), then only the
+/// runs without owner, owned by `node`, or whose lease ended before `now_ms`.
+pub(crate) async fn runs_needing_work(
+    pool: &Pool,
+    now_ms: u64,
+    node: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    // Status names are literals (not parameters) so that the planner can match the partial
+    // indexes' predicates even with a generic plan; the lease filter sits in every part so
+    // that no part needs more than its own index.
+    let rows = query(
+        pool,
+        "SELECT id, created_at FROM runs
+               WHERE status = 'pending'
+                 AND (owner IS NULL OR owner = $2 OR lease_until < $1)
+         UNION SELECT id, created_at FROM runs
+               WHERE status = 'running'
+                 AND (owner IS NULL OR owner = $2 OR lease_until < $1)
+         UNION SELECT id, created_at FROM runs
+               WHERE wake_at <= $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+                 AND (owner IS NULL OR owner = $2 OR lease_until < $1)
+         UNION SELECT id, created_at FROM runs
+               WHERE last_seq > applied_seq
+                 AND status NOT IN ('completed', 'failed', 'cancelled')
+                 AND (owner IS NULL OR owner = $2 OR lease_until < $1)
+         ORDER BY created_at, id
+         LIMIT $3",
+        &[&bound(now_ms), &node, &bound(limit as u64)],
+        "select runs needing work",
+    )
+    .await?;
+    rows.iter()
+        .map(|row| col(row, 0, "select runs needing work"))
+        .collect()
+}
+
+/// The shared state of `run_id`'s namespace, as a JSON object; `None` if the run does not
+/// exist.
+pub(crate) async fn get_state(
+    pool: &Pool,
+    run_id: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+    // One statement: the run (to tell "no run" from "no state") and its namespace's keys.
+    let rows = query(
+        pool,
+        "WITH ns AS (SELECT COALESCE(root_run, id) AS root FROM runs WHERE id = $1)
+         SELECT s.key, s.value FROM ns LEFT JOIN run_state s ON s.root_run = ns.root
+         ORDER BY s.key",
+        &[&run_id],
+        "read shared state",
+    )
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for row in &rows {
+        let key: Option<String> = col(row, 0, "read shared state")?;
+        let value: Option<String> = col(row, 1, "read shared state")?;
+        if let (Some(key), Some(value)) = (key, value) {
+            let value = serde_json::from_str(&value)
+                .map_err(|e| StoreError::Corrupt(format!("shared state {key:?}: {e}")))?;
+            map.insert(key, value);
+        }
+    }
+    Ok(Some(map))
+}
+
+/// The hook threads of `run_id`'s namespace (at any depth), oldest first.
+pub(crate) async fn list_threads(pool: &Pool, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs
+         WHERE root_run = (SELECT COALESCE(root_run, id) FROM runs WHERE id = $1)
+         ORDER BY created_at, id"
+    );
+    let rows = query(pool, &sql, &[&run_id], "list hook threads").await?;
+    rows.iter().map(run_from_row).collect()
+}
