@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::StepError;
+use crate::error::{StepError, WorkflowError};
 use crate::event::HOOK_KIND_TOKEN;
 use crate::hook::{CreateHook, HookOptions};
 use crate::state::{Drawn, Shared};
@@ -28,6 +28,26 @@ pub struct Ctx {
 impl fmt::Debug for Ctx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ctx").field("run_id", &self.run_id).finish()
+    }
+}
+
+/// Longest hook token a workflow may choose.
+pub const MAX_TOKEN_LEN: usize = 512;
+
+/// Why a chosen token cannot be used, if it cannot (checked before any command is issued, so
+/// the refusal is the same on replay).
+fn token_problem(token: &str) -> Option<String> {
+    if token.is_empty() {
+        Some("a hook token may not be empty; pass a token or let Tether generate one".into())
+    } else if token.len() > MAX_TOKEN_LEN {
+        Some(format!(
+            "a hook token may be at most {MAX_TOKEN_LEN} bytes (this one has {})",
+            token.len()
+        ))
+    } else if token.contains('\0') {
+        Some("a hook token may not contain a NUL character".into())
+    } else {
+        None
     }
 }
 
@@ -162,6 +182,14 @@ impl Ctx {
         kind: &str,
         definition: Option<String>,
     ) -> CreateHook<T> {
+        if let Some(problem) = options.token.as_deref().and_then(token_problem) {
+            return CreateHook {
+                state: self.state.clone(),
+                cmd: 0,
+                refused: Some(WorkflowError::with_code("invalid_token", problem)),
+                _t: PhantomData,
+            };
+        }
         let metadata = options.metadata.unwrap_or(Value::Null);
         let cmd = self
             .state
@@ -170,6 +198,7 @@ impl Ctx {
         CreateHook {
             state: self.state.clone(),
             cmd,
+            refused: None,
             _t: PhantomData,
         }
     }

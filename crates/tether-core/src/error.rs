@@ -212,3 +212,25 @@ impl ReplayError {
         ErrorInfo::new(code, self.to_string())
     }
 }
+
+/// Longest key, signal id or name a workflow may use.
+pub const MAX_NAME_LEN: usize = 512;
+
+/// Check a key, signal id or target name given by workflow code: not empty, at most
+/// [`MAX_NAME_LEN`] bytes, no NUL character (no store can hold one). Checked before any command
+/// is issued, so a refusal is the same on replay.
+pub fn check_name(what: &str, name: &str) -> Result<(), WorkflowError> {
+    let problem = if name.is_empty() {
+        format!("{what} may not be empty")
+    } else if name.len() > MAX_NAME_LEN {
+        format!(
+            "{what} may be at most {MAX_NAME_LEN} bytes (this one has {})",
+            name.len()
+        )
+    } else if name.contains('\0') {
+        format!("{what} may not contain a NUL character")
+    } else {
+        return Ok(());
+    };
+    Err(WorkflowError::with_code("invalid_name", problem))
+}

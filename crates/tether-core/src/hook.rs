@@ -163,6 +163,8 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for Hook<T> {
 pub struct CreateHook<T> {
     pub(crate) state: Shared,
     pub(crate) cmd: CommandIndex,
+    /// Set when the options were refused before any command was issued.
+    pub(crate) refused: Option<WorkflowError>,
     pub(crate) _t: PhantomData<fn() -> T>,
 }
 
@@ -179,6 +181,9 @@ impl<T> Future for CreateHook<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if let Some(e) = this.refused.take() {
+            return Poll::Ready(Err(e));
+        }
         let mut st = this.state.lock();
         let cancelled = st.cancelled.clone();
         let Some(slot) = st.hooks.get_mut(&this.cmd) else {

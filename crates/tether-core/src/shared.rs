@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::error::WorkflowError;
+use crate::error::{check_name, WorkflowError};
 use crate::event::EventBody;
 use crate::record::RecordFuture;
 
@@ -26,6 +26,7 @@ impl Ctx {
 
     /// Read `key` from the run's shared state (`None` when absent).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WorkflowError> {
+        check_name("a state key", key)?;
         let key = key.to_string();
         match self
             .state_op(|cmd| EventBody::StateGet {
@@ -46,6 +47,7 @@ impl Ctx {
 
     /// Write `key` in the run's shared state.
     pub async fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), WorkflowError> {
+        check_name("a state key", key)?;
         let value = serde_json::to_value(value).map_err(|e| WorkflowError::Decode {
             message: format!("state key {key:?} is not serializable: {e}"),
         })?;
@@ -61,6 +63,7 @@ impl Ctx {
     /// Add `by` to the integer at `key` (absent counts as 0), atomically across the run's
     /// threads; returns the new value. Fails if the key holds something else than an integer.
     pub async fn incr(&self, key: &str, by: i64) -> Result<i64, WorkflowError> {
+        check_name("a state key", key)?;
         match self
             .state_op(|cmd| EventBody::StateIncr {
                 cmd,
@@ -80,6 +83,7 @@ impl Ctx {
 
     /// Remove `key` from the run's shared state; returns whether it was there.
     pub async fn delete(&self, key: &str) -> Result<bool, WorkflowError> {
+        check_name("a state key", key)?;
         match self
             .state_op(|cmd| EventBody::StateDelete {
                 cmd,

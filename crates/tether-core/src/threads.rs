@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
-use crate::error::WorkflowError;
+use crate::error::{check_name, WorkflowError};
 use crate::event::{CommandIndex, EventBody};
 use crate::record::RecordFuture;
 use crate::state::Shared;
@@ -79,6 +79,8 @@ pub fn check_target(
         .task_queue
         .clone()
         .unwrap_or_else(|| DEFAULT_TASK_QUEUE.to_string());
+    check_name("a hook's workflow_name", &workflow)?;
+    check_name("a hook's task_queue", &queue)?;
     if workflow == current_workflow && queue == DEFAULT_TASK_QUEUE {
         return Err(WorkflowError::with_code(
             "hook_self_target",
@@ -201,11 +203,21 @@ impl Ctx {
     /// Wait for the signal `signal_id` (one sent before the wait is kept and delivered now).
     /// Registering the wait and taking a kept signal happen in one transaction.
     pub fn wait_for<T: DeserializeOwned>(&self, signal_id: &str) -> WaitFor<T> {
+        if let Err(e) = check_name("a signal id", signal_id) {
+            return WaitFor {
+                state: self.state.clone(),
+                cmd: 0,
+                signal_id: signal_id.to_string(),
+                refused: Some(e),
+                _t: std::marker::PhantomData,
+            };
+        }
         let cmd = self.state.lock().issue_wait(signal_id);
         WaitFor {
             state: self.state.clone(),
             cmd,
             signal_id: signal_id.to_string(),
+            refused: None,
             _t: std::marker::PhantomData,
         }
     }
@@ -217,6 +229,7 @@ pub struct WaitFor<T> {
     state: Shared,
     cmd: CommandIndex,
     signal_id: String,
+    refused: Option<WorkflowError>,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -233,6 +246,9 @@ impl<T: DeserializeOwned> Future for WaitFor<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if let Some(e) = this.refused.take() {
+            return Poll::Ready(Err(e));
+        }
         let mut st = this.state.lock();
         let cancelled = st.cancelled.clone();
         let Some(slot) = st.signals.get_mut(&this.cmd) else {

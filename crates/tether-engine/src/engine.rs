@@ -248,6 +248,15 @@ impl Inner {
     }
 }
 
+/// Longest run id, token, signal id or idempotency key the engine looks up.
+const MAX_ID_LEN: usize = 1024;
+
+/// Whether an id from outside can name anything: not empty, not absurdly long, no NUL byte
+/// (which no store can hold). Anything else is answered "not found" without touching storage.
+fn plausible(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.contains('\0')
+}
+
 /// How long `start_run` waits for a new run's first suspension at most.
 const START_WAIT: Duration = Duration::from_secs(2);
 
@@ -412,6 +421,16 @@ impl Engine {
         let span = info_span!("resume_hook", run_id = tracing::field::Empty);
         async {
             self.alive()?;
+            if !plausible(token) {
+                return Err(EngineError::HookNotFound);
+            }
+            if idempotency_key.as_deref().is_some_and(|k| !plausible(k)) {
+                return Err(EngineError::InvalidPayload {
+                    message: format!(
+                        "the idempotency key must be 1 to {MAX_ID_LEN} bytes without NUL"
+                    ),
+                });
+            }
             self.check_size(&payload)?;
             let hook = self.inner.store.get_hook(token).await?;
             let expect = match &hook {
@@ -469,6 +488,7 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<(), EngineError> {
         self.alive()?;
+        self.get_run(run_id).await?;
         let op = WriteOp::RequestCancel {
             run_id: run_id.to_string(),
             reason,
@@ -486,6 +506,11 @@ impl Engine {
         payload: Value,
     ) -> Result<Option<String>, EngineError> {
         self.alive()?;
+        if !plausible(signal_id) {
+            return Err(EngineError::InvalidPayload {
+                message: format!("a signal id must be 1 to {MAX_ID_LEN} bytes without NUL"),
+            });
+        }
         self.check_size(&payload)?;
         let op = WriteOp::Signal {
             signal_id: signal_id.to_string(),
@@ -549,6 +574,7 @@ impl Engine {
 
     /// The shared state of the run's namespace.
     pub async fn state(&self, run_id: &str) -> Result<serde_json::Map<String, Value>, EngineError> {
+        self.get_run(run_id).await?;
         self.inner
             .store
             .get_state(run_id)
@@ -566,6 +592,11 @@ impl Engine {
 
     /// One run.
     pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        if !plausible(run_id) {
+            return Err(EngineError::RunNotFound {
+                run_id: run_id.chars().take(64).collect(),
+            });
+        }
         self.inner
             .store
             .get_run(run_id)
@@ -594,6 +625,9 @@ impl Engine {
 
     /// The active hook holding `token`.
     pub async fn hook(&self, token: &str) -> Result<HookRecord, EngineError> {
+        if !plausible(token) {
+            return Err(EngineError::HookNotFound);
+        }
         self.inner
             .store
             .get_hook(token)

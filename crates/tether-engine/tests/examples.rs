@@ -288,3 +288,51 @@ async fn a_hook_created_at_once_is_resumable_when_start_returns() {
     }
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn hostile_ids_are_not_found_and_never_reach_the_store() {
+    let db = TestDb::new();
+    let mut reg = examples();
+    reg.workflow(
+        "bad_token",
+        |ctx: tether_core::Ctx, token: String| async move {
+            match ctx
+                .create_hook::<serde_json::Value>(tether_core::HookOptions::new().token(token))
+                .await
+            {
+                Ok(_) => Ok(json!("accepted")),
+                Err(e) => Ok(json!(e.code())),
+            }
+        },
+    );
+    let engine = db.engine(reg, fast_config()).await;
+    let long = "t".repeat(5000);
+    for token in ["a\0b", "", long.as_str()] {
+        assert_eq!(
+            engine.resume_hook(token, json!({}), None).await,
+            Err(EngineError::HookNotFound),
+            "{token:?}"
+        );
+    }
+    assert!(matches!(
+        engine.get_run("run\0id").await,
+        Err(EngineError::RunNotFound { .. })
+    ));
+    assert!(matches!(
+        engine.cancel_run("run\0id", None).await,
+        Err(EngineError::RunNotFound { .. })
+    ));
+    assert!(matches!(
+        engine.signal("s\0", json!(1)).await,
+        Err(EngineError::InvalidPayload { .. })
+    ));
+    for token in ["", "nul\0byte"] {
+        let run = engine.start_run("bad_token", json!(token)).await.unwrap();
+        assert_eq!(
+            output(&engine, &run).await,
+            json!("invalid_token"),
+            "{token:?}"
+        );
+    }
+    engine.shutdown().await;
+}
