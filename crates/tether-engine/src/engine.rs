@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
 
 use crate::actor::{run_actor, ActorMsg};
+use crate::background::{heartbeat_loop, listen_loop, poll_loop};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::system_env::{now_ms, SystemEnvironment};
@@ -232,7 +233,7 @@ impl Inner {
     }
 
     /// A hint that the run's journal reached `last_seq` (from another process).
-    fn poke(&self, run_id: &str, last_seq: u64) -> bool {
+    pub(crate) fn poke(&self, run_id: &str, last_seq: u64) -> bool {
         match self.live.lock().get(run_id) {
             Some(h) => h.tx.send(ActorMsg::Poke { last_seq }).is_ok(),
             None => false,
@@ -243,17 +244,17 @@ impl Inner {
         self.live.lock().len()
     }
 
-    fn is_live(&self, run_id: &str) -> bool {
+    pub(crate) fn is_live(&self, run_id: &str) -> bool {
         self.live.lock().contains_key(run_id)
     }
 }
 
 /// Longest run id, token, signal id or idempotency key the engine looks up.
-const MAX_ID_LEN: usize = 1024;
+pub(crate) const MAX_ID_LEN: usize = 1024;
 
 /// Whether an id from outside can name anything: not empty, not absurdly long, no NUL byte
 /// (which no store can hold). Anything else is answered "not found" without touching storage.
-fn plausible(id: &str) -> bool {
+pub(crate) fn plausible(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && !id.contains('\0')
 }
 
@@ -264,7 +265,7 @@ const START_WAIT: Duration = Duration::from_secs(2);
 /// Cheap to clone. Must be created inside a tokio runtime.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Engine {
@@ -351,7 +352,7 @@ impl Engine {
         self.inner.live_len()
     }
 
-    fn check_size(&self, v: &Value) -> Result<(), EngineError> {
+    pub(crate) fn check_size(&self, v: &Value) -> Result<(), EngineError> {
         let limit = self.inner.config.max_payload_bytes;
         let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
         if size > limit {
@@ -360,7 +361,7 @@ impl Engine {
         Ok(())
     }
 
-    fn alive(&self) -> Result<(), EngineError> {
+    pub(crate) fn alive(&self) -> Result<(), EngineError> {
         if self.inner.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
@@ -496,98 +497,6 @@ impl Engine {
         };
         self.inner.write(op).await??;
         Ok(())
-    }
-
-    /// Send a signal (as from outside a run): the oldest run waiting on `signal_id` gets it,
-    /// or it is kept until a wait comes. Returns the run it was delivered to, if any.
-    pub async fn signal(
-        &self,
-        signal_id: &str,
-        payload: Value,
-    ) -> Result<Option<String>, EngineError> {
-        self.alive()?;
-        if !plausible(signal_id) {
-            return Err(EngineError::InvalidPayload {
-                message: format!("a signal id must be 1 to {MAX_ID_LEN} bytes without NUL"),
-            });
-        }
-        self.check_size(&payload)?;
-        let op = WriteOp::Signal {
-            signal_id: signal_id.to_string(),
-            payload,
-            at_ms: now_ms(),
-        };
-        match self.inner.write(op).await?? {
-            OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
-            _ => Ok(None),
-        }
-    }
-
-    /// Start a hook thread in a running job (e.g. to let a person enrich it): returns its hook
-    /// id once it is durably created. Refused for an unknown run (`RunNotFound`), a finished
-    /// one (`RunFinished`), a target that is the run's own workflow (`InvalidInput`, it would
-    /// loop) or an unregistered one (`WorkflowNotFound`).
-    pub async fn spawn_hook(
-        &self,
-        run_id: &str,
-        options: tether_core::SpawnOptions,
-    ) -> Result<String, EngineError> {
-        self.alive()?;
-        self.check_size(&options.args)?;
-        let run = self.get_run(run_id).await?;
-        if run.status.is_terminal() {
-            return Err(EngineError::RunFinished {
-                run_id: run_id.to_string(),
-                status: run.status,
-            });
-        }
-        let (workflow, _queue) =
-            tether_core::check_target(&run.workflow, &options).map_err(|e| {
-                EngineError::InvalidInput {
-                    workflow: run.workflow.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-        let Some(wf) = self.inner.registry.get(&workflow) else {
-            return Err(EngineError::WorkflowNotFound {
-                name: workflow,
-                known: self.inner.registry.workflow_names().join(", "),
-            });
-        };
-        wf.check_input(&options.args)
-            .map_err(|message| EngineError::InvalidInput {
-                workflow: workflow.clone(),
-                message,
-            })?;
-        let hook_id = format!("{run_id}.x{}", uuid::Uuid::now_v7().simple());
-        let op = WriteOp::SpawnHook {
-            run_id: run_id.to_string(),
-            hook_id: hook_id.clone(),
-            workflow,
-            args: options.args,
-            retry: options.retry,
-            at_ms: now_ms(),
-        };
-        self.inner.write(op).await??;
-        Ok(hook_id)
-    }
-
-    /// The shared state of the run's namespace.
-    pub async fn state(&self, run_id: &str) -> Result<serde_json::Map<String, Value>, EngineError> {
-        self.get_run(run_id).await?;
-        self.inner
-            .store
-            .get_state(run_id)
-            .await?
-            .ok_or_else(|| EngineError::RunNotFound {
-                run_id: run_id.to_string(),
-            })
-    }
-
-    /// The hook threads of the run's namespace, oldest first.
-    pub async fn threads(&self, run_id: &str) -> Result<Vec<RunRecord>, EngineError> {
-        self.get_run(run_id).await?;
-        Ok(self.inner.store.list_threads(run_id).await?)
     }
 
     /// One run.
@@ -728,71 +637,5 @@ impl Engine {
         // Give aborted actors a moment to drop their machines.
         tokio::task::yield_now().await;
         debug!("engine stopped");
-    }
-}
-
-/// Every `poll_interval`: make live the runs that have work but no actor (recovery after a
-/// restart, due timers of evicted runs, runs whose write failed).
-async fn poll_loop(inner: Weak<Inner>) {
-    loop {
-        let Some(engine) = inner.upgrade() else {
-            return;
-        };
-        if engine.is_stopping() {
-            return;
-        }
-        let interval = engine.config.poll_interval;
-        match engine
-            .store
-            .runs_needing_work(now_ms(), &engine.node_id, 1000)
-            .await
-        {
-            Ok(ids) => {
-                for id in ids {
-                    if !engine.is_live(&id) {
-                        engine.wake(&id);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not look for runs with work"),
-        }
-        drop(engine);
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// Every third of the lease: extend the leases of every run this node holds.
-async fn heartbeat_loop(inner: Weak<Inner>) {
-    loop {
-        let Some(engine) = inner.upgrade() else {
-            return;
-        };
-        if engine.is_stopping() {
-            return;
-        }
-        let lease = engine.config.lease;
-        let op = WriteOp::RenewLeases {
-            node: engine.node_id.clone(),
-            lease_until_ms: now_ms() + lease.as_millis() as u64,
-        };
-        if let Err(e) = engine.write(op).await {
-            tracing::warn!(error = %e, "could not renew this node's leases");
-        }
-        drop(engine);
-        tokio::time::sleep(lease / 3).await;
-    }
-}
-
-/// Entries committed by other processes: tell the live run to read them.
-async fn listen_loop(
-    inner: Weak<Inner>,
-    mut changes: futures::stream::BoxStream<'static, tether_store::RunChanged>,
-) {
-    use futures::StreamExt;
-    while let Some(change) = changes.next().await {
-        let Some(engine) = inner.upgrade() else {
-            return;
-        };
-        engine.poke(&change.run_id, change.last_seq);
     }
 }

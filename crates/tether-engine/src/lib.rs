@@ -34,11 +34,13 @@
 //! ```
 
 mod actor;
+mod background;
 pub mod config;
 mod engine;
 pub mod error;
 mod step_runner;
 pub mod system_env;
+mod threads_api;
 mod writer;
 
 pub use config::EngineConfig;

@@ -1,0 +1,75 @@
+//! The engine's background tasks: the poller that revives runs with work, the lease
+//! heartbeat, and the listener for other nodes' commits.
+
+use std::sync::Weak;
+
+use tether_store::WriteOp;
+
+use crate::engine::Inner;
+use crate::system_env::now_ms;
+
+/// Every `poll_interval`: make live the runs that have work but no actor (recovery after a
+/// restart, due timers of evicted runs, runs whose write failed).
+pub(crate) async fn poll_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        if engine.is_stopping() {
+            return;
+        }
+        let interval = engine.config.poll_interval;
+        match engine
+            .store
+            .runs_needing_work(now_ms(), &engine.node_id, 1000)
+            .await
+        {
+            Ok(ids) => {
+                for id in ids {
+                    if !engine.is_live(&id) {
+                        engine.wake(&id);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for runs with work"),
+        }
+        drop(engine);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Every third of the lease: extend the leases of every run this node holds.
+pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        if engine.is_stopping() {
+            return;
+        }
+        let lease = engine.config.lease;
+        let op = WriteOp::RenewLeases {
+            node: engine.node_id.clone(),
+            lease_until_ms: now_ms() + lease.as_millis() as u64,
+        };
+        if let Err(e) = engine.write(op).await {
+            tracing::warn!(error = %e, "could not renew this node's leases");
+        }
+        drop(engine);
+        tokio::time::sleep(lease / 3).await;
+    }
+}
+
+/// Entries committed by other processes: tell the live run to read them.
+pub(crate) async fn listen_loop(
+    inner: Weak<Inner>,
+    mut changes: futures::stream::BoxStream<'static, tether_store::RunChanged>,
+) {
+    use futures::StreamExt;
+    while let Some(change) = changes.next().await {
+        let Some(engine) = inner.upgrade() else {
+            return;
+        };
+        engine.poke(&change.run_id, change.last_seq);
+    }
+}

@@ -1,0 +1,102 @@
+//! The engine's API for hook threads, signals and shared state (the HotMesh model).
+
+use serde_json::Value;
+use tether_store::{OpOutcome, RunRecord, WriteOp};
+
+use crate::engine::{plausible, Engine, MAX_ID_LEN};
+use crate::error::EngineError;
+use crate::system_env::now_ms;
+
+impl Engine {
+    /// Send a signal (as from outside a run): the oldest run waiting on `signal_id` gets it,
+    /// or it is kept until a wait comes. Returns the run it was delivered to, if any.
+    pub async fn signal(
+        &self,
+        signal_id: &str,
+        payload: Value,
+    ) -> Result<Option<String>, EngineError> {
+        self.alive()?;
+        if !plausible(signal_id) {
+            return Err(EngineError::InvalidPayload {
+                message: format!("a signal id must be 1 to {MAX_ID_LEN} bytes without NUL"),
+            });
+        }
+        self.check_size(&payload)?;
+        let op = WriteOp::Signal {
+            signal_id: signal_id.to_string(),
+            payload,
+            at_ms: now_ms(),
+        };
+        match self.inner.write(op).await?? {
+            OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Start a hook thread in a running job (e.g. to let a person enrich it): returns its hook
+    /// id once it is durably created. Refused for an unknown run (`RunNotFound`), a finished
+    /// one (`RunFinished`), a target that is the run's own workflow (`InvalidInput`, it would
+    /// loop) or an unregistered one (`WorkflowNotFound`).
+    pub async fn spawn_hook(
+        &self,
+        run_id: &str,
+        options: tether_core::SpawnOptions,
+    ) -> Result<String, EngineError> {
+        self.alive()?;
+        self.check_size(&options.args)?;
+        let run = self.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Err(EngineError::RunFinished {
+                run_id: run_id.to_string(),
+                status: run.status,
+            });
+        }
+        let (workflow, _queue) =
+            tether_core::check_target(&run.workflow, &options).map_err(|e| {
+                EngineError::InvalidInput {
+                    workflow: run.workflow.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let Some(wf) = self.inner.registry.get(&workflow) else {
+            return Err(EngineError::WorkflowNotFound {
+                name: workflow,
+                known: self.inner.registry.workflow_names().join(", "),
+            });
+        };
+        wf.check_input(&options.args)
+            .map_err(|message| EngineError::InvalidInput {
+                workflow: workflow.clone(),
+                message,
+            })?;
+        let hook_id = format!("{run_id}.x{}", uuid::Uuid::now_v7().simple());
+        let op = WriteOp::SpawnHook {
+            run_id: run_id.to_string(),
+            hook_id: hook_id.clone(),
+            workflow,
+            args: options.args,
+            retry: options.retry,
+            at_ms: now_ms(),
+        };
+        self.inner.write(op).await??;
+        Ok(hook_id)
+    }
+
+    /// The shared state of the run's namespace.
+    pub async fn state(&self, run_id: &str) -> Result<serde_json::Map<String, Value>, EngineError> {
+        self.get_run(run_id).await?;
+        self.inner
+            .store
+            .get_state(run_id)
+            .await?
+            .ok_or_else(|| EngineError::RunNotFound {
+                run_id: run_id.to_string(),
+            })
+    }
+
+    /// The hook threads of the run's namespace, oldest first.
+    pub async fn threads(&self, run_id: &str) -> Result<Vec<RunRecord>, EngineError> {
+        self.get_run(run_id).await?;
+        Ok(self.inner.store.list_threads(run_id).await?)
+    }
+}
