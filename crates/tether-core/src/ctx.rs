@@ -203,6 +203,11 @@ impl Ctx {
         }
     }
 
+    /// The server's public base URL (see [`crate::Environment::public_base_url`]).
+    pub fn public_base_url(&self) -> String {
+        self.state.lock().env.public_base_url()
+    }
+
     /// Whether the run has been asked to cancel (awaits then fail with `Cancelled`).
     pub fn is_cancelled(&self) -> bool {
         self.state.lock().cancelled.is_some()

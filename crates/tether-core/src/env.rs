@@ -12,6 +12,12 @@ pub trait Environment: Send + Sync + 'static {
     /// Fill `buf` with random bytes. Hook tokens come from here, so the engine's implementation
     /// must be a cryptographic source.
     fn random_bytes(&self, buf: &mut [u8]);
+
+    /// The base URL callers reach this server at (for webhook URLs), e.g.
+    /// `https://tether.example.com`. Not journaled: a URL follows the current configuration.
+    fn public_base_url(&self) -> String {
+        "http://127.0.0.1:8080".to_string()
+    }
 }
 
 /// A deterministic environment for tests: a clock you move by hand and a seeded generator.

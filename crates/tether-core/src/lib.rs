@@ -43,6 +43,7 @@ mod state;
 pub mod step;
 pub mod threads;
 pub mod timer;
+pub mod webhook;
 pub mod workflow;
 
 pub use ctx::Ctx;
@@ -55,4 +56,8 @@ pub use race::{join, join3, join_all, race, Either, Race};
 pub use step::{RetryPolicy, StepBody, StepFuture, StepTask};
 pub use threads::{check_target, SpawnOptions, WaitFor, DEFAULT_TASK_QUEUE, ERROR_ENVELOPE};
 pub use timer::Sleep;
+pub use webhook::{
+    RespondWith, ResponseHub, Webhook, WebhookBody, WebhookOptions, WebhookRequest,
+    WebhookResponse, HOOK_KIND_WEBHOOK, WEBHOOK_PATH,
+};
 pub use workflow::{ErasedWorkflow, Registry};

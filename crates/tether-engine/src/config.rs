@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// How long a node's claim on a run lasts without a heartbeat (default 10 s). Heartbeats
     /// go out every third of it; a node that stops beating loses its runs to others after this.
     pub lease: Duration,
+    /// The base URL callers reach this server at, for webhook URLs (default
+    /// `http://127.0.0.1:8080`; `tether dev` sets it to its own address or `--public-url`).
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +39,7 @@ impl Default for EngineConfig {
             retry_delay: Duration::from_secs(1),
             node_id: None,
             lease: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }

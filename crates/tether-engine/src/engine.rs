@@ -281,7 +281,10 @@ impl Engine {
     /// Start an engine on `store` running the workflows of `registry`, and recover the runs
     /// the store says have work (unfinished steps, due timers).
     pub fn start(store: Arc<dyn Store>, registry: Registry, config: EngineConfig) -> Engine {
-        Self::start_with_env(store, registry, config, Arc::new(SystemEnvironment))
+        let env = SystemEnvironment {
+            public_url: config.public_url.clone(),
+        };
+        Self::start_with_env(store, registry, config, Arc::new(env))
     }
 
     /// [`Engine::start`] with another clock/randomness source (tests).

@@ -5,8 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tether_core::Environment;
 
 /// System clock + OS randomness (`getrandom`). Hook tokens drawn from it are real secrets.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemEnvironment;
+#[derive(Debug, Default, Clone)]
+pub struct SystemEnvironment {
+    /// The base URL webhooks are reached at (`None`: `http://127.0.0.1:8080`).
+    pub public_url: Option<String>,
+}
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_ms() -> u64 {
@@ -19,6 +22,12 @@ pub fn now_ms() -> u64 {
 impl Environment for SystemEnvironment {
     fn now_ms(&self) -> u64 {
         now_ms()
+    }
+
+    fn public_base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
     }
 
     fn random_bytes(&self, buf: &mut [u8]) {

@@ -205,7 +205,7 @@ async fn racing_a_hook_against_a_timer_loses_no_payload() {
     let (_, progress) = tether_core::RunMachine::replay(
         &run,
         wf.as_ref(),
-        Arc::new(tether_engine::SystemEnvironment),
+        Arc::new(tether_engine::SystemEnvironment::default()),
         &journal,
     )
     .unwrap();

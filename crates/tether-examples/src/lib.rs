@@ -15,6 +15,7 @@ pub mod slack_bot;
 pub mod steps;
 pub mod timeout_approval;
 pub mod wait_signal;
+pub mod webhook_echo;
 
 use tether_core::Registry;
 
@@ -30,5 +31,6 @@ pub fn register(registry: &mut Registry) {
         .workflow("steps", steps::steps)
         .workflow("enrich", enrich::enrich)
         .workflow("enrich_hook", enrich::enrich_hook)
-        .workflow("wait_signal", wait_signal::wait_signal);
+        .workflow("wait_signal", wait_signal::wait_signal)
+        .workflow("webhook_echo", webhook_echo::webhook_echo);
 }

@@ -29,6 +29,11 @@ impl ApiError {
     }
 
     /// `400 invalid_json`: the body is not the JSON the endpoint expects.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 400 `invalid_json`.
     pub fn invalid_json(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
     }

@@ -86,8 +86,25 @@ pub(crate) fn run_json(run: &RunRecord) -> Value {
     })
 }
 
-/// A hook as listed under its run: `{"token", "kind", "metadata", "created_at"}`.
-pub(crate) fn hook_json(hook: &HookRecord) -> Value {
+/// A hook as listed under its run: `{"token", "kind", "metadata", "created_at"}`, plus `"url"`
+/// and `"respond_with"` for a webhook (`public_url` is the server's base URL).
+pub(crate) fn hook_json(hook: &HookRecord, public_url: &str) -> Value {
+    if hook.kind == tether_core::HOOK_KIND_WEBHOOK {
+        let (metadata, respond_with) = tether_core::webhook::listing_metadata(&hook.metadata);
+        return json!({
+            "token": hook.token,
+            "kind": hook.kind,
+            "metadata": metadata,
+            "respond_with": respond_with,
+            "url": format!(
+                "{}{}{}",
+                public_url.trim_end_matches('/'),
+                tether_core::WEBHOOK_PATH,
+                hook.token
+            ),
+            "created_at": rfc3339_ms(hook.created_at_ms),
+        });
+    }
     json!({
         "token": hook.token,
         "kind": hook.kind,
@@ -97,8 +114,8 @@ pub(crate) fn hook_json(hook: &HookRecord) -> Value {
 }
 
 /// A hook looked up by token: the listing shape plus its `run_id` and `definition`.
-pub(crate) fn hook_with_run_json(hook: &HookRecord) -> Value {
-    let mut v = hook_json(hook);
+pub(crate) fn hook_with_run_json(hook: &HookRecord, public_url: &str) -> Value {
+    let mut v = hook_json(hook, public_url);
     if let Value::Object(m) = &mut v {
         m.insert("run_id".into(), Value::String(hook.run_id.clone()));
         m.insert(

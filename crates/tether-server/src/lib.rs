@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 pub use axum::Router;
 use tether_engine::Engine;
 use tokio::sync::watch;
@@ -82,6 +82,15 @@ impl AppState {
     pub fn payload_limit(&self) -> usize {
         self.engine.config().max_payload_bytes
     }
+
+    /// The base URL webhook URLs are built on.
+    pub fn public_url(&self) -> String {
+        self.engine
+            .config()
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+    }
 }
 
 /// The API's router, serving `engine`.
@@ -111,6 +120,10 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
             post(routes::hooks::resume)
                 .layer(DefaultBodyLimit::max(limit))
                 .get(routes::hooks::get_hook),
+        )
+        .route(
+            "/.well-known/workflow/v1/webhook/{token}",
+            any(routes::webhooks::call).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/v1/workflows", get(routes::meta::workflows))
         .route("/healthz", get(routes::meta::healthz))

@@ -57,5 +57,5 @@ pub(crate) async fn get_hook(
 ) -> Result<Json<Value>, ApiError> {
     let token = token_of(path)?;
     let hook = state.engine.hook(&token).await?;
-    Ok(Json(hook_with_run_json(&hook)))
+    Ok(Json(hook_with_run_json(&hook, &state.public_url())))
 }

@@ -4,3 +4,4 @@ pub(crate) mod hooks;
 pub(crate) mod meta;
 pub(crate) mod runs;
 pub(crate) mod threads;
+pub(crate) mod webhooks;

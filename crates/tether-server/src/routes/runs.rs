@@ -183,7 +183,10 @@ pub(crate) async fn hooks(
 ) -> Result<Json<Value>, ApiError> {
     let run_id = run_id_of(path)?;
     let hooks = state.engine.hooks(&run_id).await?;
-    Ok(Json(Value::Array(hooks.iter().map(hook_json).collect())))
+    let base = state.public_url();
+    Ok(Json(Value::Array(
+        hooks.iter().map(|h| hook_json(h, &base)).collect(),
+    )))
 }
 
 /// The optional body of `POST /v1/runs/{run_id}/cancel`.

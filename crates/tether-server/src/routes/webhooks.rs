@@ -1,0 +1,149 @@
+//! `ANY /.well-known/workflow/v1/webhook/{token}`: a webhook call. The token is the credential
+//! (no API token needed). The request becomes the payload the workflow receives; the caller
+//! gets the webhook's fixed response, or, in manual mode, the one the workflow sends (504 after
+//! the webhook's timeout).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use tether_core::webhook::{RespondWith, WebhookMeta};
+use tether_core::{ResponseHub, WebhookBody, WebhookRequest, WebhookResponse, HOOK_KIND_WEBHOOK};
+use tether_engine::EngineError;
+
+use crate::error::ApiError;
+use crate::json::body_bytes;
+use crate::AppState;
+
+/// The body as its type says: JSON if it parses, else UTF-8 text, else base64 bytes.
+fn classify(bytes: &[u8]) -> Option<WebhookBody> {
+    if bytes.is_empty() {
+        return None;
+    }
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Some(WebhookBody::Json(v));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Some(WebhookBody::Text(s.to_string())),
+        Err(_) => Some(WebhookBody::Base64(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )),
+    }
+}
+
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        out.entry(name.as_str().to_string())
+            .and_modify(|old| {
+                old.push_str(", ");
+                old.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    out
+}
+
+/// Turn the workflow's response into an HTTP one (bad header names or values are skipped).
+fn to_http(resp: WebhookResponse) -> Response {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (body, content_type) = match resp.body {
+        None => (Body::empty(), None),
+        Some(WebhookBody::Json(v)) => (Body::from(v.to_string()), Some("application/json")),
+        Some(WebhookBody::Text(t)) => (Body::from(t), Some("text/plain; charset=utf-8")),
+        Some(WebhookBody::Base64(b)) => (
+            Body::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.as_bytes())
+                    .unwrap_or_default(),
+            ),
+            Some("application/octet-stream"),
+        ),
+    };
+    let mut out = (status, body).into_response();
+    if let Some(ct) = content_type {
+        out.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static(ct),
+        );
+    }
+    for (k, v) in resp.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+/// Any method on a webhook URL.
+pub(crate) async fn call(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let token = match path {
+        Ok(Path(t)) => t,
+        Err(_) => return Err(EngineError::HookNotFound.into()),
+    };
+    let hook = state.engine.hook(&token).await?;
+    // A plain hook's token is not a URL: answered exactly like an unknown token.
+    if hook.kind != HOOK_KIND_WEBHOOK {
+        return Err(EngineError::HookNotFound.into());
+    }
+    let meta: WebhookMeta = serde_json::from_value(hook.metadata.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "webhook {} has unreadable settings: {e}",
+            hook.run_id
+        ))
+    })?;
+    let bytes = body_bytes(body, state.payload_limit())?;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let request = WebhookRequest {
+        request_id: request_id.clone(),
+        method: method.to_string(),
+        path: format!("{}{}", tether_core::WEBHOOK_PATH, token),
+        query: query
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+        headers: header_map(&headers),
+        body: classify(&bytes),
+    };
+    let payload = serde_json::to_value(&request)
+        .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
+    match meta.respond_with {
+        RespondWith::Static { response } => {
+            state.engine.resume_hook(&token, payload, None).await?;
+            Ok(to_http(response))
+        }
+        RespondWith::Manual { timeout_ms } => {
+            let hub = ResponseHub::global();
+            let waiting = hub.wait(&request_id);
+            if let Err(e) = state.engine.resume_hook(&token, payload, None).await {
+                hub.forget(&request_id);
+                return Err(e.into());
+            }
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), waiting).await {
+                Ok(Ok(response)) => Ok(to_http(response)),
+                _ => {
+                    hub.forget(&request_id);
+                    Err(ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "webhook_timeout",
+                        format!(
+                            "the request was delivered to the run, but the workflow sent no response within {timeout_ms} ms"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
