@@ -345,6 +345,32 @@ fn start_errors_exit_with_a_clear_line() {
     assert!(err.contains("cannot listen on"), "{err}");
     assert!(out.stdout.is_empty());
 
+    // A lease or poll interval of zero is a usage error, given as a flag or in the
+    // environment; nothing is created.
+    let out = tether()
+        .args(["dev", "--addr", "127.0.0.1:0", "--lease-ms", "0", "--db"])
+        .arg(&db)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--lease-ms must be at least 1"), "{err}");
+    let out = tether()
+        .args(["dev", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("TETHER_POLL_INTERVAL_MS", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--poll-interval-ms must be at least 1"),
+        "{err}"
+    );
+    assert!(!db.exists());
+
     // A database path that cannot be created (its parent is a file).
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();

@@ -105,6 +105,15 @@ impl RunMachine {
             .filter(|e| matches!(e.body, EventBody::AttemptFailed { .. }))
             .count() as u32;
         let current = &journal[attempt_start.min(journal.len())..];
+        // A cancel request is the run's, not an attempt's: one committed before the last
+        // failed attempt's `AttemptFailed` (it came in while that attempt was ending) still
+        // cancels the attempts after it.
+        let earlier_cancel = journal[..attempt_start.min(journal.len())]
+            .iter()
+            .find_map(|e| match &e.body {
+                EventBody::CancelRequested { reason } => Some(reason.clone()),
+                _ => None,
+            });
         let mut recorded = HashMap::new();
         for e in current {
             if let Some(cmd) = e.body.command_index() {
@@ -114,6 +123,7 @@ impl RunMachine {
         let mut st = RunState::new(run_id.to_string(), env);
         st.set_recorded(recorded);
         st.workflow = workflow_name;
+        st.cancelled = earlier_cancel;
         let state: Shared = Arc::new(parking_lot::Mutex::new(st));
         let ctx = Ctx::new(state.clone());
         let future = workflow.start(ctx, input);

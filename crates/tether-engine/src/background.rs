@@ -60,7 +60,8 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
     }
 }
 
-/// Entries committed by other processes: tell the live run to read them.
+/// Entries committed by any process sharing the store: tell the live run to read them, and
+/// the callers waiting for the run to end to look at it again.
 pub(crate) async fn listen_loop(
     inner: Weak<Inner>,
     mut changes: futures::stream::BoxStream<'static, tether_store::RunChanged>,
@@ -71,5 +72,7 @@ pub(crate) async fn listen_loop(
             return;
         };
         engine.poke(&change.run_id, change.last_seq);
+        // It may have ended on another node: whoever waits for it here looks again.
+        engine.wake_waiters(&change.run_id);
     }
 }

@@ -100,11 +100,7 @@ impl Inner {
         }
         let terminal = events.iter().any(|e| e.body.is_terminal());
         if terminal {
-            if let Some(ws) = self.waiters.lock().remove(run_id) {
-                for w in ws {
-                    let _ = w.send(());
-                }
-            }
+            self.wake_waiters(run_id);
             return;
         }
         if self.is_stopping() {
@@ -123,6 +119,16 @@ impl Inner {
             return;
         }
         self.spawn_actor_locked(&mut live, run_id, Some(events), tick);
+    }
+
+    /// Wake the callers of [`Engine::wait_for_run`] waiting on the run: they read it again,
+    /// and wait on if it has not ended.
+    pub(crate) fn wake_waiters(&self, run_id: &str) {
+        if let Some(ws) = self.waiters.lock().remove(run_id) {
+            for w in ws {
+                let _ = w.send(());
+            }
+        }
     }
 
     /// Make the run live if it is not (after a failure, or when a timer is due).
@@ -547,37 +553,49 @@ impl Engine {
             .ok_or(EngineError::HookNotFound)
     }
 
-    /// Wait until the run has ended or `timeout` passes; returns the run as it is then.
+    /// Wait until the run has ended or `timeout` passes; returns the run as it is then. The run
+    /// may end on another node sharing the store: the store's notifications of its journal
+    /// growing make the wait read it again.
     pub async fn wait_for_run(
         &self,
         run_id: &str,
         timeout: Duration,
     ) -> Result<RunRecord, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut waiters = self.inner.waiters.lock();
-            let list = waiters.entry(run_id.to_string()).or_default();
-            list.retain(|w| !w.is_closed()); // waiters that timed out before
-            list.push(tx);
-        }
-        let result = async {
-            let run = self.get_run(run_id).await?;
-            if run.status.is_terminal() {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut waiters = self.inner.waiters.lock();
+                let list = waiters.entry(run_id.to_string()).or_default();
+                list.retain(|w| !w.is_closed()); // waiters that timed out before
+                list.push(tx);
+            }
+            // `Ok(None)`: woken before the deadline, the run not read since; look again.
+            let result = async {
+                let run = self.get_run(run_id).await?;
+                if run.status.is_terminal() {
+                    return Ok(Some(run));
+                }
+                match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(_) => Ok(None),
+                    Err(_) => self.get_run(run_id).await.map(Some),
+                }
+            }
+            .await;
+            // Drop our (now closed) waiter, and the entry if nobody else waits.
+            {
+                let mut waiters = self.inner.waiters.lock();
+                if let Some(list) = waiters.get_mut(run_id) {
+                    list.retain(|w| !w.is_closed());
+                    if list.is_empty() {
+                        waiters.remove(run_id);
+                    }
+                }
+            }
+            if let Some(run) = result? {
                 return Ok(run);
             }
-            let _ = tokio::time::timeout(timeout, rx).await;
-            self.get_run(run_id).await
         }
-        .await;
-        // Drop our (now closed) waiter, and the entry if nobody else waits.
-        let mut waiters = self.inner.waiters.lock();
-        if let Some(list) = waiters.get_mut(run_id) {
-            list.retain(|w| !w.is_closed());
-            if list.is_empty() {
-                waiters.remove(run_id);
-            }
-        }
-        result
     }
 
     /// Wait until the run, live in this process, has applied its journal up to `seq` (e.g. the

@@ -1,14 +1,15 @@
 //! `tether dev`: open the store, start the engine with the bundled examples, serve the API,
 //! stop cleanly on Ctrl-C or SIGTERM.
 
+mod args;
+
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
 use tether_core::Registry;
-use tether_engine::{Engine, EngineConfig};
+use tether_engine::Engine;
 use tether_server::ServerOptions;
 use tether_store::Store;
 use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
@@ -16,43 +17,11 @@ use tether_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use self::args::Backend;
+pub use self::args::DevArgs;
+
 /// How long requests in flight (long-polls included) may take to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Options of `tether dev`.
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// Database: `sqlite://path/to/file.db`, `sqlite:path` or a plain file path (embedded,
-    /// one process), or `postgres://user[:password]@host[:port]/database` (also
-    /// `postgresql://`; several processes may share it).
-    #[arg(
-        long,
-        env = "TETHER_DB",
-        hide_env_values = true,
-        default_value = "sqlite://tether.db"
-    )]
-    db: String,
-    /// PostgreSQL only: most connections this process keeps open to the database.
-    #[arg(
-        long,
-        env = "TETHER_DB_POOL_SIZE",
-        default_value_t = tether_store_postgres::DEFAULT_POOL_SIZE
-    )]
-    db_pool_size: usize,
-    /// PostgreSQL only: keep Tether's tables in this schema (created if missing) instead of the
-    /// connection's default one. Lower-case letters, digits and `_`.
-    #[arg(long, env = "TETHER_PG_SCHEMA", value_name = "SCHEMA")]
-    pg_schema: Option<String>,
-    /// Address to listen on (port 0 picks a free port; the line printed says which).
-    #[arg(long, env = "TETHER_ADDR", default_value = "127.0.0.1:8080")]
-    addr: String,
-    /// Largest accepted hook payload or run input, in bytes of JSON.
-    #[arg(long, default_value_t = 1_048_576)]
-    max_payload_bytes: usize,
-    /// Most runs kept live in memory; past it, idle runs are evicted (and replayed when needed).
-    #[arg(long, default_value_t = 10_000)]
-    max_live_runs: usize,
-}
 
 /// Why `tether dev` stopped with an error.
 #[derive(Debug)]
@@ -81,28 +50,6 @@ impl fmt::Display for DevError {
     }
 }
 
-/// The backends `--db` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    /// An embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-/// Which backend the database location names.
-fn check_db(db: &str) -> Result<Backend, DevError> {
-    let scheme = db.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
-        None | Some("sqlite") => Ok(Backend::Sqlite),
-        Some(other) => Err(DevError::Usage(format!(
-            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db, \
-             postgres://user@host/database or a path"
-        ))),
-    }
-}
-
 /// Open the store `--db` names. Errors name the database without its password, on one line.
 async fn open_store(args: &DevArgs, backend: Backend) -> Result<Arc<dyn Store>, DevError> {
     let opened: Result<Arc<dyn Store>, _> = match backend {
@@ -127,18 +74,7 @@ async fn open_store(args: &DevArgs, backend: Backend) -> Result<Arc<dyn Store>, 
 
 /// Run the dev server until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> Result<(), DevError> {
-    let backend = check_db(&args.db)?;
-    if args.max_payload_bytes == 0 {
-        return Err(DevError::Usage(
-            "--max-payload-bytes must be at least 1".into(),
-        ));
-    }
-    if args.max_live_runs == 0 {
-        return Err(DevError::Usage("--max-live-runs must be at least 1".into()));
-    }
-    if args.db_pool_size == 0 {
-        return Err(DevError::Usage("--db-pool-size must be at least 1".into()));
-    }
+    let backend = args.check()?;
 
     // Bind first: a port in use should not leave a new database file behind.
     let listener = TcpListener::bind(&args.addr)
@@ -151,14 +87,11 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
 
     let mut registry = Registry::new();
     tether_examples::register(&mut registry);
-    let config = EngineConfig {
-        max_live_runs: args.max_live_runs,
-        max_payload_bytes: args.max_payload_bytes,
-        ..EngineConfig::default()
-    };
+    let config = args.engine_config();
     let engine = Engine::start(store, registry, config);
     tracing::info!(
         db = %redact_url(&args.db),
+        node = %engine.node_id(),
         workflows = %engine.registry().workflow_names().join(", "),
         "engine started"
     );
@@ -233,22 +166,5 @@ async fn stop_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{check_db, Backend};
-
-    #[test]
-    fn database_schemes() {
-        assert_eq!(check_db("sqlite://tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("sqlite:tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("data/tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("postgres://u:p@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(check_db("PostgreSQL://h/db").unwrap(), Backend::Postgres);
-        let e = check_db("mysql://u:p@h/db").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(!e.to_string().contains("u:p"), "{e}");
     }
 }

@@ -1,7 +1,9 @@
 //! Helpers for the tests that run the real `tether` binary: start it on a free port, talk to
-//! it with `tether_client`, kill it (SIGKILL) or let it be killed on drop.
+//! it with `tether_client`, kill it (SIGKILL) or let it be killed on drop. Several of them can
+//! share one PostgreSQL schema (see [`PgSchema`]).
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -30,6 +32,9 @@ pub fn tether() -> Command {
         .env_remove("TETHER_ADDR")
         .env_remove("TETHER_DB_POOL_SIZE")
         .env_remove("TETHER_PG_SCHEMA")
+        .env_remove("TETHER_NODE_ID")
+        .env_remove("TETHER_LEASE_MS")
+        .env_remove("TETHER_POLL_INTERVAL_MS")
         .env(
             "RUST_LOG",
             std::env::var("TETHER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -46,20 +51,75 @@ pub fn client(url: &str) -> Client {
     Client::with_http_client(url, http)
 }
 
+/// A `tether dev` spawned but not known to be listening yet (see [`Starting::ready`]); killed
+/// when dropped.
+pub struct Starting {
+    child: Option<Child>,
+    first_line: mpsc::Receiver<String>,
+}
+
+impl Starting {
+    /// Wait for the "listening" line; panics if the process exits or stays silent.
+    pub fn ready(mut self) -> Server {
+        let line = match self.first_line.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(e) => {
+                let mut child = self.child.take().expect("not ready yet");
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("tether printed no listening line ({e}); exit: {status:?}");
+            }
+        };
+        let child = self.child.take().expect("not ready yet");
+        let url = line
+            .strip_prefix("tether listening on ")
+            .unwrap_or_default()
+            .to_string();
+        let client = client(&url);
+        let server = Server { child, url, client };
+        assert!(
+            server.url.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line:?}"
+        );
+        server
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Server {
     /// Start `tether dev` on a free port with the database file `db`, and wait for its
     /// "listening" line.
     pub fn start(db: &Path) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// [`Server::start`] with any database (a path or a URL) and extra arguments of
+    /// `tether dev`.
+    pub fn start_with(db: impl AsRef<OsStr>, extra: &[&str]) -> Server {
+        Server::spawn(db, extra).ready()
+    }
+
+    /// Spawn `tether dev` on a free port without waiting for it to listen.
+    pub fn spawn(db: impl AsRef<OsStr>, extra: &[&str]) -> Starting {
         let mut child = tether()
             .args(["dev", "--addr", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tether");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
+        let (tx, first_line) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
@@ -68,21 +128,10 @@ impl Server {
             // Keep draining so the child never blocks on a full pipe.
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("tether printed no listening line ({e}); exit: {status:?}");
-            }
-        };
-        let url = line
-            .strip_prefix("tether listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        let client = client(&url);
-        Server { child, url, client }
+        Starting {
+            child: Some(child),
+            first_line,
+        }
     }
 
     /// SIGKILL the process and reap it.
@@ -182,5 +231,86 @@ pub fn assert_api_error<T: std::fmt::Debug>(r: Result<T, ClientError>, status: u
             status: s, code: c, ..
         }) if s == status && c == code => {}
         other => panic!("expected {status} {code}, got {other:?}"),
+    }
+}
+
+/// The PostgreSQL server of the cluster tests, from `TETHER_TEST_POSTGRES` (e.g.
+/// `postgres://postgres@127.0.0.1:5432/test`). `None` locally when unset (the caller skips,
+/// saying so); under CI (`CI` set) a missing URL is a failure, so those tests never skip there.
+pub fn postgres_url() -> Option<String> {
+    const VAR: &str = "TETHER_TEST_POSTGRES";
+    match std::env::var(VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{VAR} must be set under CI (e.g. {VAR}=postgres://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL schema (`t_` and 16 random hex digits) for the nodes of one test,
+/// dropped (best effort) when this is dropped. Declare it before the servers that use it, so
+/// that they are killed first.
+#[derive(Debug)]
+pub struct PgSchema {
+    /// The server.
+    pub url: String,
+    /// The schema.
+    pub name: String,
+}
+
+impl PgSchema {
+    /// A new schema name on `url` (the first node started in it creates it).
+    pub fn new(url: &str) -> PgSchema {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("random bytes");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        PgSchema {
+            url: url.to_string(),
+            name: format!("t_{hex}"),
+        }
+    }
+
+    /// Start a node (`tether dev`) on this schema with extra arguments.
+    pub fn node(&self, extra: &[&str]) -> Server {
+        self.spawn_node(extra).ready()
+    }
+
+    /// Spawn a node on this schema without waiting for it to listen.
+    pub fn spawn_node(&self, extra: &[&str]) -> Starting {
+        let mut args = vec!["--pg-schema", self.name.as_str()];
+        args.extend_from_slice(extra);
+        Server::spawn(&self.url, &args)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // On a thread with a runtime of its own (this may run inside the test's runtime), and
+        // bounded: a schema that cannot be dropped is left behind, never a hung test.
+        let url = self.url.clone();
+        let name = self.name.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(tether_store_postgres::PostgresStore::drop_schema(
+                        &url, &name,
+                    ))
+                    .map_err(|e| e.to_string())
+                });
+            let _ = tx.send(result);
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cannot drop test schema {}: {e}", self.name),
+            Err(_) => eprintln!("dropping test schema {} timed out; left behind", self.name),
+        }
     }
 }

@@ -14,6 +14,16 @@
 //!   world (`HookReceived`, `TimerFired`, `CancelRequested`);
 //! - [`Sim::settle`]: commit and run steps until the run waits for the outside world.
 //!
+//! Hook threads, shared state and signals: the store completes some records inside the commit
+//! (see [`Store`], shared by the [`Sim`]s of one namespace): `StateGet`/`StateIncr`/
+//! `StateDelete` get their outputs, `HookSpawned` creates the thread (start it with
+//! [`Sim::start_thread`]), `SignalSent` is handed to the oldest waiter (a wait of this run: its
+//! `SignalReceived` follows in the same commit; of another run: queued for
+//! [`Sim::deliver_signals`]) or kept, and `SignalWaited` takes the oldest kept signal (its
+//! `SignalReceived` follows in the same commit) or registers the wait. A hook thread whose
+//! attempt fails with attempts left gets `AttemptFailed` and is rebuilt by replay, as the
+//! engine does; one that fails for good signals its `fail_signal`.
+//!
 //! Every entry is appended *and then* fed, one at a time, in journal order: the one rule that
 //! makes live execution and replay identical. [`assert_trio`] checks that promise for a whole
 //! scenario, three ways:
@@ -27,11 +37,11 @@
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::executor::block_on;
 use serde::de::DeserializeOwned;
@@ -39,7 +49,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tether_core::{
     CommandIndex, Ctx, DueTimer, Environment, ErasedWorkflow, ErrorInfo, Event, EventBody,
-    Progress, Registry, ReplayError, RunMachine, StepTask, TestEnvironment, WorkflowError,
+    Progress, Registry, ReplayError, RunMachine, StepTask, TestEnvironment, ThreadInfo,
+    WorkflowError, ERROR_ENVELOPE,
 };
 
 /// The run every simulation drives.
@@ -138,6 +149,142 @@ impl Environment for SimEnv {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The store's side of shared state, hook threads and signals
+// ---------------------------------------------------------------------------------------------
+
+/// A registered wait for a signal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wait {
+    /// The signal id.
+    pub signal_id: String,
+    /// The waiting run.
+    pub run_id: String,
+    /// Its wait command.
+    pub cmd: CommandIndex,
+}
+
+/// What the store holds for one namespace, as `tether-store` specifies it (`WriteOp::Signal`,
+/// `WriteOp::SpawnHook`): the shared state, the kept signals, the registered waits and the hook
+/// threads created. Shared by the [`Sim`]s of the namespace's runs.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// The namespace's shared state.
+    pub state: BTreeMap<String, Value>,
+    /// Signals sent while nobody waited, oldest first: `(signal_id, payload)`.
+    pub kept: VecDeque<(String, Value)>,
+    /// Registered waits, oldest first.
+    pub waits: Vec<Wait>,
+    /// Every `HookSpawned` the store committed, in order (a thread was created for each; a
+    /// spawn whose id exists creates nothing, see [`Store::spawn_conflicts`]).
+    pub spawned: Vec<EventBody>,
+    /// Spawns whose hook id already existed (the store creates no second thread).
+    pub spawn_conflicts: usize,
+    /// `SignalReceived` entries for other runs than the sender: `(run_id, body)`, taken by
+    /// [`Sim::deliver_signals`].
+    pub deliveries: Vec<(String, EventBody)>,
+}
+
+/// The store of one namespace, shared by its runs' simulations.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+impl Store {
+    /// A new, empty store.
+    pub fn shared() -> SharedStore {
+        Arc::new(Mutex::new(Store::default()))
+    }
+
+    /// Hand `payload` to the oldest wait on `signal_id` (removing it), or keep it.
+    pub fn send(&mut self, signal_id: &str, payload: &Value) -> Option<Wait> {
+        match self.waits.iter().position(|w| w.signal_id == signal_id) {
+            Some(i) => Some(self.waits.remove(i)),
+            None => {
+                self.kept
+                    .push_back((signal_id.to_string(), payload.clone()));
+                None
+            }
+        }
+    }
+
+    /// The kept signals with this id.
+    pub fn kept_of(&self, signal_id: &str) -> Vec<Value> {
+        self.kept
+            .iter()
+            .filter(|(id, _)| id == signal_id)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Complete a state record against the shared state.
+    fn state_op(&mut self, body: EventBody) -> EventBody {
+        match body {
+            EventBody::StateGet { cmd, key, .. } => {
+                let value = self.state.get(&key).cloned();
+                EventBody::StateGet { cmd, key, value }
+            }
+            EventBody::StateSet { cmd, key, value } => {
+                self.state.insert(key.clone(), value.clone());
+                EventBody::StateSet { cmd, key, value }
+            }
+            EventBody::StateIncr { cmd, key, by, .. } => {
+                let value = match self.state.get(&key) {
+                    None => Some(by),
+                    Some(v) => v.as_i64().map(|n| n.saturating_add(by)),
+                };
+                if let Some(n) = value {
+                    self.state.insert(key.clone(), Value::from(n));
+                }
+                EventBody::StateIncr {
+                    cmd,
+                    key,
+                    by,
+                    value,
+                }
+            }
+            EventBody::StateDelete { cmd, key, .. } => {
+                let existed = self.state.remove(&key).is_some();
+                EventBody::StateDelete { cmd, key, existed }
+            }
+            other => other,
+        }
+    }
+}
+
+/// A record as the workflow issues it, before the store filled its outputs: comparing two of
+/// these compares the command's inputs only.
+pub fn without_outputs(body: &EventBody) -> EventBody {
+    match body.clone() {
+        EventBody::StateGet { cmd, key, .. } => EventBody::StateGet {
+            cmd,
+            key,
+            value: None,
+        },
+        EventBody::StateIncr { cmd, key, by, .. } => EventBody::StateIncr {
+            cmd,
+            key,
+            by,
+            value: None,
+        },
+        EventBody::StateDelete { cmd, key, .. } => EventBody::StateDelete {
+            cmd,
+            key,
+            existed: false,
+        },
+        EventBody::SignalSent {
+            cmd,
+            signal_id,
+            payload,
+            ..
+        } => EventBody::SignalSent {
+            cmd,
+            signal_id,
+            payload,
+            delivered_to: None,
+        },
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The simulator
 // ---------------------------------------------------------------------------------------------
 
@@ -149,6 +296,7 @@ struct Snapshot {
     pending_timers: Vec<DueTimer>,
     steps_in_flight: usize,
     drawn: u64,
+    attempt: u32,
 }
 
 impl Snapshot {
@@ -158,6 +306,7 @@ impl Snapshot {
             pending_timers: machine.pending_timers(),
             steps_in_flight: machine.steps_in_flight(),
             drawn: env.drawn(),
+            attempt: machine.attempt(),
         }
     }
 }
@@ -165,6 +314,8 @@ impl Snapshot {
 /// One run and the host around it: the journal, the clock, the step runner and the store's
 /// token table.
 pub struct Sim {
+    /// The run's id ([`RUN_ID`] for a main run, the hook id for a hook thread).
+    run_id: String,
     workflow: Arc<dyn ErasedWorkflow>,
     /// The clock and random source of the live run.
     pub env: Arc<SimEnv>,
@@ -177,6 +328,8 @@ pub struct Sim {
     tokens_elsewhere: HashMap<String, String>,
     /// `snapshots[seq - 1]`: the state right after entry `seq` was fed.
     snapshots: Vec<Snapshot>,
+    /// The namespace's store (shared with the run's hook threads).
+    store: SharedStore,
 }
 
 impl std::fmt::Debug for Sim {
@@ -194,24 +347,41 @@ impl Sim {
     /// Create a run: its journal is `[RunStarted]` at seq 1, and it is "replayed" from that one
     /// entry, which runs the workflow until its first stall.
     pub fn start(workflow: &Arc<dyn ErasedWorkflow>, input: Value) -> Sim {
-        let env = SimEnv::new(START_MS);
-        let first = Event {
-            seq: 1,
-            at_ms: env.now_ms(),
-            body: EventBody::RunStarted {
+        Sim::start_run(
+            workflow,
+            RUN_ID,
+            EventBody::RunStarted {
                 workflow: WORKFLOW.to_string(),
                 input,
                 thread: None,
             },
+            Store::shared(),
+        )
+    }
+
+    /// Create run `run_id` whose journal starts with `first` (a `RunStarted`), in the namespace
+    /// whose store is `store`.
+    pub fn start_run(
+        workflow: &Arc<dyn ErasedWorkflow>,
+        run_id: &str,
+        first: EventBody,
+        store: SharedStore,
+    ) -> Sim {
+        let env = SimEnv::new(START_MS);
+        let first = Event {
+            seq: 1,
+            at_ms: env.now_ms(),
+            body: first,
         };
         let (machine, progress) = RunMachine::replay(
-            RUN_ID,
+            run_id,
             workflow.as_ref(),
             env.clone(),
             std::slice::from_ref(&first),
         )
         .unwrap_or_else(|e| panic!("a new run cannot fail to replay: {e}"));
         let mut sim = Sim {
+            run_id: run_id.to_string(),
             workflow: workflow.clone(),
             env,
             journal: vec![first],
@@ -220,9 +390,70 @@ impl Sim {
             queued_steps: Vec::new(),
             tokens_elsewhere: HashMap::new(),
             snapshots: Vec::new(),
+            store,
         };
         sim.after_feed();
         sim
+    }
+
+    /// Start the hook thread `hook_id` that this run spawned (its `HookSpawned` must be
+    /// committed), running `workflow`, in this run's namespace, as the store creates it.
+    pub fn start_thread(&self, workflow: &Arc<dyn ErasedWorkflow>, hook_id: &str) -> Sim {
+        let spawned = self
+            .store()
+            .spawned
+            .iter()
+            .find(|b| matches!(b, EventBody::HookSpawned { hook_id: h, .. } if h == hook_id))
+            .cloned()
+            .unwrap_or_else(|| panic!("the store has no hook thread {hook_id:?}\n{self:?}"));
+        let EventBody::HookSpawned {
+            workflow: name,
+            args,
+            retry,
+            fail_signal,
+            ..
+        } = spawned
+        else {
+            unreachable!("only spawns are kept")
+        };
+        let info = ThreadInfo {
+            root_run: self.root_run(),
+            parent_run: self.run_id.clone(),
+            retry,
+            fail_signal,
+        };
+        Sim::start_run(
+            workflow,
+            hook_id,
+            EventBody::RunStarted {
+                workflow: name,
+                input: args,
+                thread: Some(info),
+            },
+            self.store.clone(),
+        )
+    }
+
+    /// The run whose namespace this run works in.
+    pub fn root_run(&self) -> String {
+        self.machine
+            .thread()
+            .map_or_else(|| self.run_id.clone(), |t| t.root_run.clone())
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The namespace's store.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The namespace's store, to share.
+    pub fn shared_store(&self) -> SharedStore {
+        self.store.clone()
     }
 
     // --- the journal ---------------------------------------------------------------------
@@ -276,19 +507,100 @@ impl Sim {
         self.machine.feed(&event)
     }
 
-    /// The store's view of a new command record: a `HookCreated` whose token another active
-    /// hook holds is written as `HookConflict` instead.
-    fn store_outcome(&self, record: EventBody) -> EventBody {
+    /// The store's view of a new command record: what it writes for it (in this order, in the
+    /// same commit). A `HookCreated` whose token another active hook holds is written as
+    /// `HookConflict` instead; shared-state records get their outputs; `HookSpawned` creates
+    /// the thread; `SignalSent` and `SignalWaited` deliver, keep or register (a delivery to
+    /// this run follows as `SignalReceived`).
+    fn store_outcome(&self, record: EventBody) -> Vec<EventBody> {
+        let mut store = self.store();
         match record {
             EventBody::HookCreated { cmd, token, .. } if self.token_holder(&token).is_some() => {
                 let holder_run = self.token_holder(&token).expect("checked");
-                EventBody::HookConflict {
+                vec![EventBody::HookConflict {
                     cmd,
                     token,
                     holder_run,
+                }]
+            }
+            EventBody::StateGet { .. }
+            | EventBody::StateSet { .. }
+            | EventBody::StateIncr { .. }
+            | EventBody::StateDelete { .. } => vec![store.state_op(record)],
+            EventBody::HookSpawned { ref hook_id, .. } => {
+                let exists = store.spawned.iter().any(
+                    |b| matches!(b, EventBody::HookSpawned { hook_id: h, .. } if h == hook_id),
+                );
+                if exists {
+                    store.spawn_conflicts += 1;
+                } else {
+                    store.spawned.push(record.clone());
+                }
+                vec![record]
+            }
+            EventBody::SignalSent {
+                cmd,
+                signal_id,
+                payload,
+                ..
+            } => match store.send(&signal_id, &payload) {
+                None => vec![EventBody::SignalSent {
+                    cmd,
+                    signal_id,
+                    payload,
+                    delivered_to: None,
+                }],
+                Some(wait) if wait.run_id == self.run_id => vec![
+                    EventBody::SignalSent {
+                        cmd,
+                        signal_id,
+                        payload: payload.clone(),
+                        delivered_to: Some(wait.run_id),
+                    },
+                    EventBody::SignalReceived {
+                        wait_cmd: wait.cmd,
+                        payload,
+                    },
+                ],
+                Some(wait) => {
+                    store.deliveries.push((
+                        wait.run_id.clone(),
+                        EventBody::SignalReceived {
+                            wait_cmd: wait.cmd,
+                            payload: payload.clone(),
+                        },
+                    ));
+                    vec![EventBody::SignalSent {
+                        cmd,
+                        signal_id,
+                        payload,
+                        delivered_to: Some(wait.run_id),
+                    }]
+                }
+            },
+            EventBody::SignalWaited { cmd, ref signal_id } => {
+                match store.kept.iter().position(|(id, _)| id == signal_id) {
+                    Some(i) => {
+                        let (_, payload) = store.kept.remove(i).expect("found");
+                        vec![
+                            record,
+                            EventBody::SignalReceived {
+                                wait_cmd: cmd,
+                                payload,
+                            },
+                        ]
+                    }
+                    None => {
+                        store.waits.push(Wait {
+                            signal_id: signal_id.clone(),
+                            run_id: self.run_id.clone(),
+                            cmd,
+                        });
+                        vec![record]
+                    }
                 }
             }
-            other => other,
+            other => vec![other],
         }
     }
 
@@ -296,7 +608,7 @@ impl Sim {
         if let Some(run) = self.tokens_elsewhere.get(token) {
             return Some(run.clone());
         }
-        self.hook_cmd_of(token).map(|_| RUN_ID.to_string())
+        self.hook_cmd_of(token).map(|_| self.run_id.clone())
     }
 
     /// Pretend an active hook of run `holder_run` holds `token`: creating a hook with that token
@@ -308,29 +620,120 @@ impl Sim {
 
     /// Commit the machine's new command records, in order, until it issues no more; then, if
     /// the workflow returned, append the terminal entry.
+    ///
+    /// A hook thread that failed with attempts left gets `AttemptFailed` instead, and its next
+    /// attempt is rebuilt by replay at once; the records of that attempt wait for the next
+    /// commit (the engine waits for the back-off first). One that failed for good signals its
+    /// `fail_signal` with the error envelope, as the engine does.
     pub fn commit_outbox(&mut self) {
-        loop {
-            let records = self.machine.take_outbox();
-            if records.is_empty() {
-                break;
+        while self.commit_batch() > 0 {}
+        let Progress::Finished(end) = self.progress.clone() else {
+            return;
+        };
+        if self.is_finished() {
+            return;
+        }
+        let thread = self.machine.thread().cloned();
+        if let (EventBody::RunFailed { error }, Some(thread)) = (&end, &thread) {
+            let attempt = self.machine.attempt();
+            if attempt < thread.retry.maximum_attempts.max(1) {
+                let retry_at_ms =
+                    self.env.now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
+                self.append(EventBody::AttemptFailed {
+                    attempt,
+                    error: error.clone(),
+                    retry_at_ms,
+                });
+                self.next_attempt();
+                return;
             }
-            // One transaction: every record gets its seq, then the commit notification feeds
-            // them back one by one.
-            let mut committed = Vec::new();
-            for record in records {
-                let body = self.store_outcome(record);
+        }
+        let event = self.append(end.clone());
+        self.feed_or_panic(&event);
+        // A finished run's waits are dropped.
+        self.store().waits.retain(|w| w.run_id != self.run_id);
+        if let (
+            EventBody::RunFailed { error },
+            Some(ThreadInfo {
+                fail_signal: Some(signal_id),
+                ..
+            }),
+        ) = (&end, thread)
+        {
+            let payload = serde_json::json!({ ERROR_ENVELOPE: error });
+            self.signal(&signal_id, payload);
+        }
+    }
+
+    /// Commit the records the machine has issued so far as one transaction (not those it issues
+    /// when fed them). Returns how many entries were appended.
+    pub fn commit_batch(&mut self) -> usize {
+        let records = self.machine.take_outbox();
+        // One transaction: every record gets its seq, then the commit notification feeds
+        // them back one by one.
+        let mut committed = Vec::new();
+        for record in records {
+            for body in self.store_outcome(record) {
                 committed.push(self.append(body));
             }
-            for event in &committed {
-                self.feed_or_panic(event);
-            }
         }
-        if let Progress::Finished(end) = self.progress.clone() {
-            if !self.is_finished() {
-                let event = self.append(end);
-                self.feed_or_panic(&event);
-            }
+        for event in &committed {
+            self.feed_or_panic(event);
         }
+        committed.len()
+    }
+
+    /// Rebuild the machine from the whole journal, as the engine does for a hook thread's next
+    /// attempt (the journal ends with `AttemptFailed`).
+    fn next_attempt(&mut self) {
+        let (machine, progress) = RunMachine::replay(
+            &self.run_id,
+            self.workflow.as_ref(),
+            self.env.clone(),
+            &self.journal,
+        )
+        .unwrap_or_else(|e| panic!("the next attempt failed to replay: {e}\n{self:?}"));
+        self.machine = machine;
+        self.progress = progress;
+        self.queued_steps.clear();
+        self.after_feed();
+    }
+
+    // --- signals -----------------------------------------------------------------------------
+
+    /// Send a signal from outside (client, HTTP, the engine), as `WriteOp::Signal`: to the
+    /// oldest wait on `signal_id` (a wait of this run gets its `SignalReceived` now; another
+    /// run's is queued for its [`Sim::deliver_signals`]), or kept. Returns the run it went to.
+    pub fn signal(&mut self, signal_id: &str, payload: Value) -> Option<String> {
+        let wait = self.store().send(signal_id, &payload)?;
+        let body = EventBody::SignalReceived {
+            wait_cmd: wait.cmd,
+            payload,
+        };
+        if wait.run_id == self.run_id {
+            self.deliver(body);
+        } else {
+            self.store().deliveries.push((wait.run_id.clone(), body));
+        }
+        Some(wait.run_id)
+    }
+
+    /// Append the signals other runs (hook threads, the outside) delivered to this run's waits,
+    /// in delivery order. Returns how many.
+    pub fn deliver_signals(&mut self) -> usize {
+        let mine: Vec<EventBody> = {
+            let mut store = self.store();
+            let (mine, others) = std::mem::take(&mut store.deliveries)
+                .into_iter()
+                .partition(|(run, _)| *run == self.run_id);
+            store.deliveries = others;
+            mine.into_iter().map(|(_, b)| b).collect()
+        };
+        let n = mine.len();
+        for body in mine {
+            self.deliver(body);
+        }
+        n
     }
 
     // --- steps -----------------------------------------------------------------------------
@@ -552,12 +955,12 @@ impl Sim {
     /// Rebuild a fresh machine from the first `n` journal entries, as a worker restarting after
     /// a crash that happened right after entry `n` was committed.
     pub fn replay_prefix(&self, n: usize) -> Result<Replayed, ReplayError> {
-        replay(&self.workflow, &self.journal[..n])
+        replay_run(&self.run_id, &self.workflow, &self.journal[..n])
     }
 
     /// (b): the complete journal replays to the same end, issuing nothing.
     pub fn check_full_replay(&self) {
-        let r = replay(&self.workflow, &self.journal)
+        let r = replay_run(&self.run_id, &self.workflow, &self.journal)
             .unwrap_or_else(|e| panic!("(b) replaying the complete journal failed: {e}\n{self:?}"));
         assert_eq!(
             r.progress,
@@ -681,6 +1084,33 @@ impl Sim {
                 "(c) continuing after {n} replayed entries, at entry {}",
                 recorded.seq
             );
+            if let EventBody::AttemptFailed { error, .. } = &recorded.body {
+                // The engine writes this in place of the failed attempt's end, then rebuilds
+                // the thread by replay for its next attempt.
+                assert!(
+                    matches!(&progress, Progress::Finished(EventBody::RunFailed { error: e }) if e == error),
+                    "{here}: the attempt did not fail with {error:?}: {progress:?}\n{self:?}"
+                );
+                assert!(
+                    outbox.is_empty(),
+                    "{here}: records left over {outbox:?}\n{self:?}"
+                );
+                journal.push(recorded.clone());
+                let (m, p) =
+                    RunMachine::replay(&self.run_id, self.workflow.as_ref(), env.clone(), &journal)
+                        .unwrap_or_else(|e| {
+                            panic!("{here}: the next attempt failed: {e}\n{self:?}")
+                        });
+                machine = m;
+                progress = p;
+                tasks.clear();
+                assert_eq!(
+                    Snapshot::of(&machine, &progress, &env),
+                    self.snapshots[recorded.seq as usize - 1],
+                    "{here}: state differs from the live run\n{self:?}"
+                );
+                continue;
+            }
             let body = match &recorded.body {
                 b if b.is_terminal() => match &progress {
                     Progress::Finished(end) => end.clone(),
@@ -698,6 +1128,9 @@ impl Sim {
                                 cmd: c, token: t, ..
                             },
                         ) if cmd == c && token == t => b.clone(),
+                        // The same command: the store filled its outputs (what was read, the
+                        // count, where a signal went) as it did for the live run.
+                        _ if without_outputs(&mine) == without_outputs(b) => b.clone(),
                         _ => mine,
                     }
                 }
@@ -766,14 +1199,34 @@ pub fn replay(
     replay_with_env(workflow, journal, SimEnv::new(at_ms))
 }
 
+/// [`replay`] for run `run_id` (a hook thread's id is part of what it computes).
+pub fn replay_run(
+    run_id: &str,
+    workflow: &Arc<dyn ErasedWorkflow>,
+    journal: &[Event],
+) -> Result<Replayed, ReplayError> {
+    let at_ms = journal.last().map_or(START_MS, |e| e.at_ms);
+    replay_run_with_env(run_id, workflow, journal, SimEnv::new(at_ms))
+}
+
 /// Replay `journal` with `workflow` in the given environment.
 pub fn replay_with_env(
     workflow: &Arc<dyn ErasedWorkflow>,
     journal: &[Event],
     env: Arc<SimEnv>,
 ) -> Result<Replayed, ReplayError> {
+    replay_run_with_env(RUN_ID, workflow, journal, env)
+}
+
+/// [`replay_with_env`] for run `run_id`.
+pub fn replay_run_with_env(
+    run_id: &str,
+    workflow: &Arc<dyn ErasedWorkflow>,
+    journal: &[Event],
+    env: Arc<SimEnv>,
+) -> Result<Replayed, ReplayError> {
     let (mut machine, progress) =
-        RunMachine::replay(RUN_ID, workflow.as_ref(), env.clone(), journal)?;
+        RunMachine::replay(run_id, workflow.as_ref(), env.clone(), journal)?;
     let outbox = machine.take_outbox();
     let step_tasks = machine.take_step_tasks();
     Ok(Replayed {
@@ -821,7 +1274,11 @@ pub fn assert_trio(
     input: Value,
     driver: impl FnOnce(&mut Sim),
 ) -> Sim {
-    let mut sim = Sim::start(workflow, input);
+    assert_trio_of(Sim::start(workflow, input), driver)
+}
+
+/// [`assert_trio`] for a run already started (e.g. a hook thread, [`Sim::start_thread`]).
+pub fn assert_trio_of(mut sim: Sim, driver: impl FnOnce(&mut Sim)) -> Sim {
     driver(&mut sim);
     sim.settle();
     assert!(

@@ -1,0 +1,197 @@
+//! The options of `tether dev` and the checks clap cannot make.
+
+use std::time::Duration;
+
+use clap::Args;
+use tether_engine::EngineConfig;
+
+use super::DevError;
+
+/// Options of `tether dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Database: `sqlite://path/to/file.db`, `sqlite:path` or a plain file path (embedded,
+    /// one process), or `postgres://user[:password]@host[:port]/database` (also
+    /// `postgresql://`; several processes may share it).
+    #[arg(
+        long,
+        env = "TETHER_DB",
+        hide_env_values = true,
+        default_value = "sqlite://tether.db"
+    )]
+    pub(super) db: String,
+    /// PostgreSQL only: most connections this process keeps open to the database.
+    #[arg(
+        long,
+        env = "TETHER_DB_POOL_SIZE",
+        default_value_t = tether_store_postgres::DEFAULT_POOL_SIZE
+    )]
+    pub(super) db_pool_size: usize,
+    /// PostgreSQL only: keep Tether's tables in this schema (created if missing) instead of the
+    /// connection's default one. Lower-case letters, digits and `_`.
+    #[arg(long, env = "TETHER_PG_SCHEMA", value_name = "SCHEMA")]
+    pub(super) pg_schema: Option<String>,
+    /// Address to listen on (port 0 picks a free port; the line printed says which).
+    #[arg(long, env = "TETHER_ADDR", default_value = "127.0.0.1:8080")]
+    pub(super) addr: String,
+    /// Largest accepted hook payload or run input, in bytes of JSON.
+    #[arg(long, default_value_t = 1_048_576)]
+    pub(super) max_payload_bytes: usize,
+    /// Most runs kept live in memory; past it, idle runs are evicted (and replayed when needed).
+    #[arg(long, default_value_t = 10_000)]
+    pub(super) max_live_runs: usize,
+    /// This process's id among the nodes sharing the database (run leases are held in its
+    /// name; no two live processes may share one). Default: `local` on SQLite, a new random
+    /// id at each start on PostgreSQL.
+    #[arg(long, env = "TETHER_NODE_ID", value_name = "ID")]
+    pub(super) node_id: Option<String>,
+    /// How long this node's claim on a run lasts without a heartbeat, in milliseconds
+    /// (heartbeats go out every third of it). After a node dies, others take its runs over
+    /// once this has passed.
+    #[arg(
+        long,
+        env = "TETHER_LEASE_MS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub(super) lease_ms: u64,
+    /// How often this node looks for runs with work and no live owner (due timers, runs of
+    /// dead nodes), in milliseconds.
+    #[arg(
+        long,
+        env = "TETHER_POLL_INTERVAL_MS",
+        value_name = "N",
+        default_value_t = 200
+    )]
+    pub(super) poll_interval_ms: u64,
+}
+
+/// The backends `--db` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl DevArgs {
+    /// Check what clap cannot: the database scheme, sizes and durations of at least 1, a
+    /// node id that is not blank. Returns the backend `--db` names.
+    pub(super) fn check(&self) -> Result<Backend, DevError> {
+        let backend = check_db(&self.db)?;
+        let at_least_one = [
+            ("--max-payload-bytes", self.max_payload_bytes as u64),
+            ("--max-live-runs", self.max_live_runs as u64),
+            ("--db-pool-size", self.db_pool_size as u64),
+            ("--lease-ms", self.lease_ms),
+            ("--poll-interval-ms", self.poll_interval_ms),
+        ];
+        for (flag, value) in at_least_one {
+            if value == 0 {
+                return Err(DevError::Usage(format!("{flag} must be at least 1")));
+            }
+        }
+        if let Some(id) = &self.node_id {
+            if id.trim().is_empty() || id.chars().any(char::is_control) {
+                return Err(DevError::Usage(
+                    "--node-id must not be blank or contain control characters".into(),
+                ));
+            }
+        }
+        Ok(backend)
+    }
+
+    /// The engine settings these options give.
+    pub(super) fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            max_live_runs: self.max_live_runs,
+            max_payload_bytes: self.max_payload_bytes,
+            node_id: self.node_id.clone(),
+            lease: Duration::from_millis(self.lease_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// Which backend the database location names.
+fn check_db(db: &str) -> Result<Backend, DevError> {
+    let scheme = db.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+        None | Some("sqlite") => Ok(Backend::Sqlite),
+        Some(other) => Err(DevError::Usage(format!(
+            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db, \
+             postgres://user@host/database or a path"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::{check_db, Backend, DevArgs};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        dev: DevArgs,
+    }
+
+    fn parse(args: &[&str]) -> DevArgs {
+        Cli::try_parse_from(std::iter::once("dev").chain(args.iter().copied()))
+            .expect("parse")
+            .dev
+    }
+
+    #[test]
+    fn database_schemes() {
+        assert_eq!(check_db("sqlite://tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("sqlite:tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("data/tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(check_db("postgres://u:p@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(check_db("PostgreSQL://h/db").unwrap(), Backend::Postgres);
+        let e = check_db("mysql://u:p@h/db").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(!e.to_string().contains("u:p"), "{e}");
+    }
+
+    #[test]
+    fn cluster_settings_reach_the_engine() {
+        let args = parse(&[
+            "--db",
+            "postgres://h/db",
+            "--node-id",
+            "node-a",
+            "--lease-ms",
+            "2000",
+            "--poll-interval-ms",
+            "100",
+        ]);
+        assert_eq!(args.check().unwrap(), Backend::Postgres);
+        let config = args.engine_config();
+        assert_eq!(config.node_id.as_deref(), Some("node-a"));
+        assert_eq!(config.lease, Duration::from_secs(2));
+        assert_eq!(config.poll_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn zero_and_blank_are_usage_errors() {
+        for (flag, value) in [
+            ("--lease-ms", "0"),
+            ("--poll-interval-ms", "0"),
+            ("--db-pool-size", "0"),
+            ("--max-live-runs", "0"),
+            ("--max-payload-bytes", "0"),
+            ("--node-id", " "),
+        ] {
+            let e = parse(&[flag, value]).check().unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{flag} {value}");
+            assert!(e.to_string().contains(flag), "{e}");
+        }
+    }
+}

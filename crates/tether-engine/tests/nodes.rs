@@ -1,0 +1,167 @@
+//! Engines sharing one store, as the nodes of a PostgreSQL cluster do: one SQLite store in
+//! this process, wrapped so that every commit's journal growth is announced to all engines
+//! (what `LISTEN/NOTIFY` does between PostgreSQL nodes).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::*;
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{json, Map, Value};
+use tether_core::event::Event;
+use tether_core::RunStatus;
+use tether_engine::{Engine, EngineConfig};
+use tether_store::{
+    HookRecord, OpOutcome, OpResult, RunChanged, RunFilter, RunRecord, Store, StoreError, WriteOp,
+};
+use tokio::sync::broadcast;
+
+/// A store shared by engines of this process that announces each commit to all of them.
+struct Announcing {
+    inner: Arc<dyn Store>,
+    bus: broadcast::Sender<RunChanged>,
+}
+
+#[async_trait]
+impl Store for Announcing {
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError> {
+        let results = self.inner.commit(ops).await?;
+        for outcome in results.iter().flatten() {
+            let grown = match outcome {
+                OpOutcome::Appended { run_id, events } => events.last().map(|e| (run_id, e.seq)),
+                OpOutcome::Resumed {
+                    run_id,
+                    event: Some(e),
+                } => Some((run_id, e.seq)),
+                _ => None,
+            };
+            if let Some((run_id, last_seq)) = grown {
+                let _ = self.bus.send(RunChanged {
+                    run_id: run_id.clone(),
+                    last_seq,
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.inner.get_run(run_id).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.list_runs(filter).await
+    }
+
+    async fn load_journal(&self, run_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        self.inner.load_journal(run_id, after_seq).await
+    }
+
+    async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
+        self.inner.get_hook(token).await
+    }
+
+    async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError> {
+        self.inner.list_hooks(run_id).await
+    }
+
+    async fn runs_needing_work(
+        &self,
+        now_ms: u64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.runs_needing_work(now_ms, node, limit).await
+    }
+
+    fn subscribe(&self) -> Option<BoxStream<'static, RunChanged>> {
+        let rx = self.bus.subscribe();
+        let changes = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(change) => return Some((change, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Some(changes.boxed())
+    }
+
+    async fn get_state(&self, run_id: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+        self.inner.get_state(run_id).await
+    }
+
+    async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.list_threads(run_id).await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "shared"
+    }
+}
+
+/// Two engines ("a" and "b") on one announcing store.
+async fn two_nodes(db: &TestDb) -> (Engine, Engine) {
+    let (bus, _) = broadcast::channel(1024);
+    let inner = db.store().await;
+    let node = |id: &str| {
+        let store = Arc::new(Announcing {
+            inner: inner.clone(),
+            bus: bus.clone(),
+        });
+        let config = EngineConfig {
+            node_id: Some(id.into()),
+            ..fast_config()
+        };
+        Engine::start(store, examples(), config)
+    };
+    (node("a"), node("b"))
+}
+
+/// Regression: a wait on one node for a run that ends on another used to last its whole
+/// timeout (only the node committing the end released its waiters), so
+/// `GET /v1/runs/{id}?wait_ms=N` through another node answered after N ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_one_node_ends_when_the_run_ends_on_another() {
+    let db = TestDb::new();
+    let (a, b) = two_nodes(&db).await;
+    let token = "slack_messages:W";
+    let run = a
+        .start_run("slack_bot", json!({"channel": "W"}))
+        .await
+        .unwrap();
+    a.wait_for_hook(token, Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    let waiting = tokio::spawn({
+        let (b, run) = (b.clone(), run.clone());
+        async move { b.wait_for_run(&run, Duration::from_secs(3600)).await }
+    });
+    // Nothing observable says b's wait has begun; give it a moment, so that the run ends
+    // while b waits (the case that was broken), not before.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A payload that does not end the run: b's wait goes on.
+    a.resume_hook(token, json!({"text": "hi"}), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "b's wait ended before the run did");
+    a.resume_hook(token, json!({"text": "/stop"}), None)
+        .await
+        .unwrap();
+
+    let ended = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("b's wait did not end when a ended the run")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Completed, "{ended:?}");
+    assert_eq!(ended.output, Some(json!({"messages": ["hi"]})));
+    a.shutdown().await;
+    b.shutdown().await;
+}
