@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     starting: Mutex<HashMap<String, oneshot::Sender<()>>>,
     pub blocked: Mutex<HashSet<String>>,
     stopping: AtomicBool,
+    /// Set first on shutdown: no new live runs from then on.
+    draining: AtomicBool,
     counter: AtomicU64,
     me: Weak<Inner>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -159,6 +161,9 @@ impl Inner {
         first: Option<Vec<Event>>,
         tick: u64,
     ) {
+        if self.draining.load(Ordering::Acquire) {
+            return;
+        }
         let Some(me) = self.me.upgrade() else { return };
         let (tx, rx) = mpsc::unbounded_channel();
         if let Some(events) = first {
@@ -321,6 +326,7 @@ impl Engine {
             starting: Mutex::new(HashMap::new()),
             blocked: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             counter: AtomicU64::new(1),
             me: me.clone(),
             tasks: Mutex::new(Vec::new()),
@@ -644,9 +650,28 @@ impl Engine {
         }
     }
 
-    /// Stop: no new requests, live runs dropped (their state is in the store), background
-    /// tasks ended. Writes already queued are committed or failed before this returns.
+    /// Stop: live runs dropped (their state is in the store), this node's leases ended so other
+    /// nodes take its runs at once, no new requests, background tasks ended.
     pub async fn shutdown(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+        let handles: Vec<_> = self.inner.live.lock().drain().map(|(_, h)| h).collect();
+        drop(handles);
+        // Hand this node's runs over at once: end its leases now (their fences stay valid
+        // until another node claims a run, so a write still in flight commits or is fenced).
+        let release = WriteOp::RenewLeases {
+            node: self.inner.node_id.clone(),
+            lease_until_ms: 0,
+        };
+        if let Err(e) = self.inner.write(release).await {
+            tracing::warn!(error = %e, "could not release this node's leases; others wait for them to expire");
+        }
+        self.halt().await;
+    }
+
+    /// Stop as a crash would, keeping this node's leases (they run out on their own): for
+    /// tests of node loss.
+    pub async fn halt(&self) {
+        self.inner.draining.store(true, Ordering::Release);
         self.inner.stopping.store(true, Ordering::Release);
         let handles: Vec<_> = self.inner.live.lock().drain().map(|(_, h)| h).collect();
         drop(handles);

@@ -450,7 +450,7 @@ async fn a_dead_nodes_runs_are_taken_over_after_its_lease() {
         .unwrap();
     assert_eq!(a.get_run(&run).await.unwrap().owner.as_deref(), Some("a"));
     // Node a dies holding the run (no release, no more heartbeats).
-    a.shutdown().await;
+    a.halt().await;
 
     let b = db.engine(examples(), node("b", 10_000)).await;
     // The timer is due at once, but b must wait for a's lease to end before taking the run.
@@ -469,5 +469,25 @@ async fn a_dead_nodes_runs_are_taken_over_after_its_lease() {
         .filter(|e| e.body.kind() == "timer_fired")
         .count();
     assert_eq!(fired, 1, "the timer fired once");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_that_shuts_down_hands_its_runs_over_at_once() {
+    let db = TestDb::new();
+    let node = |id: &str| EngineConfig {
+        node_id: Some(id.into()),
+        lease: Duration::from_secs(600),
+        ..fast_config()
+    };
+    let a = db.engine(examples(), node("a")).await;
+    let run = a
+        .start_run("timeout_approval", json!({"timeout_ms": 100}))
+        .await
+        .unwrap();
+    a.shutdown().await;
+    // With a's 10-minute lease still running this would wait; a gave its leases up.
+    let b = db.engine(examples(), node("b")).await;
+    assert_eq!(output(&b, &run).await, json!({"timed_out": true}));
     b.shutdown().await;
 }
