@@ -1,9 +1,11 @@
 //! `tether`: the command line of Tether, a durable workflow engine.
 //!
 //! `tether dev` runs the HTTP API with the bundled example workflows on an embedded SQLite
-//! database; see `tether dev --help`.
+//! database; see `tether dev --help`. `tether runs`, `tether hooks` and `tether signal` talk
+//! to a running server (`--server`, `--api-token`, `--json`).
 
 mod bench;
+mod client;
 mod dev;
 mod store;
 
@@ -29,6 +31,12 @@ enum Command {
     /// Run a benchmark workload against a fresh store and print one JSON line of figures
     /// (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Start, list, show and cancel runs on a server.
+    Runs(client::RunsCommand),
+    /// Deliver payloads to hooks on a server.
+    Hooks(client::HooksCommand),
+    /// Send a signal on a server.
+    Signal(client::SignalArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,14 +53,27 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Dev(args) => runtime.block_on(dev::run(args)),
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Dev(args) => runtime
+            .block_on(dev::run(args))
+            .map_err(|e| (e.to_string(), e.exit_code())),
+        Command::Bench(args) => runtime
+            .block_on(bench::run(args))
+            .map_err(|e| (e.to_string(), e.exit_code())),
+        Command::Runs(cmd) => runtime
+            .block_on(client::runs::run(cmd))
+            .map_err(|e| (e.to_string(), e.exit_code())),
+        Command::Hooks(cmd) => runtime
+            .block_on(client::hooks::run(cmd))
+            .map_err(|e| (e.to_string(), e.exit_code())),
+        Command::Signal(args) => runtime
+            .block_on(client::signal::run(args))
+            .map_err(|e| (e.to_string(), e.exit_code())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tether: {e}");
-            ExitCode::from(e.exit_code())
+        Err((message, code)) => {
+            eprintln!("tether: {message}");
+            ExitCode::from(code)
         }
     }
 }

@@ -85,10 +85,21 @@ impl ClientError {
 }
 
 /// A client of one Tether server. Cheap to clone (clones share the connection pool).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    api_token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the API token.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -104,7 +115,18 @@ impl Client {
         while base.ends_with('/') {
             base.pop();
         }
-        Client { base, http }
+        Client {
+            base,
+            http,
+            api_token: None,
+        }
+    }
+
+    /// This client, sending `Authorization: Bearer <token>` with every request (for a server
+    /// started with an API token). Webhook URLs never need it.
+    pub fn with_api_token(mut self, token: impl Into<String>) -> Client {
+        self.api_token = Some(token.into());
+        self
     }
 
     /// The base URL requests go to.
@@ -113,7 +135,11 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.api_token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
     }
 
     /// Start a run of `workflow` with `input`; returns its id once it is durably recorded.
@@ -365,6 +391,12 @@ mod tests {
         let e = api_error(StatusCode::BAD_GATEWAY, b"upstream down");
         assert_eq!(e.code(), Some("http_502"));
         assert!(e.to_string().contains("upstream down"));
+    }
+
+    #[test]
+    fn debug_hides_the_api_token() {
+        let c = Client::new("http://h:1").with_api_token("s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 
     #[test]

@@ -52,6 +52,11 @@ impl ApiError {
         )
     }
 
+    /// `401 unauthorized`: the API token is missing or wrong.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
     /// `404 not_found`: no such route.
     pub fn route_not_found(method: &str, path: &str) -> Self {
         Self::new(

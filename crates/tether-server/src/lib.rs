@@ -17,6 +17,10 @@
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
 //!
+//! With [`ServerOptions::api_token`] set, every `/v1/...` route needs
+//! `Authorization: Bearer <token>` (else `401 unauthorized` with `WWW-Authenticate: Bearer`);
+//! `/healthz` and webhook URLs (`/.well-known/workflow/v1/webhook/{token}`) never do.
+//!
 //! ```no_run
 //! # async fn demo(engine: tether_engine::Engine) -> std::io::Result<()> {
 //! let router = tether_server::router(engine, tether_server::ServerOptions::default());
@@ -28,6 +32,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod error;
 mod json;
 mod routes;
@@ -50,7 +55,7 @@ pub use error::ApiError;
 const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
 
 /// Settings of the HTTP layer (the payload limit comes from the engine's config).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Longest long-poll `GET /v1/runs/{id}?wait_ms=` may ask for; larger values are capped
     /// (default 60 s).
@@ -59,6 +64,21 @@ pub struct ServerOptions {
     /// as it is, so a graceful shutdown does not wait for them. `None` (the default): they run
     /// their course.
     pub stopping: Option<watch::Receiver<bool>>,
+    /// When set, every `/v1/...` request must carry `Authorization: Bearer <token>` (else
+    /// `401 unauthorized`); `/healthz` and webhook URLs never need it. `None` (the default):
+    /// no authentication.
+    pub api_token: Option<String>,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the API token.
+        f.debug_struct("ServerOptions")
+            .field("max_wait", &self.max_wait)
+            .field("stopping", &self.stopping.is_some())
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {
@@ -66,6 +86,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_wait: Duration::from_secs(60),
             stopping: None,
+            api_token: None,
         }
     }
 }
@@ -131,6 +152,10 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }

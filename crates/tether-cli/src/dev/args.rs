@@ -1,5 +1,6 @@
 //! The options of `tether dev` and the checks clap cannot make.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -64,6 +65,19 @@ pub struct DevArgs {
         default_value_t = 200
     )]
     pub(super) poll_interval_ms: u64,
+    /// Require `Authorization: Bearer <TOKEN>` on every `/v1/...` request. `/healthz` and
+    /// webhook URLs never need it. Without it, the API is open to anyone who can reach it.
+    #[arg(
+        long,
+        env = "TETHER_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(super) api_token: Option<String>,
+    /// The base URL clients reach this server on, used to build webhook URLs. Default:
+    /// `http://` and the address actually listened on.
+    #[arg(long, env = "TETHER_PUBLIC_URL", value_name = "URL")]
+    pub(super) public_url: Option<String>,
 }
 
 /// The backends `--db` can name.
@@ -92,6 +106,21 @@ impl DevArgs {
                 return Err(DevError::Usage(format!("{flag} must be at least 1")));
             }
         }
+        if let Some(token) = &self.api_token {
+            if token.trim().is_empty() || token.chars().any(char::is_control) {
+                return Err(DevError::Usage(
+                    "--api-token must not be blank or contain control characters".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.public_url {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return Err(DevError::Usage(format!(
+                    "--public-url must start with http:// or https://, not {url:?}"
+                )));
+            }
+        }
         if let Some(id) = &self.node_id {
             if id.trim().is_empty() || id.chars().any(char::is_control) {
                 return Err(DevError::Usage(
@@ -102,9 +131,14 @@ impl DevArgs {
         Ok(backend)
     }
 
-    /// The engine settings these options give.
-    pub(super) fn engine_config(&self) -> EngineConfig {
+    /// The engine settings these options give, for a server listening on `local`.
+    pub(super) fn engine_config(&self, local: SocketAddr) -> EngineConfig {
+        let public_url = match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{local}"),
+        };
         EngineConfig {
+            public_url: Some(public_url),
             max_live_runs: self.max_live_runs,
             max_payload_bytes: self.max_payload_bytes,
             node_id: self.node_id.clone(),
@@ -173,10 +207,22 @@ mod tests {
             "100",
         ]);
         assert_eq!(args.check().unwrap(), Backend::Postgres);
-        let config = args.engine_config();
+        let config = args.engine_config("127.0.0.1:9999".parse().unwrap());
         assert_eq!(config.node_id.as_deref(), Some("node-a"));
+        assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:9999"));
         assert_eq!(config.lease, Duration::from_secs(2));
         assert_eq!(config.poll_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn public_url_overrides_the_bound_address() {
+        let args = parse(&["--public-url", "https://tether.example.com/"]);
+        args.check().unwrap();
+        let config = args.engine_config("0.0.0.0:80".parse().unwrap());
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://tether.example.com")
+        );
     }
 
     #[test]
@@ -188,6 +234,8 @@ mod tests {
             ("--max-live-runs", "0"),
             ("--max-payload-bytes", "0"),
             ("--node-id", " "),
+            ("--api-token", " "),
+            ("--public-url", "example.com"),
         ] {
             let e = parse(&[flag, value]).check().unwrap_err();
             assert_eq!(e.exit_code(), 2, "{flag} {value}");

@@ -87,11 +87,18 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
 
     let mut registry = Registry::new();
     tether_examples::register(&mut registry);
-    let config = args.engine_config();
+    if args.api_token.is_none() && !local.ip().is_loopback() {
+        eprintln!(
+            "tether: warning: listening on {local} without an API token: anyone who can reach \
+             it can start, resume and cancel runs; set --api-token (or TETHER_API_TOKEN)"
+        );
+    }
+    let config = args.engine_config(local);
     let engine = Engine::start(store, registry, config);
     tracing::info!(
         db = %redact_url(&args.db),
         node = %engine.node_id(),
+        auth = args.api_token.is_some(),
         workflows = %engine.registry().workflow_names().join(", "),
         "engine started"
     );
@@ -99,6 +106,7 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = ServerOptions {
         stopping: Some(stop_rx.clone()),
+        api_token: args.api_token.clone(),
         ..ServerOptions::default()
     };
     let router = tether_server::router(engine.clone(), options);

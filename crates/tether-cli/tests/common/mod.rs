@@ -32,6 +32,8 @@ pub fn tether() -> Command {
         .env_remove("TETHER_ADDR")
         .env_remove("TETHER_DB_POOL_SIZE")
         .env_remove("TETHER_PG_SCHEMA")
+        .env_remove("TETHER_API_TOKEN")
+        .env_remove("TETHER_PUBLIC_URL")
         .env_remove("TETHER_NODE_ID")
         .env_remove("TETHER_LEASE_MS")
         .env_remove("TETHER_POLL_INTERVAL_MS")
@@ -313,4 +315,43 @@ impl Drop for PgSchema {
             Err(_) => eprintln!("dropping test schema {} timed out; left behind", self.name),
         }
     }
+}
+
+/// What a finished `tether` client command printed, and its exit code.
+#[derive(Debug)]
+pub struct CliRun {
+    /// The exit code (`-1` if killed by a signal).
+    pub code: i32,
+    /// Everything printed on stdout.
+    pub stdout: String,
+    /// Everything printed on stderr.
+    pub stderr: String,
+}
+
+/// Run `tether ARGS --server URL` (plus `--api-token TOKEN` when given) to completion, with
+/// no `TETHER_SERVER`, `TETHER_API_TOKEN` or `TETHER_PUBLIC_URL` from the environment.
+pub fn cli(url: &str, token: Option<&str>, args: &[&str]) -> CliRun {
+    let mut cmd = tether();
+    cmd.env_remove("TETHER_SERVER")
+        .env_remove("TETHER_API_TOKEN")
+        .env_remove("TETHER_PUBLIC_URL")
+        .args(args)
+        .args(["--server", url])
+        .stdin(Stdio::null());
+    if let Some(t) = token {
+        cmd.args(["--api-token", t]);
+    }
+    let out = cmd.output().expect("run tether");
+    CliRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// [`cli`], asserting it succeeded; returns its stdout.
+pub fn cli_ok(url: &str, token: Option<&str>, args: &[&str]) -> String {
+    let run = cli(url, token, args);
+    assert_eq!(run.code, 0, "tether {args:?} failed: {run:?}");
+    run.stdout
 }

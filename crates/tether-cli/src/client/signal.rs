@@ -1,0 +1,36 @@
+//! `tether signal ID --payload JSON`.
+
+use clap::Args;
+use serde_json::json;
+
+use super::output::print_json;
+use super::{parse_json, CliError, ClientOpts};
+
+/// `tether signal`: send a signal to the run waiting on it (or keep it until one waits).
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// The signal's id.
+    signal_id: String,
+    /// The payload, as JSON.
+    #[arg(long, value_name = "JSON", default_value = "null")]
+    payload: String,
+}
+
+/// Send the signal; prints the run it was delivered to, if any.
+pub async fn run(args: SignalArgs) -> Result<(), CliError> {
+    let payload = parse_json("--payload", &args.payload)?;
+    let delivered_to = args.opts.client().signal(&args.signal_id, &payload).await?;
+    if args.opts.json {
+        return print_json(&json!({ "signal_id": args.signal_id, "delivered_to": delivered_to }));
+    }
+    match delivered_to {
+        Some(run_id) => println!("delivered to {run_id}"),
+        None => println!(
+            "no run is waiting on {}; kept until one does",
+            args.signal_id
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! API-token authentication: with [`crate::ServerOptions::api_token`] set, every `/v1/...`
+//! request must carry `Authorization: Bearer <token>`. `/healthz` and webhook URLs never do
+//! (a webhook's token is its own credential).
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Whether `path` is under the token-protected API.
+fn protected(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/")
+}
+
+/// Compare two byte strings in time that depends only on their lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the request's `Authorization` header carries `Bearer <expected>`.
+fn authorized(req: &Request, expected: &str) -> bool {
+    let Some(value) = req.headers().get(AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let Some(scheme_end) = value.iter().position(|b| *b == b' ') else {
+        return false;
+    };
+    let (scheme, rest) = value.split_at(scheme_end);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return false;
+    }
+    constant_time_eq(rest.trim_ascii(), expected.as_bytes())
+}
+
+/// Middleware: refuse unauthenticated `/v1/...` requests with `401 unauthorized`.
+pub(crate) async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.options.api_token.as_deref() else {
+        return next.run(req).await;
+    };
+    if !protected(req.uri().path()) || authorized(&req, expected) {
+        return next.run(req).await;
+    }
+    let message = if req.headers().contains_key(AUTHORIZATION) {
+        "invalid API token"
+    } else {
+        "missing API token: send Authorization: Bearer <token>"
+    };
+    let mut resp = ApiError::unauthorized(message).into_response();
+    resp.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_bytes() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn protects_only_the_v1_api() {
+        assert!(protected("/v1/runs"));
+        assert!(protected("/v1"));
+        assert!(!protected("/v1runs"));
+        assert!(!protected("/healthz"));
+        assert!(!protected("/.well-known/workflow/v1/webhook/abc"));
+    }
+}
