@@ -681,7 +681,11 @@ async fn evicted_runs_and_concurrent_senders() {
     while api.engine.live_runs() > 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(api.engine.live_runs() <= 5, "{} live", api.engine.live_runs());
+    assert!(
+        api.engine.live_runs() <= 5,
+        "{} live",
+        api.engine.live_runs()
+    );
     api.engine.shutdown().await;
 }
 
