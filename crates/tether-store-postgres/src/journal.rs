@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{Fence, OpOutcome, OpRejected, OpResult, WakeAt};
+use tether_store::{Ending, Fence, OpOutcome, OpRejected, OpResult, WakeAt};
 
 use crate::hooks::{register_hook, release_hook, NewHook};
 use crate::rows::{encode_body, encode_error_info, encode_value, opt_to_db, to_db};
@@ -103,39 +103,6 @@ pub(crate) struct Change<'a> {
     pub(crate) fence: Option<&'a Fence>,
     /// Commit time.
     pub(crate) at_ms: u64,
-}
-
-/// How a terminal entry leaves the run.
-struct Ending {
-    status: RunStatus,
-    output: Option<Value>,
-    error: Option<ErrorInfo>,
-}
-
-impl Ending {
-    /// The ending a journal entry states, if it is terminal.
-    fn of(body: &EventBody) -> Option<Ending> {
-        let (status, output, error) = match body {
-            EventBody::RunCompleted { output } => {
-                (RunStatus::Completed, Some(output.clone()), None)
-            }
-            EventBody::RunFailed { error } => (RunStatus::Failed, None, Some(error.clone())),
-            EventBody::RunCancelled { reason } => {
-                let message = reason.clone().unwrap_or_else(|| "run cancelled".to_owned());
-                (
-                    RunStatus::Cancelled,
-                    None,
-                    Some(ErrorInfo::new("cancelled", message)),
-                )
-            }
-            _ => return None,
-        };
-        Some(Ending {
-            status,
-            output,
-            error,
-        })
-    }
 }
 
 /// Append entries (registering and releasing hooks, ending the run on a terminal entry) and

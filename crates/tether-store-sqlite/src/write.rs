@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{Fence, HookRef, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
+use tether_store::{
+    Ending, Fence, HookRef, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp,
+};
 
 use crate::error::Ctx;
 use crate::rows::{encode_body, encode_error_info, encode_value, parse_status};
@@ -231,39 +233,6 @@ fn create_run(
         run_id,
         events: vec![event],
     }))
-}
-
-/// How a terminal entry leaves the run.
-struct Ending {
-    status: RunStatus,
-    output: Option<Value>,
-    error: Option<ErrorInfo>,
-}
-
-impl Ending {
-    /// The ending a journal entry states, if it is terminal.
-    fn of(body: &EventBody) -> Option<Ending> {
-        let (status, output, error) = match body {
-            EventBody::RunCompleted { output } => {
-                (RunStatus::Completed, Some(output.clone()), None)
-            }
-            EventBody::RunFailed { error } => (RunStatus::Failed, None, Some(error.clone())),
-            EventBody::RunCancelled { reason } => {
-                let message = reason.clone().unwrap_or_else(|| "run cancelled".to_owned());
-                (
-                    RunStatus::Cancelled,
-                    None,
-                    Some(ErrorInfo::new("cancelled", message)),
-                )
-            }
-            _ => return None,
-        };
-        Some(Ending {
-            status,
-            output,
-            error,
-        })
-    }
 }
 
 fn append(

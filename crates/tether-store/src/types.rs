@@ -368,3 +368,41 @@ pub enum StoreError {
     #[error("storage misconfigured: {0}")]
     Config(String),
 }
+
+/// How a terminal journal entry leaves its run (the contract of `RunCompleted`, `RunFailed`,
+/// `RunCancelled` in [`WriteOp::Append`]); every backend applies it the same way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ending {
+    /// The terminal status.
+    pub status: RunStatus,
+    /// The output (completed runs).
+    pub output: Option<Value>,
+    /// The error (failed runs; `cancelled` with the reason for cancelled ones).
+    pub error: Option<ErrorInfo>,
+}
+
+impl Ending {
+    /// The ending a journal entry states, if it is terminal.
+    pub fn of(body: &EventBody) -> Option<Ending> {
+        let (status, output, error) = match body {
+            EventBody::RunCompleted { output } => {
+                (RunStatus::Completed, Some(output.clone()), None)
+            }
+            EventBody::RunFailed { error } => (RunStatus::Failed, None, Some(error.clone())),
+            EventBody::RunCancelled { reason } => {
+                let message = reason.clone().unwrap_or_else(|| "run cancelled".to_owned());
+                (
+                    RunStatus::Cancelled,
+                    None,
+                    Some(ErrorInfo::new("cancelled", message)),
+                )
+            }
+            _ => return None,
+        };
+        Some(Ending {
+            status,
+            output,
+            error,
+        })
+    }
+}
