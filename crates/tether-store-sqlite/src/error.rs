@@ -2,8 +2,9 @@
 
 use tether_store::StoreError;
 
-/// Map a rusqlite error: damaged files and undecodable column values are `Corrupt`, anything
-/// else (I/O, locks, full disk, read-only file) is `Unavailable`.
+/// Map a rusqlite error: damaged files and undecodable column values are `Corrupt`, a full
+/// disk (or the size limit reached) is `Full`, a read-only file is `ReadOnly`, anything else
+/// (I/O, locks) is `Unavailable`.
 pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> StoreError {
     use rusqlite::{Error, ErrorCode};
     match &e {
@@ -11,6 +12,12 @@ pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> StoreError {
             if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
         {
             StoreError::Corrupt(format!("{context}: {e}"))
+        }
+        Error::SqliteFailure(f, _) if f.code == ErrorCode::DiskFull => {
+            StoreError::Full(format!("{context}: {e}"))
+        }
+        Error::SqliteFailure(f, _) if f.code == ErrorCode::ReadOnly => {
+            StoreError::ReadOnly(format!("{context}: {e}"))
         }
         Error::FromSqlConversionFailure(..)
         | Error::IntegralValueOutOfRange(..)

@@ -37,7 +37,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use tether_core::event::Event;
-use tether_store::{HookRecord, OpResult, RunFilter, RunRecord, Store, StoreError, WriteOp};
+use tether_store::{
+    HookRecord, OpResult, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
+};
 
 use crate::conn::ReaderPool;
 use crate::error::join_err;
@@ -101,6 +103,46 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Cap the database file at `pages` pages (`PRAGMA max_page_count`; a page is 4 KiB by
+    /// default), or lift the cap with `None`. A commit that would grow the file past it fails
+    /// with [`StoreError::Full`], exactly as on a full disk, and is rolled back whole. A cap
+    /// below the current size holds the file at its current size. Returns the cap in force.
+    pub async fn set_max_pages(&self, pages: Option<u64>) -> Result<u64, StoreError> {
+        // SQLite's own ceiling (2^32 - 2 pages) is what "no cap" means.
+        let pages = pages.unwrap_or(4_294_967_294).min(4_294_967_294);
+        self.with_writer("set max_page_count", move |conn| {
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| error::db_err("set max_page_count", e))
+        })
+        .await
+    }
+
+    /// Refuse (`true`) or allow again (`false`) every write, as a read-only file would
+    /// (`PRAGMA query_only` on the writer connection): commits fail with
+    /// [`StoreError::ReadOnly`]; reads go on. For maintenance windows and tests.
+    pub async fn set_read_only(&self, read_only: bool) -> Result<(), StoreError> {
+        self.with_writer("set query_only", move |conn| {
+            conn.pragma_update(None, "query_only", read_only)
+                .map_err(|e| error::db_err("set query_only", e))
+        })
+        .await
+    }
+
+    /// Run `f` on the writer connection, on the blocking pool.
+    async fn with_writer<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner.writer.lock()))
+            .await
+            .map_err(|e| join_err(what, e))?
     }
 
     /// The schema version this code creates and expects (the highest migration it knows).
@@ -205,6 +247,10 @@ impl Store for SqliteStore {
         let run_id = run_id.to_owned();
         self.read("list_threads", move |c| read::list_threads(c, &run_id))
             .await
+    }
+
+    async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
+        self.read("count_runs", read::count_runs).await
     }
 
     fn backend_name(&self) -> &'static str {

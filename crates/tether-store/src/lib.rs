@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod crash;
 mod types;
 
 pub use types::*;
@@ -73,6 +74,11 @@ pub trait Store: Send + Sync + 'static {
     /// The hook threads started in the namespace of `run_id` (all of them, at any depth),
     /// oldest first.
     async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// How many runs there are per workflow and status (hook threads included, under their
+    /// own workflow), one entry per pair that has at least one run, ordered by workflow then
+    /// status name. One grouped query: metrics scrapes call it.
+    async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError>;
 
     /// A short name of the backend (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;

@@ -367,6 +367,14 @@ pub enum StoreError {
     /// The store was opened with settings it cannot use (bad URL, unsupported schema version).
     #[error("storage misconfigured: {0}")]
     Config(String),
+    /// The database is out of space (disk full, or its size limit reached); nothing of the
+    /// batch was kept. Writes work again once space is freed; reads go on meanwhile.
+    #[error("storage full: {0}")]
+    Full(String),
+    /// The database refuses writes (a read-only file or mount, or a store set to refuse them);
+    /// nothing of the batch was kept. Reads go on.
+    #[error("storage read-only: {0}")]
+    ReadOnly(String),
 }
 
 /// How a terminal journal entry leaves its run (the contract of `RunCompleted`, `RunFailed`,
@@ -405,4 +413,15 @@ impl Ending {
             error,
         })
     }
+}
+
+/// How many runs of one workflow have one status (see [`crate::Store::count_runs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCount {
+    /// The workflow name.
+    pub workflow: String,
+    /// The status.
+    pub status: RunStatus,
+    /// How many runs (hook threads included) have it.
+    pub count: u64,
 }

@@ -111,10 +111,24 @@ impl Server {
 
     /// Spawn `tether dev` on a free port without waiting for it to listen.
     pub fn spawn(db: impl AsRef<OsStr>, extra: &[&str]) -> Starting {
+        Server::spawn_env(db, extra, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables (`extra` may name `--addr`, which
+    /// then wins over the free port).
+    pub fn spawn_env(db: impl AsRef<OsStr>, extra: &[&str], env: &[(&str, &str)]) -> Starting {
+        let addr: &[&str] = if extra.contains(&"--addr") {
+            &[]
+        } else {
+            &["--addr", "127.0.0.1:0"]
+        };
         let mut child = tether()
-            .args(["dev", "--addr", "127.0.0.1:0", "--db"])
+            .arg("dev")
+            .args(addr)
+            .arg("--db")
             .arg(db)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -149,12 +163,20 @@ impl Server {
 
     /// Wait (at most [`PATIENCE`]) for the process to exit on its own.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
+        self.wait_exit_within(PATIENCE)
+            .expect("tether did not exit")
+    }
+
+    /// Wait at most `within` for the process to exit on its own; `None` if it did not.
+    pub fn wait_exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+                return Some(status);
             }
-            assert!(Instant::now() < deadline, "tether did not exit");
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
