@@ -1,0 +1,160 @@
+//! The web UI served at `/`: hand-written HTML, CSS and vanilla JavaScript embedded in the
+//! binary with `include_str!` (no Node toolchain, no bundler), on top of the JSON API.
+//!
+//! | route | serves |
+//! | --- | --- |
+//! | `GET /` | the runs list (status and workflow filters, newest first, pages) |
+//! | `GET /runs/{run_id}` | one run: status, input, output or error, the journal as lanes, hooks, shared state, resume / signal / cancel |
+//! | `GET /ui/{asset}` | the stylesheet and scripts |
+//! | `GET /v1/runs/stream` | server-sent events: some run changed (the list page) |
+//! | `GET /v1/runs/{run_id}/stream` | server-sent events: the run or one of its hook threads changed |
+//! | `GET /v1/runs/{run_id}/threads` | the run's hook threads, as runs |
+//!
+//! Pages and assets hold no data, so they are served without authentication; the scripts
+//! read everything through `/v1/...`, sending the API token the user typed into the page
+//! (kept in the browser's `localStorage`) as `Authorization: Bearer`. The streams are read
+//! with `fetch` (not `EventSource`, which cannot send headers), so they follow the same rule
+//! as the rest of the API and no token ever travels in a URL.
+//!
+//! Pages are rendered in the browser from API data with `textContent` only (never
+//! `innerHTML`), and served with a Content-Security-Policy allowing only this origin's
+//! scripts and styles.
+
+mod stream;
+
+use axum::extract::Path;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::HeaderName;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Headers of every page and asset: strict CSP (this origin's scripts and styles only, no
+/// inline code, no framing), no MIME sniffing, no referrer (run ids stay on this server).
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+/// The embedded files: (name under `/ui/`, content type, content).
+const ASSETS: [(&str, &str, &str); 4] = [
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/common.js"),
+    ),
+    (
+        "list.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/list.js"),
+    ),
+    (
+        "run.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/run.js"),
+    ),
+];
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const RUN_HTML: &str = include_str!("assets/run.html");
+
+/// The UI's routes (pages, assets, streams, the threads listing), merged into the API router.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/runs/{run_id}", get(run_page))
+        .route("/ui/{asset}", get(asset))
+        .route("/v1/runs/stream", get(stream::runs_stream))
+        .route("/v1/runs/{run_id}/stream", get(stream::run_stream))
+        .route("/v1/runs/{run_id}/threads", get(stream::threads))
+}
+
+/// An embedded file with its content type and the security headers.
+fn embedded(content_type: &'static str, body: &'static str) -> Response {
+    let mut resp = (
+        [
+            (CONTENT_TYPE, content_type),
+            // Embedded in the binary: a new build may change them, so always revalidate.
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response();
+    for (name, value) in SECURITY_HEADERS {
+        resp.headers_mut().insert(
+            HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+    resp
+}
+
+/// `GET /` → the runs list page.
+async fn index() -> Response {
+    embedded("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /runs/{run_id}` → the run page (the script reads the id from the address; the page
+/// itself is the same for every run, so nothing from the request is echoed into it).
+async fn run_page() -> Response {
+    embedded("text/html; charset=utf-8", RUN_HTML)
+}
+
+/// `GET /ui/{asset}` → an embedded stylesheet or script; `404 not_found` for any other name.
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, body)) => embedded(content_type, body),
+        None => ApiError::route_not_found("GET", "/ui/(unknown asset)").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_load_only_embedded_assets() {
+        for page in [INDEX_HTML, RUN_HTML] {
+            for src in page.split("src=\"").skip(1) {
+                let src = src.split('"').next().unwrap_or_default();
+                let name = src.strip_prefix("/ui/").unwrap_or(src);
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "page loads {src}, which is not embedded"
+                );
+            }
+            assert!(
+                !page.contains("<script>"),
+                "inline scripts are refused by the CSP"
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_never_write_html() {
+        for (name, _, body) in ASSETS {
+            for forbidden in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
+                assert!(!body.contains(forbidden), "{name} uses {forbidden}");
+            }
+        }
+    }
+}
