@@ -25,7 +25,7 @@ use crate::system_env::now_ms;
 #[derive(Debug)]
 pub(crate) enum ActorMsg {
     /// Committed journal entries of this run, in order.
-    Events(Vec<Event>),
+    Events(Vec<Event>, Delivery),
     /// The cache is full: leave if idle.
     Evict,
     /// Another process committed entries up to `last_seq` (a `LISTEN/NOTIFY` hint).
@@ -33,6 +33,14 @@ pub(crate) enum ActorMsg {
         /// The run's last seq after that commit.
         last_seq: u64,
     },
+}
+
+/// How committed entries reached the actor: when their group commit returned, and the span
+/// of the request that wrote them (a resume's apply span is its child).
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub committed: std::time::Instant,
+    pub span: tracing::Span,
 }
 
 /// Why an actor stopped.
@@ -73,6 +81,7 @@ pub(crate) async fn run_actor(
             status_sent: None,
             wake_sent: None,
             checkpoint_sent: 0,
+            result_in_inbox: false,
             announced: false,
             fence: None,
         };
@@ -122,6 +131,10 @@ struct Actor {
     status_sent: Option<RunStatus>,
     wake_sent: Option<Option<u64>>,
     checkpoint_sent: u64,
+    /// A step result (or timer firing) this actor wrote is committed and waits in the inbox,
+    /// not yet applied: the run is still busy, so no status change is written meanwhile
+    /// (without this, each step would write `suspended` and then `running` again).
+    result_in_inbox: bool,
     announced: bool,
     /// This actor's claim on the run; every write carries it.
     fence: Option<Fence>,
@@ -158,7 +171,11 @@ impl Actor {
                 .map(|t| t.fire_at_ms)
                 .min();
             let sleep_for = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
-            if machine.last_seq() > self.checkpoint_sent {
+            // A run marked running is rebuilt after a crash whatever its mark says, so the
+            // mark only matters once it rests (suspended): no checkpoint per step.
+            if machine.last_seq() > self.checkpoint_sent
+                && self.status_sent != Some(RunStatus::Running)
+            {
                 // Not awaited: it rides along with the next group commit. After a crash, runs
                 // with entries past their checkpoint are rebuilt (a spurious rebuild is cheap,
                 // a missed one would strand a payload).
@@ -173,11 +190,23 @@ impl Actor {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     None => return Exit::Done,
-                    Some(ActorMsg::Events(events)) => {
+                    Some(ActorMsg::Events(events, delivery)) => {
+                        self.result_in_inbox = false;
+                        tether_store::crash_point!("actor.before_apply");
                         for e in events {
-                            match self.feed(&mut machine, e).await {
+                            let resumed = matches!(e.body, EventBody::HookReceived { .. });
+                            let span = crate::metrics::apply_span(
+                                resumed,
+                                &delivery.span,
+                                &self.run_id,
+                                e.seq,
+                            );
+                            match self.feed(&mut machine, e).instrument(span).await {
                                 Ok(p) => progress = p,
                                 Err(exit) => return exit,
+                            }
+                            if resumed {
+                                self.inner.metrics.resume_woke(delivery.committed.elapsed());
                             }
                             if matches!(progress, Progress::Finished(_)) {
                                 break;
@@ -185,7 +214,9 @@ impl Actor {
                         }
                     }
                     Some(ActorMsg::Poke { last_seq }) => {
+                        self.result_in_inbox = false;
                         if last_seq > machine.last_seq() {
+                            tether_store::crash_point!("actor.before_apply");
                             match self.catch_up(&mut machine).await {
                                 Ok(p) => progress = p,
                                 Err(exit) => return exit,
@@ -205,9 +236,11 @@ impl Actor {
                         Ok(body) => body,
                         Err(e) => return Exit::Failed(format!("step task ended abnormally: {e}")),
                     };
+                    tether_store::crash_point!("step.before_journal");
                     if let Err(exit) = self.append(vec![body], None, WakeAt::Keep).await {
                         return exit;
                     }
+                    self.result_in_inbox = true;
                 }
                 _ = tokio::time::sleep(sleep_for.unwrap_or_default()), if sleep_for.is_some() => {
                     let now = now_ms();
@@ -217,6 +250,7 @@ impl Actor {
                             fired.push(EventBody::TimerFired { cmd: t.cmd });
                         }
                     }
+                    tether_store::crash_point!("timer.before_fire");
                     if !fired.is_empty() {
                         if let Err(exit) = self.append(fired, None, WakeAt::Keep).await {
                             return exit;
@@ -314,6 +348,9 @@ impl Actor {
         };
         match inner.write(claim).await {
             Ok(Ok(OpOutcome::Claimed { epoch })) => {
+                if record.owner.as_ref().is_some_and(|o| *o != inner.node_id) {
+                    inner.metrics.lease_taken_over();
+                }
                 self.fence = Some(Fence {
                     node: inner.node_id.clone(),
                     epoch,
@@ -405,7 +442,7 @@ impl Actor {
     /// Write new command records and status changes, if any, in one append.
     async fn flush(&mut self, machine: &mut RunMachine) -> Result<(), Exit> {
         let events = machine.take_outbox();
-        let status = if self.steps.is_empty() {
+        let status = if self.steps.is_empty() && !self.result_in_inbox {
             RunStatus::Suspended
         } else {
             RunStatus::Running

@@ -19,6 +19,8 @@ use crate::engine::Inner;
 pub(crate) struct WriteReq {
     pub ops: Vec<WriteOp>,
     pub reply: oneshot::Sender<Result<Vec<OpResult>, StoreError>>,
+    /// The caller's span: entries it committed reach their run's actor under it (tracing).
+    pub span: tracing::Span,
 }
 
 pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
@@ -44,16 +46,21 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
         let mut ops = Vec::with_capacity(n);
         let mut replies = Vec::with_capacity(batch.len());
         for req in batch.drain(..) {
-            replies.push((req.reply, req.ops.len()));
+            replies.push((req.reply, req.ops.len(), req.span));
             ops.extend(req.ops);
         }
         let span = tracing::debug_span!("group_commit", ops = n);
+        tether_store::crash_point!("writer.before_append");
+        let started = std::time::Instant::now();
         let result = engine.store.commit(ops).instrument(span).await;
+        engine.metrics.commit_done(n, started.elapsed());
         match result {
             Ok(results) => {
+                tether_store::crash_point!("writer.after_append");
                 debug!(ops = n, "group commit done");
                 let mut results = results.into_iter();
-                for (reply, count) in replies {
+                for (reply, count, span) in replies {
+                    let _caller = span.enter();
                     let mut mine: Vec<OpResult> = results.by_ref().take(count).collect();
                     for outcome in mine.iter_mut().flatten() {
                         dispatch(&engine, outcome);
@@ -63,7 +70,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
             }
             Err(e) => {
                 warn!(ops = n, error = %e, "group commit failed; nothing of the batch was kept");
-                for (reply, _) in replies {
+                for (reply, _, _) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
@@ -90,10 +97,12 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     _ => {}
                 }
             }
+            engine.notify_changed(run_id, events.last().map_or(0, |e| e.seq));
             engine.deliver(run_id, std::mem::take(events));
         }
         OpOutcome::Resumed { run_id, event } => {
             if let Some(e) = event.take() {
+                engine.notify_changed(run_id, e.seq);
                 engine.deliver(run_id, vec![e]);
             }
         }

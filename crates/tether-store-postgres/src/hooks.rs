@@ -5,7 +5,7 @@ use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
 use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
 
-use crate::journal::insert_events;
+use crate::journal::append_delivered;
 use crate::rows::{col, encode_value, to_db};
 use crate::write::{Batch, BatchError};
 
@@ -222,13 +222,7 @@ pub(crate) async fn resume(
                 payload: d.payload.clone(),
             },
         };
-        insert_events(b, &run_id, std::slice::from_ref(&event)).await?;
-        b.execute(
-            "UPDATE runs SET last_seq = $2, updated_at = $3 WHERE id = $1",
-            &[&run_id, &to_db(event.seq, "journal seq")?, &at],
-            "update run",
-        )
-        .await?;
+        append_delivered(b, &run_id, &event).await?;
         return Ok(Ok(OpOutcome::Resumed {
             run_id,
             event: Some(event),

@@ -45,6 +45,29 @@ pub(crate) async fn insert_events(
     Ok(())
 }
 
+/// Append one delivered entry (`event.seq` is the run's next) and move the run's `last_seq`
+/// and `updated_at`, in one statement: one round trip on the resume path.
+pub(crate) async fn append_delivered(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    event: &Event,
+) -> Result<(), BatchError> {
+    let seq = to_db(event.seq, "journal seq")?;
+    let at = to_db(event.at_ms, "commit time")?;
+    let body = encode_body(&event.body)?;
+    b.execute(
+        "WITH entry AS (
+             INSERT INTO events (run_id, seq, at, kind, body) VALUES ($1, $2, $3, $4, $5)
+         )
+         UPDATE runs SET last_seq = $2, updated_at = $3 WHERE id = $1",
+        &[&run_id, &seq, &at, &event.body.kind(), &body],
+        "append delivered entry",
+    )
+    .await?;
+    b.note_growth(run_id, event.seq);
+    Ok(())
+}
+
 /// Create a run with its `RunStarted` entry.
 pub(crate) async fn create_run(
     b: &mut Batch<'_, '_>,
@@ -220,6 +243,7 @@ pub(crate) async fn append(
                 };
                 // A taken id (only on a repeated outside request) creates nothing.
                 threads::create_thread(b, thread).await?;
+                tether_store::crash_point!("store.mid_spawn");
                 root = Some(ns);
                 body
             }

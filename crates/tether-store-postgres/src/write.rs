@@ -1,9 +1,10 @@
-//! Group commit: a batch of [`WriteOp`]s applied in order in one transaction, each op in its
-//! own savepoint so that a refused op leaves no trace; the run rows an op writes are locked
+//! Group commit: a batch of [`WriteOp`]s applied in order in one transaction; an op decides a
+//! refusal before it writes, so a refused op leaves no trace (checked per op); the run rows an op writes are locked
 //! (`FOR UPDATE`) first, so nodes sharing the database never hand out one `seq` twice. The
 //! ops themselves live in `journal`, `hooks` and `lease`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
@@ -85,39 +86,35 @@ async fn apply_all(
     let mut batch = Batch {
         tx,
         locked: HashSet::new(),
-        op_locked: Vec::new(),
         grown: HashMap::new(),
         op_grown: Vec::new(),
+        writes: AtomicU64::new(0),
     };
     batch.prelock(ops).await?;
-    tx.batch_execute("SAVEPOINT op")
-        .await
-        .wctx("open savepoint")?;
+    // No savepoint per op: every op decides a refusal from reads (and row locks), before it
+    // writes. A savepoint would cost a round trip per op and a subtransaction per written op
+    // (past 64 of them, every snapshot in the database gets slower). Checked here: a refused
+    // op that wrote fails the whole batch rather than keep a trace of the refused op. Row
+    // locks a refused op took stay held until the batch ends, which is harmless.
     let mut results = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let last = i + 1 == ops.len();
-        batch.op_locked.clear();
+        if i > 0 {
+            tether_store::crash_point!("store.mid_batch");
+        }
         batch.op_grown.clear();
+        let writes_before = batch.writes.load(Ordering::Relaxed);
         let result = apply(&mut batch, op).await?;
         if result.is_ok() {
             for (run_id, seq) in batch.op_grown.drain(..) {
                 let last = batch.grown.entry(run_id).or_insert(seq);
                 *last = (*last).max(seq);
             }
-            if !last {
-                tx.batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op")
-                    .await
-                    .wctx("release savepoint")?;
-            }
-        } else {
-            // Undo whatever the refused op did; its row locks go with it. The savepoint stays
-            // and serves the next op.
-            tx.batch_execute("ROLLBACK TO SAVEPOINT op")
-                .await
-                .wctx("roll back refused op")?;
-            for run_id in batch.op_locked.drain(..) {
-                batch.locked.remove(&run_id);
-            }
+        } else if batch.writes.load(Ordering::Relaxed) != writes_before {
+            return Err(StoreError::Corrupt(format!(
+                "a refused op ({result:?}) wrote rows; the batch was rolled back (a bug in \
+                 tether-store-postgres: refusals must be decided before writing)"
+            ))
+            .into());
         }
         results.push(result);
     }
@@ -183,6 +180,12 @@ impl<T> Wctx<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// Whether `sql` changes data (as opposed to reading, locking or notifying).
+fn is_write(sql: &str) -> bool {
+    let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+    matches!(head.as_str(), "INSERT" | "UPDATE" | "DELETE")
+}
+
 /// Query parameters.
 pub(crate) type Params<'p> = [&'p (dyn ToSql + Sync)];
 
@@ -191,12 +194,13 @@ pub(crate) struct Batch<'t, 'c> {
     tx: &'t Transaction<'c>,
     /// Runs whose row this transaction has locked (and keeps locked until it ends).
     locked: HashSet<String>,
-    /// Runs locked by the current op (released if the op is refused).
-    op_locked: Vec<String>,
     /// Runs whose journal grew in the ops kept so far, with their last `seq`.
     grown: HashMap<String, u64>,
     /// Journal growth by the current op (forgotten if the op is refused).
     op_grown: Vec<(String, u64)>,
+    /// Rows written so far (inserted, updated or deleted): how a refused op is checked to
+    /// have written nothing.
+    writes: AtomicU64,
 }
 
 /// The parts of a run the write path needs.
@@ -228,10 +232,15 @@ impl Batch<'_, '_> {
         what: &str,
     ) -> Result<u64, BatchError> {
         let stmt = self.tx.prepare_cached(sql).await.wctx(what)?;
-        self.tx.execute(&stmt, params).await.wctx(what)
+        let n = self.tx.execute(&stmt, params).await.wctx(what)?;
+        if is_write(sql) {
+            self.writes.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 
-    /// Run a query returning at most one row.
+    /// Run a query returning at most one row (a row returned by a data-changing statement,
+    /// such as `DELETE ... RETURNING`, counts as a write).
     pub(crate) async fn query_opt(
         &self,
         sql: &str,
@@ -239,7 +248,11 @@ impl Batch<'_, '_> {
         what: &str,
     ) -> Result<Option<Row>, BatchError> {
         let stmt = self.tx.prepare_cached(sql).await.wctx(what)?;
-        self.tx.query_opt(&stmt, params).await.wctx(what)
+        let row = self.tx.query_opt(&stmt, params).await.wctx(what)?;
+        if row.is_some() && is_write(sql) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(row)
     }
 
     /// Lock, before any op runs and in one order (by id), the rows of the runs the batch names
@@ -330,9 +343,7 @@ impl Batch<'_, '_> {
 
     /// Note that the current op holds the run's row lock (it inserted the row).
     pub(crate) fn mark_locked(&mut self, run_id: &str) {
-        if self.locked.insert(run_id.to_owned()) {
-            self.op_locked.push(run_id.to_owned());
-        }
+        self.locked.insert(run_id.to_owned());
     }
 }
 

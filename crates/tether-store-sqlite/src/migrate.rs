@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "threads",
         sql: include_str!("../migrations/0002_threads.sql"),
     },
+    Migration {
+        version: 3,
+        name: "unapplied_index",
+        sql: include_str!("../migrations/0003_unapplied_index.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

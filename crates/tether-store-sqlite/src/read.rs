@@ -3,7 +3,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookRecord, RunFilter, RunRecord, StoreError};
+use tether_store::{HookRecord, RunCount, RunFilter, RunRecord, StoreError};
 
 use crate::error::Ctx;
 use crate::rows::{RawEvent, RawHook, RawRun, EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS};
@@ -128,7 +128,8 @@ pub(crate) fn runs_needing_work(
                    WHERE wake_at <= ?3 AND status NOT IN (?4, ?5, ?6)
              UNION SELECT id FROM runs
                    WHERE last_seq > applied_seq
-                     AND status NOT IN ('completed', 'failed', 'cancelled'))
+                     AND status <> 'completed' AND status <> 'failed'
+                     AND status <> 'cancelled')
          AND (owner IS NULL OR owner = ?8 OR lease_until < ?3)
          ORDER BY created_at, id
          LIMIT ?7",
@@ -195,4 +196,32 @@ pub(crate) fn list_threads(conn: &Connection, run_id: &str) -> Result<Vec<RunRec
         })
         .ctx("list hook threads")?;
     raws.into_iter().map(RawRun::into_record).collect()
+}
+
+/// How many runs per workflow and status, ordered by workflow then status.
+pub(crate) fn count_runs(conn: &Connection) -> Result<Vec<RunCount>, StoreError> {
+    let rows: Vec<(String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT workflow, status, COUNT(*) FROM runs
+             GROUP BY workflow, status ORDER BY workflow, status",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ctx("count runs")?;
+    rows.into_iter()
+        .map(|(workflow, status, count)| {
+            let status = RunStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "runs of {workflow:?} have unknown status `{status}`"
+                ))
+            })?;
+            Ok(RunCount {
+                workflow,
+                status,
+                count: u64::try_from(count).unwrap_or(0),
+            })
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
-//! Group commit: a batch of [`WriteOp`]s applied in order in one immediate transaction, each op
-//! in its own savepoint so that a refused op leaves no trace.
+//! Group commit: a batch of [`WriteOp`]s applied in order in one immediate transaction. Every
+//! op decides whether it is refused from reads alone, before it writes anything, so a refused
+//! op leaves no trace without a savepoint per op (checked in [`commit`]).
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
@@ -23,23 +24,48 @@ pub(crate) fn commit(
         conn.execute_batch("ROLLBACK")
             .ctx("roll back a stale transaction")?;
     }
-    let mut tx = conn
+    let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("begin write transaction")?;
     let mut results = Vec::with_capacity(ops.len());
-    for op in ops {
-        let sp = tx.savepoint().ctx("open savepoint")?;
-        let result = apply(&sp, op)?;
-        if result.is_ok() {
-            sp.commit().ctx("release savepoint")?;
-        } else {
-            // Default drop behaviour: roll back to the savepoint, then release it.
-            sp.finish().ctx("roll back refused op")?;
+    for (i, op) in ops.into_iter().enumerate() {
+        if i > 0 {
+            tether_store::crash_point!("store.mid_batch");
+        }
+        // No savepoint per op: every op decides a refusal from reads, before it writes (a
+        // savepoint would copy each page the op touches into a sub-journal). Checked here: a
+        // refused op that changed rows is a bug, and fails the whole batch rather than keep a
+        // trace of the refused op.
+        let before = tx.total_changes();
+        let what = op_name(&op);
+        let result = apply(&tx, op)?;
+        if result.is_err() && tx.total_changes() != before {
+            return Err(StoreError::Corrupt(format!(
+                "a refused {what} op changed rows; the batch was rolled back (a bug in \
+                 tether-store-sqlite: refusals must be decided before writing)"
+            )));
         }
         results.push(result);
     }
     tx.commit().ctx("commit write transaction")?;
     Ok(results)
+}
+
+/// The op's kind, for error messages.
+fn op_name(op: &WriteOp) -> &'static str {
+    match op {
+        WriteOp::CreateRun { .. } => "create_run",
+        WriteOp::Append { .. } => "append",
+        WriteOp::Resume { .. } => "resume",
+        WriteOp::RequestCancel { .. } => "request_cancel",
+        WriteOp::MarkBlocked { .. } => "mark_blocked",
+        WriteOp::Checkpoint { .. } => "checkpoint",
+        WriteOp::Claim { .. } => "claim",
+        WriteOp::Release { .. } => "release",
+        WriteOp::RenewLeases { .. } => "renew_leases",
+        WriteOp::Signal { .. } => "signal",
+        WriteOp::SpawnHook { .. } => "spawn_hook",
+    }
 }
 
 /// Apply one op.
@@ -58,10 +84,7 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
             wake_at,
             fence,
             at_ms,
-        } => match check_fence(conn, &run_id, fence.as_ref())? {
-            Some(refused) => Ok(Err(refused)),
-            None => append(conn, run_id, events, status, wake_at, at_ms),
-        },
+        } => append(conn, run_id, events, status, wake_at, fence.as_ref(), at_ms),
         WriteOp::Resume {
             token,
             payload,
@@ -79,6 +102,7 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
             vec![EventBody::CancelRequested { reason }],
             None,
             WakeAt::Keep,
+            None,
             at_ms,
         ),
         WriteOp::MarkBlocked {
@@ -169,6 +193,50 @@ pub(crate) fn open_run(
     }))
 }
 
+/// Like [`open_run`], after checking `fence` (if any) against the run's owner and epoch, in
+/// one read of the run's row: refused with `RunNotFound`, then `Fenced`, then `RunFinished`
+/// (the order [`check_fence`] followed by [`open_run`] gives).
+fn open_fenced_run(
+    conn: &Connection,
+    run_id: &str,
+    fence: Option<&Fence>,
+) -> Result<Result<RunState, OpRejected>, StoreError> {
+    type Row = (String, u64, Option<u64>, Option<String>, u64);
+    let row: Option<Row> = conn
+        .prepare_cached("SELECT status, last_seq, wake_at, owner, epoch FROM runs WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+        })
+        .ctx("load run")?;
+    let Some((status, last_seq, wake_at, owner, epoch)) = row else {
+        return Ok(Err(OpRejected::RunNotFound {
+            run_id: run_id.to_owned(),
+        }));
+    };
+    if let Some(fence) = fence {
+        if owner.as_deref() != Some(fence.node.as_str()) || epoch != fence.epoch {
+            return Ok(Err(OpRejected::Fenced {
+                run_id: run_id.to_owned(),
+            }));
+        }
+    }
+    let status = parse_status(&status, run_id)?;
+    if status.is_terminal() {
+        return Ok(Err(OpRejected::RunFinished {
+            run_id: run_id.to_owned(),
+            status,
+        }));
+    }
+    Ok(Ok(RunState {
+        status,
+        last_seq,
+        wake_at,
+    }))
+}
+
 /// Write one journal entry.
 pub(crate) fn insert_event(
     conn: &Connection,
@@ -241,9 +309,10 @@ fn append(
     events: Vec<EventBody>,
     status: Option<RunStatus>,
     wake_at: WakeAt,
+    fence: Option<&Fence>,
     at_ms: u64,
 ) -> Result<OpResult, StoreError> {
-    let run = match open_run(conn, &run_id)? {
+    let run = match open_fenced_run(conn, &run_id, fence)? {
         Ok(run) => run,
         Err(refused) => return Ok(Err(refused)),
     };
@@ -290,6 +359,7 @@ fn append(
                         at_ms,
                     },
                 )?;
+                tether_store::crash_point!("store.mid_spawn");
                 body
             }
             EventBody::SignalSent {
@@ -383,19 +453,39 @@ fn append(
     match ending {
         Some(end) => finish_run(conn, &run_id, &end, seq, at_ms)?,
         None => {
-            let status = status.unwrap_or(run.status);
+            // Name only the columns that change: SQLite rewrites the entry of every index on
+            // a column the UPDATE names, changed or not (status and wake_at are indexed).
+            let status = status.filter(|s| *s != run.status);
             let wake_at = match wake_at {
-                WakeAt::Keep => run.wake_at,
-                WakeAt::Set(at) => at,
+                WakeAt::Set(at) if at != run.wake_at => Some(at),
+                _ => None,
             };
-            conn.prepare_cached(
-                "UPDATE runs SET status = ?2, wake_at = ?3, last_seq = ?4, updated_at = ?5
-                 WHERE id = ?1",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![run_id, status.as_str(), wake_at, seq, at_ms])
-            })
-            .ctx("update run")?;
+            let result = match (status, wake_at) {
+                (None, None) => conn
+                    .prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute(params![run_id, seq, at_ms])),
+                (Some(status), None) => conn
+                    .prepare_cached(
+                        "UPDATE runs SET status = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![run_id, status.as_str(), seq, at_ms])
+                    }),
+                (None, Some(wake_at)) => conn
+                    .prepare_cached(
+                        "UPDATE runs SET wake_at = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| stmt.execute(params![run_id, wake_at, seq, at_ms])),
+                (Some(status), Some(wake_at)) => conn
+                    .prepare_cached(
+                        "UPDATE runs SET status = ?2, wake_at = ?3, last_seq = ?4, updated_at = ?5
+                         WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![run_id, status.as_str(), wake_at, seq, at_ms])
+                    }),
+            };
+            result.ctx("update run")?;
         }
     }
     Ok(Ok(OpOutcome::Appended {
