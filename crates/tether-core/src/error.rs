@@ -172,25 +172,34 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for StepError {
     }
 }
 
+/// What to do about a non-determinism error (part of its message).
+pub const NONDETERMINISM_HINT: &str = "the workflow's code changed in a way this run's journal \
+contradicts; nothing was written to the run: deploy code that issues the same commands up to \
+this point (add new commands after it, or under a new workflow name), or cancel the run";
+
 /// Replay found that the code and the journal disagree. The run is blocked, not corrupted:
 /// nothing is written to its journal, and deploying code that matches lets it continue.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     /// The code issued a different command than the journal recorded at that position.
     #[error(
-        "non-determinism at command #{position}: the journal recorded {recorded}, the code now issues {issued}"
+        "non-determinism at command #{position} (journal entry {seq}): the journal recorded \
+         {recorded}, but the code now issues {issued}; {hint}",
+        hint = NONDETERMINISM_HINT
     )]
     Nondeterminism {
         /// Command index where they differ.
         position: CommandIndex,
+        /// Journal position (`seq`) of the record at that command index.
+        seq: u64,
         /// What the journal recorded there.
         recorded: String,
         /// What the code issued.
         issued: String,
     },
     /// The journal holds an entry the code never asked for (e.g. a payload for a hook the code
-    /// no longer creates).
-    #[error("non-determinism at journal entry {seq}: {message}")]
+    /// no longer creates, or a command after the point where the code now returns).
+    #[error("non-determinism at journal entry {seq}: {message}; {hint}", hint = NONDETERMINISM_HINT)]
     Unexpected {
         /// Journal position of the entry.
         seq: u64,

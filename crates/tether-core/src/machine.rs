@@ -117,7 +117,9 @@ impl RunMachine {
         let mut recorded = HashMap::new();
         for e in current {
             if let Some(cmd) = e.body.command_index() {
-                recorded.entry(cmd).or_insert_with(|| e.body.clone());
+                recorded
+                    .entry(cmd)
+                    .or_insert_with(|| (e.seq, e.body.clone()));
             }
         }
         let mut st = RunState::new(run_id.to_string(), env);
@@ -134,24 +136,48 @@ impl RunMachine {
             future: Some(future),
             flag,
             waker,
+            // (A stored journal starts at 1; a damaged one with a 0 must not underflow.)
             last_seq: current
                 .first()
-                .map_or(journal[journal.len() - 1].seq, |e| e.seq - 1),
+                .map_or(journal[journal.len() - 1].seq, |e| e.seq.saturating_sub(1)),
             finished: None,
             attempt,
             thread,
         };
         let mut progress = m.drive()?;
-        for e in current {
+        for (i, e) in current.iter().enumerate() {
             if e.body.is_terminal() {
                 break;
             }
             progress = m.feed(e)?;
             if matches!(progress, Progress::Finished(_)) {
+                m.check_nothing_after_end(&current[i + 1..])?;
                 break;
             }
         }
         Ok((m, progress))
+    }
+
+    /// The code returned while replaying: a command record after that point that the code did
+    /// not issue means the code now issues fewer commands than the journal recorded.
+    fn check_nothing_after_end(&self, rest: &[Event]) -> Result<(), ReplayError> {
+        let issued = self.state.lock().issued();
+        for e in rest {
+            if e.body.is_terminal() {
+                return Ok(());
+            }
+            if let Some(cmd) = e.body.command_index().filter(|c| *c > issued) {
+                return Err(ReplayError::Unexpected {
+                    seq: e.seq,
+                    message: format!(
+                        "the code now returns after {issued} commands, but the journal has \
+                         {} as command #{cmd}",
+                        crate::state::describe(&e.body)
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Apply one committed journal entry and drive the workflow until it stalls. Entries at or

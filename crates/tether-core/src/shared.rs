@@ -24,7 +24,9 @@ impl Ctx {
         .await
     }
 
-    /// Read `key` from the run's shared state (`None` when absent).
+    /// Read `key` from the run's shared state (`None` when absent). A key holding JSON `null`
+    /// also reads as `None`: the journal records both the same way, so live execution and
+    /// replay must not tell them apart.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, WorkflowError> {
         check_name("a state key", key)?;
         let key = key.to_string();
@@ -36,7 +38,7 @@ impl Ctx {
             })
             .await?
         {
-            EventBody::StateGet { value: Some(v), .. } => serde_json::from_value(v)
+            EventBody::StateGet { value: Some(v), .. } if !v.is_null() => serde_json::from_value(v)
                 .map(Some)
                 .map_err(|e| WorkflowError::Decode {
                     message: format!("state key {key:?}: {e}"),

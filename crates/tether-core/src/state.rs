@@ -83,6 +83,8 @@ pub(crate) struct RunState {
     pub env: Arc<dyn Environment>,
     /// Command records of the journal loaded for replay, by command index.
     recorded: HashMap<CommandIndex, EventBody>,
+    /// Journal position of each record in `recorded` (for error messages).
+    recorded_seq: HashMap<CommandIndex, u64>,
     next_cmd: CommandIndex,
     /// New command records for the engine to append.
     pub outbox: Vec<EventBody>,
@@ -113,7 +115,8 @@ impl std::fmt::Debug for RunState {
     }
 }
 
-fn describe(body: &EventBody) -> String {
+/// A command record as a person reads it (`step "charge"`, `a timer`, ...).
+pub(crate) fn describe(body: &EventBody) -> String {
     match body {
         EventBody::StepCompleted { name, .. } | EventBody::StepFailed { name, .. } => {
             format!("step {name:?}")
@@ -150,6 +153,7 @@ impl RunState {
             run_id,
             env,
             recorded: HashMap::new(),
+            recorded_seq: HashMap::new(),
             next_cmd: 1,
             outbox: Vec::new(),
             step_tasks: Vec::new(),
@@ -165,8 +169,18 @@ impl RunState {
         }
     }
 
-    pub fn set_recorded(&mut self, recorded: HashMap<CommandIndex, EventBody>) {
-        self.recorded = recorded;
+    /// The command records of the journal being replayed: by command index, with their
+    /// journal position.
+    pub fn set_recorded(&mut self, recorded: HashMap<CommandIndex, (u64, EventBody)>) {
+        for (cmd, (seq, body)) in recorded {
+            self.recorded_seq.insert(cmd, seq);
+            self.recorded.insert(cmd, body);
+        }
+    }
+
+    /// How many commands the code has issued so far.
+    pub fn issued(&self) -> CommandIndex {
+        self.next_cmd - 1
     }
 
     fn take_cmd(&mut self) -> CommandIndex {
@@ -179,6 +193,7 @@ impl RunState {
         if self.error.is_none() {
             self.error = Some(ReplayError::Nondeterminism {
                 position: cmd,
+                seq: self.recorded_seq.get(&cmd).copied().unwrap_or(0),
                 recorded: describe(recorded),
                 issued,
             });

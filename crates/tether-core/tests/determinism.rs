@@ -41,6 +41,7 @@ fn nondeterminism(wf: &Arc<dyn ErasedWorkflow>, journal: &[Event]) -> (u32, Stri
             position,
             recorded,
             issued,
+            ..
         }) => (position, recorded, issued),
         Err(other) => panic!("expected a non-determinism error, got {other:?}"),
         Ok(r) => panic!("expected a non-determinism error, replay succeeded: {r:?}"),
@@ -66,13 +67,18 @@ fn a_renamed_step_is_detected() {
         err,
         ReplayError::Nondeterminism {
             position: 1,
+            seq: 2,
             recorded: "step \"charge\"".into(),
             issued: "step \"charge_card\"".into()
         }
     );
     assert_eq!(
         err.to_string(),
-        "non-determinism at command #1: the journal recorded step \"charge\", the code now issues step \"charge_card\""
+        format!(
+            "non-determinism at command #1 (journal entry 2): the journal recorded step \"charge\", \
+             but the code now issues step \"charge_card\"; {}",
+            tether_core::error::NONDETERMINISM_HINT
+        )
     );
     assert_eq!(err.to_info().code, "nondeterminism");
 }
@@ -272,13 +278,23 @@ fn a_changed_result_type_fails_the_replayed_run_with_a_decode_error() {
         let n: u32 = ctx.step("lookup", || async { Ok(0) }).await?;
         Ok(n)
     });
-    let r = replay(&v2, sim.journal()).expect("the commands still match");
+    // Up to the step's result, the commands match: v2 fails on the value it reads.
+    let r = replay(&v2, &sim.journal()[..2]).expect("the commands still match");
     match r.progress {
         Progress::Finished(EventBody::RunFailed { error }) => {
             assert_eq!(error.code, "decode_error");
             assert!(error.message.contains("lookup"), "{}", error.message);
         }
         other => panic!("expected run_failed, got {other:?}"),
+    }
+    // With the timer v1 started after it journaled, v2's early return contradicts the journal:
+    // the run is blocked (and can continue under fixed code), not failed for good.
+    match replay(&v2, sim.journal()) {
+        Err(ReplayError::Unexpected { seq, message }) => {
+            assert_eq!(seq, 3);
+            assert!(message.contains("a timer as command #2"), "{message}");
+        }
+        other => panic!("expected an unexpected entry, got {other:?}"),
     }
 }
 

@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::Value;
+use tether_core::redact_token;
 use tether_engine::EngineError;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::json::{body_bytes, hook_with_run_json, parse_json, run_id_json};
@@ -40,14 +42,30 @@ pub(crate) async fn resume(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let token = token_of(path)?;
-    let bytes = body_bytes(body, state.payload_limit())?;
-    let payload: Value = parse_json(&bytes)?;
-    let run_id = state
-        .engine
-        .resume_hook(&token, payload, idempotency_key(&headers))
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(run_id_json(run_id))))
+    // Refusals made here, before the engine, count in its metrics too.
+    let refused = |e: ApiError| {
+        state.engine.metrics().resume_refused(e.code);
+        e
+    };
+    let token = token_of(path).map_err(refused)?;
+    let span = tracing::info_span!(
+        "POST /v1/hooks/{token}",
+        token = %redact_token(&token),
+        run_id = tracing::field::Empty
+    );
+    async {
+        let bytes = body_bytes(body, state.payload_limit()).map_err(refused)?;
+        let payload: Value = parse_json(&bytes).map_err(refused)?;
+        let run_id = state
+            .engine
+            .resume_hook(&token, payload, idempotency_key(&headers))
+            .await?;
+        tracing::Span::current().record("run_id", run_id.as_str());
+        tracing::debug!("payload accepted");
+        Ok((StatusCode::ACCEPTED, Json(run_id_json(run_id))))
+    }
+    .instrument(span)
+    .await
 }
 
 /// `GET /v1/hooks/{token}` → the active hook holding the token, with its `run_id`.

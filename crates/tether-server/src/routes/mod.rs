@@ -2,6 +2,7 @@
 
 pub(crate) mod hooks;
 pub(crate) mod meta;
+pub(crate) mod metrics;
 pub(crate) mod runs;
 pub(crate) mod threads;
 pub(crate) mod webhooks;

@@ -17,9 +17,11 @@ use crate::error::ApiError;
 use crate::json::{body_bytes, event_json, hook_json, parse_json, run_id_json, run_json};
 use crate::AppState;
 
-/// The body of `POST /v1/runs`.
+/// The body of `POST /v1/runs`. Unknown fields are refused: a typo (`"inptu"`) must not start
+/// a run with the default input.
 #[derive(Debug, Deserialize)]
-struct StartRun {
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartRun {
     workflow: String,
     #[serde(default = "empty_object")]
     input: Value,
@@ -85,9 +87,20 @@ pub(crate) async fn list_runs(
             ApiError::invalid_query(format!("limit must be a non-negative integer, got {l:?}"))
         })?,
     };
+    let workflow = non_empty(q.workflow);
+    if let Some(w) = &workflow {
+        // No workflow name can hold these, and not every store can even be asked about them
+        // (PostgreSQL refuses a NUL in text): refused here, before the store is.
+        if w.contains('\0') || w.len() > tether_core::error::MAX_NAME_LEN {
+            return Err(ApiError::invalid_query(format!(
+                "workflow must be a name of at most {} bytes without NUL",
+                tether_core::error::MAX_NAME_LEN
+            )));
+        }
+    }
     let filter = RunFilter {
         status,
-        workflow: non_empty(q.workflow),
+        workflow,
         limit,
     };
     let runs = state.engine.list_runs(&filter).await?;
@@ -189,10 +202,21 @@ pub(crate) async fn hooks(
     )))
 }
 
-/// The optional body of `POST /v1/runs/{run_id}/cancel`.
+/// The optional body of `POST /v1/runs/{run_id}/cancel`. Unknown fields are refused: a body
+/// that is not a cancel request must not cancel the run.
 #[derive(Debug, Default, Deserialize)]
-struct CancelBody {
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
     reason: Option<String>,
+}
+
+/// The cancel body: empty (or blank) means no reason.
+pub(crate) fn cancel_body(bytes: &[u8]) -> Result<CancelBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(CancelBody::default())
+    } else {
+        parse_json(bytes)
+    }
 }
 
 /// `POST /v1/runs/{run_id}/cancel` with an optional `{"reason"}` → `202 {"run_id"}`; the run
@@ -204,11 +228,7 @@ pub(crate) async fn cancel(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run_id = run_id_of(path)?;
     let bytes = body_bytes(body, state.payload_limit())?;
-    let body: CancelBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        CancelBody::default()
-    } else {
-        parse_json(&bytes)?
-    };
+    let body = cancel_body(&bytes)?;
     state.engine.cancel_run(&run_id, body.reason).await?;
     Ok((StatusCode::ACCEPTED, Json(run_id_json(run_id))))
 }

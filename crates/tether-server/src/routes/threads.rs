@@ -17,7 +17,8 @@ use crate::AppState;
 
 /// The body of `POST /v1/runs/{run_id}/hooks`.
 #[derive(Debug, Deserialize)]
-struct SpawnBody {
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpawnBody {
     workflow_name: String,
     #[serde(default)]
     task_queue: Option<String>,

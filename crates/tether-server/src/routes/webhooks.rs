@@ -50,6 +50,27 @@ fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
+/// The request a webhook call becomes (what the workflow receives).
+pub(crate) fn build_request(
+    request_id: String,
+    method: &str,
+    token: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> WebhookRequest {
+    WebhookRequest {
+        request_id,
+        method: method.to_string(),
+        path: format!("{}{}", tether_core::WEBHOOK_PATH, token),
+        query: raw_query
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+        headers: header_map(headers),
+        body: classify(body),
+    }
+}
+
 /// Turn the workflow's response into an HTTP one (bad header names or values are skipped).
 fn to_http(resp: WebhookResponse) -> Response {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -107,16 +128,14 @@ pub(crate) async fn call(
     })?;
     let bytes = body_bytes(body, state.payload_limit())?;
     let request_id = uuid::Uuid::new_v4().to_string();
-    let request = WebhookRequest {
-        request_id: request_id.clone(),
-        method: method.to_string(),
-        path: format!("{}{}", tether_core::WEBHOOK_PATH, token),
-        query: query
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default(),
-        headers: header_map(&headers),
-        body: classify(&bytes),
-    };
+    let request = build_request(
+        request_id.clone(),
+        method.as_str(),
+        &token,
+        query.as_deref(),
+        &headers,
+        &bytes,
+    );
     let payload = serde_json::to_value(&request)
         .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
     match meta.respond_with {
