@@ -7,13 +7,13 @@
 mod bench;
 mod client;
 mod dev;
+mod replay;
 mod store;
+mod telemetry;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Tether: durable workflows with hooks.
 #[derive(Debug, Parser)]
@@ -37,11 +37,25 @@ enum Command {
     Hooks(client::HooksCommand),
     /// Send a signal on a server.
     Signal(client::SignalArgs),
+    /// Check a stored run against the current code (the bundled workflows) without changing
+    /// it: prints `ok: ...` or the non-determinism error naming the position (exit code 1).
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let options = match &cli.command {
+        Command::Dev(args) => args.telemetry(),
+        _ => telemetry::TelemetryOptions::default(),
+    };
+    // Dropped last (after the runtime): sends the spans still buffered.
+    let _telemetry = match telemetry::init(&options) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("tether: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,6 +82,9 @@ fn main() -> ExitCode {
         Command::Signal(args) => runtime
             .block_on(client::signal::run(args))
             .map_err(|e| (e.to_string(), e.exit_code())),
+        Command::Replay(args) => runtime
+            .block_on(replay::run(args))
+            .map_err(|e| (e.to_string(), e.exit_code())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,14 +93,4 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

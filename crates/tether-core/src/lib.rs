@@ -38,6 +38,7 @@ pub mod hook;
 pub mod machine;
 pub mod race;
 mod record;
+pub mod redact;
 mod shared;
 mod state;
 pub mod step;
@@ -53,6 +54,7 @@ pub use event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo
 pub use hook::{define_hook, CreateHook, Hook, HookDef, HookOptions, Next, PayloadValidator};
 pub use machine::{DueTimer, Progress, RunMachine};
 pub use race::{join, join3, join_all, race, Either, Race};
+pub use redact::{redact_token, RedactedToken};
 pub use step::{RetryPolicy, StepBody, StepFuture, StepTask};
 pub use threads::{check_target, SpawnOptions, WaitFor, DEFAULT_TASK_QUEUE, ERROR_ENVELOPE};
 pub use timer::Sleep;

@@ -30,10 +30,7 @@ fn benches(c: &mut Criterion) {
         let mut registry = tether_core::Registry::new();
         tether_examples::register(&mut registry);
         let engine = Engine::start(Arc::new(store), registry, EngineConfig::default());
-        let run = engine
-            .start_run("collect", json!({}))
-            .await
-            .expect("start");
+        let run = engine.start_run("collect", json!({})).await.expect("start");
         let token = loop {
             let hooks = engine.hooks(&run).await.expect("hooks");
             if let Some(h) = hooks.first() {

@@ -72,6 +72,7 @@ pub(crate) async fn listen_loop(
             return;
         };
         engine.poke(&change.run_id, change.last_seq);
+        engine.notify_changed(&change.run_id, change.last_seq);
         // It may have ended on another node: whoever waits for it here looks again.
         engine.wake_waiters(&change.run_id);
     }

@@ -27,6 +27,9 @@ pub struct EngineConfig {
     /// The base URL callers reach this server at, for webhook URLs (default
     /// `http://127.0.0.1:8080`; `tether dev` sets it to its own address or `--public-url`).
     pub public_url: Option<String>,
+    /// How long the run counts of `GET /metrics` (`tether_runs`) are reused before the store
+    /// is asked again (default 5 s; the query reads the whole `runs` table).
+    pub run_count_max_age: Duration,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +43,7 @@ impl Default for EngineConfig {
             node_id: None,
             lease: Duration::from_secs(10),
             public_url: None,
+            run_count_max_age: Duration::from_secs(5),
         }
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tether_core::{Environment, Event, Registry};
-use tether_store::{
-    HookRecord, HookRef, OpOutcome, OpResult, RunFilter, RunRecord, Store, StoreError, WriteOp,
-};
+use tether_store::{HookRecord, HookRef, OpOutcome, OpResult, Store, StoreError, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, Instrument};
@@ -53,9 +51,39 @@ pub(crate) struct Inner {
     counter: AtomicU64,
     me: Weak<Inner>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// This engine's metrics (`metrics.rs`).
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Change notifications for watchers (see `changes.rs`).
+    pub(crate) changes: tokio::sync::broadcast::Sender<tether_store::RunChanged>,
 }
 
 impl Inner {
+    /// A waiter woken when `run_id` ends or its journal grows (see `wake_waiters`).
+    pub(crate) fn add_waiter(&self, run_id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.waiters.lock();
+        let list = waiters.entry(run_id.to_string()).or_default();
+        list.retain(|w| !w.is_closed()); // waiters that timed out before
+        list.push(tx);
+        rx
+    }
+
+    /// Forget the closed waiters of `run_id`, and its entry if nobody else waits.
+    pub(crate) fn drop_closed_waiters(&self, run_id: &str) {
+        let mut waiters = self.waiters.lock();
+        if let Some(list) = waiters.get_mut(run_id) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(run_id);
+            }
+        }
+    }
+
+    /// The live run's "last applied entry" watch, if the run is live here.
+    pub(crate) fn applied_watch(&self, run_id: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.live.lock().get(run_id).map(|h| h.applied.clone())
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
@@ -73,7 +101,11 @@ impl Inner {
         let (reply, rx) = oneshot::channel();
         let stopped = || StoreError::Unavailable("the engine is shutting down".into());
         self.writer_tx
-            .send(WriteReq { ops, reply })
+            .send(WriteReq {
+                ops,
+                reply,
+                span: tracing::Span::current(),
+            })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -91,6 +123,7 @@ impl Inner {
         let _ = self.writer_tx.send(WriteReq {
             ops: vec![op],
             reply,
+            span: tracing::Span::none(),
         });
     }
 
@@ -109,18 +142,26 @@ impl Inner {
             return;
         }
         let tick = self.counter.fetch_add(1, Ordering::Relaxed);
+        let committed = crate::actor::Delivery {
+            committed: std::time::Instant::now(),
+            span: tracing::Span::current(),
+        };
+        let resume = crate::metrics::is_resume(&events);
         let mut live = self.live.lock();
         if let Some(h) = live.get_mut(run_id) {
             h.last_active = tick;
-            if h.tx.send(ActorMsg::Events(events)).is_ok() {
+            if h.tx.send(ActorMsg::Events(events, committed)).is_ok() {
+                self.metrics.live_lookup(resume, true);
                 return;
             }
             // The actor is gone: the entries are in the store, a new actor will load them.
             live.remove(run_id);
+            self.metrics.live_lookup(resume, false);
             self.spawn_actor_locked(&mut live, run_id, None, tick);
             return;
         }
-        self.spawn_actor_locked(&mut live, run_id, Some(events), tick);
+        self.metrics.live_lookup(resume, false);
+        self.spawn_actor_locked(&mut live, run_id, Some((events, committed)), tick);
     }
 
     /// Wake the callers of [`Engine::wait_for_run`] waiting on the run: they read it again,
@@ -158,7 +199,7 @@ impl Inner {
         &self,
         live: &mut HashMap<String, LiveHandle>,
         run_id: &str,
-        first: Option<Vec<Event>>,
+        first: Option<(Vec<Event>, crate::actor::Delivery)>,
         tick: u64,
     ) {
         if self.draining.load(Ordering::Acquire) {
@@ -166,8 +207,8 @@ impl Inner {
         }
         let Some(me) = self.me.upgrade() else { return };
         let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(events) = first {
-            let _ = tx.send(ActorMsg::Events(events));
+        if let Some((events, committed)) = first {
+            let _ = tx.send(ActorMsg::Events(events, committed));
         }
         let generation = self.counter.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(false));
@@ -330,6 +371,8 @@ impl Engine {
             counter: AtomicU64::new(1),
             me: me.clone(),
             tasks: Mutex::new(Vec::new()),
+            metrics: crate::metrics::Metrics::new(),
+            changes: crate::changes::channel(),
         });
         let writer = tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx));
         let poller = tokio::spawn(poll_loop(Arc::downgrade(&inner)));
@@ -434,8 +477,12 @@ impl Engine {
         payload: Value,
         idempotency_key: Option<String>,
     ) -> Result<String, EngineError> {
-        let span = info_span!("resume_hook", run_id = tracing::field::Empty);
-        async {
+        let span = info_span!(
+            "resume_hook",
+            token = %tether_core::redact_token(token),
+            run_id = tracing::field::Empty
+        );
+        let result = async {
             self.alive()?;
             if !plausible(token) {
                 return Err(EngineError::HookNotFound);
@@ -473,7 +520,8 @@ impl Engine {
                 expect,
                 at_ms: now_ms(),
             };
-            match self.inner.write(op).await?? {
+            let commit = info_span!("journal_commit");
+            match self.inner.write(op).instrument(commit).await?? {
                 OpOutcome::Resumed { run_id, .. } => {
                     tracing::Span::current().record("run_id", run_id.as_str());
                     Ok(run_id)
@@ -484,7 +532,12 @@ impl Engine {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        match &result {
+            Ok(_) => self.inner.metrics.resume_accepted(),
+            Err(e) => self.inner.metrics.resume_refused(e.code()),
+        }
+        result
     }
 
     fn validate(&self, hook: &HookRecord, payload: &Value) -> Result<(), EngineError> {
@@ -512,142 +565,6 @@ impl Engine {
         };
         self.inner.write(op).await??;
         Ok(())
-    }
-
-    /// One run.
-    pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
-        if !plausible(run_id) {
-            return Err(EngineError::RunNotFound {
-                run_id: run_id.chars().take(64).collect(),
-            });
-        }
-        self.inner
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| EngineError::RunNotFound {
-                run_id: run_id.to_string(),
-            })
-    }
-
-    /// Runs, newest first.
-    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, EngineError> {
-        Ok(self.inner.store.list_runs(filter).await?)
-    }
-
-    /// The journal of a run.
-    pub async fn events(&self, run_id: &str) -> Result<Vec<Event>, EngineError> {
-        self.get_run(run_id).await?;
-        Ok(self.inner.store.load_journal(run_id, 0).await?)
-    }
-
-    /// The active hooks of a run.
-    pub async fn hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, EngineError> {
-        self.get_run(run_id).await?;
-        Ok(self.inner.store.list_hooks(run_id).await?)
-    }
-
-    /// The active hook holding `token`.
-    pub async fn hook(&self, token: &str) -> Result<HookRecord, EngineError> {
-        if !plausible(token) {
-            return Err(EngineError::HookNotFound);
-        }
-        self.inner
-            .store
-            .get_hook(token)
-            .await?
-            .ok_or(EngineError::HookNotFound)
-    }
-
-    /// Wait until the run has ended or `timeout` passes; returns the run as it is then. The run
-    /// may end on another node sharing the store: the store's notifications of its journal
-    /// growing make the wait read it again.
-    pub async fn wait_for_run(
-        &self,
-        run_id: &str,
-        timeout: Duration,
-    ) -> Result<RunRecord, EngineError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut waiters = self.inner.waiters.lock();
-                let list = waiters.entry(run_id.to_string()).or_default();
-                list.retain(|w| !w.is_closed()); // waiters that timed out before
-                list.push(tx);
-            }
-            // `Ok(None)`: woken before the deadline, the run not read since; look again.
-            let result = async {
-                let run = self.get_run(run_id).await?;
-                if run.status.is_terminal() {
-                    return Ok(Some(run));
-                }
-                match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(_) => Ok(None),
-                    Err(_) => self.get_run(run_id).await.map(Some),
-                }
-            }
-            .await;
-            // Drop our (now closed) waiter, and the entry if nobody else waits.
-            {
-                let mut waiters = self.inner.waiters.lock();
-                if let Some(list) = waiters.get_mut(run_id) {
-                    list.retain(|w| !w.is_closed());
-                    if list.is_empty() {
-                        waiters.remove(run_id);
-                    }
-                }
-            }
-            if let Some(run) = result? {
-                return Ok(run);
-            }
-        }
-    }
-
-    /// Wait until the run, live in this process, has applied its journal up to `seq` (e.g. the
-    /// entry a resume appended), or `timeout` passes. Returns whether it got there. Meant for
-    /// benchmarks and tests that need to know a payload was processed, not only accepted.
-    pub async fn wait_applied(&self, run_id: &str, seq: u64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let rx = self
-                .inner
-                .live
-                .lock()
-                .get(run_id)
-                .map(|h| h.applied.clone());
-            if let Some(mut rx) = rx {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match tokio::time::timeout(left, rx.wait_for(|s| *s >= seq)).await {
-                    Ok(Ok(_)) => return true,
-                    Ok(Err(_)) => {} // that actor left; look again
-                    Err(_) => return false,
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    /// Wait until `token` is held by an active hook (e.g. right after starting a run that
-    /// creates it), or `timeout` passes.
-    pub async fn wait_for_hook(
-        &self,
-        token: &str,
-        timeout: Duration,
-    ) -> Result<HookRecord, EngineError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(h) = self.inner.store.get_hook(token).await? {
-                return Ok(h);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(EngineError::HookNotFound);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
     }
 
     /// Stop: live runs dropped (their state is in the store), this node's leases ended so other

@@ -82,6 +82,8 @@ impl EngineError {
             EngineError::InvalidPayload { .. } => "invalid_payload",
             EngineError::PayloadTooLarge { .. } => "payload_too_large",
             EngineError::HookDefinitionMissing { .. } => "hook_definition_missing",
+            EngineError::Store(StoreError::Full(_)) => "storage_full",
+            EngineError::Store(StoreError::ReadOnly(_)) => "storage_read_only",
             EngineError::Store(_) => "storage_unavailable",
             EngineError::ShuttingDown => "shutting_down",
         }

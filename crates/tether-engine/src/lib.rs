@@ -35,9 +35,13 @@
 
 mod actor;
 mod background;
+mod changes;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod metrics;
+mod queries;
+pub mod replay;
 mod step_runner;
 pub mod system_env;
 mod threads_api;
@@ -46,4 +50,5 @@ mod writer;
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use system_env::SystemEnvironment;

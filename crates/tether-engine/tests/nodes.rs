@@ -99,6 +99,10 @@ impl Store for Announcing {
         self.inner.list_threads(run_id).await
     }
 
+    async fn count_runs(&self) -> Result<Vec<tether_store::RunCount>, StoreError> {
+        self.inner.count_runs().await
+    }
+
     fn backend_name(&self) -> &'static str {
         "shared"
     }

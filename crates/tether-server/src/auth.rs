@@ -1,5 +1,5 @@
 //! API-token authentication: with [`crate::ServerOptions::api_token`] set, every `/v1/...`
-//! request must carry `Authorization: Bearer <token>`. `/healthz` and webhook URLs never do
+//! and `/metrics` request must carry `Authorization: Bearer <token>`. `/healthz` and webhook URLs never do
 //! (a webhook's token is its own credential).
 
 use axum::extract::{Request, State};
@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Whether `path` is under the token-protected API.
+/// Whether `path` is under the token-protected API (`/metrics` included: run counts and
+/// rates are not for anyone who can reach the port).
 fn protected(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/")
+    path == "/v1" || path.starts_with("/v1/") || path == "/metrics"
 }
 
 /// Compare two byte strings in time that depends only on their lengths.
@@ -79,6 +80,7 @@ mod tests {
     fn protects_only_the_v1_api() {
         assert!(protected("/v1/runs"));
         assert!(protected("/v1"));
+        assert!(protected("/metrics"));
         assert!(!protected("/v1runs"));
         assert!(!protected("/healthz"));
         assert!(!protected("/.well-known/workflow/v1/webhook/abc"));

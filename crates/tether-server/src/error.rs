@@ -88,6 +88,8 @@ fn engine_status(e: &EngineError) -> StatusCode {
         EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         EngineError::RunFinished { .. } => StatusCode::CONFLICT,
         EngineError::HookDefinitionMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        // Out of space: 507, the status WebDAV defined for it; the request may be retried.
+        EngineError::Store(tether_store::StoreError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
         EngineError::Store(_) | EngineError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         // `EngineError` is non-exhaustive: anything new is the server's problem until mapped.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,6 +135,14 @@ mod tests {
             (EngineError::ShuttingDown, 503),
             (
                 EngineError::Store(tether_store::StoreError::Unavailable("disk".into())),
+                503,
+            ),
+            (
+                EngineError::Store(tether_store::StoreError::Full("disk".into())),
+                507,
+            ),
+            (
+                EngineError::Store(tether_store::StoreError::ReadOnly("ro".into())),
                 503,
             ),
         ];

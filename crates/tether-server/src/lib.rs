@@ -16,8 +16,12 @@
 //! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
+//! | `GET /metrics` | Prometheus / OpenMetrics text, every metric named `tether_…` |
+//! | `GET /`, `GET /runs/{run_id}` | the web UI (HTML; see the `ui` module) |
+//! | `GET /v1/runs/stream`, `GET /v1/runs/{run_id}/stream` | server-sent events of run changes |
+//! | `GET /v1/runs/{run_id}/threads` | the run's hook threads, as runs |
 //!
-//! With [`ServerOptions::api_token`] set, every `/v1/...` route needs
+//! With [`ServerOptions::api_token`] set, every `/v1/...` route and `/metrics` need
 //! `Authorization: Bearer <token>` (else `401 unauthorized` with `WWW-Authenticate: Bearer`);
 //! `/healthz` and webhook URLs (`/.well-known/workflow/v1/webhook/{token}`) never do.
 //!
@@ -34,8 +38,12 @@
 
 mod auth;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
+mod json_errors;
 mod routes;
+mod ui;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -148,6 +156,9 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
         )
         .route("/v1/workflows", get(routes::meta::workflows))
         .route("/healthz", get(routes::meta::healthz))
+        .route("/metrics", get(routes::metrics::metrics))
+        // The web UI: pages at `/` and `/runs/{run_id}`, live streams, threads (ui/mod.rs).
+        .merge(ui::routes())
         // Applies to the routes above, so it must come after them.
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::not_found)
@@ -156,6 +167,8 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        // Any error answer that is not JSON yet (an unmapped extractor rejection) becomes one.
+        .layer(axum::middleware::from_fn(json_errors::ensure_json))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -64,7 +64,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::stream::BoxStream;
 use tether_core::event::Event;
 use tether_store::{
-    HookRecord, OpResult, RunChanged, RunFilter, RunRecord, Store, StoreError, WriteOp,
+    HookRecord, OpResult, RunChanged, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
 };
 use tokio_postgres::NoTls;
 
@@ -273,6 +273,10 @@ impl Store for PostgresStore {
 
     async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
         read::list_threads(&self.inner.pool, run_id).await
+    }
+
+    async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
+        read::count_runs(&self.inner.pool).await
     }
 
     fn backend_name(&self) -> &'static str {

@@ -1,14 +1,14 @@
 //! The read side: plain queries on a pooled connection.
 
 use deadpool_postgres::Pool;
-use tether_core::event::Event;
-use tether_store::{HookRecord, RunFilter, RunRecord, StoreError};
+use tether_core::event::{Event, RunStatus};
+use tether_store::{HookRecord, RunCount, RunFilter, RunRecord, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::error::{pool_err, Ctx};
 use crate::rows::{
-    bound, col, event_from_row, hook_from_row, run_from_row, EVENT_COLUMNS, HOOK_COLUMNS,
+    bound, col, event_from_row, from_db, hook_from_row, run_from_row, EVENT_COLUMNS, HOOK_COLUMNS,
     RUN_COLUMNS,
 };
 
@@ -190,4 +190,32 @@ pub(crate) async fn list_threads(pool: &Pool, run_id: &str) -> Result<Vec<RunRec
     );
     let rows = query(pool, &sql, &[&run_id], "list hook threads").await?;
     rows.iter().map(run_from_row).collect()
+}
+
+/// How many runs per workflow and status, ordered by workflow then status (byte order).
+pub(crate) async fn count_runs(pool: &Pool) -> Result<Vec<RunCount>, StoreError> {
+    let sql = "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status";
+    let rows = query(pool, sql, &[], "count runs").await?;
+    let mut counts = rows
+        .iter()
+        .map(|row| {
+            let workflow: String = col(row, 0, "count runs: workflow")?;
+            let status: String = col(row, 1, "count runs: status")?;
+            let count: i64 = col(row, 2, "count runs: count")?;
+            let status = RunStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "runs of {workflow:?} have unknown status `{status}`"
+                ))
+            })?;
+            Ok(RunCount {
+                workflow,
+                status,
+                count: from_db(count, "run count")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort_by(|a, b| {
+        (a.workflow.as_str(), a.status.as_str()).cmp(&(b.workflow.as_str(), b.status.as_str()))
+    });
+    Ok(counts)
 }

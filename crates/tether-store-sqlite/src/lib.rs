@@ -23,6 +23,8 @@
 mod config;
 mod conn;
 mod error;
+mod hooks;
+mod lease;
 mod migrate;
 mod read;
 mod rows;

@@ -4,12 +4,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use tether_core::event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{
-    Ending, Fence, HookRef, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp,
-};
+use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
+use tether_store::{Ending, Fence, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
 
 use crate::error::Ctx;
+use crate::hooks::{register_hook, release_hook, resume, NewHook};
+use crate::lease::{check_fence, claim, release, renew};
 use crate::rows::{encode_body, encode_error_info, encode_value, parse_status};
 use crate::threads;
 
@@ -158,7 +158,7 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
 /// The parts of a run the write path needs.
 pub(crate) struct RunState {
     status: RunStatus,
-    last_seq: u64,
+    pub(crate) last_seq: u64,
     wake_at: Option<u64>,
 }
 
@@ -535,132 +535,6 @@ fn finish_run(
     Ok(())
 }
 
-/// A hook to register.
-struct NewHook<'a> {
-    run_id: &'a str,
-    cmd: CommandIndex,
-    token: &'a str,
-    kind: &'a str,
-    metadata: &'a Value,
-    definition: Option<&'a str>,
-    at_ms: u64,
-}
-
-/// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
-/// key on `hooks.token` decides, not a prior lookup.
-fn register_hook(conn: &Connection, hook: &NewHook<'_>) -> Result<Option<String>, StoreError> {
-    let metadata = encode_value(hook.metadata, "hook metadata")?;
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (token) DO NOTHING",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                hook.token,
-                hook.run_id,
-                hook.cmd,
-                hook.kind,
-                metadata,
-                hook.definition,
-                hook.at_ms
-            ])
-        })
-        .ctx("insert hook")?;
-    if inserted == 1 {
-        return Ok(None);
-    }
-    let holder: Option<String> = conn
-        .prepare_cached("SELECT run_id FROM hooks WHERE token = ?1")
-        .and_then(|mut stmt| stmt.query_row([hook.token], |r| r.get(0)).optional())
-        .ctx("find hook holder")?;
-    match holder {
-        Some(holder) => Ok(Some(holder)),
-        None => Err(StoreError::Unavailable(format!(
-            "hook insert for run {} conflicted, but no hook holds its token",
-            hook.run_id
-        ))),
-    }
-}
-
-/// Release `token` if this run's hook `hook_cmd` holds it.
-fn release_hook(
-    conn: &Connection,
-    token: &str,
-    run_id: &str,
-    hook_cmd: CommandIndex,
-) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM hooks WHERE token = ?1 AND run_id = ?2 AND hook_cmd = ?3")
-        .and_then(|mut stmt| stmt.execute(params![token, run_id, hook_cmd]))
-        .ctx("release hook")?;
-    Ok(())
-}
-
-fn resume(
-    conn: &Connection,
-    token: String,
-    payload: Value,
-    idempotency_key: Option<String>,
-    expect: Option<HookRef>,
-    at_ms: u64,
-) -> Result<OpResult, StoreError> {
-    // A key used before wins over everything else, even if the hook has been released since:
-    // a retried delivery gets the first answer.
-    if let Some(key) = &idempotency_key {
-        let first: Option<String> = conn
-            .prepare_cached("SELECT run_id FROM idempotency WHERE token = ?1 AND key = ?2")
-            .and_then(|mut stmt| stmt.query_row([&token, key], |r| r.get(0)).optional())
-            .ctx("look up idempotency key")?;
-        if let Some(first_run) = first {
-            return Ok(Ok(OpOutcome::Resumed {
-                run_id: first_run,
-                event: None,
-            }));
-        }
-    }
-    let holder: Option<(String, CommandIndex)> = conn
-        .prepare_cached("SELECT run_id, hook_cmd FROM hooks WHERE token = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([&token], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .ctx("look up hook")?;
-    let Some((run_id, hook_cmd)) = holder else {
-        return Ok(Err(OpRejected::HookNotFound { token }));
-    };
-    if let Some(expect) = &expect {
-        if expect.run_id != run_id || expect.hook_cmd != hook_cmd {
-            return Ok(Err(OpRejected::HookNotFound { token }));
-        }
-    }
-    // Hooks of finished runs are released, so this only refuses on damaged data.
-    let run = match open_run(conn, &run_id)? {
-        Ok(run) => run,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let event = Event {
-        seq: run.last_seq + 1,
-        at_ms,
-        body: EventBody::HookReceived { hook_cmd, payload },
-    };
-    insert_event(conn, &run_id, &event)?;
-    conn.prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![run_id, event.seq, at_ms]))
-        .ctx("update run")?;
-    if let Some(key) = &idempotency_key {
-        conn.prepare_cached(
-            "INSERT INTO idempotency (token, key, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![token, key, run_id, at_ms]))
-        .ctx("record idempotency key")?;
-    }
-    Ok(Ok(OpOutcome::Resumed {
-        run_id,
-        event: Some(event),
-    }))
-}
-
 fn mark_blocked(
     conn: &Connection,
     run_id: String,
@@ -687,96 +561,6 @@ fn checkpoint(conn: &Connection, run_id: String, applied_seq: u64) -> Result<OpR
         return Ok(Err(OpRejected::RunNotFound { run_id }));
     }
     Ok(Ok(OpOutcome::Updated))
-}
-
-/// `Some(refusal)` when `fence` is set and no longer matches the run's owner and epoch.
-fn check_fence(
-    conn: &Connection,
-    run_id: &str,
-    fence: Option<&Fence>,
-) -> Result<Option<OpRejected>, StoreError> {
-    let Some(fence) = fence else {
-        return Ok(None);
-    };
-    let row: Option<(Option<String>, u64)> = conn
-        .prepare_cached("SELECT owner, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .ctx("check fence")?;
-    Ok(match row {
-        None => Some(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }),
-        Some((Some(owner), epoch)) if owner == fence.node && epoch == fence.epoch => None,
-        Some(_) => Some(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }),
-    })
-}
-
-fn claim(
-    conn: &Connection,
-    run_id: String,
-    node: &str,
-    lease_until_ms: u64,
-    now_ms: u64,
-) -> Result<OpResult, StoreError> {
-    let row: Option<(String, Option<String>, Option<u64>, u64)> = conn
-        .prepare_cached("SELECT status, owner, lease_until, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([&run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()
-        })
-        .ctx("load run lease")?;
-    let Some((status, owner, lease_until, epoch)) = row else {
-        return Ok(Err(OpRejected::RunNotFound { run_id }));
-    };
-    let status = parse_status(&status, &run_id)?;
-    if status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished { run_id, status }));
-    }
-    if let Some(owner) = owner {
-        let live = lease_until.is_some_and(|until| until >= now_ms);
-        if owner != node && live {
-            return Ok(Err(OpRejected::Owned { run_id, owner }));
-        }
-    }
-    let epoch = epoch + 1;
-    conn.prepare_cached("UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![run_id, node, lease_until_ms, epoch]))
-        .ctx("claim run")?;
-    Ok(Ok(OpOutcome::Claimed { epoch }))
-}
-
-fn release(conn: &Connection, run_id: String, fence: &Fence) -> Result<OpResult, StoreError> {
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([&run_id], |r| r.get(0)).optional())
-        .ctx("load run")?;
-    if exists.is_none() {
-        return Ok(Err(OpRejected::RunNotFound { run_id }));
-    }
-    conn.prepare_cached(
-        "UPDATE runs SET owner = NULL, lease_until = NULL
-         WHERE id = ?1 AND owner = ?2 AND epoch = ?3",
-    )
-    .and_then(|mut stmt| stmt.execute(params![run_id, fence.node, fence.epoch]))
-    .ctx("release run")?;
-    Ok(Ok(OpOutcome::Updated))
-}
-
-fn renew(conn: &Connection, node: &str, lease_until_ms: u64) -> Result<OpResult, StoreError> {
-    let count = conn
-        .prepare_cached("UPDATE runs SET lease_until = ?2 WHERE owner = ?1")
-        .and_then(|mut stmt| stmt.execute(params![node, lease_until_ms]))
-        .ctx("renew leases")?;
-    Ok(Ok(OpOutcome::Renewed {
-        count: count as u64,
-    }))
 }
 
 /// Append one delivery entry (a payload, a signal) to a run that is not the one being written.

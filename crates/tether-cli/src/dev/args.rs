@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use tether_engine::EngineConfig;
 
+use crate::telemetry::{LogFormat, TelemetryOptions};
+
 use super::DevError;
 
 /// Options of `tether dev`.
@@ -78,6 +80,20 @@ pub struct DevArgs {
     /// `http://` and the address actually listened on.
     #[arg(long, env = "TETHER_PUBLIC_URL", value_name = "URL")]
     pub(super) public_url: Option<String>,
+    /// Log lines on stderr as `text` or `json` (one object per line, with the fields of the
+    /// spans they happen in). `RUST_LOG` filters them (default `info`).
+    #[arg(
+        long,
+        env = "TETHER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub(super) log_format: LogFormat,
+    /// Export spans (HTTP requests, resumes, commits, runs) to this OpenTelemetry collector
+    /// over OTLP/HTTP with protobuf, e.g. `http://127.0.0.1:4318` (`/v1/traces` is appended
+    /// unless the URL ends with it).
+    #[arg(long, env = "TETHER_OTLP_ENDPOINT", value_name = "URL")]
+    pub(super) otlp_endpoint: Option<String>,
 }
 
 /// The backends `--db` can name.
@@ -129,6 +145,14 @@ impl DevArgs {
             }
         }
         Ok(backend)
+    }
+
+    /// How logs and traces are set up (read before the server starts).
+    pub fn telemetry(&self) -> TelemetryOptions {
+        TelemetryOptions {
+            log_format: self.log_format,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+        }
     }
 
     /// The engine settings these options give, for a server listening on `local`.

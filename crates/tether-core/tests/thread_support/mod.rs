@@ -104,14 +104,15 @@ pub(crate) fn assert_nondeterminism(
     recorded: &str,
     issued: &str,
 ) {
-    assert_eq!(
-        err,
-        &ReplayError::Nondeterminism {
-            position,
-            recorded: recorded.into(),
-            issued: issued.into(),
-        }
-    );
+    match err {
+        ReplayError::Nondeterminism {
+            position: p,
+            recorded: r,
+            issued: i,
+            ..
+        } => assert_eq!((*p, r.as_str(), i.as_str()), (position, recorded, issued)),
+        other => panic!("expected a non-determinism error, got {other:?}"),
+    }
     let text = err.to_string();
     assert!(
         text.contains(recorded) && text.contains(issued),

@@ -19,6 +19,7 @@
 //! The cases only use ids and tokens they create themselves, and every time they stamp is
 //! relative to a fixed base, so their expectations never depend on the clock.
 
+mod counts;
 mod hooks;
 mod journal;
 mod leases;
@@ -26,6 +27,7 @@ mod runs;
 mod support;
 mod threads;
 
+pub use counts::*;
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
@@ -142,6 +144,8 @@ macro_rules! __conformance_cases {
                 signals_are_kept_until_a_wait_takes_them,
                 signals_sent_by_runs_are_delivered_in_the_same_transaction,
                 finished_runs_drop_their_waits,
+                // counts
+                count_runs_groups_by_workflow_and_status,
             }
         }
     };
