@@ -71,6 +71,11 @@ pub(crate) async fn listen_loop(
         let Some(engine) = inner.upgrade() else {
             return;
         };
+        if change.local {
+            // This node's writer already handed these entries to the run and its waiters; a
+            // poke would only make the run read its journal for nothing.
+            continue;
+        }
         engine.poke(&change.run_id, change.last_seq);
         engine.notify_changed(&change.run_id, change.last_seq);
         // It may have ended on another node: whoever waits for it here looks again.

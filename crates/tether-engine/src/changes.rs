@@ -25,6 +25,7 @@ impl Inner {
             return;
         }
         let _ = self.changes.send(RunChanged {
+            local: true,
             run_id: run_id.to_string(),
             last_seq,
         });

@@ -40,6 +40,7 @@ impl Store for Announcing {
             };
             if let Some((run_id, last_seq)) = grown {
                 let _ = self.bus.send(RunChanged {
+                    local: false,
                     run_id: run_id.clone(),
                     last_seq,
                 });

@@ -169,7 +169,11 @@ pub(crate) async fn resume(
                 return resumed_before(first_run);
             }
         }
-        let Some((run_id, hook_cmd)) = hook_holder(b, token).await? else {
+        let holder = match b.cached_holder(token) {
+            Some(holder) => holder,
+            None => hook_holder(b, token).await?,
+        };
+        let Some((run_id, hook_cmd)) = holder else {
             return not_found();
         };
         if let Some(expect) = d.expect {

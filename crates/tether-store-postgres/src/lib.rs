@@ -85,6 +85,8 @@ struct Inner {
     url: String,
     schema: Option<String>,
     channel: String,
+    /// This instance's id in the notifications its commits send.
+    instance: String,
     pool: Pool,
     listener: Listener,
 }
@@ -148,9 +150,11 @@ impl PostgresStore {
         let applied = migrate::migrate(&mut client, settings.schema.as_deref(), now_ms()).await?;
         drop(client);
         tracing::debug!(url = %redacted, schema = ?settings.schema, applied, "opened PostgreSQL store");
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         let listener = Listener::new(
             settings.pg,
             settings.channel.clone(),
+            instance.clone(),
             tokio::runtime::Handle::try_current().ok(),
         );
         Ok(PostgresStore {
@@ -158,6 +162,7 @@ impl PostgresStore {
                 url: redacted,
                 schema: settings.schema,
                 channel: settings.channel,
+                instance,
                 pool,
                 listener,
             }),
@@ -224,7 +229,13 @@ impl Store for PostgresStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let result = write::commit(&self.inner.pool, &ops, &self.inner.channel).await;
+        let result = write::commit(
+            &self.inner.pool,
+            &ops,
+            &self.inner.channel,
+            &self.inner.instance,
+        )
+        .await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, ops = ops.len(), "PostgreSQL commit failed; the batch was rolled back");
         }

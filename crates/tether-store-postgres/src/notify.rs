@@ -28,6 +28,8 @@ const BUFFER: usize = 1_024;
 pub(crate) struct Listener {
     config: tokio_postgres::Config,
     channel: String,
+    /// This store instance's id in notification payloads (its own commits come back `local`).
+    instance: String,
     runtime: Option<tokio::runtime::Handle>,
     sender: broadcast::Sender<RunChanged>,
     task: TaskSlot,
@@ -39,6 +41,7 @@ impl Listener {
     pub(crate) fn new(
         mut config: tokio_postgres::Config,
         channel: String,
+        instance: String,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Listener {
         let name = format!(
@@ -56,6 +59,7 @@ impl Listener {
         Listener {
             config,
             channel,
+            instance,
             runtime,
             sender,
             task: TaskSlot::default(),
@@ -72,6 +76,7 @@ impl Listener {
                 .spawn(listen_loop(
                     self.config.clone(),
                     self.channel.clone(),
+                    self.instance.clone(),
                     self.sender.clone(),
                 ))
                 .abort_handle()
@@ -135,12 +140,13 @@ fn receiver_stream(
 async fn listen_loop(
     config: tokio_postgres::Config,
     channel: String,
+    instance: String,
     sender: broadcast::Sender<RunChanged>,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = Instant::now();
-        let outcome = listen_once(&config, &channel, &sender).await;
+        let outcome = listen_once(&config, &channel, &instance, &sender).await;
         if started.elapsed() >= STABLE_AFTER {
             backoff = MIN_BACKOFF;
         }
@@ -166,6 +172,7 @@ async fn listen_loop(
 async fn listen_once(
     config: &tokio_postgres::Config,
     channel: &str,
+    instance: &str,
     sender: &broadcast::Sender<RunChanged>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
@@ -184,7 +191,7 @@ async fn listen_once(
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) => {
-                    match parse_payload(n.payload()) {
+                    match parse_payload(n.payload(), instance) {
                         // No subscriber left is fine: nobody needs the hint.
                         Some(change) => { let _ = sender.send(change); }
                         None => tracing::debug!(payload = n.payload(), "ignoring a malformed run-change notification"),
@@ -198,12 +205,28 @@ async fn listen_once(
     }
 }
 
-/// `run_id:last_seq` (the run id may itself contain `:`).
-fn parse_payload(payload: &str) -> Option<RunChanged> {
-    let (run_id, seq) = payload.rsplit_once(':')?;
+/// The notification payload for a commit by store instance `instance`:
+/// `~INSTANCE~run_id:last_seq` (the run id may itself contain `:` and `~`).
+pub(crate) fn payload(instance: &str, run_id: &str, last_seq: u64) -> String {
+    format!("~{instance}~{run_id}:{last_seq}")
+}
+
+/// Parse a payload written by [`payload`] (or, from older versions, `run_id:last_seq`), marking
+/// it `local` when `own_instance` wrote it.
+fn parse_payload(payload: &str, own_instance: &str) -> Option<RunChanged> {
+    let (instance, rest) = match payload
+        .strip_prefix('~')
+        .and_then(|p| p.split_once('~'))
+        .filter(|(i, _)| !i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Some((instance, rest)) => (Some(instance), rest),
+        None => (None, payload),
+    };
+    let (run_id, seq) = rest.rsplit_once(':')?;
     Some(RunChanged {
         run_id: run_id.to_owned(),
         last_seq: seq.parse().ok()?,
+        local: instance == Some(own_instance),
     })
 }
 
@@ -211,23 +234,36 @@ fn parse_payload(payload: &str) -> Option<RunChanged> {
 mod tests {
     use super::*;
 
+    fn change(run_id: &str, last_seq: u64, local: bool) -> Option<RunChanged> {
+        Some(RunChanged {
+            run_id: run_id.into(),
+            last_seq,
+            local,
+        })
+    }
+
     #[test]
     fn payloads() {
         assert_eq!(
-            parse_payload("run-1:42"),
-            Some(RunChanged {
-                run_id: "run-1".into(),
-                last_seq: 42
-            })
+            parse_payload("run-1:42", "ab12"),
+            change("run-1", 42, false)
         );
+        assert_eq!(parse_payload("a:b:7", "ab12"), change("a:b", 7, false));
+        assert_eq!(parse_payload("nocolon", "ab12"), None);
+        assert_eq!(parse_payload("r:x", "ab12"), None);
+    }
+
+    #[test]
+    fn payloads_name_the_instance_that_committed() {
+        let own = payload("ab12", "run-1", 42);
+        assert_eq!(parse_payload(&own, "ab12"), change("run-1", 42, true));
+        assert_eq!(parse_payload(&own, "cd34"), change("run-1", 42, false));
+        let odd = payload("ab12", "~x~y:z", 3);
+        assert_eq!(parse_payload(&odd, "ab12"), change("~x~y:z", 3, true));
+        // Not an instance prefix (not hex): the whole text is the run id.
         assert_eq!(
-            parse_payload("a:b:7"),
-            Some(RunChanged {
-                run_id: "a:b".into(),
-                last_seq: 7
-            })
+            parse_payload("~run~1:5", "ab12"),
+            change("~run~1", 5, false)
         );
-        assert_eq!(parse_payload("nocolon"), None);
-        assert_eq!(parse_payload("r:x"), None);
     }
 }

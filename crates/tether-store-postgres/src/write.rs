@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, Transaction};
-use tether_core::event::{EventBody, RunStatus};
+use tether_core::event::{CommandIndex, EventBody, RunStatus};
 use tether_store::{Fence, OpResult, StoreError, WakeAt, WriteOp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -36,11 +36,12 @@ pub(crate) async fn commit(
     pool: &Pool,
     ops: &[WriteOp],
     channel: &str,
+    instance: &str,
 ) -> Result<Vec<OpResult>, StoreError> {
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await.map_err(|e| pool_err("commit", &e))?;
-        match run_batch(&mut client, ops, channel).await {
+        match run_batch(&mut client, ops, channel, instance).await {
             Ok(results) => return Ok(results),
             Err(BatchError { error, retry: true }) if attempt < MAX_ATTEMPTS => {
                 tracing::debug!(%error, attempt, "batch aborted by a conflict with another writer; running it again");
@@ -58,9 +59,10 @@ async fn run_batch(
     client: &mut deadpool_postgres::Client,
     ops: &[WriteOp],
     channel: &str,
+    instance: &str,
 ) -> Result<Vec<OpResult>, BatchError> {
     let tx = client.transaction().await.wctx("begin write transaction")?;
-    let applied = apply_all(&tx, ops, channel).await;
+    let applied = apply_all(&tx, ops, channel, instance).await;
     match applied {
         Ok(results) => {
             tx.commit().await.wctx("commit write transaction")?;
@@ -82,6 +84,7 @@ async fn apply_all(
     tx: &Transaction<'_>,
     ops: &[WriteOp],
     channel: &str,
+    instance: &str,
 ) -> Result<Vec<OpResult>, BatchError> {
     let mut batch = Batch {
         tx,
@@ -89,6 +92,8 @@ async fn apply_all(
         grown: HashMap::new(),
         op_grown: Vec::new(),
         writes: AtomicU64::new(0),
+        rows: HashMap::new(),
+        holders: HashMap::new(),
     };
     batch.prelock(ops).await?;
     // No savepoint per op: every op decides a refusal from reads (and row locks), before it
@@ -104,6 +109,11 @@ async fn apply_all(
         batch.op_grown.clear();
         let writes_before = batch.writes.load(Ordering::Relaxed);
         let result = apply(&mut batch, op).await?;
+        if !matches!(op, WriteOp::Resume { .. }) {
+            // Other ops change hooks and rows the caches hold.
+            batch.rows.clear();
+            batch.holders.clear();
+        }
         if result.is_ok() {
             for (run_id, seq) in batch.op_grown.drain(..) {
                 let last = batch.grown.entry(run_id).or_insert(seq);
@@ -118,20 +128,21 @@ async fn apply_all(
         }
         results.push(result);
     }
-    notify(tx, &batch.grown, channel).await?;
+    notify(tx, &batch.grown, channel, instance).await?;
     Ok(results)
 }
 
-/// `pg_notify(channel, 'run_id:last_seq')` for every run whose journal grew in the batch
+/// `pg_notify(channel, '~instance~run_id:last_seq')` (see [`crate::notify::payload`]) for every run whose journal grew in the batch
 /// (including runs that received a delivery from another run's op).
 async fn notify(
     tx: &Transaction<'_>,
     grown: &HashMap<String, u64>,
     channel: &str,
+    instance: &str,
 ) -> Result<(), BatchError> {
     let payloads: Vec<String> = grown
         .iter()
-        .map(|(run_id, seq)| format!("{run_id}:{seq}"))
+        .map(|(run_id, seq)| crate::notify::payload(instance, run_id, *seq))
         .filter(|p| p.len() <= MAX_NOTIFY_PAYLOAD)
         .collect();
     if payloads.is_empty() {
@@ -180,6 +191,24 @@ impl<T> Wctx<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// The run columns `status, last_seq, wake_at, owner, lease_until, epoch`, starting at column
+/// `at` of `row`.
+fn run_row(row: &Row, at: usize, run_id: &str) -> Result<RunRow, StoreError> {
+    let what = |field: &str| format!("{field} of run {run_id}");
+    let status: String = col(row, at, &what("status"))?;
+    Ok(RunRow {
+        status: parse_status(&status, run_id)?,
+        last_seq: from_db(col(row, at + 1, &what("last_seq"))?, &what("last_seq"))?,
+        wake_at: opt_from_db(col(row, at + 2, &what("wake_at"))?, &what("wake_at"))?,
+        owner: col(row, at + 3, &what("owner"))?,
+        lease_until: opt_from_db(
+            col(row, at + 4, &what("lease_until"))?,
+            &what("lease_until"),
+        )?,
+        epoch: from_db(col(row, at + 5, &what("epoch"))?, &what("epoch"))?,
+    })
+}
+
 /// Whether `sql` changes data (as opposed to reading, locking or notifying).
 fn is_write(sql: &str) -> bool {
     let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
@@ -201,6 +230,12 @@ pub(crate) struct Batch<'t, 'c> {
     /// Rows written so far (inserted, updated or deleted): how a refused op is checked to
     /// have written nothing.
     writes: AtomicU64,
+    /// Run rows read by the up-front lock, each handed out once by [`Batch::lock_run`] (the op
+    /// that takes it may change the row; a later op reads it again).
+    rows: HashMap<String, RunRow>,
+    /// Holders of the batch's resume tokens, read after the up-front lock (`None`: no hook
+    /// holds the token). Valid while only resumes have run: a resume never changes a hook.
+    holders: HashMap<String, Option<(String, CommandIndex)>>,
 }
 
 /// The parts of a run the write path needs.
@@ -286,7 +321,7 @@ impl Batch<'_, '_> {
         let stmt = self
             .tx
             .prepare_cached(
-                "SELECT id FROM runs
+                "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch FROM runs
                  WHERE id IN (SELECT unnest($1::text[])
                               UNION SELECT run_id FROM hooks WHERE token = ANY($2::text[]))
                  ORDER BY id
@@ -300,13 +335,51 @@ impl Batch<'_, '_> {
             .await
             .wctx("lock runs")?;
         for row in rows {
-            self.locked.insert(col(&row, 0, "lock runs")?);
+            let run_id: String = col(&row, 0, "lock runs")?;
+            let run = run_row(&row, 1, &run_id)?;
+            self.locked.insert(run_id.clone());
+            self.rows.insert(run_id, run);
+        }
+        if !tokens.is_empty() {
+            // Read after the lock: a holder whose row is held now keeps its hooks until the
+            // batch ends (the resume checks it holds the row before trusting the answer).
+            let stmt = self
+                .tx
+                .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
+                .await
+                .wctx("look up hooks")?;
+            let found = self
+                .tx
+                .query(&stmt, &[&tokens])
+                .await
+                .wctx("look up hooks")?;
+            for token in &tokens {
+                self.holders.insert((*token).to_owned(), None);
+            }
+            for row in found {
+                let token: String = col(&row, 0, "look up hooks")?;
+                let run_id: String = col(&row, 1, "look up hooks")?;
+                let cmd: i64 = col(&row, 2, "look up hooks")?;
+                let cmd = CommandIndex::try_from(cmd).map_err(|_| {
+                    crate::error::bad_number(&format!("hook_cmd of hook of run {run_id}"), cmd)
+                })?;
+                self.holders.insert(token, Some((run_id, cmd)));
+            }
         }
         Ok(())
     }
 
+    /// The holder of `token` as read by the up-front lookup, if the batch made one and no op
+    /// that changes hooks has run since.
+    pub(crate) fn cached_holder(&self, token: &str) -> Option<Option<(String, CommandIndex)>> {
+        self.holders.get(token).cloned()
+    }
+
     /// Lock a run's row and read it; `None` if there is no such run.
     pub(crate) async fn lock_run(&mut self, run_id: &str) -> Result<Option<RunRow>, BatchError> {
+        if let Some(run) = self.rows.remove(run_id) {
+            return Ok(Some(run));
+        }
         let row = self
             .query_opt(
                 "SELECT status, last_seq, wake_at, owner, lease_until, epoch
@@ -319,16 +392,7 @@ impl Batch<'_, '_> {
             return Ok(None);
         };
         self.mark_locked(run_id);
-        let what = |field: &str| format!("{field} of run {run_id}");
-        let status: String = col(&row, 0, &what("status"))?;
-        Ok(Some(RunRow {
-            status: parse_status(&status, run_id)?,
-            last_seq: from_db(col(&row, 1, &what("last_seq"))?, &what("last_seq"))?,
-            wake_at: opt_from_db(col(&row, 2, &what("wake_at"))?, &what("wake_at"))?,
-            owner: col(&row, 3, &what("owner"))?,
-            lease_until: opt_from_db(col(&row, 4, &what("lease_until"))?, &what("lease_until"))?,
-            epoch: from_db(col(&row, 5, &what("epoch"))?, &what("epoch"))?,
-        }))
+        Ok(Some(run_row(&row, 0, run_id)?))
     }
 
     /// Note that the current op wrote journal entries of `run_id` up to `last_seq`.

@@ -54,6 +54,9 @@ pub struct RunChanged {
     pub run_id: String,
     /// Its last `seq` after the commit.
     pub last_seq: u64,
+    /// The commit went through the very store instance that reports it: its own process
+    /// already knows (the engine hands its own commits to its runs directly and skips these).
+    pub local: bool,
 }
 
 /// An active hook: a token that currently resumes a run.
