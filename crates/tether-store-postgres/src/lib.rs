@@ -3,8 +3,8 @@
 //! [`PostgresStore`] implements [`tether_store::Store`] with the same semantics as the SQLite
 //! backend, checked by the same conformance suite:
 //!
-//! - **group commit**: each [`Store::commit`] is one transaction on a pooled connection, each
-//!   op in its own savepoint so that a refused op leaves no trace; any database error rolls
+//! - **group commit**: each [`Store::commit`] is one transaction on a pooled connection; an op
+//!   decides a refusal before it writes, so a refused op leaves no trace; any database error rolls
 //!   the whole batch back (a batch the server aborted to break a deadlock with another node is
 //!   run again a few times first);
 //! - **safe across nodes**: an op locks its run's row (`SELECT ... FOR UPDATE`) before it

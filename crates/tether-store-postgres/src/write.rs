@@ -78,8 +78,7 @@ async fn run_batch(
     }
 }
 
-/// Apply every op in its savepoint, then queue the notifications (sent by the server at
-/// commit).
+/// Apply every op in order, then queue the notifications (sent by the server at commit).
 async fn apply_all(
     tx: &Transaction<'_>,
     ops: &[WriteOp],

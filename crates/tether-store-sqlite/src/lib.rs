@@ -5,7 +5,8 @@
 //! - **durable by default**: WAL journal with `synchronous=FULL`, so every group commit is
 //!   fsynced before [`Store::commit`] returns;
 //! - **one writer**: all commits go through a single connection, one `BEGIN IMMEDIATE`
-//!   transaction per batch, each op in its own savepoint so a refused op leaves no trace;
+//!   transaction per batch; an op decides a refusal before it writes, so a refused op leaves
+//!   no trace without a savepoint per op;
 //! - **pooled readers**: reads run on a small pool of `query_only` connections, which WAL lets
 //!   proceed while the writer commits;
 //! - **versioned schema**: migrations under `migrations/` are applied in one transaction when
