@@ -43,6 +43,7 @@ mod shared;
 mod state;
 pub mod step;
 pub mod threads;
+pub mod time_fmt;
 pub mod timer;
 pub mod webhook;
 pub mod workflow;

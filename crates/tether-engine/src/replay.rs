@@ -214,7 +214,11 @@ async fn waiting_on(
         .map(|h| format!("{} {}", h.kind, redact_token(&h.token)))
         .collect();
     for t in machine.pending_timers() {
-        out.push(format!("timer #{} due at {}", t.cmd, utc(t.fire_at_ms)));
+        out.push(format!(
+            "timer #{} due at {}",
+            t.cmd,
+            tether_core::time_fmt::rfc3339_s(t.fire_at_ms)
+        ));
     }
     match machine.steps_in_flight() {
         0 => {}
@@ -222,39 +226,4 @@ async fn waiting_on(
         n => out.push(format!("{n} steps")),
     }
     Ok(out)
-}
-
-/// Milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, sod) = (secs / 86_400, secs % 86_400);
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn formats_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400_001), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_700_000_000_123), "2023-11-14T22:13:20Z");
-        assert!(!utc(u64::MAX).is_empty());
-    }
 }

@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
+use tether_core::time_fmt::rfc3339_ms;
 use tether_core::Event;
 use tether_store::{HookRecord, RunRecord};
 
@@ -40,36 +41,6 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         };
         ApiError::invalid_json(format!("{what}: {e}"))
     })
-}
-
-/// Milliseconds since the Unix epoch as RFC 3339 in UTC with milliseconds,
-/// e.g. `2024-05-01T12:30:00.250Z`.
-pub(crate) fn rfc3339_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let millis = ms % 1000;
-    let days = secs / 86_400;
-    let sod = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// (year, month, day) of the day `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// A run as the API shows it.
@@ -148,16 +119,6 @@ pub(crate) fn run_id_json(run_id: String) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_rfc3339_with_millis() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(951_782_400_001), "2000-02-29T00:00:00.001Z");
-        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339_ms(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
-        // Absurd values still format without panicking.
-        assert!(!rfc3339_ms(u64::MAX).is_empty());
-    }
 
     #[test]
     fn json_errors_name_the_position() {

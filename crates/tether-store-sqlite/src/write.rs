@@ -167,35 +167,12 @@ pub(crate) fn open_run(
     conn: &Connection,
     run_id: &str,
 ) -> Result<Result<RunState, OpRejected>, StoreError> {
-    let row: Option<(String, u64, Option<u64>)> = conn
-        .prepare_cached("SELECT status, last_seq, wake_at FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-        })
-        .ctx("load run")?;
-    let Some((status, last_seq, wake_at)) = row else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    let status = parse_status(&status, run_id)?;
-    if status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status,
-        }));
-    }
-    Ok(Ok(RunState {
-        status,
-        last_seq,
-        wake_at,
-    }))
+    open_fenced_run(conn, run_id, None)
 }
 
-/// Like [`open_run`], after checking `fence` (if any) against the run's owner and epoch, in
-/// one read of the run's row: refused with `RunNotFound`, then `Fenced`, then `RunFinished`
-/// (the order [`check_fence`] followed by [`open_run`] gives).
+/// The run if it exists, `fence` (if any) matches its owner and epoch, and it is not finished,
+/// in one read of the run's row; else the refusal: `RunNotFound`, then `Fenced`, then
+/// `RunFinished`, in that order.
 fn open_fenced_run(
     conn: &Connection,
     run_id: &str,
