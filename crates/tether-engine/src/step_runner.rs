@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use tether_core::{ErrorInfo, EventBody, StepTask};
-use tracing::{info_span, warn, Instrument};
+use tracing::{debug_span, warn, Instrument};
 
 use crate::engine::Inner;
 
 /// Run `task` to its final result and return the journal entry that records it.
 pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) -> EventBody {
-    let span = info_span!("step", run_id = %run_id, name = %task.name, cmd = task.cmd);
+    // A debug span: at the default log level it costs nothing per step; the warnings below
+    // carry the run and step themselves.
+    let span = debug_span!("step", run_id = %run_id, name = %task.name, cmd = task.cmd);
     async move {
         let mut attempt = 1u32;
         loop {
@@ -35,7 +37,7 @@ pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) 
                 } else {
                     "retries exhausted"
                 };
-                warn!(attempt, error = %err, "step failed for good ({why})");
+                warn!(run_id = %run_id, step = %task.name, attempt, error = %err, "step failed for good ({why})");
                 return EventBody::StepFailed {
                     cmd: task.cmd,
                     name: task.name.clone(),
@@ -46,7 +48,7 @@ pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) 
             let delay = err
                 .requested_delay()
                 .unwrap_or_else(|| task.policy.delay_after(attempt));
-            warn!(attempt, error = %err, ?delay, "step attempt failed; retrying");
+            warn!(run_id = %run_id, step = %task.name, attempt, error = %err, ?delay, "step attempt failed; retrying");
             if inner.is_stopping() {
                 std::future::pending::<()>().await;
             }
