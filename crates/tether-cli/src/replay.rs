@@ -9,8 +9,7 @@ use clap::Args;
 use tether_core::Registry;
 use tether_engine::replay::{check_run, RunCheck};
 use tether_store::Store;
-use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
-use tether_store_sqlite::SqliteStore;
+use tether_store_postgres::{redact_url, PostgresOptions};
 
 /// Options of `tether replay`.
 #[derive(Debug, Args)]
@@ -62,34 +61,28 @@ fn sqlite_path(db: &str) -> Option<&str> {
 }
 
 async fn open(args: &ReplayArgs) -> Result<Arc<dyn Store>, ReplayCommandError> {
-    let failed = |e: String| {
-        ReplayCommandError::Failed(
-            format!("cannot open database {}: {e}", redact_url(&args.db))
-                .replace(['\n', '\r'], " "),
-        )
-    };
-    match sqlite_path(&args.db) {
+    let postgres = match sqlite_path(&args.db) {
         Some(path) => {
             // Opening a missing file would create an empty database: refuse instead.
             if !std::path::Path::new(path).is_file() {
-                return Err(failed("no such database file".into()));
+                return Err(ReplayCommandError::Failed(
+                    format!(
+                        "cannot open database {}: no such database file",
+                        redact_url(&args.db)
+                    )
+                    .replace(['\n', '\r'], " "),
+                ));
             }
-            let store = SqliteStore::open(&args.db)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            Ok(Arc::new(store))
+            None
         }
-        None => {
-            let options = PostgresOptions {
-                pool_size: 2,
-                schema: args.pg_schema.clone(),
-            };
-            let store = PostgresStore::open_with(&args.db, options)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            Ok(Arc::new(store))
-        }
-    }
+        None => Some(PostgresOptions {
+            pool_size: 2,
+            schema: args.pg_schema.clone(),
+        }),
+    };
+    crate::store::open_named(&args.db, postgres)
+        .await
+        .map_err(ReplayCommandError::Failed)
 }
 
 /// The check itself, against `registry` (the CLI passes the bundled examples).

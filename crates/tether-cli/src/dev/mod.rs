@@ -12,8 +12,7 @@ use tether_core::Registry;
 use tether_engine::Engine;
 use tether_server::ServerOptions;
 use tether_store::Store;
-use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
-use tether_store_sqlite::SqliteStore;
+use tether_store_postgres::{redact_url, PostgresOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -50,26 +49,15 @@ impl fmt::Display for DevError {
     }
 }
 
-/// Open the store `--db` names. Errors name the database without its password, on one line.
+/// Open the store `--db` names.
 async fn open_store(args: &DevArgs, backend: Backend) -> Result<Arc<dyn Store>, DevError> {
-    let opened: Result<Arc<dyn Store>, _> = match backend {
-        Backend::Sqlite => SqliteStore::open(&args.db)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn Store>),
-        Backend::Postgres => {
-            let options = PostgresOptions {
-                pool_size: args.db_pool_size,
-                schema: args.pg_schema.clone(),
-            };
-            PostgresStore::open_with(&args.db, options)
-                .await
-                .map(|s| Arc::new(s) as Arc<dyn Store>)
-        }
-    };
-    opened.map_err(|e| {
-        let line = format!("cannot open database {}: {e}", redact_url(&args.db));
-        DevError::Failed(line.replace(['\n', '\r'], " "))
-    })
+    let postgres = (backend == Backend::Postgres).then(|| PostgresOptions {
+        pool_size: args.db_pool_size,
+        schema: args.pg_schema.clone(),
+    });
+    crate::store::open_named(&args.db, postgres)
+        .await
+        .map_err(DevError::Failed)
 }
 
 /// Run the dev server until Ctrl-C or SIGTERM.
