@@ -103,12 +103,7 @@ pub(crate) async fn release_hook(
     run_id: &str,
     hook_cmd: CommandIndex,
 ) -> Result<(), BatchError> {
-    b.execute(
-        "DELETE FROM hooks WHERE token = $1 AND run_id = $2 AND hook_cmd = $3",
-        &[&token, &run_id, &i64::from(hook_cmd)],
-        "release hook",
-    )
-    .await?;
+    b.buffer().release(token, run_id, i64::from(hook_cmd));
     Ok(())
 }
 
@@ -226,7 +221,7 @@ pub(crate) async fn resume(
                 payload: d.payload.clone(),
             },
         };
-        append_delivered(b, &run_id, &event).await?;
+        append_delivered(b, &run_id, &event)?;
         return Ok(Ok(OpOutcome::Resumed {
             run_id,
             event: Some(event),

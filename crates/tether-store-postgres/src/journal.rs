@@ -7,13 +7,14 @@ use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 use tether_store::{Ending, Fence, OpOutcome, OpRejected, OpResult, WakeAt};
 
+use crate::buffer::RunUpdate;
 use crate::hooks::{register_hook, release_hook, NewHook};
-use crate::rows::{encode_body, encode_error_info, encode_value, opt_to_db, to_db};
+use crate::rows::{encode_error_info, encode_value, opt_to_db, to_db};
 use crate::threads::{self, SignalOutcome};
 use crate::write::{Batch, BatchError};
 
-/// Write journal entries of one run in one statement.
-pub(crate) async fn insert_events(
+/// Write journal entries of one run (kept in the batch's write buffer).
+pub(crate) fn insert_events(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     events: &[Event],
@@ -21,24 +22,7 @@ pub(crate) async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut kinds = Vec::with_capacity(events.len());
-    let mut bodies = Vec::with_capacity(events.len());
-    let mut ats = Vec::with_capacity(events.len());
-    for event in events {
-        seqs.push(to_db(event.seq, "journal seq")?);
-        ats.push(to_db(event.at_ms, "commit time")?);
-        kinds.push(event.body.kind());
-        bodies.push(encode_body(&event.body)?);
-    }
-    b.execute(
-        "INSERT INTO events (run_id, seq, at, kind, body)
-         SELECT $1, s, a, k, d FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[])
-                                    AS t (s, a, k, d)",
-        &[&run_id, &seqs, &ats, &kinds, &bodies],
-        "insert journal entries",
-    )
-    .await?;
+    b.buffer().events(run_id, events)?;
     if let Some(last) = events.last() {
         b.note_growth(run_id, last.seq);
     }
@@ -46,25 +30,23 @@ pub(crate) async fn insert_events(
 }
 
 /// Append one delivered entry (`event.seq` is the run's next) and move the run's `last_seq`
-/// and `updated_at`, in one statement: one round trip on the resume path.
-pub(crate) async fn append_delivered(
+/// and `updated_at`.
+pub(crate) fn append_delivered(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     event: &Event,
 ) -> Result<(), BatchError> {
-    let seq = to_db(event.seq, "journal seq")?;
-    let at = to_db(event.at_ms, "commit time")?;
-    let body = encode_body(&event.body)?;
-    b.execute(
-        "WITH entry AS (
-             INSERT INTO events (run_id, seq, at, kind, body) VALUES ($1, $2, $3, $4, $5)
-         )
-         UPDATE runs SET last_seq = $2, updated_at = $3 WHERE id = $1",
-        &[&run_id, &seq, &at, &event.body.kind(), &body],
-        "append delivered entry",
-    )
-    .await?;
-    b.note_growth(run_id, event.seq);
+    insert_events(b, run_id, std::slice::from_ref(event))?;
+    b.update_run(
+        run_id,
+        RunUpdate {
+            last_seq: to_db(event.seq, "journal seq")?,
+            updated_at: to_db(event.at_ms, "commit time")?,
+            status: None,
+            wake_at: None,
+            end: None,
+        },
+    );
     Ok(())
 }
 
@@ -109,7 +91,7 @@ pub(crate) async fn create_run(
             thread: None,
         },
     };
-    insert_events(b, run_id, std::slice::from_ref(&event)).await?;
+    insert_events(b, run_id, std::slice::from_ref(&event))?;
     Ok(Ok(OpOutcome::Appended {
         run_id: run_id.to_owned(),
         events: vec![event],
@@ -293,12 +275,12 @@ pub(crate) async fn append(
         seq += 1;
         written.push(Event { seq, at_ms, body });
     }
-    insert_events(b, run_id, &written).await?;
+    insert_events(b, run_id, &written)?;
 
     let last_seq = to_db(seq, "journal seq")?;
     let at = to_db(at_ms, "commit time")?;
     match ending {
-        Some(end) => finish_run(b, run_id, &end, last_seq, at).await?,
+        Some(end) => finish_run(b, run_id, &end, last_seq, at)?,
         None => {
             let status = change.status.unwrap_or(run.status);
             let wake_at = match change.wake_at {
@@ -306,13 +288,16 @@ pub(crate) async fn append(
                 WakeAt::Set(at) => at,
             };
             let wake_at = opt_to_db(wake_at, "wake-up time")?;
-            b.execute(
-                "UPDATE runs SET status = $2, wake_at = $3, last_seq = $4, updated_at = $5
-                 WHERE id = $1",
-                &[&run_id, &status.as_str(), &wake_at, &last_seq, &at],
-                "update run",
-            )
-            .await?;
+            b.update_run(
+                run_id,
+                RunUpdate {
+                    last_seq,
+                    updated_at: at,
+                    status: Some(status.as_str()),
+                    wake_at: Some(wake_at),
+                    end: None,
+                },
+            );
         }
     }
     Ok(Ok(OpOutcome::Appended {
@@ -323,7 +308,7 @@ pub(crate) async fn append(
 
 /// Set the terminal status, output and error, clear `wake_at` and the lease, and release every
 /// hook of the run.
-async fn finish_run(
+fn finish_run(
     b: &Batch<'_, '_>,
     run_id: &str,
     end: &Ending,
@@ -336,33 +321,17 @@ async fn finish_run(
         .map(|v| encode_value(v, "run output"))
         .transpose()?;
     let error = end.error.as_ref().map(encode_error_info).transpose()?;
-    b.execute(
-        "UPDATE runs SET status = $2, output = $3, error = $4, wake_at = NULL,
-                         last_seq = $5, updated_at = $6, owner = NULL, lease_until = NULL
-         WHERE id = $1",
-        &[
-            &run_id,
-            &end.status.as_str(),
-            &output,
-            &error,
-            &last_seq,
-            &at,
-        ],
-        "finish run",
-    )
-    .await?;
-    b.execute(
-        "DELETE FROM hooks WHERE run_id = $1",
-        &[&run_id],
-        "release hooks of finished run",
-    )
-    .await?;
-    b.execute(
-        "DELETE FROM signal_waits WHERE run_id = $1",
-        &[&run_id],
-        "drop signal waits of finished run",
-    )
-    .await?;
+    b.update_run(
+        run_id,
+        RunUpdate {
+            last_seq,
+            updated_at: at,
+            status: Some(end.status.as_str()),
+            wake_at: None,
+            end: Some((output, error)),
+        },
+    );
+    b.buffer().ended(run_id);
     Ok(())
 }
 

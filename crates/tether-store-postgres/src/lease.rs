@@ -37,13 +37,13 @@ pub(crate) async fn claim(
         }
     }
     let epoch = run.epoch + 1;
-    b.execute(
+    b.send(
         "UPDATE runs SET owner = $2, lease_until = $3, epoch = $4 WHERE id = $1",
-        &[
-            &run_id,
-            &node,
-            &to_db(lease_until_ms, "lease end")?,
-            &to_db(epoch, "epoch")?,
+        vec![
+            Box::new(run_id.to_owned()),
+            Box::new(node.to_owned()),
+            Box::new(to_db(lease_until_ms, "lease end")?),
+            Box::new(to_db(epoch, "epoch")?),
         ],
         "claim run",
     )

@@ -44,6 +44,8 @@
 //! # drop((store, staging)); Ok(()) }
 //! ```
 
+mod batch;
+mod buffer;
 mod config;
 mod error;
 mod hooks;
@@ -51,6 +53,7 @@ mod journal;
 mod lease;
 mod migrate;
 mod notify;
+mod pipeline;
 mod read;
 mod rows;
 mod threads;

@@ -199,7 +199,7 @@ pub(crate) async fn create_thread(
             thread: Some(t.info),
         },
     };
-    insert_events(b, t.hook_id, std::slice::from_ref(&event)).await?;
+    insert_events(b, t.hook_id, std::slice::from_ref(&event))?;
     Ok(Some(event))
 }
 
@@ -451,7 +451,7 @@ pub(crate) async fn append_delivery(
         at_ms,
         body,
     };
-    insert_events(b, run_id, std::slice::from_ref(&event)).await?;
+    insert_events(b, run_id, std::slice::from_ref(&event))?;
     b.execute(
         "UPDATE runs SET last_seq = $2, updated_at = $3 WHERE id = $1",
         &[

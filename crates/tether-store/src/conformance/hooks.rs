@@ -406,6 +406,92 @@ pub async fn resume_appends_hook_received_in_acceptance_order(store: &dyn Store)
     );
 }
 
+/// In one batch, an op sees what the ops before it wrote, however the backend gathers the
+/// batch's writes: a run ends (disposing one hook and leaving another held until the end)
+/// between resumes of its tokens, and another run takes a resume and an append around it.
+pub async fn resumes_around_a_run_ending_in_the_same_batch(store: &dyn Store) {
+    create_run(store, "a", "w", T0).await;
+    append(
+        store,
+        "a",
+        vec![hook_created(1, "a1"), hook_created(2, "a2")],
+        T0 + 1,
+    )
+    .await;
+    create_run(store, "b", "w", T0).await;
+    append(store, "b", vec![hook_created(1, "b1")], T0 + 1).await;
+
+    let [first, end, after_end, disposed, other, other_append, other_again] = commit_all(
+        store,
+        [
+            resume_op("a1", json!("before"), None, T0 + 5),
+            append_op(
+                "a",
+                vec![
+                    hook_disposed(3, 2, "a2"),
+                    EventBody::RunCompleted {
+                        output: json!("done"),
+                    },
+                ],
+                T0 + 6,
+            ),
+            resume_op("a1", json!("after"), None, T0 + 7),
+            resume_op("a2", json!("after"), None, T0 + 7),
+            resume_op("b1", json!(1), None, T0 + 7),
+            append_op("b", vec![EventBody::Now { cmd: 2, ms: 9 }], T0 + 8),
+            resume_op("b1", json!(2), None, T0 + 9),
+        ],
+    )
+    .await;
+    assert_eq!(
+        resumed(first, "Resume before the end").1.map(|e| e.seq),
+        Some(4)
+    );
+    assert_eq!(seqs(&appended(end, "Append ending the run").1), vec![5, 6]);
+    for (result, token) in [(after_end, "a1"), (disposed, "a2")] {
+        assert_eq!(
+            rejected(result, "Resume after the run ended in the same batch"),
+            OpRejected::HookNotFound {
+                token: token.into()
+            }
+        );
+    }
+    assert_eq!(resumed(other, "Resume of b").1.map(|e| e.seq), Some(3));
+    assert_eq!(seqs(&appended(other_append, "Append to b").1), vec![4]);
+    assert_eq!(
+        resumed(other_again, "second Resume of b").1.map(|e| e.seq),
+        Some(5)
+    );
+
+    let run_a = get_run(store, "a").await;
+    assert_eq!(run_a.status, RunStatus::Completed);
+    assert_eq!(run_a.output, Some(json!("done")));
+    assert_eq!(run_a.last_seq, 6);
+    assert_eq!(run_a.updated_at_ms, T0 + 6);
+    assert_eq!(
+        seqs(&journal(store, "a").await),
+        (1..=6).collect::<Vec<u64>>()
+    );
+    assert!(
+        tokens_of(store, "a").await.is_empty(),
+        "an ended run holds no token"
+    );
+
+    let run_b = get_run(store, "b").await;
+    assert_eq!(run_b.status, RunStatus::Pending);
+    assert_eq!(run_b.last_seq, 5);
+    assert_eq!(run_b.updated_at_ms, T0 + 9);
+    assert_eq!(
+        bodies(&journal_after(store, "b", 2).await),
+        vec![
+            received(&json!(1), 1),
+            EventBody::Now { cmd: 2, ms: 9 },
+            received(&json!(2), 1),
+        ]
+    );
+    assert_eq!(tokens_of(store, "b").await, strings(&["b1"]));
+}
+
 fn resume_expecting(token: &str, run_id: &str, hook_cmd: u32, at_ms: u64) -> WriteOp {
     WriteOp::Resume {
         token: token.into(),

@@ -129,6 +129,7 @@ macro_rules! __conformance_cases {
                 resume_with_mismatched_expect_is_refused,
                 idempotency_key_returns_first_answer,
                 resume_after_run_finished_is_refused,
+                resumes_around_a_run_ending_in_the_same_batch,
                 used_idempotency_key_is_checked_before_the_hook,
                 // leases
                 claims_fence_off_older_claims,

@@ -1,0 +1,441 @@
+//! The state of one batch's transaction: which run rows it holds locked, what it read up
+//! front (run rows, hook holders) and may reuse, and how its statements go out (awaited,
+//! pipelined, or kept in the write buffer).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use deadpool_postgres::Transaction;
+use tether_core::event::{CommandIndex, EventBody, RunStatus};
+use tether_store::{Ending, Fence, OpResult, StoreError, WriteOp};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::buffer::{RunUpdate, WriteBuffer};
+use crate::pipeline::{self, OwnedParams, Pipeline};
+use crate::rows::{col, from_db, opt_from_db, parse_status};
+use crate::write::{batch_error, BatchError, Wctx};
+
+/// The run columns `status, last_seq, wake_at, owner, lease_until, epoch`, starting at column
+/// `at` of `row`.
+fn run_row(row: &Row, at: usize, run_id: &str) -> Result<RunRow, StoreError> {
+    let what = |field: &str| format!("{field} of run {run_id}");
+    let status: String = col(row, at, &what("status"))?;
+    Ok(RunRow {
+        status: parse_status(&status, run_id)?,
+        last_seq: from_db(col(row, at + 1, &what("last_seq"))?, &what("last_seq"))?,
+        wake_at: opt_from_db(col(row, at + 2, &what("wake_at"))?, &what("wake_at"))?,
+        owner: col(row, at + 3, &what("owner"))?,
+        lease_until: opt_from_db(
+            col(row, at + 4, &what("lease_until"))?,
+            &what("lease_until"),
+        )?,
+        epoch: from_db(col(row, at + 5, &what("epoch"))?, &what("epoch"))?,
+    })
+}
+
+/// Whether appending `body` writes nothing outside its run's row, journal and hooks.
+fn stays_in_run(body: &EventBody) -> bool {
+    !matches!(
+        body,
+        EventBody::SignalSent { .. }
+            | EventBody::SignalWaited { .. }
+            | EventBody::HookSpawned { .. }
+            | EventBody::StateGet { .. }
+            | EventBody::StateSet { .. }
+            | EventBody::StateIncr { .. }
+            | EventBody::StateDelete { .. }
+    )
+}
+
+/// Whether `sql` changes data (as opposed to reading, locking or notifying).
+fn is_write(sql: &str) -> bool {
+    let head = sql.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+    matches!(head.as_str(), "INSERT" | "UPDATE" | "DELETE")
+}
+
+/// Query parameters.
+pub(crate) type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// The transaction of a batch, and which run rows it holds locked.
+pub(crate) struct Batch<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    /// Runs whose row this transaction has locked (and keeps locked until it ends).
+    locked: HashSet<String>,
+    /// Runs whose journal grew in the ops kept so far, with their last `seq`.
+    grown: HashMap<String, u64>,
+    /// Journal growth by the current op (forgotten if the op is refused).
+    op_grown: Vec<(String, u64)>,
+    /// Rows written so far (inserted, updated or deleted): how a refused op is checked to
+    /// have written nothing.
+    writes: AtomicU64,
+    /// Run rows read by the up-front lock, each handed out once by [`Batch::lock_run`] (the op
+    /// that takes it may change the row; a later op reads it again).
+    rows: HashMap<String, RunRow>,
+    /// Holders of the batch's resume tokens, read after the up-front lock (`None`: no hook
+    /// holds the token). Valid while only resumes have run: a resume never changes a hook.
+    holders: HashMap<String, Option<(String, CommandIndex)>>,
+    /// Statements sent without waiting for their replies (see [`crate::pipeline`]).
+    pipeline: Pipeline<'t>,
+    /// Writes kept to be sent as one statement per kind (see [`crate::buffer`]).
+    buffer: Mutex<WriteBuffer>,
+}
+
+/// The parts of a run the write path needs.
+pub(crate) struct RunRow {
+    pub(crate) status: RunStatus,
+    pub(crate) last_seq: u64,
+    pub(crate) wake_at: Option<u64>,
+    pub(crate) owner: Option<String>,
+    pub(crate) lease_until: Option<u64>,
+    pub(crate) epoch: u64,
+}
+
+impl RunRow {
+    /// Whether `fence` (if any) matches the run's owner and epoch.
+    pub(crate) fn fence_holds(&self, fence: Option<&Fence>) -> bool {
+        match fence {
+            None => true,
+            Some(f) => self.owner.as_deref() == Some(f.node.as_str()) && self.epoch == f.epoch,
+        }
+    }
+}
+
+/// Largest `pg_notify` payload PostgreSQL takes is 8,000 bytes; longer run ids go unannounced
+/// (a notification is only a wake-up hint: the engine polls as well).
+const MAX_NOTIFY_PAYLOAD: usize = 7_999;
+
+impl<'t, 'c> Batch<'t, 'c> {
+    /// A batch on `tx`, holding no lock yet.
+    pub(crate) fn new(tx: &'t Transaction<'c>) -> Self {
+        Batch {
+            tx,
+            locked: HashSet::new(),
+            grown: HashMap::new(),
+            op_grown: Vec::new(),
+            writes: AtomicU64::new(0),
+            rows: HashMap::new(),
+            holders: HashMap::new(),
+            pipeline: Pipeline::default(),
+            buffer: Mutex::new(WriteBuffer::default()),
+        }
+    }
+
+    /// Start an op: the count of writes so far, for [`Batch::end_op`].
+    pub(crate) fn begin_op(&mut self) -> u64 {
+        self.op_grown.clear();
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// End an op: forget what it changed from the caches, keep its journal growth if it
+    /// succeeded, and fail the batch if it was refused but wrote.
+    pub(crate) fn end_op(
+        &mut self,
+        op: &WriteOp,
+        result: &OpResult,
+        writes_before: u64,
+    ) -> Result<(), BatchError> {
+        self.forget_changed(op);
+        if result.is_ok() {
+            for (run_id, seq) in self.op_grown.drain(..) {
+                let last = self.grown.entry(run_id).or_insert(seq);
+                *last = (*last).max(seq);
+            }
+        } else if self.writes.load(Ordering::Relaxed) != writes_before {
+            return Err(StoreError::Corrupt(format!(
+                "a refused op ({result:?}) wrote rows; the batch was rolled back (a bug in \
+                 tether-store-postgres: refusals must be decided before writing)"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// After the last op: send the buffered writes and the notifications, and read every
+    /// reply (the batch may commit once this returns `Ok`).
+    pub(crate) async fn finish(&self, channel: &str, instance: &str) -> Result<(), BatchError> {
+        self.flush_buffer().await?;
+        // `pg_notify(channel, '~instance~run_id:last_seq')` (see [`crate::notify::payload`])
+        // for every run whose journal grew (runs that received a delivery from another run's
+        // op included).
+        let payloads: Vec<String> = self
+            .grown
+            .iter()
+            .map(|(run_id, seq)| crate::notify::payload(instance, run_id, *seq))
+            .filter(|p| p.len() <= MAX_NOTIFY_PAYLOAD)
+            .collect();
+        if !payloads.is_empty() {
+            self.send(
+                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                vec![Box::new(channel.to_owned()), Box::new(payloads)],
+                "announce journal growth",
+            )
+            .await?;
+        }
+        self.pipeline.settle().await
+    }
+
+    /// Send a statement whose answer the op does not need (a write, or `pg_notify`) without
+    /// waiting for it; its failure fails the batch when the replies are read, before commit.
+    /// Counts as a write whatever it touches, so a refused op must not send one.
+    pub(crate) async fn send(
+        &self,
+        sql: &str,
+        params: OwnedParams,
+        what: &'static str,
+    ) -> Result<(), BatchError> {
+        self.flush_buffer().await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.send_now(sql, params, what).await
+    }
+
+    /// [`Batch::send`] without sending the buffer first (nor counting a write: the buffer's
+    /// writes were counted when kept).
+    async fn send_now(
+        &self,
+        sql: &str,
+        params: OwnedParams,
+        what: &'static str,
+    ) -> Result<(), BatchError> {
+        let stmt = match self.tx.prepare_cached(sql).await {
+            Ok(stmt) => stmt,
+            Err(e) => return Err(self.failed(e, what).await),
+        };
+        self.pipeline
+            .send(what, pipeline::execute(self.tx, stmt, params))
+            .await
+    }
+
+    /// The write buffer, to keep a write in (counted as a write).
+    pub(crate) fn buffer(&self) -> MutexGuard<'_, WriteBuffer> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        // The buffer is only changed by whole pushes and takes; a panic cannot tear it.
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keep `run_id`'s row change in the write buffer.
+    pub(crate) fn update_run(&self, run_id: &str, update: RunUpdate) {
+        self.buffer().run(run_id, update);
+    }
+
+    /// Send what the write buffer holds (pipelined, one statement per kind).
+    async fn flush_buffer(&self) -> Result<(), BatchError> {
+        let statements = self
+            .buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for (sql, params, what) in statements {
+            self.send_now(sql, params, what).await?;
+        }
+        Ok(())
+    }
+
+    /// The error to return for a statement that failed: the failure of an earlier pipelined
+    /// statement if there was one (the transaction was aborted there), else this one.
+    async fn failed(&self, error: tokio_postgres::Error, what: &str) -> BatchError {
+        match self.pipeline.settle().await {
+            Err(earlier) => earlier,
+            Ok(()) => batch_error(&error, what),
+        }
+    }
+
+    /// Run a statement; the number of rows it touched.
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+        what: &str,
+    ) -> Result<u64, BatchError> {
+        self.flush_buffer().await?;
+        let stmt = match self.tx.prepare_cached(sql).await {
+            Ok(stmt) => stmt,
+            Err(e) => return Err(self.failed(e, what).await),
+        };
+        let n = match self.tx.execute(&stmt, params).await {
+            Ok(n) => n,
+            Err(e) => return Err(self.failed(e, what).await),
+        };
+        if is_write(sql) {
+            self.writes.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+
+    /// Run a query returning at most one row (a row returned by a data-changing statement,
+    /// such as `DELETE ... RETURNING`, counts as a write).
+    pub(crate) async fn query_opt(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+        what: &str,
+    ) -> Result<Option<Row>, BatchError> {
+        self.flush_buffer().await?;
+        let stmt = match self.tx.prepare_cached(sql).await {
+            Ok(stmt) => stmt,
+            Err(e) => return Err(self.failed(e, what).await),
+        };
+        let row = match self.tx.query_opt(&stmt, params).await {
+            Ok(row) => row,
+            Err(e) => return Err(self.failed(e, what).await),
+        };
+        if row.is_some() && is_write(sql) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(row)
+    }
+
+    /// Lock, before any op runs and in one order (by id), the rows of the runs the batch names
+    /// (the holders of the tokens it resumes included): two nodes writing to the same runs
+    /// then queue up instead of deadlocking. Skipped when the batch names at most one run.
+    pub(crate) async fn prelock(&mut self, ops: &[WriteOp]) -> Result<(), BatchError> {
+        let mut run_ids: Vec<&str> = Vec::new();
+        let mut tokens: Vec<&str> = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::Append { run_id, .. }
+                | WriteOp::RequestCancel { run_id, .. }
+                | WriteOp::MarkBlocked { run_id, .. }
+                | WriteOp::Checkpoint { run_id, .. }
+                | WriteOp::Claim { run_id, .. }
+                | WriteOp::Release { run_id, .. }
+                | WriteOp::SpawnHook { run_id, .. } => run_ids.push(run_id),
+                WriteOp::Resume { token, .. } => tokens.push(token),
+                WriteOp::CreateRun { .. }
+                | WriteOp::RenewLeases { .. }
+                | WriteOp::Signal { .. } => {}
+            }
+        }
+        run_ids.sort_unstable();
+        run_ids.dedup();
+        tokens.sort_unstable();
+        tokens.dedup();
+        if run_ids.len() + tokens.len() <= 1 {
+            return Ok(());
+        }
+        let stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch FROM runs
+                 WHERE id IN (SELECT unnest($1::text[])
+                              UNION SELECT run_id FROM hooks WHERE token = ANY($2::text[]))
+                 ORDER BY id
+                 FOR UPDATE",
+            )
+            .await
+            .wctx("lock runs")?;
+        let rows = self
+            .tx
+            .query(&stmt, &[&run_ids, &tokens])
+            .await
+            .wctx("lock runs")?;
+        for row in rows {
+            let run_id: String = col(&row, 0, "lock runs")?;
+            let run = run_row(&row, 1, &run_id)?;
+            self.locked.insert(run_id.clone());
+            self.rows.insert(run_id, run);
+        }
+        if !tokens.is_empty() {
+            // Read after the lock: a holder whose row is held now keeps its hooks until the
+            // batch ends (the resume checks it holds the row before trusting the answer).
+            let stmt = self
+                .tx
+                .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
+                .await
+                .wctx("look up hooks")?;
+            let found = self
+                .tx
+                .query(&stmt, &[&tokens])
+                .await
+                .wctx("look up hooks")?;
+            for token in &tokens {
+                self.holders.insert((*token).to_owned(), None);
+            }
+            for row in found {
+                let token: String = col(&row, 0, "look up hooks")?;
+                let run_id: String = col(&row, 1, "look up hooks")?;
+                let cmd: i64 = col(&row, 2, "look up hooks")?;
+                let cmd = CommandIndex::try_from(cmd).map_err(|_| {
+                    crate::error::bad_number(&format!("hook_cmd of hook of run {run_id}"), cmd)
+                })?;
+                self.holders.insert(token, Some((run_id, cmd)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The holder of `token` as read by the up-front lookup, if the batch made one and no op
+    /// that changes hooks has run since.
+    pub(crate) fn cached_holder(&self, token: &str) -> Option<Option<(String, CommandIndex)>> {
+        self.holders.get(token).cloned()
+    }
+
+    /// Lock a run's row and read it; `None` if there is no such run.
+    pub(crate) async fn lock_run(&mut self, run_id: &str) -> Result<Option<RunRow>, BatchError> {
+        if let Some(run) = self.rows.remove(run_id) {
+            return Ok(Some(run));
+        }
+        let row = self
+            .query_opt(
+                "SELECT status, last_seq, wake_at, owner, lease_until, epoch
+                 FROM runs WHERE id = $1 FOR UPDATE",
+                &[&run_id],
+                "load run",
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        self.mark_locked(run_id);
+        Ok(Some(run_row(&row, 0, run_id)?))
+    }
+
+    /// Forget what the caches hold that `op` may have changed. A resume changes no hook and
+    /// took its run row out of the cache; an append that stays within its run (no signal,
+    /// thread or shared state) changes its run's row and the tokens it names (and, when it
+    /// ends the run, every token the run held); anything else may change any row or hook.
+    fn forget_changed(&mut self, op: &WriteOp) {
+        match op {
+            WriteOp::Resume { .. } | WriteOp::Checkpoint { .. } => {}
+            WriteOp::RequestCancel { run_id, .. } | WriteOp::MarkBlocked { run_id, .. } => {
+                self.rows.remove(run_id);
+            }
+            WriteOp::Append { run_id, events, .. } if events.iter().all(stays_in_run) => {
+                self.rows.remove(run_id);
+                for body in events {
+                    match body {
+                        EventBody::HookCreated { token, .. }
+                        | EventBody::HookDisposed { token, .. } => {
+                            self.holders.remove(token);
+                        }
+                        _ => {}
+                    }
+                }
+                if events.iter().any(|body| Ending::of(body).is_some()) {
+                    self.holders
+                        .retain(|_, holder| holder.as_ref().is_none_or(|(run, _)| run != run_id));
+                }
+            }
+            _ => {
+                self.rows.clear();
+                self.holders.clear();
+            }
+        }
+    }
+
+    /// Note that the current op wrote journal entries of `run_id` up to `last_seq`.
+    pub(crate) fn note_growth(&mut self, run_id: &str, last_seq: u64) {
+        self.op_grown.push((run_id.to_owned(), last_seq));
+    }
+
+    /// Whether this transaction already holds the run's row lock.
+    pub(crate) fn holds(&self, run_id: &str) -> bool {
+        self.locked.contains(run_id)
+    }
+
+    /// Note that the current op holds the run's row lock (it inserted the row).
+    pub(crate) fn mark_locked(&mut self, run_id: &str) {
+        self.locked.insert(run_id.to_owned());
+    }
+}
