@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::engine::Inner;
+use crate::start::Seed;
 use crate::step_runner::run_step;
 use crate::system_env::now_ms;
 
@@ -81,7 +82,7 @@ pub(crate) async fn run_actor(
             status_sent: None,
             wake_sent: None,
             checkpoint_sent: 0,
-            result_in_inbox: false,
+            result_after: None,
             announced: false,
             fence: None,
         };
@@ -131,10 +132,13 @@ struct Actor {
     status_sent: Option<RunStatus>,
     wake_sent: Option<Option<u64>>,
     checkpoint_sent: u64,
-    /// A step result (or timer firing) this actor wrote is committed and waits in the inbox,
-    /// not yet applied: the run is still busy, so no status change is written meanwhile
-    /// (without this, each step would write `suspended` and then `running` again).
-    result_in_inbox: bool,
+    /// A step result this actor wrote is committed and waits in the inbox, not yet applied
+    /// (the machine's last `seq` when it was written: the result comes after it). The run is
+    /// still busy, so no status change is written meanwhile: without this, each step would
+    /// write `suspended` and then `running` again. A message with only entries the machine
+    /// already has (the run's own `RunStarted`, handed over by the commit that created it)
+    /// does not count as the result.
+    result_after: Option<u64>,
     announced: bool,
     /// This actor's claim on the run; every write carries it.
     fence: Option<Fence>,
@@ -191,7 +195,6 @@ impl Actor {
                 msg = rx.recv() => match msg {
                     None => return Exit::Done,
                     Some(ActorMsg::Events(events, delivery)) => {
-                        self.result_in_inbox = false;
                         tether_store::crash_point!("actor.before_apply");
                         for e in events {
                             let resumed = matches!(e.body, EventBody::HookReceived { .. });
@@ -214,7 +217,6 @@ impl Actor {
                         }
                     }
                     Some(ActorMsg::Poke { last_seq }) => {
-                        self.result_in_inbox = false;
                         if last_seq > machine.last_seq() {
                             tether_store::crash_point!("actor.before_apply");
                             match self.catch_up(&mut machine).await {
@@ -240,7 +242,7 @@ impl Actor {
                     if let Err(exit) = self.append(vec![body], None, WakeAt::Keep).await {
                         return exit;
                     }
-                    self.result_in_inbox = true;
+                    self.result_after = Some(machine.last_seq());
                 }
                 _ = tokio::time::sleep(sleep_for.unwrap_or_default()), if sleep_for.is_some() => {
                     let now = now_ms();
@@ -323,6 +325,9 @@ impl Actor {
 
     /// Load the run and rebuild it by replay. `Ok(None)`: nothing to run.
     async fn load(&mut self) -> Result<Option<(RunMachine, Progress)>, Exit> {
+        if let Some(seed) = self.inner.take_seed(&self.run_id) {
+            return self.load_seeded(seed).await;
+        }
         let inner = &self.inner;
         let record = match inner.store.get_run(&self.run_id).await {
             Ok(Some(r)) if !r.status.is_terminal() => r,
@@ -374,6 +379,42 @@ impl Actor {
         let replay = {
             let _span = info_span!("replay", entries = journal.len()).entered();
             RunMachine::replay(&self.run_id, workflow.as_ref(), inner.env.clone(), &journal)
+        };
+        match replay {
+            Ok(x) => Ok(Some(x)),
+            Err(e) => {
+                warn!(run_id = %self.run_id, error = %e, "replay failed");
+                Err(self.block(e.to_info()).await)
+            }
+        }
+    }
+
+    /// Build a run this node just created, claimed and marked running in one commit (see
+    /// `start.rs`): its journal is the `RunStarted` entry that commit wrote, so nothing is read.
+    async fn load_seeded(&mut self, seed: Seed) -> Result<Option<(RunMachine, Progress)>, Exit> {
+        let EventBody::RunStarted { workflow, .. } = &seed.started.body else {
+            return Err(Exit::Failed(
+                "a run's seed does not start with RunStarted".into(),
+            ));
+        };
+        let Some(workflow) = self.inner.registry.get(workflow) else {
+            // `start_run` checked it; only a seed of another engine could get here.
+            return Err(Exit::Failed(format!(
+                "workflow {workflow:?} is not registered"
+            )));
+        };
+        self.fence = Some(seed.fence);
+        self.status_sent = Some(RunStatus::Running);
+        self.wake_sent = Some(None);
+        let journal = [seed.started];
+        let replay = {
+            let _span = info_span!("replay", entries = journal.len()).entered();
+            RunMachine::replay(
+                &self.run_id,
+                workflow.as_ref(),
+                self.inner.env.clone(),
+                &journal,
+            )
         };
         match replay {
             Ok(x) => Ok(Some(x)),
@@ -442,7 +483,13 @@ impl Actor {
     /// Write new command records and status changes, if any, in one append.
     async fn flush(&mut self, machine: &mut RunMachine) -> Result<(), Exit> {
         let events = machine.take_outbox();
-        let status = if self.steps.is_empty() && !self.result_in_inbox {
+        if self
+            .result_after
+            .is_some_and(|before| machine.last_seq() > before)
+        {
+            self.result_after = None;
+        }
+        let status = if self.steps.is_empty() && self.result_after.is_none() {
             RunStatus::Suspended
         } else {
             RunStatus::Running

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -43,7 +42,10 @@ pub(crate) struct Inner {
     live: Mutex<HashMap<String, LiveHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     /// Runs just started whose caller waits for their first suspension.
-    starting: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    pub(crate) starting: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// Runs this node is creating and claiming in one commit: what their first actor needs
+    /// instead of reading the store (see `start.rs`).
+    pub(crate) seeds: Mutex<HashMap<String, crate::start::Seed>>,
     pub blocked: Mutex<HashSet<String>>,
     stopping: AtomicBool,
     /// Set first on shutdown: no new live runs from then on.
@@ -310,9 +312,6 @@ pub(crate) fn plausible(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && !id.contains('\0')
 }
 
-/// How long `start_run` waits for a new run's first suspension at most.
-const START_WAIT: Duration = Duration::from_secs(2);
-
 /// The Tether runtime: starts runs, accepts hook payloads, and keeps every run moving.
 /// Cheap to clone. Must be created inside a tokio runtime.
 #[derive(Clone)]
@@ -365,6 +364,7 @@ impl Engine {
             live: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashMap::new()),
+            seeds: Mutex::new(HashMap::new()),
             blocked: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -424,47 +424,6 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         Ok(())
-    }
-
-    /// Start a run of `workflow` with `input`; returns its id once it is durably recorded.
-    pub async fn start_run(&self, workflow: &str, input: Value) -> Result<String, EngineError> {
-        self.alive()?;
-        let Some(wf) = self.inner.registry.get(workflow) else {
-            return Err(EngineError::WorkflowNotFound {
-                name: workflow.to_string(),
-                known: self.inner.registry.workflow_names().join(", "),
-            });
-        };
-        self.check_size(&input)?;
-        wf.check_input(&input)
-            .map_err(|message| EngineError::InvalidInput {
-                workflow: workflow.to_string(),
-                message,
-            })?;
-        let run_id = uuid::Uuid::now_v7().to_string();
-        let op = WriteOp::CreateRun {
-            run_id: run_id.clone(),
-            workflow: workflow.to_string(),
-            input,
-            at_ms: now_ms(),
-        };
-        let (tx, first_flush) = oneshot::channel();
-        self.inner.starting.lock().insert(run_id.clone(), tx);
-        if let Err(e) = self
-            .inner
-            .write(op)
-            .await
-            .map_err(EngineError::from)
-            .and_then(|r| r.map_err(EngineError::from))
-        {
-            self.inner.starting.lock().remove(&run_id);
-            return Err(e);
-        }
-        // Wait (briefly) until the run has recorded what it first waits for, so that a hook it
-        // creates at once can be resumed as soon as this returns (no "resume or start" race).
-        let _ = tokio::time::timeout(START_WAIT, first_flush).await;
-        self.inner.starting.lock().remove(&run_id);
-        Ok(run_id)
     }
 
     /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is

@@ -42,6 +42,7 @@ pub mod error;
 pub mod metrics;
 mod queries;
 pub mod replay;
+mod start;
 mod step_runner;
 pub mod system_env;
 mod threads_api;
