@@ -317,9 +317,11 @@ impl<'t, 'c> Batch<'t, 'c> {
         let stmt = self
             .tx
             .prepare_cached(
+                // `id = ANY(array)`, not `id IN (subquery)`: the generic plan of the latter
+                // hashes the whole table while it is small, and the table is mostly dead rows.
                 "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch FROM runs
-                 WHERE id IN (SELECT unnest($1::text[])
-                              UNION SELECT run_id FROM hooks WHERE token = ANY($2::text[]))
+                 WHERE id = ANY($1::text[]
+                                || ARRAY(SELECT run_id FROM hooks WHERE token = ANY($2::text[])))
                  ORDER BY id
                  FOR UPDATE",
             )

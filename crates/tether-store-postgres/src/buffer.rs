@@ -3,8 +3,12 @@
 //!
 //! A batch of 30 resumes and 30 run completions would otherwise send about 150 statements, and
 //! the server's cost per statement (not per row) is most of the batch's time. The batch keeps
-//! what its ops write here and turns it into at most five statements ([`WriteBuffer::take`])
+//! what its ops write here and turns it into at most six statements ([`WriteBuffer::take`])
 //! before any statement that reads (so every read sees every earlier write) and before commit.
+//!
+//! A statement joining a table to `unnest(...)` also names the keys with `= ANY($1)`: with
+//! only the join, the generic plan PostgreSQL settles on for a prepared statement hashes the
+//! whole table (a sequential scan per batch, growing with the table).
 
 use std::collections::HashMap;
 
@@ -47,6 +51,8 @@ pub(crate) struct WriteBuffer {
     released: Vec<(String, String, i64)>,
     /// Runs that ended: every hook and signal wait of theirs goes.
     ended: Vec<String>,
+    /// Checkpoint marks to raise: run id, mark.
+    checkpoints: Vec<(String, i64)>,
 }
 
 /// Three parameters, boxed.
@@ -99,6 +105,11 @@ impl WriteBuffer {
         self.ended.push(run_id.to_owned());
     }
 
+    /// Keep a checkpoint: raise `run_id`'s mark to `mark` (never lower it).
+    pub(crate) fn checkpoint(&mut self, run_id: &str, mark: i64) {
+        self.checkpoints.push((run_id.to_owned(), mark));
+    }
+
     /// The statements that write what was kept, emptying the buffer.
     pub(crate) fn take(&mut self) -> Vec<Statement> {
         let mut out = Vec::new();
@@ -116,7 +127,8 @@ impl WriteBuffer {
                 out.push((
                     "DELETE FROM hooks h
                      USING unnest($1::text[], $2::text[], $3::bigint[]) AS r (token, run_id, cmd)
-                     WHERE h.token = r.token AND h.run_id = r.run_id AND h.hook_cmd = r.cmd",
+                     WHERE h.token = r.token AND h.run_id = r.run_id AND h.hook_cmd = r.cmd
+                       AND h.token = ANY($1)",
                     params3(tokens, runs, cmds),
                     "release hooks",
                 ));
@@ -138,6 +150,17 @@ impl WriteBuffer {
         }
         if !self.runs.is_empty() {
             out.push(self.take_runs());
+        }
+        if !self.checkpoints.is_empty() {
+            let (ids, marks): (Vec<String>, Vec<i64>) = self.checkpoints.drain(..).unzip();
+            out.push((
+                "UPDATE runs SET applied_seq = GREATEST(runs.applied_seq, u.mark)
+                 FROM (SELECT id, MAX(mark) AS mark
+                       FROM unnest($1::text[], $2::bigint[]) AS c (id, mark) GROUP BY id) AS u
+                 WHERE runs.id = u.id AND runs.id = ANY($1)",
+                vec![Box::new(ids), Box::new(marks)],
+                "record checkpoints",
+            ));
         }
         if !self.ended.is_empty() {
             let ended = std::mem::take(&mut self.ended);
@@ -195,7 +218,7 @@ impl WriteBuffer {
              FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[],
                          $6::bigint[], $7::bool[], $8::text[], $9::text[])
                   AS u (id, last_seq, updated_at, status, wake_set, wake_at, ended, output, error)
-             WHERE runs.id = u.id",
+             WHERE runs.id = u.id AND runs.id = ANY($1)",
             vec![
                 Box::new(ids),
                 Box::new(last_seqs),
@@ -283,8 +306,12 @@ mod tests {
         );
         buffer.release("t2", "live", 2);
         buffer.run("live", update(2));
+        buffer.checkpoint("live", 2);
         let kinds: Vec<&str> = buffer.take().into_iter().map(|(_, _, what)| what).collect();
-        assert_eq!(kinds, ["release hooks", "update runs"]);
+        assert_eq!(
+            kinds,
+            ["release hooks", "update runs", "record checkpoints"]
+        );
         assert!(buffer.take().is_empty());
         assert!(buffer.run_index.is_empty());
     }

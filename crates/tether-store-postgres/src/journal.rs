@@ -371,6 +371,12 @@ pub(crate) async fn checkpoint(
 ) -> Result<OpResult, BatchError> {
     // A mark past any seq this backend can store covers the whole journal.
     let mark = crate::rows::bound(applied_seq);
+    if b.holds(run_id) {
+        // The row is locked by this batch, so the run exists: nothing to decide, the mark
+        // goes with the batch's other writes.
+        b.buffer().checkpoint(run_id, mark);
+        return Ok(Ok(OpOutcome::Updated));
+    }
     let n = b
         .execute(
             "UPDATE runs SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1",
