@@ -1,5 +1,5 @@
-//! Starting a run: one group commit creates it, claims it for this node and marks it running,
-//! and its first actor builds it from what the commit wrote instead of reading it back.
+//! Starting a run: one op creates it already claimed by this node and running, and its first
+//! actor builds it from what the commit wrote instead of reading it back.
 //!
 //! Without this, a new run took three commits before its code ran (create; the actor's claim;
 //! the first status change) and two reads (the run, its journal). A run of 10 short steps
@@ -8,10 +8,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tether_core::{Event, EventBody, RunStatus};
-use tether_store::{Fence, OpOutcome, WakeAt, WriteOp};
+use tether_core::{Event, EventBody};
+use tether_store::{Fence, FirstClaim, WriteOp, FIRST_EPOCH};
 use tokio::sync::oneshot;
-use tracing::debug;
 
 use crate::engine::{Engine, Inner};
 use crate::error::EngineError;
@@ -19,9 +18,6 @@ use crate::system_env::now_ms;
 
 /// How long `start_run` waits for a new run's first suspension at most.
 const START_WAIT: Duration = Duration::from_secs(2);
-
-/// The epoch of the first claim of a run (a new run's row starts at 0, every claim adds one).
-const FIRST_EPOCH: u64 = 1;
 
 /// What the first actor of a run this node just created needs: the claim it holds and the
 /// journal the creating commit wrote.
@@ -62,31 +58,19 @@ impl Engine {
             node: inner.node_id.clone(),
             epoch: FIRST_EPOCH,
         };
-        // Create, claim and mark running in one transaction: the claim cannot be refused (the
-        // row is new), and a run about to execute is running. If its code first waits, its
-        // first append says so, as it would have anyway.
-        let ops = vec![
-            WriteOp::CreateRun {
-                run_id: run_id.clone(),
-                workflow: workflow.to_string(),
-                input: input.clone(),
-                at_ms,
-            },
-            WriteOp::Claim {
-                run_id: run_id.clone(),
+        // Created claimed and running: the claim cannot be refused (the row is new), and a
+        // run about to execute is running. If its code first waits, its first append says so,
+        // as it would have anyway.
+        let op = WriteOp::CreateRun {
+            run_id: run_id.clone(),
+            workflow: workflow.to_string(),
+            input: input.clone(),
+            at_ms,
+            claim: Some(FirstClaim {
                 node: inner.node_id.clone(),
                 lease_until_ms: at_ms + inner.config.lease.as_millis() as u64,
-                now_ms: at_ms,
-            },
-            WriteOp::Append {
-                run_id: run_id.clone(),
-                events: Vec::new(),
-                status: Some(RunStatus::Running),
-                wake_at: WakeAt::Keep,
-                fence: Some(fence.clone()),
-                at_ms,
-            },
-        ];
+            }),
+        };
         let started = Event {
             seq: 1,
             at_ms,
@@ -108,35 +92,14 @@ impl Engine {
             inner.starting.lock().remove(&run_id);
             inner.seeds.lock().remove(&run_id);
         };
-        let results = match inner.write_all(ops).await {
-            Ok(results) => results,
-            Err(e) => {
-                forget(inner);
-                return Err(e.into());
-            }
-        };
-        let mut results = results.into_iter();
-        match results.next() {
-            Some(Ok(_)) => {}
-            Some(Err(rejected)) => {
-                forget(inner);
-                return Err(rejected.into());
-            }
-            None => {
-                forget(inner);
-                return Err(EngineError::Store(tether_store::StoreError::Corrupt(
-                    "the store answered no result for a new run".into(),
-                )));
-            }
-        }
-        if !matches!(
-            results.next(),
-            Some(Ok(OpOutcome::Claimed { epoch: FIRST_EPOCH }))
-        ) {
-            // Cannot happen on a new row; the run exists anyway, and an actor without the seed
-            // claims it the usual way.
-            debug!(%run_id, "the creating commit did not claim the new run as expected");
-            inner.seeds.lock().remove(&run_id);
+        let created = inner
+            .write(op)
+            .await
+            .map_err(EngineError::from)
+            .and_then(|r| r.map_err(EngineError::from));
+        if let Err(e) = created {
+            forget(inner);
+            return Err(e);
         }
         // Wait (briefly) until the run has recorded what it first waits for, so that a hook it
         // creates at once can be resumed as soon as this returns (no "resume or start" race).

@@ -1,4 +1,4 @@
-//! Starting a run: one commit creates it, claims it for this node and marks it running; from
+//! Starting a run: one op creates it claimed by this node and running; from
 //! then on a run of steps writes one journal entry per step and nothing else (no status
 //! written back and forth while its results come in).
 
@@ -47,8 +47,8 @@ async fn a_run_of_steps_commits_one_op_per_step_after_a_one_commit_start() {
     let after = engine.metrics().snapshot();
     assert_eq!(
         after.committed_ops - before,
-        3 + 5 + 1,
-        "create + claim + running (one commit), one result per step, the end"
+        1 + 5 + 1,
+        "the claimed create, one result per step, the end"
     );
     assert!(
         after.commits.count - commits_before <= 7,

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{Ending, Fence, OpOutcome, OpRejected, OpResult, WakeAt};
+use tether_store::{
+    Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, WakeAt, FIRST_EPOCH,
+};
 
 use crate::buffer::RunUpdate;
 use crate::hooks::{register_hook, release_hook, NewHook};
@@ -57,20 +59,34 @@ pub(crate) async fn create_run(
     workflow: &str,
     input: &Value,
     at_ms: u64,
+    claim: Option<&FirstClaim>,
 ) -> Result<OpResult, BatchError> {
     let input_json = encode_value(input, "run input")?;
     let at = to_db(at_ms, "commit time")?;
+    let (status, owner, lease_until, epoch) = match claim {
+        Some(c) => (
+            RunStatus::Running,
+            Some(c.node.as_str()),
+            Some(to_db(c.lease_until_ms, "lease end")?),
+            to_db(FIRST_EPOCH, "epoch")?,
+        ),
+        None => (RunStatus::Pending, None, None, 0),
+    };
     let inserted = b
         .execute(
-            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq)
-             VALUES ($1, $2, $3, $4, $5, $5, 1)
+            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
+                               owner, lease_until, epoch)
+             VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8)
              ON CONFLICT (id) DO NOTHING",
             &[
                 &run_id,
                 &workflow,
-                &RunStatus::Pending.as_str(),
+                &status.as_str(),
                 &input_json,
                 &at,
+                &owner,
+                &lease_until,
+                &epoch,
             ],
             "insert run",
         )

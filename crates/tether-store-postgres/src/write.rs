@@ -151,7 +151,8 @@ async fn apply(b: &mut Batch<'_, '_>, op: &WriteOp) -> Result<OpResult, BatchErr
             workflow,
             input,
             at_ms,
-        } => journal::create_run(b, run_id, workflow, input, *at_ms).await,
+            claim,
+        } => journal::create_run(b, run_id, workflow, input, *at_ms, claim.as_ref()).await,
         WriteOp::Append {
             run_id,
             events,

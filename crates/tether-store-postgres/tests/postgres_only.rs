@@ -29,6 +29,7 @@ fn create(run_id: &str) -> WriteOp {
         workflow: "w".into(),
         input: json!({ "run": run_id }),
         at_ms: 1,
+        claim: None,
     }
 }
 

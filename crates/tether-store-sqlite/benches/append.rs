@@ -31,6 +31,7 @@ fn benches(c: &mut Criterion) {
             workflow: "bench".into(),
             input: json!({}),
             at_ms: 1,
+            claim: None,
         })
         .collect();
     rt.block_on(store.commit(create)).expect("create runs");

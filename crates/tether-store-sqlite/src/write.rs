@@ -5,7 +5,10 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{Ending, Fence, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
+use tether_store::{
+    Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp,
+    FIRST_EPOCH,
+};
 
 use crate::error::Ctx;
 use crate::hooks::{register_hook, release_hook, resume, NewHook};
@@ -76,7 +79,8 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
             workflow,
             input,
             at_ms,
-        } => create_run(conn, run_id, workflow, input, at_ms),
+            claim,
+        } => create_run(conn, run_id, workflow, input, at_ms, claim.as_ref()),
         WriteOp::Append {
             run_id,
             events,
@@ -243,21 +247,35 @@ fn create_run(
     workflow: String,
     input: Value,
     at_ms: u64,
+    claim: Option<&FirstClaim>,
 ) -> Result<OpResult, StoreError> {
     let input_json = encode_value(&input, "run input")?;
+    let (status, owner, lease_until, epoch) = match claim {
+        Some(c) => (
+            RunStatus::Running,
+            Some(c.node.as_str()),
+            Some(c.lease_until_ms),
+            FIRST_EPOCH,
+        ),
+        None => (RunStatus::Pending, None, None, 0),
+    };
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1)
+            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
+                               owner, lease_until, epoch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8)
              ON CONFLICT (id) DO NOTHING",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
                 run_id,
                 workflow,
-                RunStatus::Pending.as_str(),
+                status.as_str(),
                 input_json,
-                at_ms
+                at_ms,
+                owner,
+                lease_until,
+                epoch
             ])
         })
         .ctx("insert run")?;

@@ -26,6 +26,7 @@ fn create(run_id: &str, at_ms: u64) -> WriteOp {
         workflow: "w".into(),
         input: json!({ "run": run_id }),
         at_ms,
+        claim: None,
     }
 }
 

@@ -46,6 +46,18 @@ pub struct Fence {
     pub epoch: u64,
 }
 
+/// The claim a run is created with (see [`WriteOp::CreateRun`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstClaim {
+    /// The node that will run it.
+    pub node: String,
+    /// End of the lease.
+    pub lease_until_ms: u64,
+}
+
+/// The epoch of a run's first claim (a run created unclaimed has epoch 0; every claim adds 1).
+pub const FIRST_EPOCH: u64 = 1;
+
 /// A run's journal grew (committed by any process sharing the store). See
 /// [`crate::Store::subscribe`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +115,10 @@ pub enum WakeAt {
 /// before it in the same batch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteOp {
-    /// Create a run with status `pending` and journal entry 1 = `RunStarted`.
+    /// Create a run with status `pending` and journal entry 1 = `RunStarted`; with `claim`,
+    /// the run starts `running` and claimed instead (owner `claim.node`, lease until
+    /// `claim.lease_until_ms`, epoch [`FIRST_EPOCH`]), as if a `Claim` and a status change had
+    /// followed in the same transaction.
     /// Refused with [`OpRejected::RunExists`] if the id is taken.
     /// Outcome: [`OpOutcome::Appended`] with the `RunStarted` event.
     CreateRun {
@@ -115,6 +130,8 @@ pub enum WriteOp {
         input: Value,
         /// Commit time.
         at_ms: u64,
+        /// Create the run claimed by the node that will run it.
+        claim: Option<FirstClaim>,
     },
     /// Append entries to a run's journal, each at the next `seq`, stamped `at_ms`, and update
     /// its status / wake-up time. Refused with `RunNotFound` or `RunFinished` (a finished run

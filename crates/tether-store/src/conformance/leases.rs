@@ -223,3 +223,64 @@ pub async fn finished_runs_have_no_owner_and_cannot_be_claimed(store: &dyn Store
         })
     );
 }
+
+/// A run created with a claim starts `running`, owned by the claiming node at epoch
+/// [`crate::FIRST_EPOCH`]: that fence writes, an older one does not, another node cannot
+/// claim it while the lease lives, and the next claim raises the epoch as usual.
+pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
+    let created = WriteOp::CreateRun {
+        run_id: "r".into(),
+        workflow: "w".into(),
+        input: json!(1),
+        at_ms: T0,
+        claim: Some(crate::FirstClaim {
+            node: "a".into(),
+            lease_until_ms: T0 + 100,
+        }),
+    };
+    let (_, events) = appended(commit_one(store, created).await, "claimed CreateRun");
+    assert_eq!(seqs(&events), vec![1]);
+    let run = get_run(store, "r").await;
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.owner.as_deref(), Some("a"));
+    assert_eq!(run.last_seq, 1);
+
+    assert_eq!(
+        commit_one(
+            store,
+            fenced_append("r", fence("a", crate::FIRST_EPOCH - 1), T0 + 1)
+        )
+        .await,
+        Err(OpRejected::Fenced { run_id: "r".into() }),
+        "an epoch before the first claim is fenced off"
+    );
+    appended(
+        commit_one(
+            store,
+            fenced_append("r", fence("a", crate::FIRST_EPOCH), T0 + 2),
+        )
+        .await,
+        "append with the first claim's fence",
+    );
+    assert_eq!(
+        commit_one(store, claim_op("r", "b", T0 + 300, T0 + 3)).await,
+        Err(OpRejected::Owned {
+            run_id: "r".into(),
+            owner: "a".into()
+        }),
+        "the creating node's lease holds against other nodes"
+    );
+    let next = claim(store, "r", "b", T0 + 400, T0 + 101).await;
+    assert_eq!(
+        next,
+        crate::FIRST_EPOCH + 1,
+        "a claim after the lease ends raises the epoch"
+    );
+    assert_eq!(get_run(store, "r").await.owner.as_deref(), Some("b"));
+    assert!(
+        needing_work(store, T0 + 500, 10)
+            .await
+            .contains(&"r".to_string()),
+        "a running run with an expired lease needs work"
+    );
+}

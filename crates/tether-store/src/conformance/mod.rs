@@ -133,6 +133,7 @@ macro_rules! __conformance_cases {
                 used_idempotency_key_is_checked_before_the_hook,
                 // leases
                 claims_fence_off_older_claims,
+                a_run_created_claimed_is_running_and_owned,
                 live_leases_are_respected_and_expired_ones_taken_over,
                 release_needs_the_current_fence,
                 renew_extends_only_the_nodes_own_leases,

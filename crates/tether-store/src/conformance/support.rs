@@ -50,6 +50,7 @@ pub(crate) fn create_op(run_id: &str, workflow: &str, input: Value, at_ms: u64) 
         workflow: workflow.to_owned(),
         input,
         at_ms,
+        claim: None,
     }
 }
 
