@@ -9,10 +9,10 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tether_core::{Environment, Event, Registry};
-use tether_store::{HookRecord, HookRef, OpOutcome, OpResult, Store, StoreError, WriteOp};
+use tether_store::{OpResult, Store, StoreError, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tracing::{debug, info_span, Instrument};
+use tracing::debug;
 
 use crate::actor::{run_actor, ActorMsg};
 use crate::background::{heartbeat_loop, listen_loop, poll_loop};
@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     /// Runs this node is creating and claiming in one commit: what their first actor needs
     /// instead of reading the store (see `start.rs`).
     pub(crate) seeds: Mutex<HashMap<String, crate::start::Seed>>,
+    /// Hooks this node's commits created, by token (see `hook_cache.rs`).
+    pub(crate) hooks: Mutex<crate::hook_cache::HookCache>,
     pub blocked: Mutex<HashSet<String>>,
     stopping: AtomicBool,
     /// Set first on shutdown: no new live runs from then on.
@@ -365,6 +367,7 @@ impl Engine {
             waiters: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashMap::new()),
             seeds: Mutex::new(HashMap::new()),
+            hooks: Mutex::new(crate::hook_cache::HookCache::default()),
             blocked: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -424,89 +427,6 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         Ok(())
-    }
-
-    /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is
-    /// durably appended to the run's journal (the run may not have processed it yet). With an
-    /// `idempotency_key` used before for this token, nothing new is stored and the first answer
-    /// is returned.
-    pub async fn resume_hook(
-        &self,
-        token: &str,
-        payload: Value,
-        idempotency_key: Option<String>,
-    ) -> Result<String, EngineError> {
-        let span = info_span!(
-            "resume_hook",
-            token = %tether_core::redact_token(token),
-            run_id = tracing::field::Empty
-        );
-        let result = async {
-            self.alive()?;
-            if !plausible(token) {
-                return Err(EngineError::HookNotFound);
-            }
-            if idempotency_key.as_deref().is_some_and(|k| !plausible(k)) {
-                return Err(EngineError::InvalidPayload {
-                    message: format!(
-                        "the idempotency key must be 1 to {MAX_ID_LEN} bytes without NUL"
-                    ),
-                });
-            }
-            self.check_size(&payload)?;
-            let hook = self.inner.store.get_hook(token).await?;
-            let expect = match &hook {
-                Some(h) => {
-                    self.validate(h, &payload)?;
-                    Some(HookRef {
-                        run_id: h.run_id.clone(),
-                        hook_cmd: h.hook_cmd,
-                    })
-                }
-                // Only an idempotent retry of an earlier, accepted resume can still succeed:
-                // expect a hook that cannot exist, so a hook created with this token in the
-                // meantime (not validated here) is not fed.
-                None if idempotency_key.is_some() => Some(HookRef {
-                    run_id: String::new(),
-                    hook_cmd: 0,
-                }),
-                None => return Err(EngineError::HookNotFound),
-            };
-            let op = WriteOp::Resume {
-                token: token.to_string(),
-                payload,
-                idempotency_key,
-                expect,
-                at_ms: now_ms(),
-            };
-            let commit = info_span!("journal_commit");
-            match self.inner.write(op).instrument(commit).await?? {
-                OpOutcome::Resumed { run_id, .. } => {
-                    tracing::Span::current().record("run_id", run_id.as_str());
-                    Ok(run_id)
-                }
-                other => Err(EngineError::Store(StoreError::Corrupt(format!(
-                    "resume answered {other:?}"
-                )))),
-            }
-        }
-        .instrument(span)
-        .await;
-        match &result {
-            Ok(_) => self.inner.metrics.resume_accepted(),
-            Err(e) => self.inner.metrics.resume_refused(e.code()),
-        }
-        result
-    }
-
-    fn validate(&self, hook: &HookRecord, payload: &Value) -> Result<(), EngineError> {
-        let Some(def) = &hook.definition else {
-            return Ok(());
-        };
-        let Some(check) = self.inner.registry.hook_validator(def) else {
-            return Err(EngineError::HookDefinitionMissing { name: def.clone() });
-        };
-        check(payload).map_err(|message| EngineError::InvalidPayload { message })
     }
 
     /// Ask a run to cancel: the workflow sees `WorkflowError::Cancelled` at its next await.

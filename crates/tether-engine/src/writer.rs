@@ -97,6 +97,7 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     _ => {}
                 }
             }
+            engine.hooks.lock().committed(run_id, events);
             engine.notify_changed(run_id, events.last().map_or(0, |e| e.seq));
             engine.deliver(run_id, std::mem::take(events));
         }

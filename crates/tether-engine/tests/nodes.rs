@@ -111,20 +111,85 @@ impl Store for Announcing {
 
 /// Two engines ("a" and "b") on one announcing store.
 async fn two_nodes(db: &TestDb) -> (Engine, Engine) {
+    two_nodes_with(db, fast_config()).await
+}
+
+/// Two engines ("a" with `a_config`, "b") on one announcing store.
+async fn two_nodes_with(db: &TestDb, a_config: EngineConfig) -> (Engine, Engine) {
     let (bus, _) = broadcast::channel(1024);
     let inner = db.store().await;
-    let node = |id: &str| {
+    let node = |id: &str, config: EngineConfig| {
         let store = Arc::new(Announcing {
             inner: inner.clone(),
             bus: bus.clone(),
         });
         let config = EngineConfig {
             node_id: Some(id.into()),
-            ..fast_config()
+            ..config
         };
         Engine::start(store, examples(), config)
     };
-    (node("a"), node("b"))
+    (node("a", a_config), node("b", fast_config()))
+}
+
+/// A node remembers the hooks its own commits created, to skip a store read per payload. A
+/// token that moved to another run through another node's commits must still reach its new
+/// holder through this node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_moved_on_another_node_reaches_its_new_holder() {
+    let db = TestDb::new();
+    let one_live = EngineConfig {
+        max_live_runs: 1,
+        ..fast_config()
+    };
+    let (a, b) = two_nodes_with(&db, one_live).await;
+    let token = "slack_messages:W";
+    let first = a
+        .start_run("slack_bot", json!({"channel": "W"}))
+        .await
+        .unwrap();
+    a.wait_for_hook(token, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // A second run on a pushes the first out of a's memory (and gives its lease up).
+    a.start_run("slack_bot", json!({"channel": "X"}))
+        .await
+        .unwrap();
+    // b ends the first run (b takes it over to apply the payload); a never sees that end.
+    b.resume_hook(token, json!({"text": "/stop"}), None)
+        .await
+        .unwrap();
+    let ended = b
+        .wait_for_run(&first, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(ended.status, RunStatus::Completed, "{ended:?}");
+    let second = b
+        .start_run("slack_bot", json!({"channel": "W"}))
+        .await
+        .unwrap();
+    b.wait_for_hook(token, Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    let took = a
+        .resume_hook(token, json!({"text": "hi"}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        took, second,
+        "the payload went to the token's current holder"
+    );
+    b.resume_hook(token, json!({"text": "/stop"}), None)
+        .await
+        .unwrap();
+    let ended = b
+        .wait_for_run(&second, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(ended.output, Some(json!({"messages": ["hi"]})), "{ended:?}");
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// Regression: a wait on one node for a run that ends on another used to last its whole

@@ -1,0 +1,210 @@
+//! The hooks this node's commits created, by token: what `resume_hook` needs (the hook to
+//! name in the `Resume` op, and its definition to validate the payload) without reading the
+//! store for every payload.
+//!
+//! The writer updates it from every committed entry (`HookCreated` adds, `HookDisposed` and a
+//! run's end remove). It can only be stale for hooks another node changed (PostgreSQL
+//! clusters): the store then refuses the `Resume`, whose `expect` names the cached hook, and
+//! `resume_hook` reads the store and tries once more. It holds at most [`MAX_CACHED_HOOKS`]
+//! hooks; past that, tokens not in it are read from the store as before.
+
+use std::collections::HashMap;
+
+use tether_core::{CommandIndex, Event, EventBody};
+
+/// Most hooks the cache holds (about 150 bytes each).
+pub(crate) const MAX_CACHED_HOOKS: usize = 200_000;
+
+/// A hook as `resume_hook` needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CachedHook {
+    /// The run holding the token.
+    pub run_id: String,
+    /// The hook's command index in that run.
+    pub hook_cmd: CommandIndex,
+    /// The hook definition validating its payloads, if any.
+    pub definition: Option<String>,
+}
+
+/// Hooks by token, and the tokens of each run (to drop them when it ends).
+#[derive(Default)]
+pub(crate) struct HookCache {
+    by_token: HashMap<String, CachedHook>,
+    by_run: HashMap<String, Vec<String>>,
+}
+
+impl HookCache {
+    /// The hook holding `token`, as far as this node knows.
+    pub(crate) fn get(&self, token: &str) -> Option<CachedHook> {
+        self.by_token.get(token).cloned()
+    }
+
+    /// Forget `token` (the store said no such hook holds it).
+    pub(crate) fn forget(&mut self, token: &str) {
+        if let Some(hook) = self.by_token.remove(token) {
+            self.drop_from_run(&hook.run_id, token);
+        }
+    }
+
+    /// Take in entries `run_id` committed.
+    pub(crate) fn committed(&mut self, run_id: &str, events: &[Event]) {
+        for e in events {
+            match &e.body {
+                EventBody::HookCreated {
+                    cmd,
+                    token,
+                    definition,
+                    ..
+                } => {
+                    if self.by_token.len() >= MAX_CACHED_HOOKS {
+                        continue;
+                    }
+                    let hook = CachedHook {
+                        run_id: run_id.to_owned(),
+                        hook_cmd: *cmd,
+                        definition: definition.clone(),
+                    };
+                    if let Some(old) = self.by_token.insert(token.clone(), hook) {
+                        // The store gave the token to this run: the old holder let it go.
+                        self.drop_from_run(&old.run_id, token);
+                    }
+                    self.by_run
+                        .entry(run_id.to_owned())
+                        .or_default()
+                        .push(token.clone());
+                }
+                EventBody::HookDisposed {
+                    hook_cmd, token, ..
+                } => {
+                    let held = self
+                        .by_token
+                        .get(token)
+                        .is_some_and(|h| h.run_id == run_id && h.hook_cmd == *hook_cmd);
+                    if held {
+                        self.forget(token);
+                    }
+                }
+                body if body.is_terminal() => self.run_ended(run_id),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every hook of an ended run is released.
+    fn run_ended(&mut self, run_id: &str) {
+        for token in self.by_run.remove(run_id).unwrap_or_default() {
+            if self
+                .by_token
+                .get(&token)
+                .is_some_and(|h| h.run_id == run_id)
+            {
+                self.by_token.remove(&token);
+            }
+        }
+    }
+
+    fn drop_from_run(&mut self, run_id: &str, token: &str) {
+        if let Some(tokens) = self.by_run.get_mut(run_id) {
+            tokens.retain(|t| t != token);
+            if tokens.is_empty() {
+                self.by_run.remove(run_id);
+            }
+        }
+    }
+
+    /// How many hooks the cache holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_token.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn created(seq: u64, cmd: CommandIndex, token: &str, definition: Option<&str>) -> Event {
+        Event {
+            seq,
+            at_ms: 0,
+            body: EventBody::HookCreated {
+                cmd,
+                token: token.into(),
+                kind: "hook".into(),
+                metadata: json!(null),
+                definition: definition.map(str::to_owned),
+                generated: false,
+            },
+        }
+    }
+
+    fn disposed(seq: u64, hook_cmd: CommandIndex, token: &str) -> Event {
+        Event {
+            seq,
+            at_ms: 0,
+            body: EventBody::HookDisposed {
+                cmd: hook_cmd + 10,
+                hook_cmd,
+                token: token.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn created_hooks_are_found_until_disposed_or_their_run_ends() {
+        let mut cache = HookCache::default();
+        cache.committed(
+            "a",
+            &[
+                created(2, 1, "t1", Some("approval")),
+                created(3, 2, "t2", None),
+            ],
+        );
+        assert_eq!(
+            cache.get("t1"),
+            Some(CachedHook {
+                run_id: "a".into(),
+                hook_cmd: 1,
+                definition: Some("approval".into())
+            })
+        );
+        cache.committed("a", &[disposed(4, 1, "t1")]);
+        assert_eq!(cache.get("t1"), None, "a disposed hook is gone");
+        assert!(cache.get("t2").is_some());
+        let end = Event {
+            seq: 5,
+            at_ms: 0,
+            body: EventBody::RunCompleted { output: json!(1) },
+        };
+        cache.committed("a", &[end]);
+        assert_eq!(cache.get("t2"), None, "an ended run holds no hook");
+        assert_eq!(cache.len(), 0);
+        assert!(cache.by_run.is_empty());
+    }
+
+    #[test]
+    fn a_disposal_of_another_hook_or_run_leaves_the_holder() {
+        let mut cache = HookCache::default();
+        cache.committed("a", &[created(2, 1, "t", None)]);
+        cache.committed("b", &[disposed(2, 1, "t")]);
+        cache.committed("a", &[disposed(3, 7, "t")]);
+        assert_eq!(cache.get("t").map(|h| h.run_id), Some("a".into()));
+        // The token moved to run b (a released it on another node): b holds it, and a's end
+        // does not take it from b.
+        cache.committed("b", &[created(3, 1, "t", None)]);
+        let end = Event {
+            seq: 9,
+            at_ms: 0,
+            body: EventBody::RunCancelled {
+                reason: Some("x".into()),
+            },
+        };
+        cache.committed("a", &[end]);
+        assert_eq!(cache.get("t").map(|h| h.run_id), Some("b".into()));
+        cache.forget("t");
+        assert_eq!(cache.get("t"), None);
+        assert!(cache.by_run.is_empty());
+    }
+}

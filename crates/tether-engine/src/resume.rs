@@ -1,0 +1,139 @@
+//! Delivering a payload to a hook: `Engine::resume_hook`, the hot path of an external system
+//! answering a run. One durable write; the hook it names comes from this node's hook cache
+//! (`hook_cache.rs`) when it can, else from one store read.
+
+use serde_json::Value;
+use tether_store::{HookRef, OpOutcome, StoreError, WriteOp};
+use tracing::{info_span, Instrument};
+
+use crate::engine::{plausible, Engine, MAX_ID_LEN};
+use crate::error::EngineError;
+use crate::hook_cache::CachedHook;
+use crate::system_env::now_ms;
+
+impl Engine {
+    /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is
+    /// durably appended to the run's journal (the run may not have processed it yet). With an
+    /// `idempotency_key` used before for this token, nothing new is stored and the first answer
+    /// is returned.
+    pub async fn resume_hook(
+        &self,
+        token: &str,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<String, EngineError> {
+        let span = info_span!(
+            "resume_hook",
+            token = %tether_core::redact_token(token),
+            run_id = tracing::field::Empty
+        );
+        let result = self
+            .resume_checked(token, payload, idempotency_key)
+            .instrument(span)
+            .await;
+        match &result {
+            Ok(_) => self.inner.metrics.resume_accepted(),
+            Err(e) => self.inner.metrics.resume_refused(e.code()),
+        }
+        result
+    }
+
+    async fn resume_checked(
+        &self,
+        token: &str,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<String, EngineError> {
+        self.alive()?;
+        if !plausible(token) {
+            return Err(EngineError::HookNotFound);
+        }
+        if idempotency_key.as_deref().is_some_and(|k| !plausible(k)) {
+            return Err(EngineError::InvalidPayload {
+                message: format!("the idempotency key must be 1 to {MAX_ID_LEN} bytes without NUL"),
+            });
+        }
+        self.check_size(&payload)?;
+        let cached = self.inner.hooks.lock().get(token);
+        if let Some(hook) = cached {
+            match self
+                .resume_as(token, Some(&hook), payload.clone(), idempotency_key.clone())
+                .await
+            {
+                // Another node released or moved the token since this node cached it: ask
+                // the store which hook holds it now.
+                Err(EngineError::HookNotFound) => self.inner.hooks.lock().forget(token),
+                // A payload refused by the cached hook's definition is checked again against
+                // the hook the store has (a moved token may have another definition).
+                Err(
+                    EngineError::InvalidPayload { .. } | EngineError::HookDefinitionMissing { .. },
+                ) => {}
+                done => return done,
+            }
+        }
+        let hook = self.inner.store.get_hook(token).await?.map(|h| CachedHook {
+            run_id: h.run_id,
+            hook_cmd: h.hook_cmd,
+            definition: h.definition,
+        });
+        self.resume_as(token, hook.as_ref(), payload, idempotency_key)
+            .await
+    }
+
+    /// Validate `payload` for `hook` and commit a `Resume` that only `hook` may take.
+    async fn resume_as(
+        &self,
+        token: &str,
+        hook: Option<&CachedHook>,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<String, EngineError> {
+        let expect = match hook {
+            Some(h) => {
+                self.validate(h.definition.as_deref(), &payload)?;
+                HookRef {
+                    run_id: h.run_id.clone(),
+                    hook_cmd: h.hook_cmd,
+                }
+            }
+            // Only an idempotent retry of an earlier, accepted resume can still succeed:
+            // expect a hook that cannot exist, so a hook created with this token in the
+            // meantime (not validated here) is not fed.
+            None if idempotency_key.is_some() => HookRef {
+                run_id: String::new(),
+                hook_cmd: 0,
+            },
+            None => return Err(EngineError::HookNotFound),
+        };
+        let op = WriteOp::Resume {
+            token: token.to_string(),
+            payload,
+            idempotency_key,
+            expect: Some(expect),
+            at_ms: now_ms(),
+        };
+        let commit = info_span!("journal_commit");
+        match self.inner.write(op).instrument(commit).await? {
+            Ok(OpOutcome::Resumed { run_id, .. }) => {
+                tracing::Span::current().record("run_id", run_id.as_str());
+                Ok(run_id)
+            }
+            Err(rejected) => Err(rejected.into()),
+            Ok(other) => Err(EngineError::Store(StoreError::Corrupt(format!(
+                "resume answered {other:?}"
+            )))),
+        }
+    }
+
+    fn validate(&self, definition: Option<&str>, payload: &Value) -> Result<(), EngineError> {
+        let Some(def) = definition else {
+            return Ok(());
+        };
+        let Some(check) = self.inner.registry.hook_validator(def) else {
+            return Err(EngineError::HookDefinitionMissing {
+                name: def.to_owned(),
+            });
+        };
+        check(payload).map_err(|message| EngineError::InvalidPayload { message })
+    }
+}
