@@ -327,11 +327,25 @@ impl<'t, 'c> Batch<'t, 'c> {
             )
             .await
             .wctx("lock runs")?;
-        let rows = self
+        let holders_stmt = self
             .tx
-            .query(&stmt, &[&run_ids, &tokens])
+            .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
             .await
-            .wctx("lock runs")?;
+            .wctx("look up hooks")?;
+        // The hook lookup is sent right behind the lock, without waiting for it: the server
+        // runs it once the lock is taken, so it reads the holders after the lock (a holder
+        // whose row is held now keeps its hooks until the batch ends; the resume checks it
+        // holds the row before trusting the answer).
+        let lock_params: [&(dyn ToSql + Sync); 2] = [&run_ids, &tokens];
+        let lookup_params: [&(dyn ToSql + Sync); 1] = [&tokens];
+        let lock = self.tx.query(&stmt, &lock_params);
+        let (rows, found) = if tokens.is_empty() {
+            (lock.await.wctx("lock runs")?, Vec::new())
+        } else {
+            let lookup = self.tx.query(&holders_stmt, &lookup_params);
+            let (rows, found) = futures::future::join(lock, lookup).await;
+            (rows.wctx("lock runs")?, found.wctx("look up hooks")?)
+        };
         for row in rows {
             let run_id: String = col(&row, 0, "lock runs")?;
             let run = run_row(&row, 1, &run_id)?;
@@ -339,18 +353,6 @@ impl<'t, 'c> Batch<'t, 'c> {
             self.rows.insert(run_id, run);
         }
         if !tokens.is_empty() {
-            // Read after the lock: a holder whose row is held now keeps its hooks until the
-            // batch ends (the resume checks it holds the row before trusting the answer).
-            let stmt = self
-                .tx
-                .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
-                .await
-                .wctx("look up hooks")?;
-            let found = self
-                .tx
-                .query(&stmt, &[&tokens])
-                .await
-                .wctx("look up hooks")?;
             for token in &tokens {
                 self.holders.insert((*token).to_owned(), None);
             }
