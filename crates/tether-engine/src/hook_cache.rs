@@ -6,7 +6,7 @@
 //! run's end remove). It can only be stale for hooks another node changed (PostgreSQL
 //! clusters): the store then refuses the `Resume`, whose `expect` names the cached hook, and
 //! `resume_hook` reads the store and tries once more. It holds at most [`MAX_CACHED_HOOKS`]
-//! hooks; past that, tokens not in it are read from the store as before.
+//! hooks; when full it starts over empty (tokens not in it are read from the store).
 
 use std::collections::HashMap;
 
@@ -59,7 +59,10 @@ impl HookCache {
                     ..
                 } => {
                     if self.by_token.len() >= MAX_CACHED_HOOKS {
-                        continue;
+                        // Start over rather than stop caching: entries for runs that ended on
+                        // other nodes are never removed otherwise, and would fill it for good.
+                        self.by_token.clear();
+                        self.by_run.clear();
                     }
                     let hook = CachedHook {
                         run_id: run_id.to_owned(),
@@ -184,6 +187,19 @@ mod tests {
         assert_eq!(cache.get("t2"), None, "an ended run holds no hook");
         assert_eq!(cache.len(), 0);
         assert!(cache.by_run.is_empty());
+    }
+
+    #[test]
+    fn a_full_cache_starts_over() {
+        let mut cache = HookCache::default();
+        for i in 0..MAX_CACHED_HOOKS {
+            cache.committed(&format!("r{i}"), &[created(2, 1, &format!("t{i}"), None)]);
+        }
+        assert_eq!(cache.len(), MAX_CACHED_HOOKS);
+        cache.committed("new", &[created(2, 1, "fresh", None)]);
+        assert_eq!(cache.len(), 1, "the full cache was emptied first");
+        assert!(cache.get("fresh").is_some());
+        assert_eq!(cache.by_run.len(), 1);
     }
 
     #[test]
