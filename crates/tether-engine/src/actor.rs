@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_core::{Event, EventBody, Progress, RunMachine, RunStatus};
+use tether_core::{ErasedWorkflow, Event, EventBody, Progress, RunMachine, RunStatus};
 use tether_store::{Fence, OpOutcome, OpRejected, StoreError, WakeAt, WriteOp};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -376,9 +376,18 @@ impl Actor {
             .map_err(|e| Exit::Failed(e.to_string()))?;
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
+        self.rebuild(workflow.as_ref(), &journal).await
+    }
+
+    /// Rebuild the run by replaying `journal`; a journal the code disagrees with blocks it.
+    async fn rebuild(
+        &mut self,
+        workflow: &dyn ErasedWorkflow,
+        journal: &[Event],
+    ) -> Result<Option<(RunMachine, Progress)>, Exit> {
         let replay = {
             let _span = info_span!("replay", entries = journal.len()).entered();
-            RunMachine::replay(&self.run_id, workflow.as_ref(), inner.env.clone(), &journal)
+            RunMachine::replay(&self.run_id, workflow, self.inner.env.clone(), journal)
         };
         match replay {
             Ok(x) => Ok(Some(x)),
@@ -406,23 +415,7 @@ impl Actor {
         self.fence = Some(seed.fence);
         self.status_sent = Some(RunStatus::Running);
         self.wake_sent = Some(None);
-        let journal = [seed.started];
-        let replay = {
-            let _span = info_span!("replay", entries = journal.len()).entered();
-            RunMachine::replay(
-                &self.run_id,
-                workflow.as_ref(),
-                self.inner.env.clone(),
-                &journal,
-            )
-        };
-        match replay {
-            Ok(x) => Ok(Some(x)),
-            Err(e) => {
-                warn!(run_id = %self.run_id, error = %e, "replay failed");
-                Err(self.block(e.to_info()).await)
-            }
-        }
+        self.rebuild(workflow.as_ref(), &[seed.started]).await
     }
 
     async fn block(&self, error: tether_core::ErrorInfo) -> Exit {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tether_core::{Event, EventBody};
+use tether_core::Event;
 use tether_store::{Fence, FirstClaim, WriteOp, FIRST_EPOCH};
 use tokio::sync::oneshot;
 
@@ -71,15 +71,7 @@ impl Engine {
                 lease_until_ms: at_ms + inner.config.lease.as_millis() as u64,
             }),
         };
-        let started = Event {
-            seq: 1,
-            at_ms,
-            body: EventBody::RunStarted {
-                workflow: workflow.to_string(),
-                input,
-                thread: None,
-            },
-        };
+        let started = tether_store::run_started(workflow.to_string(), input, at_ms);
         let (tx, first_flush) = oneshot::channel();
         inner.starting.lock().insert(run_id.clone(), tx);
         // The commit hands `RunStarted` to a new actor before it answers: the seed must be

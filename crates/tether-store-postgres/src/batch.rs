@@ -198,10 +198,9 @@ impl<'t, 'c> Batch<'t, 'c> {
         params: OwnedParams,
         what: &'static str,
     ) -> Result<(), BatchError> {
-        let stmt = match self.tx.prepare_cached(sql).await {
-            Ok(stmt) => stmt,
-            Err(e) => return Err(self.failed(e, what).await),
-        };
+        let stmt = self
+            .checked(self.tx.prepare_cached(sql).await, what)
+            .await?;
         self.pipeline
             .send(what, pipeline::execute(self.tx, stmt, params))
             .await
@@ -232,12 +231,19 @@ impl<'t, 'c> Batch<'t, 'c> {
         Ok(())
     }
 
-    /// The error to return for a statement that failed: the failure of an earlier pipelined
-    /// statement if there was one (the transaction was aborted there), else this one.
-    async fn failed(&self, error: tokio_postgres::Error, what: &str) -> BatchError {
-        match self.pipeline.settle().await {
-            Err(earlier) => earlier,
-            Ok(()) => batch_error(&error, what),
+    /// A statement's result, its failure reported as the failure of an earlier pipelined
+    /// statement if there was one (the transaction was aborted there), else as its own.
+    async fn checked<T>(
+        &self,
+        result: Result<T, tokio_postgres::Error>,
+        what: &str,
+    ) -> Result<T, BatchError> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(error) => Err(match self.pipeline.settle().await {
+                Err(earlier) => earlier,
+                Ok(()) => batch_error(&error, what),
+            }),
         }
     }
 
@@ -249,14 +255,12 @@ impl<'t, 'c> Batch<'t, 'c> {
         what: &str,
     ) -> Result<u64, BatchError> {
         self.flush_buffer().await?;
-        let stmt = match self.tx.prepare_cached(sql).await {
-            Ok(stmt) => stmt,
-            Err(e) => return Err(self.failed(e, what).await),
-        };
-        let n = match self.tx.execute(&stmt, params).await {
-            Ok(n) => n,
-            Err(e) => return Err(self.failed(e, what).await),
-        };
+        let stmt = self
+            .checked(self.tx.prepare_cached(sql).await, what)
+            .await?;
+        let n = self
+            .checked(self.tx.execute(&stmt, params).await, what)
+            .await?;
         if is_write(sql) {
             self.writes.fetch_add(n, Ordering::Relaxed);
         }
@@ -272,14 +276,12 @@ impl<'t, 'c> Batch<'t, 'c> {
         what: &str,
     ) -> Result<Option<Row>, BatchError> {
         self.flush_buffer().await?;
-        let stmt = match self.tx.prepare_cached(sql).await {
-            Ok(stmt) => stmt,
-            Err(e) => return Err(self.failed(e, what).await),
-        };
-        let row = match self.tx.query_opt(&stmt, params).await {
-            Ok(row) => row,
-            Err(e) => return Err(self.failed(e, what).await),
-        };
+        let stmt = self
+            .checked(self.tx.prepare_cached(sql).await, what)
+            .await?;
+        let row = self
+            .checked(self.tx.query_opt(&stmt, params).await, what)
+            .await?;
         if row.is_some() && is_write(sql) {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 use tether_store::{
-    Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, WakeAt, FIRST_EPOCH,
+    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, WakeAt,
 };
 
 use crate::buffer::RunUpdate;
@@ -63,15 +63,9 @@ pub(crate) async fn create_run(
 ) -> Result<OpResult, BatchError> {
     let input_json = encode_value(input, "run input")?;
     let at = to_db(at_ms, "commit time")?;
-    let (status, owner, lease_until, epoch) = match claim {
-        Some(c) => (
-            RunStatus::Running,
-            Some(c.node.as_str()),
-            Some(to_db(c.lease_until_ms, "lease end")?),
-            to_db(FIRST_EPOCH, "epoch")?,
-        ),
-        None => (RunStatus::Pending, None, None, 0),
-    };
+    let row = FirstClaim::new_run_row(claim);
+    let lease_until = opt_to_db(row.lease_until_ms, "lease end")?;
+    let epoch = to_db(row.epoch, "epoch")?;
     let inserted = b
         .execute(
             "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
@@ -81,10 +75,10 @@ pub(crate) async fn create_run(
             &[
                 &run_id,
                 &workflow,
-                &status.as_str(),
+                &row.status.as_str(),
                 &input_json,
                 &at,
-                &owner,
+                &row.owner,
                 &lease_until,
                 &epoch,
             ],
@@ -98,15 +92,7 @@ pub(crate) async fn create_run(
     }
     // The new row is ours until commit.
     b.mark_locked(run_id);
-    let event = Event {
-        seq: 1,
-        at_ms,
-        body: EventBody::RunStarted {
-            workflow: workflow.to_owned(),
-            input: input.clone(),
-            thread: None,
-        },
-    };
+    let event = run_started(workflow.to_owned(), input.clone(), at_ms);
     insert_events(b, run_id, std::slice::from_ref(&event))?;
     Ok(Ok(OpOutcome::Appended {
         run_id: run_id.to_owned(),

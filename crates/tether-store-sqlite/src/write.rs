@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 use tether_store::{
-    Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp,
-    FIRST_EPOCH,
+    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt,
+    WriteOp,
 };
 
 use crate::error::Ctx;
@@ -250,15 +250,7 @@ fn create_run(
     claim: Option<&FirstClaim>,
 ) -> Result<OpResult, StoreError> {
     let input_json = encode_value(&input, "run input")?;
-    let (status, owner, lease_until, epoch) = match claim {
-        Some(c) => (
-            RunStatus::Running,
-            Some(c.node.as_str()),
-            Some(c.lease_until_ms),
-            FIRST_EPOCH,
-        ),
-        None => (RunStatus::Pending, None, None, 0),
-    };
+    let row = FirstClaim::new_run_row(claim);
     let inserted = conn
         .prepare_cached(
             "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
@@ -270,27 +262,19 @@ fn create_run(
             stmt.execute(params![
                 run_id,
                 workflow,
-                status.as_str(),
+                row.status.as_str(),
                 input_json,
                 at_ms,
-                owner,
-                lease_until,
-                epoch
+                row.owner,
+                row.lease_until_ms,
+                row.epoch
             ])
         })
         .ctx("insert run")?;
     if inserted == 0 {
         return Ok(Err(OpRejected::RunExists { run_id }));
     }
-    let event = Event {
-        seq: 1,
-        at_ms,
-        body: EventBody::RunStarted {
-            workflow,
-            input,
-            thread: None,
-        },
-    };
+    let event = run_started(workflow, input, at_ms);
     insert_event(conn, &run_id, &event)?;
     Ok(Ok(OpOutcome::Appended {
         run_id,

@@ -58,6 +58,53 @@ pub struct FirstClaim {
 /// The epoch of a run's first claim (a run created unclaimed has epoch 0; every claim adds 1).
 pub const FIRST_EPOCH: u64 = 1;
 
+/// The lease columns a [`WriteOp::CreateRun`] starts the run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewRunRow<'a> {
+    /// `running` when claimed, else `pending`.
+    pub status: RunStatus,
+    /// The claiming node.
+    pub owner: Option<&'a str>,
+    /// End of its lease.
+    pub lease_until_ms: Option<u64>,
+    /// [`FIRST_EPOCH`] when claimed, else 0.
+    pub epoch: u64,
+}
+
+impl FirstClaim {
+    /// The row a run created with `claim` starts with (every backend writes the same).
+    pub fn new_run_row(claim: Option<&FirstClaim>) -> NewRunRow<'_> {
+        match claim {
+            Some(c) => NewRunRow {
+                status: RunStatus::Running,
+                owner: Some(&c.node),
+                lease_until_ms: Some(c.lease_until_ms),
+                epoch: FIRST_EPOCH,
+            },
+            None => NewRunRow {
+                status: RunStatus::Pending,
+                owner: None,
+                lease_until_ms: None,
+                epoch: 0,
+            },
+        }
+    }
+}
+
+/// The journal entry 1 a [`WriteOp::CreateRun`] writes: the engine builds a run it just
+/// created from it without reading it back, so every backend must write exactly this.
+pub fn run_started(workflow: String, input: Value, at_ms: u64) -> Event {
+    Event {
+        seq: 1,
+        at_ms,
+        body: EventBody::RunStarted {
+            workflow,
+            input,
+            thread: None,
+        },
+    }
+}
+
 /// A run's journal grew (committed by any process sharing the store). See
 /// [`crate::Store::subscribe`].
 #[derive(Clone, Debug, PartialEq, Eq)]
