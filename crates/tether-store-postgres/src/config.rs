@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use tether_store::redact_url;
 use tether_store::StoreError;
 
 /// Pool size when the options do not say.
@@ -113,6 +114,15 @@ pub(crate) fn settings(url: &str, options: &PostgresOptions) -> Result<Settings,
     })
 }
 
+impl Settings {
+    /// Every session of these settings refuses writes (`default_transaction_read_only`).
+    pub(crate) fn read_only(&mut self) {
+        let mut session = self.pg.get_options().unwrap_or_default().to_owned();
+        session.push_str(" -c default_transaction_read_only=on");
+        self.pg.options(session);
+    }
+}
+
 /// Refuse schema names that would need quoting (or could not name a channel).
 pub(crate) fn check_schema(schema: &str) -> Result<(), StoreError> {
     let mut chars = schema.chars();
@@ -136,37 +146,6 @@ pub(crate) fn channel_name(schema: Option<&str>) -> String {
         Some(schema) => format!("{BASE_CHANNEL}_{schema}"),
         None => BASE_CHANNEL.to_owned(),
     }
-}
-
-/// `url` with its password (if any) replaced by `***`, for messages and logs:
-/// `postgres://u:secret@h/db` → `postgres://u:***@h/db`. Strings that are not URLs are
-/// returned unchanged, except that a `password=` parameter is hidden too.
-pub fn redact_url(url: &str) -> String {
-    let mut out = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            // The authority ends at the first `/`, `?` or `#`; credentials end at its last `@`.
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(end);
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-                    None => url.to_owned(),
-                },
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    };
-    // `?password=...` (or `password=...` in key-value form).
-    let lower = out.to_ascii_lowercase();
-    if let Some(start) = lower.find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = out[value_start..]
-            .find(['&', ' ', '#'])
-            .map_or(out.len(), |i| value_start + i);
-        out.replace_range(value_start..value_end, "***");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -244,28 +223,5 @@ mod tests {
             }
             other => panic!("expected a Config error, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(
-            redact_url("postgresql://u:p@ss@h/db?x=1"),
-            "postgresql://u:***@h/db?x=1"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
-        assert_eq!(
-            redact_url("postgres://h/db?user=u&password=pw&x=1"),
-            "postgres://h/db?user=u&password=***&x=1"
-        );
-        assert_eq!(
-            redact_url("host=h password=pw user=u"),
-            "host=h password=*** user=u"
-        );
-        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
     }
 }

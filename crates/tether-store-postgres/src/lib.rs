@@ -130,7 +130,29 @@ impl PostgresStore {
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
-        let settings = config::settings(url, &options)?;
+        Self::open_mode(url, options, false).await
+    }
+
+    /// Open the database at `url` only to read it (`tether replay`): no migration, no schema
+    /// created, and every session runs with `default_transaction_read_only`, so the server
+    /// itself refuses any write. Errors with [`StoreError::Config`] when the schema holds no
+    /// Tether tables or is at another version than this code's.
+    pub async fn open_read_only(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        Self::open_mode(url, options, true).await
+    }
+
+    async fn open_mode(
+        url: &str,
+        options: PostgresOptions,
+        read_only: bool,
+    ) -> Result<PostgresStore, StoreError> {
+        let mut settings = config::settings(url, &options)?;
+        if read_only {
+            settings.read_only();
+        }
         let manager = Manager::from_config(
             settings.pg.clone(),
             NoTls,
@@ -150,7 +172,12 @@ impl PostgresStore {
             .get()
             .await
             .map_err(|e| pool_err("open the store", &e))?;
-        let applied = migrate::migrate(&mut client, settings.schema.as_deref(), now_ms()).await?;
+        let applied = if read_only {
+            migrate::check_version(&client, settings.schema.as_deref()).await?;
+            0
+        } else {
+            migrate::migrate(&mut client, settings.schema.as_deref(), now_ms()).await?
+        };
         drop(client);
         tracing::debug!(url = %redacted, schema = ?settings.schema, applied, "opened PostgreSQL store");
         let instance = uuid::Uuid::new_v4().simple().to_string();

@@ -110,6 +110,38 @@ pub(crate) async fn migrate(
     Ok(applied)
 }
 
+/// Check, without writing anything, that `schema` (or the default one) holds Tether's tables
+/// at exactly [`latest_version`]: a read-only open must not run against tables it does not
+/// understand, and must not create or migrate them.
+pub(crate) async fn check_version(
+    client: &deadpool_postgres::Client,
+    schema: Option<&str>,
+) -> Result<(), StoreError> {
+    let where_ = schema.map_or_else(
+        || "the default schema".to_owned(),
+        |s| format!("schema `{s}`"),
+    );
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .ctx("look for schema_migrations")?
+        .try_get(0)
+        .ctx("look for schema_migrations")?;
+    if !exists {
+        return tether_store::check_read_only_schema(None, latest_version(), &where_);
+    }
+    let current: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await
+        .ctx("read schema version")?
+        .try_get(0)
+        .ctx("read schema version")?;
+    tether_store::check_read_only_schema(Some(current), latest_version(), &where_)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

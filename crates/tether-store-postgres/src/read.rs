@@ -48,39 +48,39 @@ pub(crate) async fn list_runs(
         n => n.min(MAX_LIMIT),
     };
     let limit = bound(limit as u64);
-    // One statement per filter shape, so each gets a plan that uses its index. Hook threads
+    let cursor = filter
+        .before
+        .as_ref()
+        .map(|c| (bound(c.created_at_ms), c.run_id.as_str()));
+    // One statement per filter shape (each gets a plan that uses its index). Hook threads
     // belong to their run; they are listed with it (`list_threads`), not here.
-    let rows = match (status, workflow) {
-        (None, None) => {
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE root_run IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT $1"
-            );
-            query(pool, &sql, &[&limit], "list runs").await?
-        }
-        (Some(status), None) => {
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND root_run IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT $2"
-            );
-            query(pool, &sql, &[&status, &limit], "list runs").await?
-        }
-        (None, Some(workflow)) => {
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow = $1 AND root_run IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT $2"
-            );
-            query(pool, &sql, &[&workflow, &limit], "list runs").await?
-        }
-        (Some(status), Some(workflow)) => {
-            let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs
-                 WHERE status = $1 AND workflow = $2 AND root_run IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT $3"
-            );
-            query(pool, &sql, &[&status, &workflow, &limit], "list runs").await?
-        }
-    };
+    let mut conditions = vec!["root_run IS NULL".to_owned()];
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(status) = &status {
+        params.push(status);
+        conditions.push(format!("status = ${}", params.len()));
+    }
+    if let Some(workflow) = &workflow {
+        params.push(workflow);
+        conditions.push(format!("workflow = ${}", params.len()));
+    }
+    if let Some((created_at, run_id)) = &cursor {
+        params.push(created_at);
+        params.push(run_id);
+        conditions.push(format!(
+            "(created_at, id) < (${}, ${})",
+            params.len() - 1,
+            params.len()
+        ));
+    }
+    params.push(&limit);
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE {}
+         ORDER BY created_at DESC, id DESC LIMIT ${}",
+        conditions.join(" AND "),
+        params.len()
+    );
+    let rows = query(pool, &sql, &params, "list runs").await?;
     rows.iter().map(run_from_row).collect()
 }
 

@@ -103,6 +103,36 @@ impl SqliteStore {
         })
     }
 
+    /// Open an existing database only to read it (`tether replay`): the file must exist and
+    /// hold Tether's tables at exactly this code's schema version; nothing is created or
+    /// migrated, and every connection is `query_only`, so SQLite itself refuses writes.
+    ///
+    /// Errors: [`StoreError::Config`] for a missing file, a file without Tether's tables or at
+    /// another schema version; as [`SqliteStore::open`] otherwise.
+    pub async fn open_read_only(url_or_path: &str) -> Result<SqliteStore, StoreError> {
+        let location = url_or_path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let path = config::database_path(&location)?;
+            if !path.is_file() {
+                return Err(StoreError::Config(format!(
+                    "no database file at {} (nothing was created: this open only reads)",
+                    path.display()
+                )));
+            }
+            let conn = conn::open_reader(&path)?;
+            migrate::check_version(&conn, &path.display().to_string())?;
+            Ok(SqliteStore {
+                inner: Arc::new(Inner {
+                    readers: ReaderPool::new(path.clone()),
+                    path,
+                    writer: Mutex::new(conn),
+                }),
+            })
+        })
+        .await
+        .map_err(|e| join_err("open database", e))?
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -84,9 +84,53 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, Store
     Ok(applied)
 }
 
+/// Check, without writing anything, that the database at `path` holds Tether's tables at
+/// exactly [`latest_version`] (for read-only opens, which must not create or migrate).
+pub(crate) fn check_version(conn: &Connection, path: &str) -> Result<(), StoreError> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |row| row.get(0),
+        )
+        .ctx("look for schema_migrations")?;
+    if !exists {
+        return tether_store::check_read_only_schema(None, latest_version(), path);
+    }
+    let current: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .ctx("read schema version")?;
+    tether_store::check_read_only_schema(Some(current), latest_version(), path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_only_check_writes_nothing_and_names_the_version() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory().ctx("open")?;
+        match check_version(&conn, "x.db") {
+            Err(StoreError::Config(msg)) => assert!(msg.contains("no Tether tables"), "{msg}"),
+            other => panic!("expected a Config error, got {other:?}"),
+        }
+        migrate(&mut conn, 1)?;
+        check_version(&conn, "x.db")?;
+        conn.execute(
+            "DELETE FROM schema_migrations WHERE version = ?1",
+            [latest_version()],
+        )
+        .ctx("delete")?;
+        match check_version(&conn, "x.db") {
+            Err(StoreError::Config(msg)) => assert!(msg.contains("older"), "{msg}"),
+            other => panic!("expected a Config error, got {other:?}"),
+        }
+        Ok(())
+    }
 
     #[test]
     fn versions_are_increasing_from_one() {

@@ -43,6 +43,15 @@ pub(crate) fn list_runs(
         args.push(SqlValue::Text(workflow.clone()));
         conditions.push(format!("workflow = ?{}", args.len()));
     }
+    if let Some(cursor) = &filter.before {
+        args.push(SqlValue::Integer(bound(cursor.created_at_ms)));
+        args.push(SqlValue::Text(cursor.run_id.clone()));
+        conditions.push(format!(
+            "(created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))",
+            a = args.len() - 1,
+            b = args.len()
+        ));
+    }
     let limit = match filter.limit {
         0 => DEFAULT_LIMIT,
         n => n.min(MAX_LIMIT),

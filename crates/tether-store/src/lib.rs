@@ -16,8 +16,12 @@
 
 pub mod conformance;
 pub mod crash;
+mod redact;
+mod schema;
 mod types;
 
+pub use redact::redact_url;
+pub use schema::check_read_only_schema;
 pub use types::*;
 
 use async_trait::async_trait;

@@ -146,6 +146,28 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     /// At most this many (the backend caps it at 1,000; 0 means 100).
     pub limit: usize,
+    /// Only runs listed after this one in the newest-first order (the next page: pass the
+    /// cursor of the last run of the previous page, [`RunCursor::of`]).
+    pub before: Option<RunCursor>,
+}
+
+/// A position in the newest-first order of [`crate::Store::list_runs`]: creation time, then id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    /// The run's creation time, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// The run's id.
+    pub run_id: String,
+}
+
+impl RunCursor {
+    /// The cursor just past `run` (the next page starts after it).
+    pub fn of(run: &RunRecord) -> RunCursor {
+        RunCursor {
+            created_at_ms: run.created_at_ms,
+            run_id: run.run_id.clone(),
+        }
+    }
 }
 
 /// How an [`WriteOp::Append`] changes the run's `wake_at`.

@@ -102,6 +102,7 @@ pub(crate) async fn list_runs(
         status,
         workflow,
         limit,
+        before: None,
     };
     let runs = state.engine.list_runs(&filter).await?;
     let runs: Vec<Value> = runs.iter().map(run_json).collect();

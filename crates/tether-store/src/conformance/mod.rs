@@ -104,6 +104,7 @@ macro_rules! __conformance_cases {
                 duplicate_run_id_is_refused,
                 list_runs_filters_newest_first_and_limits,
                 list_runs_default_limit_and_cap,
+                list_runs_cursor_breaks_ties_by_id,
                 status_and_wake_at_updates,
                 runs_needing_work_selects_due_runs_oldest_first,
                 checkpoint_marks_the_applied_journal,

@@ -5,7 +5,7 @@ use serde_json::json;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
 
 use super::support::*;
-use crate::{OpOutcome, OpRejected, RunFilter, RunRecord, Store, WakeAt, WriteOp};
+use crate::{OpOutcome, OpRejected, RunCursor, RunFilter, RunRecord, Store, WakeAt, WriteOp};
 
 /// `CreateRun` makes a `pending` run whose journal entry 1 is `RunStarted`, visible through
 /// `get_run`, `list_runs` and `load_journal`.
@@ -138,6 +138,7 @@ pub async fn list_runs_filters_newest_first_and_limits(store: &dyn Store) {
         status,
         workflow: workflow.map(str::to_owned),
         limit,
+        before: None,
     };
     assert_eq!(
         list_ids(store, f(None, None, 0)).await,
@@ -211,6 +212,59 @@ pub async fn list_runs_default_limit_and_cap(store: &dyn Store) {
 
     assert_eq!(list_ids(store, all(1000)).await.len(), 1000);
     assert_eq!(list_ids(store, all(1)).await, strings(&["run-1001"]));
+
+    // Pages follow each other with a cursor: every run exactly once, in order.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RunFilter {
+            limit: 300,
+            before: before.clone(),
+            ..RunFilter::default()
+        };
+        let page = store
+            .list_runs(&filter)
+            .await
+            .expect("list_runs with a cursor");
+        let Some(last) = page.last() else { break };
+        before = Some(RunCursor::of(last));
+        seen.extend(page.into_iter().map(|r| r.run_id));
+    }
+    let expected: Vec<String> = (1..=1001u64).rev().map(|i| format!("run-{i:04}")).collect();
+    assert_eq!(
+        seen, expected,
+        "paging with RunFilter::before must list every run once"
+    );
+}
+
+/// Runs created in the same millisecond are ordered by id, and a cursor between them
+/// resumes after the right one.
+pub async fn list_runs_cursor_breaks_ties_by_id(store: &dyn Store) {
+    let ops: Vec<WriteOp> = ["t-a", "t-b", "t-c"]
+        .iter()
+        .map(|id| create_op(id, "tie", json!(null), T0))
+        .collect();
+    for (i, result) in commit(store, ops).await.into_iter().enumerate() {
+        appended(result, &format!("tie CreateRun #{i}"));
+    }
+    let filter = |before: Option<RunCursor>| RunFilter {
+        workflow: Some("tie".into()),
+        before,
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        list_ids(store, filter(None)).await,
+        strings(&["t-c", "t-b", "t-a"])
+    );
+    let cursor = RunCursor {
+        created_at_ms: T0,
+        run_id: "t-b".into(),
+    };
+    assert_eq!(
+        list_ids(store, filter(Some(cursor))).await,
+        strings(&["t-a"]),
+        "a cursor at t-b must resume with the runs after it only"
+    );
 }
 
 /// An `Append` without entries changes status and wake-up time (`WakeAt::Keep` keeps it,
