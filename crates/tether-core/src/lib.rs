@@ -63,4 +63,4 @@ pub use webhook::{
     RespondWith, ResponseHub, Webhook, WebhookBody, WebhookOptions, WebhookRequest,
     WebhookResponse, HOOK_KIND_WEBHOOK, WEBHOOK_PATH,
 };
-pub use workflow::{ErasedWorkflow, Registry};
+pub use workflow::{ErasedWorkflow, Registry, RegistryError};

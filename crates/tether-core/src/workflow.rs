@@ -60,10 +60,50 @@ where
 }
 
 /// Workflows and hook definitions known to a worker.
+///
+/// A name is registered once: a second workflow (or hook definition) under a name already
+/// taken is not registered, and [`Registry::check`] reports it, so a start-up can refuse it
+/// instead of running whichever came last.
+///
+/// ```
+/// use tether_core::{Ctx, Registry, WorkflowError};
+/// async fn a(_: Ctx, _: ()) -> Result<(), WorkflowError> { Ok(()) }
+/// let mut registry = Registry::new();
+/// registry.workflow("a", a).workflow("a", a);
+/// let e = registry.check().unwrap_err();
+/// assert_eq!(e.to_string(), "workflow `a` is registered twice; give each workflow its own name");
+/// ```
 #[derive(Clone, Default)]
 pub struct Registry {
     workflows: BTreeMap<String, Arc<dyn ErasedWorkflow>>,
     hooks: BTreeMap<String, PayloadValidator>,
+    /// Names registered a second time, in the order it happened.
+    duplicates: Vec<RegistryError>,
+}
+
+/// A registration that cannot stand (see [`Registry::check`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two workflows under one name.
+    #[error("workflow `{0}` is registered twice; give each workflow its own name")]
+    DuplicateWorkflow(String),
+    /// Two hook definitions under one name.
+    #[error(
+        "hook definition `{0}` is registered twice; register each definition once (a workflow \
+         that shares one needs no second registration) and give different ones their own names"
+    )]
+    DuplicateHook(String),
+}
+
+impl RegistryError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::DuplicateWorkflow(_) => "duplicate_workflow",
+            RegistryError::DuplicateHook(_) => "duplicate_hook",
+        }
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -89,6 +129,11 @@ impl Registry {
         I: DeserializeOwned + 'static,
         O: Serialize + 'static,
     {
+        if self.workflows.contains_key(name) {
+            self.duplicates
+                .push(RegistryError::DuplicateWorkflow(name.to_string()));
+            return self;
+        }
         self.workflows.insert(
             name.to_string(),
             Arc::new(FnWorkflow {
@@ -105,8 +150,26 @@ impl Registry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
+        if self.hooks.contains_key(def.name()) {
+            self.duplicates
+                .push(RegistryError::DuplicateHook(def.name().to_string()));
+            return self;
+        }
         self.hooks.insert(def.name().to_string(), def.validator());
         self
+    }
+
+    /// `Ok` when every name was registered once; otherwise the first name registered twice.
+    pub fn check(&self) -> Result<(), RegistryError> {
+        match self.duplicates.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Names of the registered hook definitions, sorted.
+    pub fn hook_names(&self) -> Vec<String> {
+        self.hooks.keys().cloned().collect()
     }
 
     /// The workflow registered as `name`.
