@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tether_core::{ErasedWorkflow, Event, EventBody, Progress, RunMachine, RunStatus};
 use tether_store::{Fence, OpOutcome, OpRejected, StoreError, WakeAt, WriteOp};
@@ -17,10 +16,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::activity::Ticket;
 use crate::engine::Inner;
 use crate::start::Seed;
 use crate::step_runner::run_step;
-use crate::system_env::now_ms;
 
 /// A message to a live run.
 #[derive(Debug)]
@@ -34,6 +33,14 @@ pub(crate) enum ActorMsg {
         /// The run's last seq after that commit.
         last_seq: u64,
     },
+}
+
+/// A message in a live run's inbox, with the ticket that counts it as work in flight until
+/// the run has handled it (see `activity.rs`).
+#[derive(Debug)]
+pub(crate) struct Mail {
+    pub msg: ActorMsg,
+    pub ticket: Ticket,
 }
 
 /// How committed entries reached the actor: when their group commit returned, and the span
@@ -65,12 +72,13 @@ pub(crate) async fn run_actor(
     inner: Arc<Inner>,
     run_id: String,
     generation: u64,
-    mut rx: mpsc::UnboundedReceiver<ActorMsg>,
+    mut rx: mpsc::UnboundedReceiver<Mail>,
     idle: Arc<AtomicBool>,
     applied: tokio::sync::watch::Sender<u64>,
+    starting: Ticket,
 ) {
     let span = info_span!("run", run_id = %run_id);
-    let exit = async {
+    let (exit, busy) = async {
         let mut actor = Actor {
             inner: inner.clone(),
             run_id: run_id.clone(),
@@ -85,6 +93,7 @@ pub(crate) async fn run_actor(
             result_after: None,
             announced: false,
             fence: None,
+            busy: Some(starting),
         };
         let exit = actor.run(&mut rx).await;
         // Give the run up for others, unless it ended (the store cleared its owner) or is
@@ -97,7 +106,9 @@ pub(crate) async fn run_actor(
                 fence: fence.clone(),
             });
         }
-        exit
+        // Still busy until the run has left the cache (below).
+        let busy = actor.busy.take().unwrap_or_else(|| actor.inner.ticket());
+        (exit, busy)
     }
     .instrument(span)
     .await;
@@ -119,6 +130,7 @@ pub(crate) async fn run_actor(
             inner.wake_later(run_id);
         }
     }
+    drop(busy);
 }
 
 struct Actor {
@@ -127,7 +139,7 @@ struct Actor {
     generation: u64,
     idle: Arc<AtomicBool>,
     applied: tokio::sync::watch::Sender<u64>,
-    steps: JoinSet<tether_core::EventBody>,
+    steps: JoinSet<(EventBody, Ticket)>,
     fired_sent: HashSet<u32>,
     status_sent: Option<RunStatus>,
     wake_sent: Option<Option<u64>>,
@@ -142,10 +154,13 @@ struct Actor {
     announced: bool,
     /// This actor's claim on the run; every write carries it.
     fence: Option<Fence>,
+    /// Counts this run as work in flight while it is between two waits (`None` while it
+    /// waits in `run`'s `select!`; see `activity.rs`).
+    busy: Option<Ticket>,
 }
 
 impl Actor {
-    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<ActorMsg>) -> Exit {
+    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<Mail>) -> Exit {
         let (mut machine, mut progress) = match self.load().await {
             Ok(Some(x)) => x,
             Ok(None) => return Exit::Done,
@@ -158,7 +173,8 @@ impl Actor {
             for task in machine.take_step_tasks() {
                 let inner = self.inner.clone();
                 let run_id = self.run_id.clone();
-                self.steps.spawn(run_step(inner, run_id, task));
+                let ticket = self.inner.ticket();
+                self.steps.spawn(run_step(inner, run_id, task, ticket));
             }
             if let Err(exit) = self.flush(&mut machine).await {
                 return exit;
@@ -174,7 +190,11 @@ impl Actor {
                 .filter(|t| !self.fired_sent.contains(&t.cmd))
                 .map(|t| t.fire_at_ms)
                 .min();
-            let sleep_for = deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms())));
+            // Due timers are fired in `fire_at_ms` order, then command order (the order of
+            // `pending_timers`). A manual clock registers the wait here, before the run stops
+            // counting as busy below.
+            let timer = self.inner.clock().wait_until(deadline);
+            let mut timer = std::pin::pin!(timer);
             // A run marked running is rebuilt after a crash whatever its mark says, so the
             // mark only matters once it rests (suspended): no checkpoint per step.
             if machine.last_seq() > self.checkpoint_sent
@@ -191,8 +211,13 @@ impl Actor {
             }
             self.applied.send_replace(machine.last_seq());
             self.idle.store(self.steps.is_empty(), Ordering::Release);
+            // Waiting: what can wake the run (a message, a step, the timer) is counted itself.
+            self.busy = None;
             tokio::select! {
-                msg = rx.recv() => match msg {
+                mail = rx.recv() => match mail.map(|m| {
+                    self.busy = Some(m.ticket);
+                    m.msg
+                }) {
                     None => return Exit::Done,
                     Some(ActorMsg::Events(events, delivery)) => {
                         tether_store::crash_point!("actor.before_apply");
@@ -235,8 +260,14 @@ impl Actor {
                 },
                 Some(done) = self.steps.join_next(), if !self.steps.is_empty() => {
                     let body = match done {
-                        Ok(body) => body,
-                        Err(e) => return Exit::Failed(format!("step task ended abnormally: {e}")),
+                        Ok((body, ticket)) => {
+                            self.busy = Some(ticket);
+                            body
+                        }
+                        Err(e) => {
+                            self.busy = Some(self.inner.ticket());
+                            return Exit::Failed(format!("step task ended abnormally: {e}"));
+                        }
                     };
                     tether_store::crash_point!("step.before_journal");
                     if let Err(exit) = self.append(vec![body], None, WakeAt::Keep).await {
@@ -244,8 +275,11 @@ impl Actor {
                     }
                     self.result_after = Some(machine.last_seq());
                 }
-                _ = tokio::time::sleep(sleep_for.unwrap_or_default()), if sleep_for.is_some() => {
-                    let now = now_ms();
+                wakeup = &mut timer, if deadline.is_some() => {
+                    // Busy before the wait stops counting as due.
+                    self.busy = Some(self.inner.ticket());
+                    drop(wakeup);
+                    let now = self.inner.now_ms();
                     let mut fired = Vec::new();
                     for t in machine.pending_timers() {
                         if t.fire_at_ms <= now && self.fired_sent.insert(t.cmd) {
@@ -278,7 +312,8 @@ impl Actor {
         };
         let attempt = machine.attempt();
         if attempt < thread.retry.maximum_attempts.max(1) {
-            let retry_at = now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
+            let retry_at =
+                self.inner.now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
             warn!(run_id = %self.run_id, attempt, error = %error, "hook thread failed; it will run again");
             events.push(EventBody::AttemptFailed {
                 attempt,
@@ -305,13 +340,13 @@ impl Actor {
             status: None,
             wake_at: WakeAt::Keep,
             fence: self.fence.clone(),
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         }];
         if let Some(signal_id) = thread.fail_signal {
             ops.push(WriteOp::Signal {
                 signal_id,
                 payload: serde_json::json!({ tether_core::ERROR_ENVELOPE: error }),
-                at_ms: now_ms(),
+                at_ms: self.inner.now_ms(),
             });
         }
         match self.inner.write_all(ops).await {
@@ -344,7 +379,7 @@ impl Actor {
             );
             return Err(self.block(err).await);
         };
-        let now = now_ms();
+        let now = self.inner.now_ms();
         let claim = WriteOp::Claim {
             run_id: self.run_id.clone(),
             node: inner.node_id.clone(),
@@ -423,7 +458,7 @@ impl Actor {
             run_id: self.run_id.clone(),
             error,
             fence: self.fence.clone(),
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         match self.inner.write(op).await {
             Ok(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
@@ -515,7 +550,7 @@ impl Actor {
             status,
             wake_at,
             fence: self.fence.clone(),
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         match self.inner.write(op).await {
             Ok(Ok(_)) => Ok(()),

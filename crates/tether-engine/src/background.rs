@@ -6,7 +6,6 @@ use std::sync::Weak;
 use tether_store::WriteOp;
 
 use crate::engine::Inner;
-use crate::system_env::now_ms;
 
 /// Every `poll_interval`: make live the runs that have work but no actor (recovery after a
 /// restart, due timers of evicted runs, runs whose write failed).
@@ -19,27 +18,25 @@ pub(crate) async fn poll_loop(inner: Weak<Inner>) {
             return;
         }
         let interval = engine.config.poll_interval;
-        match engine
-            .store
-            .runs_needing_work(now_ms(), &engine.node_id, 1000)
-            .await
         {
-            Ok(ids) => {
-                for id in ids {
-                    if !engine.is_live(&id) {
-                        engine.wake(&id);
-                    }
-                }
+            let _busy = engine.ticket();
+            if let Err(e) = engine.wake_due_runs().await {
+                tracing::warn!(error = %e, "could not look for runs with work");
             }
-            Err(e) => tracing::warn!(error = %e, "could not look for runs with work"),
         }
         drop(engine);
         tokio::time::sleep(interval).await;
     }
 }
 
-/// Every third of the lease: extend the leases of every run this node holds.
+/// Every third of the lease: extend the leases of every run this node holds. With a manual
+/// clock, also at once whenever the clock is moved (leases are judged by that clock, so a
+/// jump would otherwise leave them ended until the next beat).
 pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
+    let mut moves = match inner.upgrade() {
+        Some(engine) => engine.clock().moves(),
+        None => return,
+    };
     loop {
         let Some(engine) = inner.upgrade() else {
             return;
@@ -50,13 +47,23 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
         let lease = engine.config.lease;
         let op = WriteOp::RenewLeases {
             node: engine.node_id.clone(),
-            lease_until_ms: now_ms() + lease.as_millis() as u64,
+            lease_until_ms: engine.now_ms() + lease.as_millis() as u64,
         };
         if let Err(e) = engine.write(op).await {
             tracing::warn!(error = %e, "could not renew this node's leases");
         }
         drop(engine);
-        tokio::time::sleep(lease / 3).await;
+        match moves.as_mut() {
+            None => tokio::time::sleep(lease / 3).await,
+            Some(rx) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(lease / 3) => {}
+                    moved = rx.changed() => if moved.is_err() {
+                        moves = None;
+                    },
+                }
+            }
+        }
     }
 }
 

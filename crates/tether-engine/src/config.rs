@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 /// Settings of an [`crate::Engine`]. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
@@ -30,6 +32,10 @@ pub struct EngineConfig {
     /// How long the run counts of `GET /metrics` (`tether_runs`) are reused before the store
     /// is asked again (default 5 s; the query reads the whole `runs` table).
     pub run_count_max_age: Duration,
+    /// Where the engine reads the time and waits for it (default: the system clock). A
+    /// [`Clock::manual`] clock lets tests move time by hand: timers fire when it is moved
+    /// past them, without real waiting (see [`crate::Engine::settle`]).
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +50,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(10),
             public_url: None,
             run_count_max_age: Duration::from_secs(5),
+            clock: Clock::system(),
         }
     }
 }

@@ -14,16 +14,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::actor::{run_actor, ActorMsg};
+use crate::activity::{Activity, Ticket};
+use crate::actor::{run_actor, ActorMsg, Mail};
 use crate::background::{heartbeat_loop, listen_loop, poll_loop};
+use crate::clock::Clock;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::system_env::{now_ms, SystemEnvironment};
+use crate::system_env::SystemEnvironment;
 use crate::writer::{writer_loop, WriteReq};
 
 /// A live run's entry in the cache.
 struct LiveHandle {
-    tx: mpsc::UnboundedSender<ActorMsg>,
+    tx: mpsc::UnboundedSender<Mail>,
     generation: u64,
     idle: Arc<AtomicBool>,
     last_active: u64,
@@ -59,9 +61,38 @@ pub(crate) struct Inner {
     pub(crate) metrics: crate::metrics::Metrics,
     /// Change notifications for watchers (see `changes.rs`).
     pub(crate) changes: tokio::sync::broadcast::Sender<tether_store::RunChanged>,
+    /// The work in flight (see `activity.rs` and [`Engine::settle`]).
+    pub(crate) activity: Arc<Activity>,
 }
 
 impl Inner {
+    /// The engine's clock.
+    #[inline]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.config.clock
+    }
+
+    /// The time by the engine's clock, ms since the Unix epoch.
+    #[inline]
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.config.clock.now_ms()
+    }
+
+    /// Count one more unit of work in flight until the ticket is dropped.
+    #[inline]
+    pub(crate) fn ticket(&self) -> Ticket {
+        self.activity.ticket()
+    }
+
+    /// A message for a live run, counted as work in flight until the run has handled it.
+    #[inline]
+    fn mail(&self, msg: ActorMsg) -> Mail {
+        Mail {
+            msg,
+            ticket: self.ticket(),
+        }
+    }
+
     /// A waiter woken when `run_id` ends or its journal grows (see `wake_waiters`).
     pub(crate) fn add_waiter(&self, run_id: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
@@ -109,6 +140,7 @@ impl Inner {
                 ops,
                 reply,
                 span: tracing::Span::current(),
+                ticket: self.ticket(),
             })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -128,6 +160,7 @@ impl Inner {
             ops: vec![op],
             reply,
             span: tracing::Span::none(),
+            ticket: self.ticket(),
         });
     }
 
@@ -154,7 +187,8 @@ impl Inner {
         let mut live = self.live.lock();
         if let Some(h) = live.get_mut(run_id) {
             h.last_active = tick;
-            if h.tx.send(ActorMsg::Events(events, committed)).is_ok() {
+            let mail = self.mail(ActorMsg::Events(events, committed));
+            if h.tx.send(mail).is_ok() {
                 self.metrics.live_lookup(resume, true);
                 return;
             }
@@ -178,16 +212,35 @@ impl Inner {
         }
     }
 
-    /// Make the run live if it is not (after a failure, or when a timer is due).
-    pub fn wake(&self, run_id: &str) {
+    /// Make the run live if it is not (after a failure, or when a timer is due). Returns
+    /// whether it started an actor.
+    pub fn wake(&self, run_id: &str) -> bool {
         if self.is_stopping() || self.blocked.lock().contains(run_id) {
-            return;
+            return false;
         }
         let tick = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut live = self.live.lock();
         if !live.contains_key(run_id) {
-            self.spawn_actor_locked(&mut live, run_id, None, tick);
+            return self.spawn_actor_locked(&mut live, run_id, None, tick);
         }
+        false
+    }
+
+    /// Make live the runs the store says have work and no owner but this node (recovery after
+    /// a restart, due timers of evicted runs, runs whose write failed). Returns how many it
+    /// made live.
+    pub(crate) async fn wake_due_runs(&self) -> Result<usize, StoreError> {
+        let ids = self
+            .store
+            .runs_needing_work(self.now_ms(), &self.node_id, 1000)
+            .await?;
+        let mut woken = 0;
+        for id in ids {
+            if !self.is_live(&id) && self.wake(&id) {
+                woken += 1;
+            }
+        }
+        Ok(woken)
     }
 
     pub fn wake_later(&self, run_id: String) {
@@ -205,14 +258,16 @@ impl Inner {
         run_id: &str,
         first: Option<(Vec<Event>, crate::actor::Delivery)>,
         tick: u64,
-    ) {
+    ) -> bool {
         if self.draining.load(Ordering::Acquire) {
-            return;
+            return false;
         }
-        let Some(me) = self.me.upgrade() else { return };
+        let Some(me) = self.me.upgrade() else {
+            return false;
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         if let Some((events, committed)) = first {
-            let _ = tx.send(ActorMsg::Events(events, committed));
+            let _ = tx.send(self.mail(ActorMsg::Events(events, committed)));
         }
         let generation = self.counter.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(false));
@@ -227,6 +282,8 @@ impl Inner {
                 applied,
             },
         );
+        // The new run counts as busy until it first waits (loading, replaying, first writes).
+        let starting = self.ticket();
         tokio::spawn(run_actor(
             me,
             run_id.to_string(),
@@ -234,14 +291,16 @@ impl Inner {
             rx,
             idle,
             applied_tx,
+            starting,
         ));
         if live.len() > self.config.max_live_runs {
-            Self::evict_some(live, self.config.max_live_runs);
+            self.evict_some(live, self.config.max_live_runs);
         }
+        true
     }
 
     /// Ask the least recently active idle runs to leave, down to ~7/8 of the capacity.
-    fn evict_some(live: &mut HashMap<String, LiveHandle>, cap: usize) {
+    fn evict_some(&self, live: &mut HashMap<String, LiveHandle>, cap: usize) {
         let target = cap - cap / 8;
         let excess = live.len().saturating_sub(target);
         let mut idle: Vec<(u64, &LiveHandle)> = live
@@ -251,7 +310,7 @@ impl Inner {
             .collect();
         idle.sort_by_key(|(t, _)| *t);
         for (_, h) in idle.into_iter().take(excess) {
-            let _ = h.tx.send(ActorMsg::Evict);
+            let _ = h.tx.send(self.mail(ActorMsg::Evict));
         }
     }
 
@@ -261,7 +320,7 @@ impl Inner {
         &self,
         run_id: &str,
         generation: u64,
-        rx: &mpsc::UnboundedReceiver<ActorMsg>,
+        rx: &mpsc::UnboundedReceiver<Mail>,
     ) -> bool {
         let mut live = self.live.lock();
         if !rx.is_empty() {
@@ -291,7 +350,7 @@ impl Inner {
     /// A hint that the run's journal reached `last_seq` (from another process).
     pub(crate) fn poke(&self, run_id: &str, last_seq: u64) -> bool {
         match self.live.lock().get(run_id) {
-            Some(h) => h.tx.send(ActorMsg::Poke { last_seq }).is_ok(),
+            Some(h) => h.tx.send(self.mail(ActorMsg::Poke { last_seq })).is_ok(),
             None => false,
         }
     }
@@ -336,11 +395,14 @@ impl Engine {
     pub fn start(store: Arc<dyn Store>, registry: Registry, config: EngineConfig) -> Engine {
         let env = SystemEnvironment {
             public_url: config.public_url.clone(),
+            clock: config.clock.clone(),
         };
         Self::start_with_env(store, registry, config, Arc::new(env))
     }
 
-    /// [`Engine::start`] with another clock/randomness source (tests).
+    /// [`Engine::start`] with another clock/randomness source for the workflows (tests). The
+    /// engine's own times (journal entries, timer firing, leases) come from
+    /// [`EngineConfig::clock`]; give `env` the same clock.
     pub fn start_with_env(
         store: Arc<dyn Store>,
         registry: Registry,
@@ -376,6 +438,7 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
             metrics: crate::metrics::Metrics::new(),
             changes: crate::changes::channel(),
+            activity: Arc::new(Activity::default()),
         });
         let writer = tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx));
         let poller = tokio::spawn(poll_loop(Arc::downgrade(&inner)));
@@ -440,10 +503,63 @@ impl Engine {
         let op = WriteOp::RequestCancel {
             run_id: run_id.to_string(),
             reason,
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         self.inner.write(op).await??;
         Ok(())
+    }
+
+    /// The engine's clock ([`EngineConfig::clock`]).
+    pub fn clock(&self) -> &Clock {
+        self.inner.clock()
+    }
+
+    /// Wait until nothing is in flight: no write waiting for or in a group commit, no message
+    /// waiting in a live run's inbox, no live run between two waits (starting, replaying,
+    /// applying an entry, writing), no step attempt running, no poll of the store going on,
+    /// and (with a manual clock) no timer or step back-off due at the clock's current time.
+    /// Every live run then waits for something outside: a hook payload, a signal, a timer or
+    /// back-off in the future of the clock.
+    ///
+    /// With a [`Clock::manual`] clock this makes tests exact: move the clock, `settle`, then
+    /// look. Runs that are not in memory (evicted) and come due by a clock move are made live
+    /// by the poller, or at once by [`Engine::wake_due_runs`]. With the system clock a timer
+    /// or back-off coming due in real time is not waited for. Neither is the rebuild of a run
+    /// whose storage write failed (it comes after [`EngineConfig::retry_delay`], real time). A
+    /// step whose body never returns keeps `settle` waiting. Cost: one atomic increment and
+    /// decrement per message and write.
+    pub async fn settle(&self) {
+        let activity = &self.inner.activity;
+        let clock = self.inner.clock();
+        let none = tokio::sync::Notify::new();
+        loop {
+            let idle = activity.idle_notify().notified();
+            let released = clock.released().unwrap_or(&none).notified();
+            tokio::pin!(idle, released);
+            idle.as_mut().enable();
+            released.as_mut().enable();
+            // Due waits first: a waiter takes its ticket before it stops counting as due.
+            if !clock.has_due_waits() && activity.is_idle() {
+                return;
+            }
+            tokio::select! {
+                _ = idle => {}
+                _ = released => {}
+                // Only a safety net: the notifications above are what wake this.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+        }
+    }
+
+    /// Make live, now, the runs the store says have work that are not live here: a due timer
+    /// (by this engine's clock) of an evicted run, a hook thread's next attempt, work
+    /// interrupted by a restart. The poller does this every [`EngineConfig::poll_interval`];
+    /// call it after moving a manual clock to not wait for it. Returns how many runs it made
+    /// live (then [`Engine::settle`] to let them run).
+    pub async fn wake_due_runs(&self) -> Result<usize, EngineError> {
+        self.alive()?;
+        let _busy = self.inner.ticket();
+        Ok(self.inner.wake_due_runs().await?)
     }
 
     /// Stop: live runs dropped (their state is in the store), this node's leases ended so other

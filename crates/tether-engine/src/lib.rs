@@ -10,6 +10,8 @@
 //!   journal write.
 //! - **Timers** are fired by their live run; a poller (`engine.rs`) revives runs whose timer is
 //!   due or whose work was interrupted (after a restart).
+//! - **Time** comes from the engine's [`Clock`] ([`EngineConfig::clock`]): the system clock,
+//!   or a manual one for tests, with [`Engine::settle`] to wait until nothing is in flight.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn tether_store::Store>) -> Result<(), tether_engine::EngineError> {
@@ -33,9 +35,11 @@
 //! # Ok(()) }
 //! ```
 
+mod activity;
 mod actor;
 mod background;
 mod changes;
+pub mod clock;
 pub mod config;
 mod engine;
 pub mod error;
@@ -50,6 +54,7 @@ pub mod system_env;
 mod threads_api;
 mod writer;
 
+pub use clock::Clock;
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;

@@ -9,7 +9,6 @@ use tracing::{info_span, Instrument};
 use crate::engine::{plausible, Engine, MAX_ID_LEN};
 use crate::error::EngineError;
 use crate::hook_cache::CachedHook;
-use crate::system_env::now_ms;
 
 impl Engine {
     /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is
@@ -110,7 +109,7 @@ impl Engine {
             payload,
             idempotency_key,
             expect: Some(expect),
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         let commit = info_span!("journal_commit");
         match self.inner.write(op).instrument(commit).await? {

@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Engine, Inner};
 use crate::error::EngineError;
-use crate::system_env::now_ms;
 
 /// How long `start_run` waits for a new run's first suspension at most.
 const START_WAIT: Duration = Duration::from_secs(2);
@@ -53,7 +52,7 @@ impl Engine {
             })?;
         let inner = &self.inner;
         let run_id = uuid::Uuid::now_v7().to_string();
-        let at_ms = now_ms();
+        let at_ms = inner.now_ms();
         let fence = Fence {
             node: inner.node_id.clone(),
             epoch: FIRST_EPOCH,

@@ -8,10 +8,19 @@ use futures::FutureExt;
 use tether_core::{ErrorInfo, EventBody, StepTask};
 use tracing::{debug_span, warn, Instrument};
 
+use crate::activity::Ticket;
 use crate::engine::Inner;
 
-/// Run `task` to its final result and return the journal entry that records it.
-pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) -> EventBody {
+/// Run `task` to its final result and return the journal entry that records it, with the
+/// ticket that counts the step as work in flight (handed on to the run that applies it). The
+/// ticket is given up while the step waits out a back-off, which is a wait on the engine's
+/// clock like a timer.
+pub(crate) async fn run_step(
+    inner: Arc<Inner>,
+    run_id: String,
+    task: StepTask,
+    mut ticket: Ticket,
+) -> (EventBody, Ticket) {
     // A debug span: at the default log level it costs nothing per step; the warnings below
     // carry the run and step themselves.
     let span = debug_span!("step", run_id = %run_id, name = %task.name, cmd = task.cmd);
@@ -21,12 +30,13 @@ pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) 
             let outcome = AssertUnwindSafe((task.body)()).catch_unwind().await;
             let err = match outcome {
                 Ok(Ok(output)) => {
-                    return EventBody::StepCompleted {
+                    let body = EventBody::StepCompleted {
                         cmd: task.cmd,
                         name: task.name.clone(),
                         output,
                         attempts: attempt,
-                    }
+                    };
+                    return (body, ticket);
                 }
                 Ok(Err(e)) => e,
                 Err(_) => tether_core::StepError::retryable("the step body panicked"),
@@ -38,21 +48,29 @@ pub(crate) async fn run_step(inner: Arc<Inner>, run_id: String, task: StepTask) 
                     "retries exhausted"
                 };
                 warn!(run_id = %run_id, step = %task.name, attempt, error = %err, "step failed for good ({why})");
-                return EventBody::StepFailed {
+                let body = EventBody::StepFailed {
                     cmd: task.cmd,
                     name: task.name.clone(),
                     error: ErrorInfo::new("step_failed", err.message()),
                     attempts: attempt,
                 };
+                return (body, ticket);
             }
             let delay = err
                 .requested_delay()
                 .unwrap_or_else(|| task.policy.delay_after(attempt));
             warn!(run_id = %run_id, step = %task.name, attempt, error = %err, ?delay, "step attempt failed; retrying");
             if inner.is_stopping() {
-                std::future::pending::<()>().await;
+                drop(ticket);
+                return std::future::pending().await;
             }
-            tokio::time::sleep(delay).await;
+            // Registered with a manual clock before the ticket is given up: `settle` sees
+            // either the ticket or the wait.
+            let backoff = inner.clock().wait_for(delay);
+            drop(ticket);
+            let wakeup = backoff.await;
+            ticket = inner.ticket();
+            drop(wakeup);
             attempt += 1;
         }
     }

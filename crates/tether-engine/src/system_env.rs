@@ -1,27 +1,29 @@
-//! The live environment: the system clock and the operating system's cryptographic RNG.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The live environment: the engine's clock (the system clock unless configured otherwise)
+//! and the operating system's cryptographic RNG.
 
 use tether_core::Environment;
 
-/// System clock + OS randomness (`getrandom`). Hook tokens drawn from it are real secrets.
+use crate::clock::Clock;
+
+/// The engine's [`Clock`] + OS randomness (`getrandom`). Hook tokens drawn from it are real
+/// secrets, whatever the clock.
 #[derive(Debug, Default, Clone)]
 pub struct SystemEnvironment {
     /// The base URL webhooks are reached at (`None`: `http://127.0.0.1:8080`).
     pub public_url: Option<String>,
+    /// The clock workflows read (`ctx.now()`, the deadline of `ctx.sleep`). Default: the
+    /// system clock. [`crate::Engine::start`] sets it to [`crate::EngineConfig::clock`].
+    pub clock: Clock,
 }
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::system_now_ms()
 }
 
 impl Environment for SystemEnvironment {
     fn now_ms(&self) -> u64 {
-        now_ms()
+        self.clock.now_ms()
     }
 
     fn public_base_url(&self) -> String {

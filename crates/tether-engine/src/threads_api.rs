@@ -5,7 +5,6 @@ use tether_store::{OpOutcome, RunRecord, WriteOp};
 
 use crate::engine::{plausible, Engine, MAX_ID_LEN};
 use crate::error::EngineError;
-use crate::system_env::now_ms;
 
 impl Engine {
     /// Send a signal (as from outside a run): the oldest run waiting on `signal_id` gets it,
@@ -25,7 +24,7 @@ impl Engine {
         let op = WriteOp::Signal {
             signal_id: signal_id.to_string(),
             payload,
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         match self.inner.write(op).await?? {
             OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
@@ -76,7 +75,7 @@ impl Engine {
             workflow,
             args: options.args,
             retry: options.retry,
-            at_ms: now_ms(),
+            at_ms: self.inner.now_ms(),
         };
         self.inner.write(op).await??;
         Ok(hook_id)

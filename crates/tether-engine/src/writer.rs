@@ -21,6 +21,9 @@ pub(crate) struct WriteReq {
     pub reply: oneshot::Sender<Result<Vec<OpResult>, StoreError>>,
     /// The caller's span: entries it committed reach their run's actor under it (tracing).
     pub span: tracing::Span,
+    /// Counts the write as work in flight until its entries are handed over and its caller
+    /// answered.
+    pub ticket: crate::activity::Ticket,
 }
 
 pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
@@ -46,7 +49,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
         let mut ops = Vec::with_capacity(n);
         let mut replies = Vec::with_capacity(batch.len());
         for req in batch.drain(..) {
-            replies.push((req.reply, req.ops.len(), req.span));
+            replies.push((req.reply, req.ops.len(), req.span, req.ticket));
             ops.extend(req.ops);
         }
         let span = tracing::debug_span!("group_commit", ops = n);
@@ -59,7 +62,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                 tether_store::crash_point!("writer.after_append");
                 debug!(ops = n, "group commit done");
                 let mut results = results.into_iter();
-                for (reply, count, span) in replies {
+                for (reply, count, span, _ticket) in replies {
                     let _caller = span.enter();
                     let mut mine: Vec<OpResult> = results.by_ref().take(count).collect();
                     for outcome in mine.iter_mut().flatten() {
@@ -70,7 +73,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
             }
             Err(e) => {
                 warn!(ops = n, error = %e, "group commit failed; nothing of the batch was kept");
-                for (reply, _, _) in replies {
+                for (reply, _, _, _ticket) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
@@ -89,7 +92,9 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
         OpOutcome::Appended { run_id, events } => {
             for e in events.iter() {
                 match &e.body {
-                    EventBody::HookSpawned { hook_id, .. } => engine.wake(hook_id),
+                    EventBody::HookSpawned { hook_id, .. } => {
+                        engine.wake(hook_id);
+                    }
                     EventBody::SignalSent {
                         delivered_to: Some(to),
                         ..
