@@ -22,9 +22,10 @@
 
 mod stream;
 
-use axum::extract::Path;
+use axum::extract::{OriginalUri, Path};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderName;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -104,14 +105,44 @@ fn embedded(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /` → the runs list page.
-async fn index() -> Response {
-    embedded("text/html; charset=utf-8", INDEX_HTML)
+async fn index(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
+    page(INDEX_HTML, &mount_prefix(original.path(), uri.path()))
 }
 
 /// `GET /runs/{run_id}` → the run page (the script reads the id from the address; the page
-/// itself is the same for every run, so nothing from the request is echoed into it).
-async fn run_page() -> Response {
-    embedded("text/html; charset=utf-8", RUN_HTML)
+/// is the same for every run: only the path prefix Tether is mounted under goes into it).
+async fn run_page(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
+    page(RUN_HTML, &mount_prefix(original.path(), uri.path()))
+}
+
+/// A page whose links and assets start at `prefix` (`""` at the site's root).
+fn page(html: &'static str, prefix: &str) -> Response {
+    let mut resp = embedded("text/html; charset=utf-8", "");
+    *resp.body_mut() = axum::body::Body::from(html.replace(PREFIX_MARK, prefix));
+    resp
+}
+
+/// Where a page's links and assets start: `%BASE%` in the HTML.
+const PREFIX_MARK: &str = "%BASE%";
+
+/// The path prefix Tether's routes are mounted under (`Router::nest("/tether", ..)` gives
+/// `/tether`), from the request's original path and the path the router matched. Only
+/// unreserved URL characters and `/` are kept in it; anything else gives `""`, so nothing
+/// that could break out of an HTML attribute is ever echoed.
+fn mount_prefix(original: &str, matched: &str) -> String {
+    let prefix = if matched == "/" {
+        original.trim_end_matches('/')
+    } else {
+        original.strip_suffix(matched).unwrap_or("")
+    };
+    let safe = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if safe && !prefix.starts_with("//") {
+        prefix.to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// `GET /ui/{asset}` → an embedded stylesheet or script; `404 not_found` for any other name.
@@ -127,11 +158,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_mount_prefix_is_read_from_the_paths_and_only_ever_safe() {
+        assert_eq!(mount_prefix("/", "/"), "");
+        assert_eq!(mount_prefix("/runs/r1", "/runs/r1"), "");
+        assert_eq!(mount_prefix("/tether", "/"), "/tether");
+        assert_eq!(mount_prefix("/tether/", "/"), "/tether");
+        assert_eq!(mount_prefix("/a/b/runs/r1", "/runs/r1"), "/a/b");
+        assert_eq!(mount_prefix("/x\"y/runs/r", "/runs/r"), "");
+        assert_eq!(mount_prefix("/%3Cs%3E", "/"), "");
+        assert_eq!(mount_prefix("//evil.example", "/"), "");
+    }
+
+    #[test]
     fn pages_load_only_embedded_assets() {
         for page in [INDEX_HTML, RUN_HTML] {
             for src in page.split("src=\"").skip(1) {
                 let src = src.split('"').next().unwrap_or_default();
-                let name = src.strip_prefix("/ui/").unwrap_or(src);
+                let name = src.strip_prefix("%BASE%/ui/").unwrap_or(src);
                 assert!(
                     ASSETS.iter().any(|(n, _, _)| *n == name),
                     "page loads {src}, which is not embedded"

@@ -5,6 +5,19 @@
 const Tether = (() => {
   const TOKEN_KEY = "tether.apiToken";
 
+  // Where the server's routes start: the address this script was loaded from, less
+  // `/ui/common.js`. Tether may be mounted under a path prefix of another app, so every URL
+  // the pages use is built on it, never on the site's root.
+  const BASE = (() => {
+    const src = document.currentScript && document.currentScript.src;
+    return src ? src.replace(/\/ui\/common\.js(?:[?#].*)?$/, "") : location.origin;
+  })();
+
+  /** The address of a server route (`path` starts with `/`). */
+  function url(path) {
+    return BASE + path;
+  }
+
   // Unexpected script errors are kept (the browser test prints them when it fails).
   window.__tetherErrors = [];
   window.addEventListener("error", (ev) => window.__tetherErrors.push(String(ev.message)));
@@ -74,7 +87,7 @@ const Tether = (() => {
     }
     let resp;
     try {
-      resp = await fetch(path, init);
+      resp = await fetch(url(path), init);
     } catch (e) {
       throw new ApiError(0, "network", "the server cannot be reached (" + e.message + ")");
     }
@@ -153,7 +166,7 @@ const Tether = (() => {
   }
 
   function runUrl(runId) {
-    return "/runs/" + encodeURIComponent(runId);
+    return url("/runs/" + encodeURIComponent(runId));
   }
 
   function show(node, text) {
@@ -196,7 +209,7 @@ const Tether = (() => {
       const mine = ++generation;
       controller = new AbortController();
       try {
-        const resp = await fetch(path, {
+        const resp = await fetch(url(path), {
           headers: authHeaders({ Accept: "text/event-stream" }),
           cache: "no-store",
           signal: controller.signal,
@@ -336,6 +349,7 @@ const Tether = (() => {
   }
 
   return {
+    url,
     ApiError, api, describe, el, clear, pretty, compact, time, badge, runUrl, show, setupTokenBar,
     follow, liveState, serial, STATUSES,
   };

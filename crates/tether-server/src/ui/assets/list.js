@@ -29,7 +29,7 @@
     if (view.workflow) q.set("workflow", view.workflow);
     if (view.page) q.set("page", String(view.page));
     const qs = q.toString();
-    history.replaceState(null, "", qs ? "/?" + qs : "/");
+    history.replaceState(null, "", Tether.url(qs ? "/?" + qs : "/"));
   }
 
   function row(run) {
