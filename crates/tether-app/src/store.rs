@@ -1,95 +1,127 @@
-//! Opening stores: the one `--db` names (`tether dev`, `tether replay`), and a fresh, throw-away
-//! one for `tether bench` (a new SQLite file in a temp dir, or a new schema in a PostgreSQL
-//! database, dropped afterwards).
+//! Opening the store `--db` names, for serving (read-write, migrated) or for checking
+//! (read-only: nothing created, nothing migrated, writes refused by the database itself).
 
 use std::sync::Arc;
 
-use tether_store::{Store, StoreError};
-use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
-use tether_store_sqlite::SqliteStore;
+use tether_store::{redact_url, Store, StoreError};
 
-/// Open the store `db` names: PostgreSQL with `postgres` options when given, else the SQLite
-/// file. The error names the database without its password, on one line.
-pub(crate) async fn open_named(
-    db: &str,
-    postgres: Option<PostgresOptions>,
-) -> Result<Arc<dyn Store>, String> {
-    let opened: Result<Arc<dyn Store>, StoreError> = match postgres {
-        None => SqliteStore::open(db)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn Store>),
-        Some(options) => PostgresStore::open_with(db, options)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn Store>),
+use crate::error::CommandError;
+
+/// The backends `--db` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Which backend the database location names: `postgres://` / `postgresql://`, else SQLite
+/// (`sqlite://path`, `sqlite:path` or a plain path).
+pub(crate) fn backend_of(db: &str) -> Result<Backend, CommandError> {
+    let scheme = db.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+        None | Some("sqlite") => Ok(Backend::Sqlite),
+        Some(other) => Err(CommandError::Usage(format!(
+            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db, \
+             postgres://user@host/database or a path"
+        ))),
+    }
+}
+
+/// How to open the store.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenOptions {
+    /// The `--db` value.
+    pub db: String,
+    /// PostgreSQL: the pool size.
+    pub pool_size: usize,
+    /// PostgreSQL: the schema of Tether's tables.
+    pub pg_schema: Option<String>,
+    /// Only read: no file or schema created, no migration, writes refused.
+    pub read_only: bool,
+}
+
+/// What opening gives: the store, or the store's error (the outer `Result` of the backend
+/// functions is a usage error: the backend is not built into this binary).
+type Opened = Result<Arc<dyn Store>, StoreError>;
+
+/// Open the store `options.db` names. The error names the database without its password, on
+/// one line.
+pub(crate) async fn open(options: &OpenOptions) -> Result<Arc<dyn Store>, CommandError> {
+    let opened = match backend_of(&options.db)? {
+        Backend::Sqlite => open_sqlite(options).await?,
+        Backend::Postgres => open_postgres(options).await?,
     };
     opened.map_err(|e| {
-        format!("cannot open database {}: {e}", redact_url(db)).replace(['\n', '\r'], " ")
+        CommandError::Failed(
+            format!("cannot open database {}: {e}", redact_url(&options.db))
+                .replace(['\n', '\r'], " "),
+        )
     })
 }
 
-/// A store made for one benchmark, and how to clean it up.
-pub(crate) struct FreshStore {
-    store: Arc<dyn Store>,
-    backend: &'static str,
-    cleanup: Cleanup,
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(options: &OpenOptions) -> Result<Opened, CommandError> {
+    use tether_store_sqlite::SqliteStore;
+    let opened = if options.read_only {
+        SqliteStore::open_read_only(&options.db).await
+    } else {
+        SqliteStore::open(&options.db).await
+    };
+    Ok(opened.map(|s| Arc::new(s) as Arc<dyn Store>))
 }
 
-enum Cleanup {
-    TempDir(#[allow(dead_code)] tempfile::TempDir),
-    Schema { url: String, schema: String },
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_options: &OpenOptions) -> Result<Opened, CommandError> {
+    Err(not_built("SQLite", "sqlite"))
 }
 
-/// `sqlite` (or any `sqlite:` URL: a fresh file is used anyway) or a `postgres://` URL.
-pub(crate) async fn open_fresh(db: &str) -> Result<FreshStore, String> {
-    let lower = db.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        let mut bytes = [0u8; 6];
-        getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
-        let schema = format!(
-            "bench_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+#[cfg(feature = "postgres")]
+async fn open_postgres(options: &OpenOptions) -> Result<Opened, CommandError> {
+    use tether_store_postgres::{PostgresOptions, PostgresStore};
+    let pg = PostgresOptions {
+        pool_size: options.pool_size,
+        schema: options.pg_schema.clone(),
+    };
+    let opened = if options.read_only {
+        PostgresStore::open_read_only(&options.db, pg).await
+    } else {
+        PostgresStore::open_with(&options.db, pg).await
+    };
+    Ok(opened.map(|s| Arc::new(s) as Arc<dyn Store>))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_options: &OpenOptions) -> Result<Opened, CommandError> {
+    Err(not_built("PostgreSQL", "postgres"))
+}
+
+#[allow(dead_code)] // used only when a backend's feature is off
+fn not_built(backend: &str, feature: &str) -> CommandError {
+    CommandError::Usage(format!(
+        "this binary was built without {backend} support; enable the `{feature}` feature of \
+         the `tether` crate"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{backend_of, Backend};
+
+    #[test]
+    fn database_schemes() {
+        assert_eq!(backend_of("sqlite://tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(backend_of("sqlite:tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(backend_of("data/tether.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            backend_of("postgres://u:p@h/db").unwrap(),
+            Backend::Postgres
         );
-        let store = PostgresStore::open_in_schema(db, &schema)
-            .await
-            .map_err(|e: StoreError| e.to_string())?;
-        return Ok(FreshStore {
-            store: Arc::new(store),
-            backend: "postgres",
-            cleanup: Cleanup::Schema {
-                url: db.to_string(),
-                schema,
-            },
-        });
-    }
-    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let path = dir.path().join("bench.db");
-    let store = SqliteStore::open(&path.display().to_string())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(FreshStore {
-        store: Arc::new(store),
-        backend: "sqlite",
-        cleanup: Cleanup::TempDir(dir),
-    })
-}
-
-impl FreshStore {
-    /// The store.
-    pub(crate) fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
-    }
-
-    /// `sqlite` or `postgres`.
-    pub(crate) fn backend(&self) -> &'static str {
-        self.backend
-    }
-
-    /// Remove what was made (the temp dir goes with `self`).
-    pub(crate) async fn cleanup(self) {
-        if let Cleanup::Schema { url, schema } = &self.cleanup {
-            if let Err(e) = PostgresStore::drop_schema(url, schema).await {
-                tracing::warn!(error = %e, schema, "could not drop the benchmark schema");
-            }
-        }
+        assert_eq!(backend_of("PostgreSQL://h/db").unwrap(), Backend::Postgres);
+        let e = backend_of("mysql://u:p@h/db").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(!e.to_string().contains("u:p"), "{e}");
     }
 }

@@ -1,31 +1,11 @@
-//! Opening stores: the one `--db` names (`tether dev`, `tether replay`), and a fresh, throw-away
-//! one for `tether bench` (a new SQLite file in a temp dir, or a new schema in a PostgreSQL
-//! database, dropped afterwards).
+//! A fresh, throw-away store for `tether bench`: a new SQLite file in a temp dir, or a new
+//! schema in a PostgreSQL database, dropped afterwards.
 
 use std::sync::Arc;
 
-use tether_store::{Store, StoreError};
-use tether_store_postgres::{redact_url, PostgresOptions, PostgresStore};
-use tether_store_sqlite::SqliteStore;
-
-/// Open the store `db` names: PostgreSQL with `postgres` options when given, else the SQLite
-/// file. The error names the database without its password, on one line.
-pub(crate) async fn open_named(
-    db: &str,
-    postgres: Option<PostgresOptions>,
-) -> Result<Arc<dyn Store>, String> {
-    let opened: Result<Arc<dyn Store>, StoreError> = match postgres {
-        None => SqliteStore::open(db)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn Store>),
-        Some(options) => PostgresStore::open_with(db, options)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn Store>),
-    };
-    opened.map_err(|e| {
-        format!("cannot open database {}: {e}", redact_url(db)).replace(['\n', '\r'], " ")
-    })
-}
+use tether::postgres::PostgresStore;
+use tether::sqlite::SqliteStore;
+use tether::store::{Store, StoreError};
 
 /// A store made for one benchmark, and how to clean it up.
 pub(crate) struct FreshStore {

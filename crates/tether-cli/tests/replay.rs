@@ -218,6 +218,6 @@ async fn unknown_runs_and_missing_files_are_errors_without_side_effects() {
     let missing = db.with_file_name("missing.db");
     let (code, _, stderr) = replay_cli(&missing, "x");
     assert_eq!(code, 1);
-    assert!(stderr.contains("no such database file"), "{stderr}");
+    assert!(stderr.contains("no database file at"), "{stderr}");
     assert!(!missing.exists(), "a database file was created");
 }

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tether_core::{define_hook, Ctx, HookDef, HookOptions, WorkflowError};
+use tether::{define_hook, Ctx, HookDef, HookOptions, WorkflowError};
 
 /// Input of `approval`.
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{Ctx, HookOptions, WorkflowError};
+use tether::{Ctx, HookOptions, WorkflowError};
 
 /// Input of `collect` (no fields).
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tether_core::{Ctx, HookOptions, SpawnOptions, WorkflowError};
+use tether::{Ctx, HookOptions, SpawnOptions, WorkflowError};
 
 /// Input of `enrich`.
 #[derive(Debug, Deserialize)]

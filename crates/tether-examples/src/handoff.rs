@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{Ctx, HookOptions, WorkflowError};
+use tether::{Ctx, HookOptions, WorkflowError};
 
 /// Input of `handoff`.
 #[derive(Debug, Deserialize)]

@@ -2,7 +2,7 @@
 //! of Tether's interface; each module's doc says what it shows.
 //!
 //! ```
-//! let mut registry = tether_core::Registry::new();
+//! let mut registry = tether::Registry::new();
 //! tether_examples::register(&mut registry);
 //! assert!(registry.get("approval").is_some());
 //! ```
@@ -17,7 +17,7 @@ pub mod timeout_approval;
 pub mod wait_signal;
 pub mod webhook_echo;
 
-use tether_core::Registry;
+use tether::Registry;
 
 /// Register every bundled example (and the hook definitions they use).
 pub fn register(registry: &mut Registry) {

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{Ctx, HookOptions, WorkflowError};
+use tether::{Ctx, HookOptions, WorkflowError};
 
 /// Input of `slack_bot`.
 #[derive(Debug, Deserialize)]

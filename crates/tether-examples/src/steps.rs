@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{Ctx, WorkflowError};
+use tether::{Ctx, WorkflowError};
 
 /// Input of `steps`.
 #[derive(Debug, Deserialize)]

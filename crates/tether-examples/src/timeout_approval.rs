@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{race, Ctx, Either, HookOptions, WorkflowError};
+use tether::{race, Ctx, Either, HookOptions, WorkflowError};
 
 /// Input of `timeout_approval`.
 #[derive(Debug, Deserialize)]

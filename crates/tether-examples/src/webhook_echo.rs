@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether_core::{Ctx, WebhookOptions, WebhookResponse, WorkflowError};
+use tether::{Ctx, WebhookOptions, WebhookResponse, WorkflowError};
 
 /// Input of `webhook_echo`.
 #[derive(Debug, Deserialize)]

@@ -37,11 +37,11 @@ async fn greeter(ctx: Ctx, room: String) -> Result<Value, WorkflowError> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("tether-embedded-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let store = SqliteStore::open(&dir.join("tether.db").display().to_string()).await?;
+    let store =
+        tether::sqlite::SqliteStore::open(&dir.join("tether.db").display().to_string()).await?;
 
-    let mut registry = Registry::new();
-    registry.workflow("greeter", greeter);
-    let engine = Engine::start(Arc::new(store), registry, EngineConfig::default());
+    let app = App::new().workflow("greeter", greeter);
+    let engine = app.engine(Arc::new(store), EngineConfig::default())?;
 
     let run_id = engine.start_run("greeter", json!("lobby")).await?;
     engine

@@ -5,11 +5,41 @@
 //! for days on the outside world. Its speciality is **hooks**: a run pauses on a hook and is
 //! resumed, once or many times, by an external system sending payloads to the hook's token.
 //!
-//! This crate gathers the pieces:
-//! - the workflow API ([`Ctx`], [`Hook`], [`define_hook`], [`race`], ...) from `tether-core`;
-//! - the runtime ([`Engine`]) from `tether-engine`;
-//! - the embedded SQLite store ([`SqliteStore`]);
-//! - the HTTP [`Client`] for talking to a `tether dev` server.
+//! `tether` is the only Tether crate a program depends on. Its parts, by cargo feature:
+//!
+//! | feature | gives | default |
+//! |---|---|---|
+//! | `sqlite` | the embedded SQLite store ([`sqlite::SqliteStore`]) and the test kit ([`testing`]) | on |
+//! | `postgres` | the PostgreSQL store for clusters ([`postgres::PostgresStore`]) | on |
+//! | `server` | [`App`] (the binary's command line), the HTTP API and web UI ([`server`]), the HTTP [`Client`] | on |
+//! | `otlp` | `serve --otlp-endpoint`: spans exported over OTLP/HTTP | off |
+//!
+//! ## Your workflows, your binary
+//!
+//! ```no_run
+//! use tether::prelude::*;
+//!
+//! async fn greet(ctx: Ctx, name: String) -> Result<Value, WorkflowError> {
+//!     let greeting = ctx
+//!         .step("greet", move || {
+//!             let name = name.clone();
+//!             async move { Ok(format!("hello {name}")) }
+//!         })
+//!         .await?;
+//!     Ok(json!({ "greeting": greeting }))
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     tether::App::new().workflow("greet", greet).run()
+//! }
+//! ```
+//!
+//! The binary then has `serve` (HTTP API, web UI, metrics, webhooks; `--db` SQLite or
+//! PostgreSQL), `replay RUN_ID` / `replay --all` (stored runs checked against this binary's
+//! code, read-only: run it before a deploy), and the client commands `runs`, `hooks`,
+//! `signal`. See `examples/starter/` in the repository.
+//!
+//! ## Embedded in your own program
 //!
 //! ```
 //! use std::time::Duration;
@@ -29,10 +59,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile_dir();
-//! let store = SqliteStore::open(&format!("sqlite://{dir}/tether.db")).await?;
-//! let mut registry = Registry::new();
-//! registry.workflow("approval", approval);
-//! let engine = Engine::start(std::sync::Arc::new(store), registry, EngineConfig::default());
+//! let store = tether::sqlite::SqliteStore::open(&format!("sqlite://{dir}/tether.db")).await?;
+//! let app = App::new().workflow("approval", approval);
+//! let engine = app.engine(std::sync::Arc::new(store), EngineConfig::default())?;
 //!
 //! let run_id = engine.start_run("approval", json!("o-42")).await?;
 //! engine.wait_for_hook("approval:o-42", Duration::from_secs(5)).await?;
@@ -49,22 +78,79 @@
 //! # }
 //! ```
 
-pub use tether_client::Client;
+pub use serde_json;
+pub use serde_json::{json, Value};
+
 pub use tether_core::{
     define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, Event, EventBody, Hook,
-    HookDef, HookOptions, Registry, RetryPolicy, RunStatus, StepError, WorkflowError,
+    HookDef, HookOptions, Next, Race, Registry, RegistryError, RespondWith, RetryPolicy, RunStatus,
+    Sleep, SpawnOptions, StepError, WaitFor, Webhook, WebhookBody, WebhookOptions, WebhookRequest,
+    WebhookResponse, WorkflowError, DEFAULT_TASK_QUEUE,
 };
-pub use tether_engine::{Engine, EngineConfig, EngineError};
-pub use tether_store::{RunFilter, RunRecord, Store};
-pub use tether_store_sqlite::SqliteStore;
+pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
 
-/// Everything a workflow file usually needs.
+#[cfg(feature = "server")]
+pub use tether_app::App;
+#[cfg(feature = "server")]
+pub use tether_client::{Client, ClientError};
+
+/// Storage: the contract every backend implements, and what it reads back.
+pub mod store {
+    pub use tether_store::{HookRecord, RunCursor, RunFilter, RunRecord, Store, StoreError};
+}
+
+/// The embedded SQLite store (one process per database file).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use tether_store_sqlite::SqliteStore;
+}
+
+/// The test kit: workflows run in-process on a temporary SQLite store with a virtual clock
+/// (start runs, resume hooks, send signals, advance time by a day in microseconds, prove a run
+/// replays, assert on output and journal). See [`testing::TestEnv`].
+#[cfg(feature = "sqlite")]
+pub mod testing {
+    pub use tether_testing::*;
+}
+
+/// The PostgreSQL store: any number of processes on one database form a cluster.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use tether_store_postgres::{PostgresOptions, PostgresStore, DEFAULT_POOL_SIZE};
+}
+
+/// The HTTP API, web UI, metrics and webhook routes, for programs that serve them from their
+/// own `main` (see [`App::router`]).
+#[cfg(feature = "server")]
+pub mod server {
+    pub use axum::Router;
+    pub use tether_server::{router, serve, ApiError, ServerOptions};
+}
+
+/// Checking stored runs against the code (what `replay` runs).
+pub mod replay {
+    pub use tether_engine::replay::{check_run, CheckError, RunCheck, Verdict};
+}
+
+/// The pieces of the command line, for binaries that add commands of their own (as
+/// `tether bench` does). Not needed by [`App::run`] users.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod cli {
+    pub use tether_app::{
+        block_on, AppCommand, ClientOpts, CommandError, LogFormat, TelemetryOptions,
+    };
+}
+
+/// Everything a workflow file usually needs: `use tether::prelude::*;`.
 pub mod prelude {
     pub use serde_json::{json, Value};
     pub use tether_core::{
         define_hook, join, race, Ctx, Either, Hook, HookDef, HookOptions, Registry, RetryPolicy,
-        StepError, WorkflowError,
+        SpawnOptions, StepError, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError,
     };
     pub use tether_engine::{Engine, EngineConfig};
-    pub use tether_store_sqlite::SqliteStore;
+
+    #[cfg(feature = "server")]
+    pub use tether_app::App;
 }

@@ -1,17 +1,16 @@
-//! `tether hooks resume`.
+//! `hooks resume`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use tether_client::ClientError;
 
 use super::output::print_json;
-use super::{parse_json, CliError, ClientOpts};
+use super::{parse_json, ClientOpts};
+use crate::error::CommandError;
 
 /// `tether hooks`: deliver payloads to hooks.
 #[derive(Debug, Args)]
 pub struct HooksCommand {
-    #[command(flatten)]
-    opts: ClientOpts,
     #[command(subcommand)]
     action: HooksAction,
 }
@@ -32,8 +31,8 @@ enum HooksAction {
 }
 
 /// Run a `tether hooks` command.
-pub async fn run(cmd: HooksCommand) -> Result<(), CliError> {
-    let client = cmd.opts.client();
+pub(crate) async fn run(opts: &ClientOpts, cmd: HooksCommand) -> Result<(), CommandError> {
+    let client = opts.client();
     match cmd.action {
         HooksAction::Resume {
             token,
@@ -46,11 +45,11 @@ pub async fn run(cmd: HooksCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|e| match e {
                     ClientError::Api { ref code, .. } if code == "hook_not_found" => {
-                        CliError::Failed(format!("hook not found: {token}"))
+                        CommandError::Failed(format!("hook not found: {token}"))
                     }
                     other => other.into(),
                 })?;
-            if cmd.opts.json {
+            if opts.json {
                 print_json(&json!({ "run_id": run_id }))
             } else {
                 println!("{run_id}");

@@ -1,6 +1,6 @@
-//! The client commands of `tether`: `runs`, `hooks` and `signal`, talking to a server's HTTP
-//! API through `tether_client`. Human-readable output by default, the JSON answer with
-//! `--json`; errors are one line, exit code 1 (2 for malformed arguments).
+//! The client commands: `runs`, `hooks` and `signal`, talking to a server's HTTP API through
+//! `tether_client`. Human-readable output by default, the JSON answer with `--json`; errors
+//! are one line, exit code 1 (2 for malformed arguments).
 
 pub mod hooks;
 mod output;
@@ -8,20 +8,21 @@ pub mod runs;
 pub mod signal;
 mod timeline;
 
-use std::fmt;
-
 use clap::Args;
 use serde_json::Value;
-use tether_client::{Client, ClientError};
+use tether_client::Client;
 
 pub use hooks::HooksCommand;
 pub use runs::RunsCommand;
 pub use signal::SignalArgs;
 
-/// Where the server is and how to talk to it; accepted before or after the subcommand.
-#[derive(Debug, Args)]
+use crate::error::CommandError;
+
+/// Options every command takes, before or after its name: where the server is, the API token,
+/// and JSON output.
+#[derive(Clone, Debug, Default, Args)]
 pub struct ClientOpts {
-    /// The server's base URL.
+    /// The server's base URL (client commands).
     #[arg(
         long,
         global = true,
@@ -29,8 +30,10 @@ pub struct ClientOpts {
         default_value = "http://127.0.0.1:8080",
         value_name = "URL"
     )]
-    server: String,
-    /// Send `Authorization: Bearer <TOKEN>` (for a server started with `--api-token`).
+    pub server: String,
+    /// The API token. `serve` requires `Authorization: Bearer <TOKEN>` on every `/v1/...`
+    /// request and on `/metrics` (webhook URLs and `/healthz` never need it; without a token
+    /// the API is open to anyone who can reach it); client commands send it.
     #[arg(
         long,
         global = true,
@@ -38,10 +41,10 @@ pub struct ClientOpts {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    api_token: Option<String>,
-    /// Print the server's JSON answer instead of text (for scripts).
+    pub api_token: Option<String>,
+    /// Print JSON instead of text (for scripts).
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
 }
 
 impl ClientOpts {
@@ -55,46 +58,10 @@ impl ClientOpts {
     }
 }
 
-/// Why a client command failed.
-#[derive(Debug)]
-pub enum CliError {
-    /// The arguments cannot work, e.g. malformed JSON (exit code 2).
-    Usage(String),
-    /// The request failed or the server refused it (exit code 1).
-    Failed(String),
-}
-
-impl CliError {
-    /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Failed(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CliError::Usage(m) | CliError::Failed(m) => {
-                // One line, whatever the server said.
-                f.write_str(&m.replace(['\n', '\r'], " "))
-            }
-        }
-    }
-}
-
-impl From<ClientError> for CliError {
-    fn from(e: ClientError) -> Self {
-        CliError::Failed(e.to_string())
-    }
-}
-
 /// Parse the JSON given to `flag`; malformed JSON is a usage error.
-fn parse_json(flag: &str, text: &str) -> Result<Value, CliError> {
+fn parse_json(flag: &str, text: &str) -> Result<Value, CommandError> {
     serde_json::from_str(text)
-        .map_err(|e| CliError::Usage(format!("{flag} is not valid JSON: {e}")))
+        .map_err(|e| CommandError::Usage(format!("{flag} is not valid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -117,6 +84,6 @@ mod tests {
 
     #[test]
     fn errors_print_on_one_line() {
-        assert_eq!(CliError::Failed("a\nb".into()).to_string(), "a b");
+        assert_eq!(CommandError::Failed("a\nb".into()).one_line(), "a b");
     }
 }

@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::CliError;
+use crate::error::CommandError;
 
 /// Print `value` as pretty JSON on stdout.
-pub(super) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+pub(super) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CommandError> {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot encode the answer as JSON: {e}")))?;
+        .map_err(|e| CommandError::Failed(format!("cannot encode the answer as JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }

@@ -1,17 +1,16 @@
-//! `tether runs start | list | show | cancel`.
+//! `runs start | list | show | cancel`.
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use tether_client::RunInfo;
 
 use super::output::{print_json, table};
-use super::{parse_json, timeline, CliError, ClientOpts};
+use super::{parse_json, timeline, ClientOpts};
+use crate::error::CommandError;
 
 /// `tether runs`: start, list, inspect and cancel runs.
 #[derive(Debug, Args)]
 pub struct RunsCommand {
-    #[command(flatten)]
-    opts: ClientOpts,
     #[command(subcommand)]
     action: RunsAction,
 }
@@ -55,9 +54,9 @@ enum RunsAction {
 }
 
 /// Run a `tether runs` command.
-pub async fn run(cmd: RunsCommand) -> Result<(), CliError> {
-    let client = cmd.opts.client();
-    let json_out = cmd.opts.json;
+pub(crate) async fn run(opts: &ClientOpts, cmd: RunsCommand) -> Result<(), CommandError> {
+    let client = opts.client();
+    let json_out = opts.json;
     match cmd.action {
         RunsAction::Start { workflow, input } => {
             let input = parse_json("--input", &input)?;

@@ -1,16 +1,15 @@
-//! `tether signal ID --payload JSON`.
+//! `signal ID --payload JSON`.
 
 use clap::Args;
 use serde_json::json;
 
 use super::output::print_json;
-use super::{parse_json, CliError, ClientOpts};
+use super::{parse_json, ClientOpts};
+use crate::error::CommandError;
 
 /// `tether signal`: send a signal to the run waiting on it (or keep it until one waits).
 #[derive(Debug, Args)]
 pub struct SignalArgs {
-    #[command(flatten)]
-    opts: ClientOpts,
     /// The signal's id.
     signal_id: String,
     /// The payload, as JSON.
@@ -19,10 +18,10 @@ pub struct SignalArgs {
 }
 
 /// Send the signal; prints the run it was delivered to, if any.
-pub async fn run(args: SignalArgs) -> Result<(), CliError> {
+pub(crate) async fn run(opts: &ClientOpts, args: SignalArgs) -> Result<(), CommandError> {
     let payload = parse_json("--payload", &args.payload)?;
-    let delivered_to = args.opts.client().signal(&args.signal_id, &payload).await?;
-    if args.opts.json {
+    let delivered_to = opts.client().signal(&args.signal_id, &payload).await?;
+    if opts.json {
         return print_json(&json!({ "signal_id": args.signal_id, "delivered_to": delivered_to }));
     }
     match delivered_to {

@@ -1,4 +1,4 @@
-//! The options of `tether dev` and the checks clap cannot make.
+//! The options of `serve` and the checks clap cannot make.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,11 +8,18 @@ use tether_engine::EngineConfig;
 
 use crate::telemetry::{LogFormat, TelemetryOptions};
 
-use super::DevError;
+use crate::error::CommandError;
+use crate::store::{backend_of, Backend, OpenOptions};
 
-/// Options of `tether dev`.
+/// Connections kept to PostgreSQL by default.
+#[cfg(feature = "postgres")]
+const DEFAULT_POOL_SIZE: usize = tether_store_postgres::DEFAULT_POOL_SIZE;
+#[cfg(not(feature = "postgres"))]
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// Options of `serve`.
 #[derive(Debug, Args)]
-pub struct DevArgs {
+pub struct ServeArgs {
     /// Database: `sqlite://path/to/file.db`, `sqlite:path` or a plain file path (embedded,
     /// one process), or `postgres://user[:password]@host[:port]/database` (also
     /// `postgresql://`; several processes may share it).
@@ -27,7 +34,7 @@ pub struct DevArgs {
     #[arg(
         long,
         env = "TETHER_DB_POOL_SIZE",
-        default_value_t = tether_store_postgres::DEFAULT_POOL_SIZE
+        default_value_t = DEFAULT_POOL_SIZE
     )]
     pub(super) db_pool_size: usize,
     /// PostgreSQL only: keep Tether's tables in this schema (created if missing) instead of the
@@ -67,15 +74,6 @@ pub struct DevArgs {
         default_value_t = 200
     )]
     pub(super) poll_interval_ms: u64,
-    /// Require `Authorization: Bearer <TOKEN>` on every `/v1/...` request. `/healthz` and
-    /// webhook URLs never need it. Without it, the API is open to anyone who can reach it.
-    #[arg(
-        long,
-        env = "TETHER_API_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub(super) api_token: Option<String>,
     /// The base URL clients reach this server on, used to build webhook URLs. Default:
     /// `http://` and the address actually listened on.
     #[arg(long, env = "TETHER_PUBLIC_URL", value_name = "URL")]
@@ -96,20 +94,11 @@ pub struct DevArgs {
     pub(super) otlp_endpoint: Option<String>,
 }
 
-/// The backends `--db` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Backend {
-    /// An embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-impl DevArgs {
+impl ServeArgs {
     /// Check what clap cannot: the database scheme, sizes and durations of at least 1, a
     /// node id that is not blank. Returns the backend `--db` names.
-    pub(super) fn check(&self) -> Result<Backend, DevError> {
-        let backend = check_db(&self.db)?;
+    pub(super) fn check(&self, api_token: Option<&str>) -> Result<Backend, CommandError> {
+        let backend = backend_of(&self.db)?;
         let at_least_one = [
             ("--max-payload-bytes", self.max_payload_bytes as u64),
             ("--max-live-runs", self.max_live_runs as u64),
@@ -119,12 +108,12 @@ impl DevArgs {
         ];
         for (flag, value) in at_least_one {
             if value == 0 {
-                return Err(DevError::Usage(format!("{flag} must be at least 1")));
+                return Err(CommandError::Usage(format!("{flag} must be at least 1")));
             }
         }
-        if let Some(token) = &self.api_token {
+        if let Some(token) = api_token {
             if token.trim().is_empty() || token.chars().any(char::is_control) {
-                return Err(DevError::Usage(
+                return Err(CommandError::Usage(
                     "--api-token must not be blank or contain control characters".into(),
                 ));
             }
@@ -132,19 +121,29 @@ impl DevArgs {
         if let Some(url) = &self.public_url {
             let lower = url.to_ascii_lowercase();
             if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-                return Err(DevError::Usage(format!(
+                return Err(CommandError::Usage(format!(
                     "--public-url must start with http:// or https://, not {url:?}"
                 )));
             }
         }
         if let Some(id) = &self.node_id {
             if id.trim().is_empty() || id.chars().any(char::is_control) {
-                return Err(DevError::Usage(
+                return Err(CommandError::Usage(
                     "--node-id must not be blank or contain control characters".into(),
                 ));
             }
         }
         Ok(backend)
+    }
+
+    /// How the store is opened.
+    pub(super) fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            db: self.db.clone(),
+            pool_size: self.db_pool_size,
+            pg_schema: self.pg_schema.clone(),
+            read_only: false,
+        }
     }
 
     /// How logs and traces are set up (read before the server starts).
@@ -173,49 +172,24 @@ impl DevArgs {
     }
 }
 
-/// Which backend the database location names.
-fn check_db(db: &str) -> Result<Backend, DevError> {
-    let scheme = db.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("postgres" | "postgresql") => Ok(Backend::Postgres),
-        None | Some("sqlite") => Ok(Backend::Sqlite),
-        Some(other) => Err(DevError::Usage(format!(
-            "unsupported database URL scheme `{other}://`; use sqlite://path/to/file.db, \
-             postgres://user@host/database or a path"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use clap::Parser;
 
-    use super::{check_db, Backend, DevArgs};
+    use super::{Backend, ServeArgs};
 
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
-        dev: DevArgs,
+        serve: ServeArgs,
     }
 
-    fn parse(args: &[&str]) -> DevArgs {
-        Cli::try_parse_from(std::iter::once("dev").chain(args.iter().copied()))
+    fn parse(args: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
             .expect("parse")
-            .dev
-    }
-
-    #[test]
-    fn database_schemes() {
-        assert_eq!(check_db("sqlite://tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("sqlite:tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("data/tether.db").unwrap(), Backend::Sqlite);
-        assert_eq!(check_db("postgres://u:p@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(check_db("PostgreSQL://h/db").unwrap(), Backend::Postgres);
-        let e = check_db("mysql://u:p@h/db").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(!e.to_string().contains("u:p"), "{e}");
+            .serve
     }
 
     #[test]
@@ -230,7 +204,7 @@ mod tests {
             "--poll-interval-ms",
             "100",
         ]);
-        assert_eq!(args.check().unwrap(), Backend::Postgres);
+        assert_eq!(args.check(None).unwrap(), Backend::Postgres);
         let config = args.engine_config("127.0.0.1:9999".parse().unwrap());
         assert_eq!(config.node_id.as_deref(), Some("node-a"));
         assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:9999"));
@@ -241,7 +215,7 @@ mod tests {
     #[test]
     fn public_url_overrides_the_bound_address() {
         let args = parse(&["--public-url", "https://tether.example.com/"]);
-        args.check().unwrap();
+        args.check(None).unwrap();
         let config = args.engine_config("0.0.0.0:80".parse().unwrap());
         assert_eq!(
             config.public_url.as_deref(),
@@ -258,12 +232,13 @@ mod tests {
             ("--max-live-runs", "0"),
             ("--max-payload-bytes", "0"),
             ("--node-id", " "),
-            ("--api-token", " "),
             ("--public-url", "example.com"),
         ] {
-            let e = parse(&[flag, value]).check().unwrap_err();
+            let e = parse(&[flag, value]).check(None).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{flag} {value}");
             assert!(e.to_string().contains(flag), "{e}");
         }
+        let e = parse(&[]).check(Some(" ")).unwrap_err();
+        assert!(e.to_string().contains("--api-token"), "{e}");
     }
 }

@@ -1,81 +1,42 @@
-//! `tether dev`: open the store, start the engine with the bundled examples, serve the API,
-//! stop cleanly on Ctrl-C or SIGTERM.
+//! `serve`: open the store, start the engine with the app's workflows, serve the HTTP API, the
+//! web UI, metrics and webhooks; stop cleanly on Ctrl-C or SIGTERM.
 
 mod args;
 
-use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tether_core::Registry;
 use tether_engine::Engine;
 use tether_server::ServerOptions;
-use tether_store::Store;
-use tether_store_postgres::{redact_url, PostgresOptions};
+use tether_store::redact_url;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::args::Backend;
-pub use self::args::DevArgs;
+pub use self::args::ServeArgs;
+use crate::error::CommandError;
 
 /// How long requests in flight (long-polls included) may take to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why `tether dev` stopped with an error.
-#[derive(Debug)]
-pub enum DevError {
-    /// The options cannot work (exit code 2).
-    Usage(String),
-    /// Something failed at start or while serving (exit code 1).
-    Failed(String),
-}
-
-impl DevError {
-    /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DevError::Usage(_) => 2,
-            DevError::Failed(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for DevError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DevError::Usage(m) | DevError::Failed(m) => f.write_str(m),
-        }
-    }
-}
-
-/// Open the store `--db` names.
-async fn open_store(args: &DevArgs, backend: Backend) -> Result<Arc<dyn Store>, DevError> {
-    let postgres = (backend == Backend::Postgres).then(|| PostgresOptions {
-        pool_size: args.db_pool_size,
-        schema: args.pg_schema.clone(),
-    });
-    crate::store::open_named(&args.db, postgres)
-        .await
-        .map_err(DevError::Failed)
-}
-
-/// Run the dev server until Ctrl-C or SIGTERM.
-pub async fn run(args: DevArgs) -> Result<(), DevError> {
-    let backend = args.check()?;
+/// Serve `registry`'s workflows until Ctrl-C or SIGTERM.
+pub(crate) async fn run(
+    args: ServeArgs,
+    api_token: Option<String>,
+    registry: Registry,
+) -> Result<(), CommandError> {
+    args.check(api_token.as_deref())?;
 
     // Bind first: a port in use should not leave a new database file behind.
     let listener = TcpListener::bind(&args.addr)
         .await
-        .map_err(|e| DevError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
-    let store = open_store(&args, backend).await?;
+        .map_err(|e| CommandError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
+    let store = crate::store::open(&args.open_options()).await?;
     let local = listener
         .local_addr()
-        .map_err(|e| DevError::Failed(format!("cannot read the listening address: {e}")))?;
+        .map_err(|e| CommandError::Failed(format!("cannot read the listening address: {e}")))?;
 
-    let mut registry = Registry::new();
-    tether_examples::register(&mut registry);
-    if args.api_token.is_none() && !local.ip().is_loopback() {
+    if api_token.is_none() && !local.ip().is_loopback() {
         eprintln!(
             "tether: warning: listening on {local} without an API token: anyone who can reach \
              it can start, resume and cancel runs; set --api-token (or TETHER_API_TOKEN)"
@@ -86,7 +47,7 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
     tracing::info!(
         db = %redact_url(&args.db),
         node = %engine.node_id(),
-        auth = args.api_token.is_some(),
+        auth = api_token.is_some(),
         workflows = %engine.registry().workflow_names().join(", "),
         "engine started"
     );
@@ -94,7 +55,7 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = ServerOptions {
         stopping: Some(stop_rx.clone()),
-        api_token: args.api_token.clone(),
+        api_token,
         ..ServerOptions::default()
     };
     let router = tether_server::router(engine.clone(), options);
@@ -102,6 +63,7 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
 
+    // The same line whatever the binary is called: scripts wait for it.
     announce(&format!("tether listening on http://{local}"));
 
     let outcome = tokio::select! {
@@ -119,8 +81,8 @@ pub async fn run(args: DevArgs) -> Result<(), DevError> {
         }
         res = &mut server => match res {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DevError::Failed(format!("the server stopped: {e}"))),
-            Err(e) => Err(DevError::Failed(format!("the server stopped: {e}"))),
+            Ok(Err(e)) => Err(CommandError::Failed(format!("the server stopped: {e}"))),
+            Err(e) => Err(CommandError::Failed(format!("the server stopped: {e}"))),
         },
     };
     engine.shutdown().await;

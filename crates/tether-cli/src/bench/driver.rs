@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tether_client::Client;
-use tether_engine::{Engine, EngineConfig};
+use tether::Client;
+use tether::{Engine, EngineConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -42,13 +42,13 @@ impl Driver {
                     .local_addr()
                     .map_err(|e| format!("local addr: {e}"))?;
                 let (stop, stopping) = watch::channel(false);
-                let options = tether_server::ServerOptions {
+                let options = tether::server::ServerOptions {
                     stopping: Some(stopping.clone()),
                     ..Default::default()
                 };
-                let router = tether_server::router(engine.clone(), options);
+                let router = tether::server::router(engine.clone(), options);
                 let mut rx = stopping;
-                let server = tokio::spawn(tether_server::serve(listener, router, async move {
+                let server = tokio::spawn(tether::server::serve(listener, router, async move {
                     let _ = rx.wait_for(|s| *s).await;
                 }));
                 let http = reqwest::Client::builder()

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
-use tether_core::{Ctx, HookOptions, Registry, WorkflowError};
+use tether::cli::CommandError;
+use tether::{Ctx, HookOptions, Registry, WorkflowError};
 
 use crate::store::{open_fresh, FreshStore};
 
@@ -71,15 +72,14 @@ pub enum Mode {
 }
 
 /// Run the benchmark and print its JSON line.
-pub async fn run(args: BenchArgs) -> Result<(), crate::dev::DevError> {
+pub async fn run(args: BenchArgs) -> Result<(), CommandError> {
     let fresh = open_fresh(&args.db)
         .await
-        .map_err(|e| crate::dev::DevError::Failed(format!("cannot open a fresh store: {e}")))?;
+        .map_err(|e| CommandError::Failed(format!("cannot open a fresh store: {e}")))?;
     let figures = run_on(&args, &fresh).await;
     let backend = fresh.backend();
     fresh.cleanup().await;
-    let figures =
-        figures.map_err(|e| crate::dev::DevError::Failed(format!("benchmark failed: {e}")))?;
+    let figures = figures.map_err(|e| CommandError::Failed(format!("benchmark failed: {e}")))?;
     let mut line = json!({
         "workload": args.workload.name(),
         "db": backend,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tether_engine::EngineConfig;
+use tether::EngineConfig;
 
 use super::driver::Driver;
 use super::stats::{mean, ms, percentile};
