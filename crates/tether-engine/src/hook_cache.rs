@@ -26,6 +26,8 @@ pub(crate) struct CachedHook {
     pub hook_cmd: CommandIndex,
     /// The hook definition validating its payloads, if any.
     pub definition: Option<String>,
+    /// A webhook's hook: its payloads must be webhook requests.
+    pub webhook: bool,
 }
 
 /// Hooks by token, and the tokens of each run (to drop them when it ends).
@@ -56,6 +58,7 @@ impl HookCache {
                     cmd,
                     token,
                     definition,
+                    kind,
                     ..
                 } => {
                     if self.by_token.len() >= MAX_CACHED_HOOKS {
@@ -68,6 +71,7 @@ impl HookCache {
                         run_id: run_id.to_owned(),
                         hook_cmd: *cmd,
                         definition: definition.clone(),
+                        webhook: kind == tether_core::HOOK_KIND_WEBHOOK,
                     };
                     if let Some(old) = self.by_token.insert(token.clone(), hook) {
                         // The store gave the token to this run: the old holder let it go.
@@ -172,7 +176,8 @@ mod tests {
             Some(CachedHook {
                 run_id: "a".into(),
                 hook_cmd: 1,
-                definition: Some("approval".into())
+                definition: Some("approval".into()),
+                webhook: false,
             })
         );
         cache.committed("a", &[disposed(4, 1, "t1")]);

@@ -74,6 +74,7 @@ impl Engine {
             run_id: h.run_id,
             hook_cmd: h.hook_cmd,
             definition: h.definition,
+            webhook: h.kind == tether_core::HOOK_KIND_WEBHOOK,
         });
         self.resume_as(token, hook.as_ref(), payload, idempotency_key)
             .await
@@ -89,6 +90,9 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let expect = match hook {
             Some(h) => {
+                if h.webhook {
+                    check_webhook_request(token, &payload)?;
+                }
                 self.validate(h.definition.as_deref(), &payload)?;
                 HookRef {
                     run_id: h.run_id.clone(),
@@ -135,4 +139,21 @@ impl Engine {
         };
         check(payload).map_err(|message| EngineError::InvalidPayload { message })
     }
+}
+
+/// A webhook's run reads each payload as a [`tether_core::WebhookRequest`]: anything else
+/// (a plain `POST /v1/hooks/{token}` with some JSON) would fail the run when it decodes it, so
+/// it is refused here, before it is stored.
+fn check_webhook_request(token: &str, payload: &Value) -> Result<(), EngineError> {
+    use serde::Deserialize;
+    tether_core::WebhookRequest::deserialize(payload)
+        .map(|_| ())
+        .map_err(|e| EngineError::InvalidPayload {
+            message: format!(
+                "this token belongs to a webhook: call its URL ({}{}) instead; a payload \
+                 delivered as a hook resume must be a webhook request ({e})",
+                tether_core::WEBHOOK_PATH,
+                tether_core::redact_token(token)
+            ),
+        })
 }

@@ -217,3 +217,41 @@ async fn a_manual_webhook_without_an_answer_times_out_with_504() {
         .unwrap();
     assert_eq!(done.output, Some(json!("DELETE")));
 }
+
+#[tokio::test]
+async fn a_plain_resume_of_a_webhook_token_must_be_a_webhook_request() {
+    let s = server().await;
+    let (run, hook) = s.start("static").await;
+    let token = hook["token"].as_str().unwrap();
+    // Some JSON sent to the plain resume route would fail the run when it reads it as a
+    // request: refused before it is stored, with a pointer to the webhook URL.
+    let resp = s
+        .http
+        .post(format!("{}/v1/hooks/{token}", s.base))
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_payload", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to a webhook"),
+        "{body}"
+    );
+    let events = s.engine.events(&run).await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.body, tether_core::EventBody::HookReceived { .. })),
+        "nothing was stored"
+    );
+    // The webhook URL still works and the run completes.
+    let url = hook["url"].as_str().unwrap();
+    let called = s.http.post(url).body("{\"y\": 2}").send().await.unwrap();
+    assert_eq!(called.status(), 202);
+    assert_eq!(s.output(&run).await["body"], json!({"y": 2}));
+}
