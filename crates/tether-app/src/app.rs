@@ -22,10 +22,16 @@ use crate::ClientOpts;
 /// them: `serve`, `replay`, `runs`, `hooks`, `signal`.
 ///
 /// ```no_run
-/// use tether::prelude::*;
-///
+/// # use tether_app as tether; // users write `tether::App`, through the facade
+/// # use serde_json::{json, Value};
+/// # use tether_core::{Ctx, WorkflowError};
 /// async fn greet(ctx: Ctx, name: String) -> Result<Value, WorkflowError> {
-///     let greeting = ctx.step("greet", move || async move { Ok(format!("hello {name}")) }).await?;
+///     let greeting: String = ctx
+///         .step("greet", move || {
+///             let name = name.clone();
+///             async move { Ok(format!("hello {name}")) }
+///         })
+///         .await?;
 ///     Ok(json!({ "greeting": greeting }))
 /// }
 ///

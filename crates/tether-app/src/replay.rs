@@ -130,8 +130,12 @@ async fn all(store: &dyn Store, registry: &Registry, json_out: bool) -> Result<(
             }
         }
         println!(
-            "{} unfinished runs checked: {} replay, {} would not",
-            outcomes.len(),
+            "{}: {} replay, {} would not",
+            count(
+                outcomes.len(),
+                "unfinished run checked",
+                "unfinished runs checked"
+            ),
             outcomes.len() - bad.len(),
             bad.len()
         );
@@ -148,7 +152,7 @@ async fn all(store: &dyn Store, registry: &Registry, json_out: bool) -> Result<(
         })
         .collect();
     Err(CommandError::Failed(format!(
-        "{} of {} unfinished runs would not replay with this binary ({}); do not deploy it \
+        "{} of {} unfinished run(s) would not replay with this binary ({}); do not deploy it \
          as it is: keep the commands these runs recorded (add new ones after them, or under \
          a new workflow name), or let these runs end or cancel them first",
         bad.len(),
@@ -194,6 +198,11 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
         }
         Outcome::Unchecked(id, e) => json!({ "run_id": id, "ok": false, "report": e.to_string() }),
     }
+}
+
+/// `1 run`, `2 runs`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn print_line(value: &serde_json::Value) {

@@ -154,3 +154,8 @@ pub mod prelude {
     #[cfg(feature = "server")]
     pub use tether_app::App;
 }
+
+/// The README's Rust snippets, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

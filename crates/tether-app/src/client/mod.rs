@@ -27,6 +27,7 @@ pub struct ClientOpts {
         long,
         global = true,
         env = "TETHER_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080",
         value_name = "URL"
     )]
