@@ -259,3 +259,38 @@ fn report(e: &CommandError) -> ExitCode {
     eprintln!("tether: {}", e.one_line());
     ExitCode::from(e.exit_code())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::ExitCode;
+
+    use tether_core::{Ctx, WorkflowError};
+
+    use super::App;
+
+    async fn noop(_: Ctx, _: ()) -> Result<(), WorkflowError> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_name_registered_twice_stops_the_binary_with_a_usage_error() {
+        let app = App::new().workflow("greet", noop).workflow("greet", noop);
+        assert_eq!(
+            app.check().map_err(|e| e.to_string()),
+            Err("workflow `greet` is registered twice; give each workflow its own name".into())
+        );
+        // Refused before anything runs: no store opened, no server started.
+        let code = app.run_from(["app", "replay", "--all", "--db", "/nonexistent/x.db"]);
+        assert_eq!(code, ExitCode::from(2));
+    }
+
+    #[test]
+    fn the_help_lists_the_registered_workflows() {
+        let app = App::new().workflow("greet", noop).workflow("bill", noop);
+        let err = app
+            .parse::<crate::command::Cli, _, _>(["app", "serve", "--help"])
+            .expect_err("--help stops parsing");
+        let help = err.to_string();
+        assert!(help.contains("(bill, greet)"), "{help}");
+    }
+}

@@ -221,3 +221,58 @@ async fn unknown_runs_and_missing_files_are_errors_without_side_effects() {
     assert!(stderr.contains("no database file at"), "{stderr}");
     assert!(!missing.exists(), "a database file was created");
 }
+
+/// `replay` only reads: on PostgreSQL a mistyped schema is reported, never created, and a
+/// real one is checked run by run with `--all`.
+#[tokio::test]
+async fn replay_on_postgres_never_creates_or_migrates() {
+    let Some(url) = common::postgres_url() else {
+        eprintln!("TETHER_TEST_POSTGRES is not set: skipped");
+        return;
+    };
+    let schema = common::PgSchema::new(&url);
+    let out = tether()
+        .args(["replay", "--all", "--db", &url, "--pg-schema", &schema.name])
+        .output()
+        .expect("run tether replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds no Tether tables"), "{stderr}");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let found = client
+        .query(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+            &[&schema.name],
+        )
+        .await
+        .expect("query");
+    assert!(found.is_empty(), "replay created schema {}", schema.name);
+
+    // A node makes the schema and a waiting run; replay --all then reads it.
+    let node = schema.node(&[]);
+    let run = node
+        .client
+        .start_run("slack_bot", &json!({ "channel": "C-replay" }))
+        .await
+        .expect("start");
+    drop(node);
+    let out = tether()
+        .args(["replay", "--all", "--db", &url, "--pg-schema", &schema.name])
+        .output()
+        .expect("run tether replay --all");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&run), "{stdout}");
+    assert!(
+        stdout.contains("1 unfinished run checked: 1 replay"),
+        "{stdout}"
+    );
+}
