@@ -256,6 +256,27 @@ pub enum EventBody {
         /// The signal id.
         signal_id: String,
     },
+    /// A wait for a signal ended without taking its payload (it lost a `race`, timed out, was
+    /// cancelled or dropped). The store, in the transaction that journals it, forgets the wait
+    /// if it is still registered, or, if a payload had already reached it, gives that payload
+    /// back: to the oldest other wait on `signal_id`, else first in line of the kept signals.
+    /// Journals written before this entry existed lack it; see [`crate::threads`] for how
+    /// replay treats that.
+    SignalReleased {
+        /// Command index of the release.
+        cmd: CommandIndex,
+        /// Command index of the wait released.
+        wait_cmd: CommandIndex,
+        /// The signal id of that wait.
+        signal_id: String,
+        /// Whether the wait had taken a payload, which went back (filled by the store).
+        #[serde(default)]
+        returned: bool,
+        /// The run the returned payload went to, if a wait was there for it (filled by the
+        /// store; `None`: kept, first in line).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivered_to: Option<String>,
+    },
     /// A signal reached a waiting run.
     SignalReceived {
         /// Command index of the wait.
@@ -318,6 +339,7 @@ impl EventBody {
             EventBody::HookSpawned { .. } => "hook_spawned",
             EventBody::SignalSent { .. } => "signal_sent",
             EventBody::SignalWaited { .. } => "signal_waited",
+            EventBody::SignalReleased { .. } => "signal_released",
             EventBody::SignalReceived { .. } => "signal_received",
             EventBody::AttemptFailed { .. } => "attempt_failed",
             EventBody::CancelRequested { .. } => "cancel_requested",
@@ -345,7 +367,8 @@ impl EventBody {
             | EventBody::StateDelete { cmd, .. }
             | EventBody::HookSpawned { cmd, .. }
             | EventBody::SignalSent { cmd, .. }
-            | EventBody::SignalWaited { cmd, .. } => Some(*cmd),
+            | EventBody::SignalWaited { cmd, .. }
+            | EventBody::SignalReleased { cmd, .. } => Some(*cmd),
             _ => None,
         }
     }

@@ -126,6 +126,15 @@ impl RunMachine {
         st.set_recorded(recorded);
         st.workflow = workflow_name;
         st.cancelled = earlier_cancel;
+        st.exec_signal = thread.as_ref().and_then(|t| t.fail_signal.clone());
+        // Signals sent by earlier attempts count as sent (see `exec_signal_unsent`).
+        st.signals_sent = journal[..attempt_start.min(journal.len())]
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::SignalSent { signal_id, .. } => Some(signal_id.clone()),
+                _ => None,
+            })
+            .collect();
         let state: Shared = Arc::new(parking_lot::Mutex::new(st));
         let ctx = Ctx::new(state.clone());
         let future = workflow.start(ctx, input);
@@ -284,6 +293,18 @@ impl RunMachine {
     /// Set when the run is a hook thread.
     pub fn thread(&self) -> Option<&crate::event::ThreadInfo> {
         self.thread.as_ref()
+    }
+
+    /// The signal this hook thread's `exec_hook` caller waits on, if the thread is one and
+    /// has not sent it (in this attempt or an earlier one, counting only signals journaled).
+    /// When such a thread ends `RunCompleted`, the host sends its output on this signal in
+    /// the same transaction as the end, so `exec_hook` never hangs on a hook function that
+    /// returned without signalling.
+    pub fn exec_signal_unsent(&self) -> Option<String> {
+        let st = self.state.lock();
+        st.exec_signal
+            .clone()
+            .filter(|id| !st.signals_sent.contains(id))
     }
 
     /// The run id.

@@ -8,7 +8,7 @@
 //! (and must match it, else [`ReplayError::Nondeterminism`]); otherwise the command is new and
 //! its record goes to the outbox, for the engine to append.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -54,6 +54,9 @@ pub(crate) struct RecordSlot {
 pub(crate) struct SignalSlot {
     pub payload: Option<Value>,
     pub waker: Option<Waker>,
+    /// Whether the wait is journaled (recorded, or new and written): a wait issued after a
+    /// cancel request is not, and needs no release.
+    pub written: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +100,10 @@ pub(crate) struct RunState {
     pub signals: HashMap<CommandIndex, SignalSlot>,
     /// The workflow this run executes (for the self-target check of `spawn_hook`).
     pub workflow: String,
+    /// The signal an `exec_hook` caller waits on, when this run is such a hook thread.
+    pub exec_signal: Option<String>,
+    /// The signal ids this run has sent (journaled, in this attempt or an earlier one).
+    pub signals_sent: HashSet<String>,
     pub cancelled: Option<Option<String>>,
     /// The first replay error seen; the executor stops the run on it.
     pub error: Option<ReplayError>,
@@ -143,6 +150,11 @@ pub(crate) fn describe(body: &EventBody) -> String {
         EventBody::HookSpawned { workflow, .. } => format!("spawn of hook {workflow:?}"),
         EventBody::SignalSent { signal_id, .. } => format!("signal {signal_id:?}"),
         EventBody::SignalWaited { signal_id, .. } => format!("wait for signal {signal_id:?}"),
+        EventBody::SignalReleased {
+            wait_cmd,
+            signal_id,
+            ..
+        } => format!("release of wait #{wait_cmd} for signal {signal_id:?}"),
         other => other.kind().to_string(),
     }
 }
@@ -163,6 +175,8 @@ impl RunState {
             records: HashMap::new(),
             signals: HashMap::new(),
             workflow: String::new(),
+            exec_signal: None,
+            signals_sent: HashSet::new(),
             cancelled: None,
             error: None,
             teardown: false,
@@ -241,6 +255,8 @@ impl RunState {
                 self.mismatch(cmd, &other, "a timer".into());
                 fire_at_ms
             }
+            // Asked to cancel: a new timer is not written (its `Sleep` fails with `Cancelled`).
+            None if self.cancelled.is_some() => fire_at_ms,
             None => {
                 self.outbox
                     .push(EventBody::TimerStarted { cmd, fire_at_ms });
@@ -293,6 +309,9 @@ impl RunState {
         };
         let token = match recorded_token {
             Some(t) => t,
+            // Asked to cancel: a new hook is not written (no token is taken; its creation
+            // fails with `Cancelled`).
+            None if self.cancelled.is_some() => token.unwrap_or_default(),
             None => {
                 let generated = token.is_none();
                 let t = token.unwrap_or_else(|| self.generate_token());
@@ -396,19 +415,32 @@ impl RunState {
     /// Issue a command answered by its own committed record (`template` carries the command's
     /// inputs; the store fills the outputs). Matching a recorded entry means same kind and
     /// same [`describe`] text (key, signal id, target workflow).
+    ///
+    /// A new command issued once the run has been asked to cancel is not written (its future
+    /// fails with `Cancelled`): the cancel request is applied at the same journal position on
+    /// replay, so replay issues it unwritten too. A journal that recorded such a command (an
+    /// older release wrote them) still answers it from its record.
     pub fn issue_record(
         &mut self,
         template: impl FnOnce(CommandIndex) -> EventBody,
     ) -> CommandIndex {
         let cmd = self.take_cmd();
         let body = template(cmd);
-        match self.recorded.get(&cmd) {
-            Some(rec) if rec.kind() == body.kind() && describe(rec) == describe(&body) => {}
+        let written = match self.recorded.get(&cmd) {
+            Some(rec) if rec.kind() == body.kind() && describe(rec) == describe(&body) => true,
             Some(other) => {
                 let other = other.clone();
                 self.mismatch(cmd, &other, describe(&body));
+                true
             }
-            None => self.outbox.push(body),
+            None if self.cancelled.is_some() => false,
+            None => {
+                self.outbox.push(body.clone());
+                true
+            }
+        };
+        if let (true, EventBody::SignalSent { signal_id, .. }) = (written, &body) {
+            self.signals_sent.insert(signal_id.clone());
         }
         self.records.insert(
             cmd,
@@ -427,14 +459,64 @@ impl RunState {
             signal_id: signal_id.to_string(),
         });
         self.records.remove(&cmd);
+        let written = self.recorded.contains_key(&cmd)
+            || self
+                .outbox
+                .last()
+                .is_some_and(|b| b.command_index() == Some(cmd));
         self.signals.insert(
             cmd,
             SignalSlot {
                 payload: None,
                 waker: None,
+                written,
             },
         );
         cmd
+    }
+
+    /// Release a wait for a signal that ends without taking its payload (see
+    /// [`EventBody::SignalReleased`]). Not during teardown (an evicted run's waits stay).
+    ///
+    /// Journals of the first release lack this entry. The rule that keeps them replaying: a
+    /// release is *optional* in a recorded journal. If the record at the next command index
+    /// is a release of this wait, it answers it; if it is another command (the journal moved
+    /// on without a release), the release is skipped and takes no command index, so the
+    /// commands after it keep their recorded indices; if there is none (the journal ends
+    /// here), the release is new and written. A release of another wait at that index is a
+    /// non-determinism like any mismatch. Releases are written even after a cancel request:
+    /// they give back, never take.
+    pub fn issue_release(&mut self, wait_cmd: CommandIndex, signal_id: &str) {
+        if self.teardown {
+            return;
+        }
+        let next = self.next_cmd;
+        match self.recorded.get(&next) {
+            Some(EventBody::SignalReleased { wait_cmd: w, .. }) if *w == wait_cmd => {
+                self.take_cmd();
+            }
+            Some(rec @ EventBody::SignalReleased { .. }) => {
+                let rec = rec.clone();
+                let cmd = self.take_cmd();
+                self.mismatch(
+                    cmd,
+                    &rec,
+                    format!("release of wait #{wait_cmd} for signal {signal_id:?}"),
+                );
+            }
+            // An older journal that went on without releases: skip it.
+            Some(_) => {}
+            None => {
+                let cmd = self.take_cmd();
+                self.outbox.push(EventBody::SignalReleased {
+                    cmd,
+                    wait_cmd,
+                    signal_id: signal_id.to_string(),
+                    returned: false,
+                    delivered_to: None,
+                });
+            }
+        }
     }
 
     /// Apply one committed journal entry. `seq` is its position (for error messages).
@@ -510,6 +592,7 @@ impl RunState {
                 ))),
             },
             EventBody::HookDisposed { cmd, .. }
+            | EventBody::SignalReleased { cmd, .. }
             | EventBody::Now { cmd, .. }
             | EventBody::Random { cmd, .. }
             | EventBody::Uuid { cmd, .. } => {

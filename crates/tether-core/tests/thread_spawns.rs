@@ -259,7 +259,7 @@ fn exec_hook_returns_what_the_hook_signals_back() {
         sim.output(),
         json!({ "got": { "greeting": "hello ada", "runs": 1 }, "hook_runs": 1 })
     );
-    // The signal id was injected into the args; the same id is the thread's fail signal.
+    // The args are passed unchanged; the signal id is the thread's exec (and fail) signal.
     assert_eq!(
         spawns(sim.journal()),
         [&EventBody::HookSpawned {
@@ -267,7 +267,7 @@ fn exec_hook_returns_what_the_hook_signals_back() {
             hook_id: hook_id.clone(),
             workflow: "greeter".into(),
             task_queue: "default".into(),
-            args: json!({ "extra": 1, "signal_id": signal_id }),
+            args: json!({ "extra": 1 }),
             retry: RetryPolicy::default(),
             fail_signal: Some(signal_id.clone()),
         }]
@@ -295,20 +295,22 @@ fn exec_hook_returns_what_the_hook_signals_back() {
 }
 
 #[test]
-fn exec_hook_with_the_signal_already_kept() {
-    // The hook answered before the run registered its wait (the signal was kept).
+fn exec_hook_registers_its_wait_with_the_spawn() {
+    // The spawn and the wait are issued when `exec_hook` is called, so they commit together:
+    // the thread can never answer before the wait exists (no signal is kept for it).
     let wf = workflow(execer);
     let greeter_wf = workflow(greeter);
     let sim = assert_trio(&wf, json!({}), |sim| {
         sim.commit_batch(); // state_set
-        sim.commit_batch(); // hook_spawned
+        assert_eq!(sim.commit_batch(), 2); // hook_spawned + signal_waited
         let thread = run_thread(sim.start_thread(&greeter_wf, &format!("{RUN_ID}.h2")));
         assert_eq!(thread.output()["runs"], 1);
-        assert_eq!(sim.deliver_signals(), 0);
-        assert_eq!(sim.store().kept.len(), 1);
+        assert!(sim.store().kept.is_empty());
+        assert_eq!(sim.deliver_signals(), 1);
     });
     assert_eq!(sim.output()["got"]["greeting"], "hello ada");
     let e = sim.journal();
+    assert!(matches!(e[2].body, EventBody::HookSpawned { cmd: 2, .. }));
     assert!(matches!(e[3].body, EventBody::SignalWaited { cmd: 3, .. }));
     assert!(matches!(
         e[4].body,
@@ -318,7 +320,7 @@ fn exec_hook_with_the_signal_already_kept() {
 }
 
 #[test]
-fn exec_hook_wraps_args_that_are_not_an_object() {
+fn exec_hook_passes_args_unchanged() {
     let wf = workflow(|ctx: Ctx, input: Value| async move {
         let got: Value = ctx
             .exec_hook(SpawnOptions::new("greeter").args(input))
@@ -326,18 +328,9 @@ fn exec_hook_wraps_args_that_are_not_an_object() {
         Ok(got)
     });
     for (input, args) in [
-        (
-            Value::Null,
-            json!({ "signal_id": format!("{RUN_ID}.h1/done") }),
-        ),
-        (
-            json!([1, 2]),
-            json!({ "args": [1, 2], "signal_id": format!("{RUN_ID}.h1/done") }),
-        ),
-        (
-            json!("x"),
-            json!({ "args": "x", "signal_id": format!("{RUN_ID}.h1/done") }),
-        ),
+        (Value::Null, Value::Null),
+        (json!([1, 2]), json!([1, 2])),
+        (json!("x"), json!("x")),
     ] {
         let sim = assert_trio(&wf, input.clone(), |sim| {
             sim.settle();
@@ -409,8 +402,9 @@ async fn picky(ctx: Ctx, args: Value) -> Result<Value, WorkflowError> {
     let name: Option<String> = ctx.get("name").await?;
     match name {
         Some(name) => {
-            let signal_id = args["signal_id"].as_str().unwrap_or_default();
-            ctx.signal(signal_id, &json!({ "name": name, "attempt": attempt }))
+            let _ = args;
+            let signal_id = ctx.exec_signal_id().unwrap_or_default();
+            ctx.signal(&signal_id, &json!({ "name": name, "attempt": attempt }))
                 .await?;
             Ok(json!(attempt))
         }

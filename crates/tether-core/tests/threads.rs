@@ -298,7 +298,9 @@ fn a_run_signals_its_own_wait_in_one_commit() {
 }
 
 async fn approve(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let prepared: String = ctx.step("prepare", || async { Ok("ready".into()) }).await?;
+    let prepared: String = ctx
+        .step("prepare", (), |()| async { Ok("ready".into()) })
+        .await?;
     let decision: Value = ctx.wait_for("approve").await?;
     Ok(json!({ "prepared": prepared, "decision": decision }))
 }

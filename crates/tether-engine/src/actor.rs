@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::sync::Arc as StdArc;
 use tether_core::{ErasedWorkflow, Event, EventBody, Progress, RunMachine, RunStatus};
 use tether_store::{Fence, OpOutcome, OpRejected, StoreError, WakeAt, WriteOp};
 use tokio::sync::mpsc;
@@ -64,8 +65,32 @@ enum Exit {
     Failed(String),
     /// Another node holds the run (its claim was refused, or this node's was fenced off).
     NotMine,
-    /// A hook thread's attempt failed; the next one starts when its back-off is over.
+}
+
+/// How [`Actor::finish`] left the run.
+enum Finish {
+    /// The actor stops.
+    Exit(Exit),
+    /// A hook thread's attempt failed and was journaled (`AttemptFailed`); the next one
+    /// starts at its `retry_at_ms`.
     Retry,
+}
+
+/// When the next attempt of a hook thread whose journal is `journal` may start: the
+/// `retry_at_ms` of its last `AttemptFailed`, unless that attempt has already begun (a command
+/// record follows) or the run was asked to cancel since (it then starts at once, and ends).
+/// `None` when there is nothing to wait for.
+pub(crate) fn retry_due(journal: &[Event]) -> Option<u64> {
+    let i = journal
+        .iter()
+        .rposition(|e| matches!(e.body, EventBody::AttemptFailed { .. }))?;
+    let EventBody::AttemptFailed { retry_at_ms, .. } = journal[i].body else {
+        return None;
+    };
+    let begun = journal[i + 1..].iter().any(|e| {
+        e.body.command_index().is_some() || matches!(e.body, EventBody::CancelRequested { .. })
+    });
+    (!begun).then_some(retry_at_ms)
 }
 
 pub(crate) async fn run_actor(
@@ -120,7 +145,7 @@ pub(crate) async fn run_actor(
             inner.remove_live(&run_id, generation);
             inner.blocked.lock().insert(run_id);
         }
-        Exit::NotMine | Exit::Retry => {
+        Exit::NotMine => {
             debug!(%run_id, ?exit, "run leaves this node's memory");
             inner.remove_live(&run_id, generation);
         }
@@ -161,14 +186,41 @@ struct Actor {
 
 impl Actor {
     async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<Mail>) -> Exit {
-        let (mut machine, mut progress) = match self.load().await {
+        let (workflow, journal) = match self.load().await {
             Ok(Some(x)) => x,
             Ok(None) => return Exit::Done,
             Err(exit) => return exit,
         };
+        // A hook thread between two attempts (after a restart, an eviction, or woken by an
+        // entry or the poller) waits out its back-off before the next attempt runs any code.
+        let (mut machine, mut progress) = match self.start_attempt(rx, &workflow, journal).await {
+            Ok(x) => x,
+            Err(exit) => return exit,
+        };
         loop {
             if let Progress::Finished(end) = &progress {
-                return self.finish(&mut machine, end.clone()).await;
+                match self.finish(&mut machine, end.clone()).await {
+                    Finish::Exit(exit) => return exit,
+                    Finish::Retry => {
+                        // The failed attempt's leftovers go: its steps (a result of theirs
+                        // must not land in the next attempt), its timers' marks (command
+                        // indices start over).
+                        self.steps.shutdown().await;
+                        self.fired_sent.clear();
+                        self.result_after = None;
+                        drop(machine);
+                        let journal = match self.read_journal().await {
+                            Ok(j) => j,
+                            Err(exit) => return exit,
+                        };
+                        (machine, progress) = match self.start_attempt(rx, &workflow, journal).await
+                        {
+                            Ok(x) => x,
+                            Err(exit) => return exit,
+                        };
+                        continue;
+                    }
+                }
             }
             for task in machine.take_step_tasks() {
                 let inner = self.inner.clone();
@@ -297,69 +349,178 @@ impl Actor {
         }
     }
 
-    /// The workflow returned. A hook thread that failed with attempts left is retried from
-    /// the start after its back-off; one that failed for good signals its `exec_hook` caller
-    /// (in the same transaction as its end); anything else just ends.
-    async fn finish(&mut self, machine: &mut RunMachine, end: EventBody) -> Exit {
+    /// The workflow returned. A hook thread that failed with attempts left journals the
+    /// failed attempt (the next one starts after its back-off, see `start_attempt`); one that
+    /// failed for good signals its `exec_hook` caller the error, and one that completed
+    /// without sending its `exec_hook` signal sends its output on it (either in the same
+    /// transaction as its end); anything else just ends.
+    async fn finish(&mut self, machine: &mut RunMachine, end: EventBody) -> Finish {
         let mut events = machine.take_outbox();
         let thread = machine.thread().cloned();
-        let (EventBody::RunFailed { error }, Some(thread)) = (&end, thread) else {
-            events.push(end);
-            return match self.append(events, None, WakeAt::Keep).await {
-                Ok(()) => Exit::Done,
-                Err(exit) => exit,
-            };
-        };
         let attempt = machine.attempt();
-        if attempt < thread.retry.maximum_attempts.max(1) {
-            let retry_at =
-                self.inner.now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
-            warn!(run_id = %self.run_id, attempt, error = %error, "hook thread failed; it will run again");
-            events.push(EventBody::AttemptFailed {
-                attempt,
-                error: error.clone(),
-                retry_at_ms: retry_at,
-            });
-            // The poller starts the next attempt when `wake_at` is due.
-            return match self
-                .append(
-                    events,
-                    Some(RunStatus::Suspended),
-                    WakeAt::Set(Some(retry_at)),
-                )
-                .await
+        let signal = match (&end, &thread) {
+            (EventBody::RunFailed { error }, Some(thread))
+                if attempt < thread.retry.maximum_attempts.max(1) =>
             {
-                Ok(()) => Exit::Retry,
+                let retry_at =
+                    self.inner.now_ms() + thread.retry.delay_after(attempt).as_millis() as u64;
+                warn!(run_id = %self.run_id, attempt, error = %error, "hook thread failed; it will run again");
+                events.push(EventBody::AttemptFailed {
+                    attempt,
+                    error: error.clone(),
+                    retry_at_ms: retry_at,
+                });
+                let wake = WakeAt::Set(Some(retry_at));
+                return match self.append(events, Some(RunStatus::Suspended), wake).await {
+                    Ok(_) => {
+                        self.status_sent = Some(RunStatus::Suspended);
+                        self.wake_sent = Some(Some(retry_at));
+                        Finish::Retry
+                    }
+                    Err(exit) => Finish::Exit(exit),
+                };
+            }
+            (EventBody::RunFailed { error }, Some(thread)) => {
+                thread.fail_signal.clone().map(|id| {
+                    (
+                        id,
+                        serde_json::json!({ tether_core::ERROR_ENVELOPE: error }),
+                    )
+                })
+            }
+            (EventBody::RunCompleted { output }, Some(_)) => {
+                machine.exec_signal_unsent().map(|id| (id, output.clone()))
+            }
+            _ => None,
+        };
+        events.push(end);
+        let Some((signal_id, payload)) = signal else {
+            return Finish::Exit(match self.append(events, None, WakeAt::Keep).await {
+                Ok(_) => Exit::Done,
                 Err(exit) => exit,
-            };
-        }
-        events.push(end.clone());
-        let mut ops = vec![WriteOp::Append {
-            run_id: self.run_id.clone(),
-            events,
-            status: None,
-            wake_at: WakeAt::Keep,
-            fence: self.fence.clone(),
-            at_ms: self.inner.now_ms(),
-        }];
-        if let Some(signal_id) = thread.fail_signal {
-            ops.push(WriteOp::Signal {
-                signal_id,
-                payload: serde_json::json!({ tether_core::ERROR_ENVELOPE: error }),
-                at_ms: self.inner.now_ms(),
             });
-        }
-        match self.inner.write_all(ops).await {
+        };
+        let ops = vec![
+            WriteOp::Append {
+                run_id: self.run_id.clone(),
+                events,
+                status: None,
+                wake_at: WakeAt::Keep,
+                fence: self.fence.clone(),
+                at_ms: self.inner.now_ms(),
+            },
+            WriteOp::Signal {
+                signal_id,
+                payload,
+                at_ms: self.inner.now_ms(),
+            },
+        ];
+        Finish::Exit(match self.inner.write_all(ops).await {
             Ok(results) => match results.first() {
                 Some(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
                 _ => Exit::Done,
             },
             Err(e) => Exit::Failed(e.to_string()),
+        })
+    }
+
+    /// Start the run's current attempt from `journal`: for a hook thread between two
+    /// attempts, first wait on the engine's clock until the next attempt's `retry_at_ms`
+    /// (no code of it runs before), then read the journal again (entries that came meanwhile)
+    /// and rebuild the run by replay.
+    async fn start_attempt(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Mail>,
+        workflow: &StdArc<dyn ErasedWorkflow>,
+        mut journal: Vec<Event>,
+    ) -> Result<(RunMachine, Progress), Exit> {
+        if let Some(at) = retry_due(&journal) {
+            if self.inner.now_ms() < at {
+                self.wait_retry(rx, at).await?;
+                journal = self.read_journal().await?;
+            }
+        }
+        match self.rebuild(workflow.as_ref(), &journal).await? {
+            Some(x) => Ok(x),
+            None => Err(Exit::Done),
         }
     }
 
-    /// Load the run and rebuild it by replay. `Ok(None)`: nothing to run.
-    async fn load(&mut self) -> Result<Option<(RunMachine, Progress)>, Exit> {
+    /// Wait until the clock reads `at` (a hook thread's next attempt), or until the run is
+    /// asked to cancel (the attempt then starts at once and ends cancelled). Entries arriving
+    /// meanwhile stay in the store (the attempt reads them); the run may be evicted.
+    async fn wait_retry(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Mail>,
+        at: u64,
+    ) -> Result<(), Exit> {
+        loop {
+            if self.inner.now_ms() >= at {
+                return Ok(());
+            }
+            // Registered with a manual clock before the run stops counting as busy.
+            let timer = self.inner.clock().wait_until(Some(at));
+            let mut timer = std::pin::pin!(timer);
+            self.idle.store(true, Ordering::Release);
+            self.inner.first_flush_done(&self.run_id);
+            self.busy = None;
+            tokio::select! {
+                mail = rx.recv() => {
+                    let Some(mail) = mail else { return Err(Exit::Done) };
+                    self.busy = Some(mail.ticket);
+                    match mail.msg {
+                        ActorMsg::Events(events, _) => {
+                            if events
+                                .iter()
+                                .any(|e| matches!(e.body, EventBody::CancelRequested { .. }))
+                            {
+                                return Ok(());
+                            }
+                            // Nothing before `retry_at` needs this run (its `wake_at` is
+                            // `retry_at`): should it leave memory, the poller need not take it
+                            // back before then.
+                            let last = events.last().map_or(0, |e| e.seq);
+                            if last > self.checkpoint_sent {
+                                self.checkpoint_sent = last;
+                                self.inner.write_detached(WriteOp::Checkpoint {
+                                    run_id: self.run_id.clone(),
+                                    applied_seq: last,
+                                });
+                            }
+                        }
+                        ActorMsg::Poke { .. } => {
+                            // Another node wrote: a cancel request, maybe.
+                            if retry_due(&self.read_journal().await?).is_none() {
+                                return Ok(());
+                            }
+                        }
+                        ActorMsg::Evict => {
+                            if self.inner.try_evict(&self.run_id, self.generation, rx) {
+                                return Err(Exit::Evicted);
+                            }
+                        }
+                    }
+                }
+                wakeup = &mut timer => {
+                    // Busy before the wait stops counting as due.
+                    self.busy = Some(self.inner.ticket());
+                    drop(wakeup);
+                }
+            }
+        }
+    }
+
+    /// The run's whole journal, from the store.
+    async fn read_journal(&self) -> Result<Vec<Event>, Exit> {
+        self.inner
+            .store
+            .load_journal(&self.run_id, 0)
+            .await
+            .map_err(|e| Exit::Failed(e.to_string()))
+    }
+
+    /// Load and claim the run: its workflow and journal. `Ok(None)`: nothing to run.
+    async fn load(&mut self) -> Result<Option<(StdArc<dyn ErasedWorkflow>, Vec<Event>)>, Exit> {
         if let Some(seed) = self.inner.take_seed(&self.run_id) {
             return self.load_seeded(seed).await;
         }
@@ -411,7 +572,7 @@ impl Actor {
             .map_err(|e| Exit::Failed(e.to_string()))?;
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
-        self.rebuild(workflow.as_ref(), &journal).await
+        Ok(Some((workflow, journal)))
     }
 
     /// Rebuild the run by replaying `journal`; a journal the code disagrees with blocks it.
@@ -435,7 +596,10 @@ impl Actor {
 
     /// Build a run this node just created, claimed and marked running in one commit (see
     /// `start.rs`): its journal is the `RunStarted` entry that commit wrote, so nothing is read.
-    async fn load_seeded(&mut self, seed: Seed) -> Result<Option<(RunMachine, Progress)>, Exit> {
+    async fn load_seeded(
+        &mut self,
+        seed: Seed,
+    ) -> Result<Option<(StdArc<dyn ErasedWorkflow>, Vec<Event>)>, Exit> {
         let EventBody::RunStarted { workflow, .. } = &seed.started.body else {
             return Err(Exit::Failed(
                 "a run's seed does not start with RunStarted".into(),
@@ -450,7 +614,7 @@ impl Actor {
         self.fence = Some(seed.fence);
         self.status_sent = Some(RunStatus::Running);
         self.wake_sent = Some(None);
-        self.rebuild(workflow.as_ref(), &[seed.started]).await
+        Ok(Some((workflow, vec![seed.started])))
     }
 
     async fn block(&self, error: tether_core::ErrorInfo) -> Exit {

@@ -19,10 +19,9 @@
 //! use tether_engine::{Engine, EngineConfig};
 //!
 //! async fn hello(ctx: Ctx, name: String) -> Result<String, WorkflowError> {
-//!     let greeting: String = ctx.step("greet", move || {
-//!         let name = name.clone();
-//!         async move { Ok(format!("hello {name}")) }
-//!     }).await?;
+//!     let greeting: String = ctx
+//!         .step("greet", name, |name| async move { Ok(format!("hello {name}")) })
+//!         .await?;
 //!     Ok(greeting)
 //! }
 //!

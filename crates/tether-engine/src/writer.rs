@@ -98,6 +98,10 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     EventBody::SignalSent {
                         delivered_to: Some(to),
                         ..
+                    }
+                    | EventBody::SignalReleased {
+                        delivered_to: Some(to),
+                        ..
                     } if to != run_id => engine.wake_or_poke(to),
                     _ => {}
                 }

@@ -75,8 +75,9 @@ async fn outside_spawns_share_the_state_and_bad_targets_are_refused() {
         .iter()
         .any(|t| t.run_id == hook_id));
     match engine.spawn_hook(&run, SpawnOptions::default()).await {
-        Err(EngineError::InvalidInput { message, .. }) => {
-            assert!(message.contains("loop"), "{message}")
+        Err(e @ EngineError::HookSelfTarget { .. }) => {
+            assert_eq!(e.code(), "hook_self_target");
+            assert!(e.to_string().contains("loop"), "{e}")
         }
         other => panic!("self-target must be refused, got {other:?}"),
     }
@@ -159,9 +160,8 @@ fn flaky_registry(calls: Arc<AtomicU32>, fail_times: u32) -> Registry {
         let calls = calls.clone();
         async move {
             let n: u32 = ctx
-                .step("count", move || {
-                    let calls = calls.clone();
-                    async move { Ok(calls.fetch_add(1, Ordering::SeqCst) + 1) }
+                .step("count", calls.clone(), move |calls| async move {
+                    Ok(calls.fetch_add(1, Ordering::SeqCst) + 1)
                 })
                 .await?;
             if n <= fail_times {
@@ -170,7 +170,8 @@ fn flaky_registry(calls: Arc<AtomicU32>, fail_times: u32) -> Registry {
                     format!("attempt {n} failed"),
                 ));
             }
-            let signal_id = args["signal_id"].as_str().unwrap_or_default().to_string();
+            let _ = args;
+            let signal_id = ctx.exec_signal_id().unwrap_or_default();
             ctx.signal(&signal_id, &json!({"attempt": n})).await?;
             Ok(json!(n))
         }

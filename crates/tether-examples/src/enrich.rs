@@ -58,7 +58,7 @@ pub async fn enrich_hook(ctx: Ctx, args: EnrichHookArgs) -> Result<Value, Workfl
     let greeting = format!("hello {name}");
     ctx.set("greeting", &greeting).await?;
     let runs = ctx.incr("hook_runs", 1).await?;
-    if let Some(signal_id) = args.signal_id {
+    if let Some(signal_id) = args.signal_id.or_else(|| ctx.exec_signal_id()) {
         ctx.signal(&signal_id, &json!({ "greeting": greeting }))
             .await?;
     }

@@ -41,6 +41,7 @@ fn stays_in_run(body: &EventBody) -> bool {
         body,
         EventBody::SignalSent { .. }
             | EventBody::SignalWaited { .. }
+            | EventBody::SignalReleased { .. }
             | EventBody::HookSpawned { .. }
             | EventBody::StateGet { .. }
             | EventBody::StateSet { .. }

@@ -256,6 +256,34 @@ pub(crate) async fn append(
                     delivered_to,
                 }
             }
+            EventBody::SignalReleased {
+                cmd,
+                wait_cmd,
+                signal_id,
+                ..
+            } => {
+                let released =
+                    threads::release_wait(b, run_id, wait_cmd, &signal_id, &written, at_ms).await?;
+                let returned = released.returned.is_some();
+                let delivered_to = match (released.outcome, released.returned) {
+                    (SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
+                        queue.push_front(EventBody::SignalReceived {
+                            wait_cmd: to,
+                            payload,
+                        });
+                        Some(run_id.to_owned())
+                    }
+                    (SignalOutcome::ToSelf { .. }, None) | (SignalOutcome::Kept, _) => None,
+                    (SignalOutcome::To(other), _) => Some(other),
+                };
+                EventBody::SignalReleased {
+                    cmd,
+                    wait_cmd,
+                    signal_id,
+                    returned,
+                    delivered_to,
+                }
+            }
             EventBody::SignalWaited { cmd, ref signal_id } => {
                 if let Some(payload) =
                     threads::wait_signal(b, run_id, cmd, signal_id, at_ms).await?

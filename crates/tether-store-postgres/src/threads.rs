@@ -464,3 +464,127 @@ pub(crate) async fn append_delivery(
     .await?;
     Ok(Ok(event))
 }
+
+/// What releasing a wait did (see `EventBody::SignalReleased`).
+pub(crate) struct Released {
+    /// The payload the wait had taken, which went back.
+    pub(crate) returned: Option<Value>,
+    /// Where it went.
+    pub(crate) outcome: SignalOutcome,
+}
+
+/// The payload wait `wait_cmd` of `run_id` took, if it took one in the run's current attempt:
+/// the entries of the append being written (`written`, not in the buffer yet) first, then the
+/// journal (a read: the buffer is written first), newest first, down to that wait's own
+/// `SignalWaited` (or an `AttemptFailed`, before which command indices belonged to another
+/// attempt).
+async fn taken_payload(
+    b: &Batch<'_, '_>,
+    run_id: &str,
+    wait_cmd: CommandIndex,
+    written: &[Event],
+) -> Result<Option<Value>, BatchError> {
+    for e in written.iter().rev() {
+        match &e.body {
+            EventBody::SignalReceived {
+                wait_cmd: w,
+                payload,
+            } if *w == wait_cmd => return Ok(Some(payload.clone())),
+            EventBody::SignalWaited { cmd, .. } if *cmd == wait_cmd => return Ok(None),
+            EventBody::AttemptFailed { .. } => return Ok(None),
+            _ => {}
+        }
+    }
+    let cmd_text = wait_cmd.to_string();
+    let row = b
+        .query_opt(
+            "SELECT kind, body FROM events
+             WHERE run_id = $1
+               AND ((kind = 'signal_received' AND (body::jsonb ->> 'wait_cmd') = $2)
+                 OR (kind = 'signal_waited' AND (body::jsonb ->> 'cmd') = $2)
+                 OR kind = 'attempt_failed')
+             ORDER BY seq DESC LIMIT 1",
+            &[&run_id, &cmd_text],
+            "find the payload a released wait took",
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let kind: String = col(&row, 0, "find the payload a released wait took")?;
+    if kind != "signal_received" {
+        return Ok(None);
+    }
+    let body: String = col(&row, 1, "find the payload a released wait took")?;
+    let body: EventBody = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("journal entry of {run_id}: {e}")))?;
+    Ok(match body {
+        EventBody::SignalReceived { payload, .. } => Some(payload),
+        _ => None,
+    })
+}
+
+/// Release wait `wait_cmd` of `run_id` (the run whose append this is): forget it if it still
+/// waits; else give back the payload it took, to the oldest other wait on `signal_id` (whose
+/// run is still going) or first in line of the kept signals (a negated value of the table's
+/// own sequence: smaller than every id, newest return first, unique across nodes).
+pub(crate) async fn release_wait(
+    b: &mut Batch<'_, '_>,
+    run_id: &str,
+    wait_cmd: CommandIndex,
+    signal_id: &str,
+    written: &[Event],
+    at_ms: u64,
+) -> Result<Released, BatchError> {
+    advisory_lock(b, SIGNAL_LOCKS, signal_id, "lock signal").await?;
+    let forgotten = b
+        .execute(
+            "DELETE FROM signal_waits WHERE run_id = $1 AND cmd = $2 AND signal_id = $3",
+            &[&run_id, &i64::from(wait_cmd), &signal_id],
+            "forget a released signal wait",
+        )
+        .await?;
+    let payload = if forgotten > 0 {
+        None
+    } else {
+        taken_payload(b, run_id, wait_cmd, written).await?
+    };
+    let Some(payload) = payload else {
+        return Ok(Released {
+            returned: None,
+            outcome: SignalOutcome::Kept,
+        });
+    };
+    loop {
+        let Some((to, to_cmd)) = take_waiter(b, signal_id).await? else {
+            let text = encode_value(&payload, "signal payload")?;
+            b.execute(
+                "INSERT INTO signals (id, signal_id, payload, created_at) OVERRIDING SYSTEM VALUE
+                 VALUES (-nextval(pg_get_serial_sequence('signals', 'id')), $1, $2, $3)",
+                &[&signal_id, &text, &to_db(at_ms, "commit time")?],
+                "give a signal back",
+            )
+            .await?;
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::Kept,
+            });
+        };
+        if to == run_id {
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::ToSelf { wait_cmd: to_cmd },
+            });
+        }
+        let body = EventBody::SignalReceived {
+            wait_cmd: to_cmd,
+            payload: payload.clone(),
+        };
+        if append_delivery(b, &to, body, at_ms).await?.is_ok() {
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::To(to),
+            });
+        }
+    }
+}

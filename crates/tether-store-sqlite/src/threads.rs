@@ -323,3 +323,120 @@ pub(crate) struct SpawnHookOp {
     pub retry: tether_core::RetryPolicy,
     pub at_ms: u64,
 }
+
+/// What releasing a wait did (see `EventBody::SignalReleased`).
+pub(crate) struct Released {
+    /// The payload the wait had taken, which went back.
+    pub returned: Option<Value>,
+    /// Where the returned payload went.
+    pub outcome: SignalOutcome,
+}
+
+/// The payload wait `wait_cmd` of `run_id` took, if it took one in the run's current attempt:
+/// the entries of the append being written (`written`, not yet read back) first, then the
+/// journal, newest first, down to that wait's own `SignalWaited` (or an `AttemptFailed`,
+/// before which command indices belonged to another attempt).
+fn taken_payload(
+    conn: &Connection,
+    run_id: &str,
+    wait_cmd: CommandIndex,
+    written: &[Event],
+) -> Result<Option<Value>, StoreError> {
+    for e in written.iter().rev() {
+        match &e.body {
+            EventBody::SignalReceived {
+                wait_cmd: w,
+                payload,
+            } if *w == wait_cmd => return Ok(Some(payload.clone())),
+            EventBody::SignalWaited { cmd, .. } if *cmd == wait_cmd => return Ok(None),
+            EventBody::AttemptFailed { .. } => return Ok(None),
+            _ => {}
+        }
+    }
+    let row: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT kind, body FROM events
+             WHERE run_id = ?1
+               AND ((kind = 'signal_received' AND json_extract(body, '$.wait_cmd') = ?2)
+                 OR (kind = 'signal_waited' AND json_extract(body, '$.cmd') = ?2)
+                 OR kind = 'attempt_failed')
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![run_id, wait_cmd], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .ctx("find the payload a released wait took")?;
+    match row {
+        Some((kind, body)) if kind == "signal_received" => {
+            let body: EventBody = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("journal entry of {run_id}: {e}")))?;
+            match body {
+                EventBody::SignalReceived { payload, .. } => Ok(Some(payload)),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Release wait `wait_cmd` of `run_id` (the run whose append this is): forget it if it still
+/// waits; else give back the payload it took, to the oldest other wait on `signal_id` (whose
+/// run is still going) or first in line of the kept signals.
+pub(crate) fn release_wait(
+    conn: &Connection,
+    run_id: &str,
+    wait_cmd: CommandIndex,
+    signal_id: &str,
+    written: &[Event],
+    at_ms: u64,
+) -> Result<Released, StoreError> {
+    let forgotten = conn
+        .prepare_cached(
+            "DELETE FROM signal_waits WHERE run_id = ?1 AND cmd = ?2 AND signal_id = ?3",
+        )
+        .and_then(|mut stmt| stmt.execute(params![run_id, wait_cmd, signal_id]))
+        .ctx("forget a released signal wait")?;
+    let payload = if forgotten > 0 {
+        None
+    } else {
+        taken_payload(conn, run_id, wait_cmd, written)?
+    };
+    let Some(payload) = payload else {
+        return Ok(Released {
+            returned: None,
+            outcome: SignalOutcome::Kept,
+        });
+    };
+    loop {
+        let Some((to, to_cmd)) = take_waiter(conn, signal_id)? else {
+            let text = encode_value(&payload, "signal payload")?;
+            conn.prepare_cached(
+                "INSERT INTO signals (id, signal_id, payload, created_at)
+                 VALUES ((SELECT COALESCE(MIN(id), 1) - 1 FROM signals), ?1, ?2, ?3)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![signal_id, text, at_ms]))
+            .ctx("give a signal back")?;
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::Kept,
+            });
+        };
+        if to == run_id {
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::ToSelf { wait_cmd: to_cmd },
+            });
+        }
+        let body = EventBody::SignalReceived {
+            wait_cmd: to_cmd,
+            payload: payload.clone(),
+        };
+        if crate::write::append_delivery(conn, &to, body, at_ms)?.is_ok() {
+            return Ok(Released {
+                returned: Some(payload),
+                outcome: SignalOutcome::To(to),
+            });
+        }
+    }
+}

@@ -375,6 +375,35 @@ fn append(
                 }
                 body
             }
+            EventBody::SignalReleased {
+                cmd,
+                wait_cmd,
+                signal_id,
+                ..
+            } => {
+                let released =
+                    threads::release_wait(conn, &run_id, wait_cmd, &signal_id, &written, at_ms)?;
+                let returned = released.returned.is_some();
+                let delivered_to = match (released.outcome, released.returned) {
+                    (threads::SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
+                        queue.push_front(EventBody::SignalReceived {
+                            wait_cmd: to,
+                            payload,
+                        });
+                        Some(run_id.clone())
+                    }
+                    (threads::SignalOutcome::ToSelf { .. }, None) => None,
+                    (threads::SignalOutcome::To(other), _) => Some(other),
+                    (threads::SignalOutcome::Kept, _) => None,
+                };
+                EventBody::SignalReleased {
+                    cmd,
+                    wait_cmd,
+                    signal_id,
+                    returned,
+                    delivered_to,
+                }
+            }
             EventBody::HookCreated {
                 cmd,
                 token,

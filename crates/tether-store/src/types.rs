@@ -311,7 +311,14 @@ pub enum WriteOp {
     /// [`OpOutcome::Updated`]). Kept signals are delivered oldest first. Within a run's append,
     /// `SignalSent` does the same and records the recipient in `delivered_to`; `SignalWaited`
     /// takes the oldest kept signal at once (its `SignalReceived` follows in the same append)
-    /// or registers the wait. A finished run's waits are dropped.
+    /// or registers the wait. `SignalReleased { wait_cmd, signal_id }` forgets that wait of
+    /// the run if it is still registered; otherwise, if the wait took a payload in the run's
+    /// current attempt (a `SignalReceived { wait_cmd }` after the wait's own `SignalWaited`
+    /// and after the last `AttemptFailed`, in the journal or earlier in the same append), it
+    /// gives that payload back: to the oldest wait on `signal_id` (as a send would; a wait of
+    /// the same run gets its `SignalReceived` right after the release), else kept *first* in
+    /// line of the signals with that id. The store fills `returned` and `delivered_to`. A
+    /// finished run's waits are dropped.
     Signal {
         /// The signal id.
         signal_id: String,

@@ -238,7 +238,8 @@ impl Sim {
     /// A hook thread that failed with attempts left gets `AttemptFailed` instead, and its next
     /// attempt is rebuilt by replay at once; the records of that attempt wait for the next
     /// commit (the engine waits for the back-off first). One that failed for good signals its
-    /// `fail_signal` with the error envelope, as the engine does.
+    /// `fail_signal` with the error envelope, and one that completed without sending its
+    /// exec signal sends its output on it, as the engine does.
     pub fn commit_outbox(&mut self) {
         while self.commit_batch() > 0 {}
         let Progress::Finished(end) = self.progress.clone() else {
@@ -262,6 +263,14 @@ impl Sim {
                 return;
             }
         }
+        // A thread that completes without sending its exec signal sends its output on it.
+        let exec_signal = match &end {
+            EventBody::RunCompleted { output } => self
+                .machine
+                .exec_signal_unsent()
+                .map(|id| (id, output.clone())),
+            _ => None,
+        };
         let event = self.append(end.clone());
         self.feed_or_panic(&event);
         // A finished run's waits are dropped.
@@ -276,6 +285,9 @@ impl Sim {
         {
             let payload = serde_json::json!({ ERROR_ENVELOPE: error });
             self.signal(&signal_id, payload);
+        }
+        if let Some((signal_id, output)) = exec_signal {
+            self.signal(&signal_id, output);
         }
     }
 

@@ -138,6 +138,18 @@ pub fn without_outputs(body: &EventBody) -> EventBody {
             payload,
             delivered_to: None,
         },
+        EventBody::SignalReleased {
+            cmd,
+            wait_cmd,
+            signal_id,
+            ..
+        } => EventBody::SignalReleased {
+            cmd,
+            wait_cmd,
+            signal_id,
+            returned: false,
+            delivered_to: None,
+        },
         other => other,
     }
 }
@@ -233,6 +245,65 @@ impl Sim {
                             cmd,
                         });
                         vec![record]
+                    }
+                }
+            }
+            EventBody::SignalReleased {
+                cmd,
+                wait_cmd,
+                signal_id,
+                ..
+            } => {
+                let released = |returned, delivered_to| EventBody::SignalReleased {
+                    cmd,
+                    wait_cmd,
+                    signal_id: signal_id.clone(),
+                    returned,
+                    delivered_to,
+                };
+                // Still waiting: forget the wait.
+                if let Some(i) = store.waits.iter().position(|w| {
+                    w.run_id == self.run_id && w.cmd == wait_cmd && w.signal_id == signal_id
+                }) {
+                    store.waits.remove(i);
+                    return vec![released(false, None)];
+                }
+                // Else give back what it took in this attempt, if anything.
+                let mut taken = None;
+                for e in self.journal.iter().rev() {
+                    match &e.body {
+                        EventBody::SignalReceived {
+                            wait_cmd: w,
+                            payload,
+                        } if *w == wait_cmd => {
+                            taken = Some(payload.clone());
+                            break;
+                        }
+                        EventBody::SignalWaited { cmd: c, .. } if *c == wait_cmd => break,
+                        EventBody::AttemptFailed { .. } => break,
+                        _ => {}
+                    }
+                }
+                let Some(payload) = taken else {
+                    return vec![released(false, None)];
+                };
+                match store.waits.iter().position(|w| w.signal_id == signal_id) {
+                    None => {
+                        store.kept.push_front((signal_id.clone(), payload));
+                        vec![released(true, None)]
+                    }
+                    Some(i) => {
+                        let wait = store.waits.remove(i);
+                        let received = EventBody::SignalReceived {
+                            wait_cmd: wait.cmd,
+                            payload,
+                        };
+                        if wait.run_id == self.run_id {
+                            vec![released(true, Some(wait.run_id)), received]
+                        } else {
+                            store.deliveries.push((wait.run_id.clone(), received));
+                            vec![released(true, Some(wait.run_id))]
+                        }
                     }
                 }
             }

@@ -17,14 +17,18 @@ use tether_core::{
 // ---------------------------------------------------------------------------------------------
 
 /// The hook function used throughout: reads `name`, writes `greeting`, counts itself in
-/// `hook_runs`, and signals `{greeting, runs}` to `args.signal_id` when there is one.
+/// `hook_runs`, and signals `{greeting, runs}` to its exec signal (`ctx.exec_signal_id()`),
+/// or to `args.signal_id` when there is one.
 pub(crate) async fn greeter(ctx: Ctx, args: Value) -> Result<Value, WorkflowError> {
     let name: String = ctx.get("name").await?.unwrap_or_default();
     let greeting = format!("hello {name}");
     ctx.set("greeting", &greeting).await?;
     let runs = ctx.incr("hook_runs", 1).await?;
-    if let Some(signal_id) = args["signal_id"].as_str() {
-        ctx.signal(signal_id, &json!({ "greeting": greeting, "runs": runs }))
+    let signal_id = ctx
+        .exec_signal_id()
+        .or_else(|| args["signal_id"].as_str().map(str::to_string));
+    if let Some(signal_id) = signal_id {
+        ctx.signal(&signal_id, &json!({ "greeting": greeting, "runs": runs }))
             .await?;
     }
     Ok(json!({ "greeting": greeting, "runs": runs }))

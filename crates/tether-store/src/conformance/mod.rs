@@ -147,6 +147,10 @@ macro_rules! __conformance_cases {
                 signals_are_kept_until_a_wait_takes_them,
                 signals_sent_by_runs_are_delivered_in_the_same_transaction,
                 finished_runs_drop_their_waits,
+                a_released_wait_is_forgotten,
+                a_released_wait_gives_its_payload_back_first_in_line,
+                a_payload_given_back_goes_to_a_waiting_run,
+                a_release_only_looks_at_the_current_attempt,
                 // counts
                 count_runs_groups_by_workflow_and_status,
             }

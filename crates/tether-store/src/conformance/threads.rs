@@ -394,3 +394,159 @@ pub async fn finished_runs_drop_their_waits(store: &dyn Store) {
     let events = append_all(store, "r2", vec![wait(1, "y")], T0 + 4).await;
     assert_eq!(bodies(&events), vec![wait(1, "y"), received(1, json!(1))]);
 }
+
+fn released(cmd: u32, wait_cmd: u32, signal_id: &str) -> EventBody {
+    EventBody::SignalReleased {
+        cmd,
+        wait_cmd,
+        signal_id: signal_id.into(),
+        returned: false,
+        delivered_to: None,
+    }
+}
+
+fn released_as(
+    cmd: u32,
+    wait_cmd: u32,
+    signal_id: &str,
+    returned: bool,
+    to: Option<&str>,
+) -> EventBody {
+    EventBody::SignalReleased {
+        cmd,
+        wait_cmd,
+        signal_id: signal_id.into(),
+        returned,
+        delivered_to: to.map(str::to_string),
+    }
+}
+
+/// `SignalReleased` of a wait still registered forgets it: a later signal is kept, not
+/// delivered to the released wait.
+pub async fn a_released_wait_is_forgotten(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    append(store, "r", vec![wait(1, "s")], T0 + 1).await;
+    let events = append_all(store, "r", vec![released(2, 1, "s")], T0 + 2).await;
+    assert_eq!(bodies(&events), vec![released_as(2, 1, "s", false, None)]);
+    assert_eq!(
+        commit_one(store, signal_op("s", json!(1))).await,
+        Ok(OpOutcome::Updated),
+        "nobody waits any more: kept"
+    );
+    // Waited and released in one append (a wait that lost a race at once).
+    let events = append_all(store, "r", vec![wait(3, "t"), released(4, 3, "t")], T0 + 3).await;
+    assert_eq!(
+        bodies(&events),
+        vec![wait(3, "t"), released_as(4, 3, "t", false, None)]
+    );
+    assert_eq!(
+        commit_one(store, signal_op("t", json!(2))).await,
+        Ok(OpOutcome::Updated)
+    );
+}
+
+/// A released wait that had taken a payload gives it back *first* in line of the kept
+/// signals: taken in the same append (a kept signal), or delivered earlier by a signal.
+pub async fn a_released_wait_gives_its_payload_back_first_in_line(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    for p in [1, 2] {
+        commit_one(store, signal_op("s", json!(p))).await.unwrap();
+    }
+    // Taken at once in the append that journals the wait, released in the same append.
+    let events = append_all(store, "r", vec![wait(1, "s"), released(2, 1, "s")], T0 + 1).await;
+    assert_eq!(
+        bodies(&events),
+        vec![
+            wait(1, "s"),
+            received(1, json!(1)),
+            released_as(2, 1, "s", true, None)
+        ]
+    );
+    // The next wait gets 1 again (first in line), then 2.
+    let events = append_all(store, "r", vec![wait(3, "s"), wait(4, "s")], T0 + 2).await;
+    assert_eq!(
+        bodies(&events),
+        vec![
+            wait(3, "s"),
+            received(3, json!(1)),
+            wait(4, "s"),
+            received(4, json!(2))
+        ]
+    );
+    // Delivered by a later signal, released in a later append.
+    append(store, "r", vec![wait(5, "u")], T0 + 3).await;
+    commit_one(store, signal_op("u", json!("late")))
+        .await
+        .unwrap();
+    let events = append_all(store, "r", vec![released(6, 5, "u")], T0 + 4).await;
+    assert_eq!(bodies(&events), vec![released_as(6, 5, "u", true, None)]);
+    create_run(store, "r2", "w", T0 + 5).await;
+    let events = append_all(store, "r2", vec![wait(1, "u")], T0 + 6).await;
+    assert_eq!(
+        bodies(&events),
+        vec![wait(1, "u"), received(1, json!("late"))]
+    );
+}
+
+/// A payload given back goes to the oldest wait on its signal id if there is one: another
+/// run's (appended to its journal, named in `delivered_to`) or the releasing run's own (its
+/// `SignalReceived` follows the release in the same append).
+pub async fn a_payload_given_back_goes_to_a_waiting_run(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    create_run(store, "other", "w", T0).await;
+    append(store, "r", vec![wait(1, "s")], T0 + 1).await;
+    commit_one(store, signal_op("s", json!("p"))).await.unwrap();
+    append(store, "other", vec![wait(1, "s")], T0 + 2).await;
+    let events = append_all(store, "r", vec![released(2, 1, "s")], T0 + 3).await;
+    assert_eq!(
+        bodies(&events),
+        vec![released_as(2, 1, "s", true, Some("other"))]
+    );
+    assert_eq!(
+        journal(store, "other").await.last().map(|e| e.body.clone()),
+        Some(received(1, json!("p")))
+    );
+    // To the releasing run's own other wait.
+    append(store, "r", vec![wait(3, "v")], T0 + 4).await;
+    commit_one(store, signal_op("v", json!("q"))).await.unwrap();
+    let events = append_all(store, "r", vec![wait(4, "v"), released(5, 3, "v")], T0 + 5).await;
+    assert_eq!(
+        bodies(&events),
+        vec![
+            wait(4, "v"),
+            released_as(5, 3, "v", true, Some("r")),
+            received(4, json!("q"))
+        ]
+    );
+}
+
+/// A wait of an earlier attempt of a hook thread (same command index, before the last
+/// `AttemptFailed`) is not the released one: nothing is given back for it.
+pub async fn a_release_only_looks_at_the_current_attempt(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    commit_one(store, signal_op("s", json!("old")))
+        .await
+        .unwrap();
+    // Attempt 1 takes "old" at once (its `SignalReceived` follows), then fails.
+    append_all(
+        store,
+        "r",
+        vec![
+            wait(1, "s"),
+            EventBody::AttemptFailed {
+                attempt: 1,
+                error: tether_core::ErrorInfo::new("x", "y"),
+                retry_at_ms: T0 + 10,
+            },
+        ],
+        T0 + 1,
+    )
+    .await;
+    let events = append_all(store, "r", vec![released(1, 1, "s")], T0 + 2).await;
+    assert_eq!(bodies(&events), vec![released_as(1, 1, "s", false, None)]);
+    assert_eq!(
+        commit_one(store, signal_op("s", json!("new"))).await,
+        Ok(OpOutcome::Updated),
+        "no wait, no payload given back: kept"
+    );
+}
