@@ -27,10 +27,7 @@ use crate::ClientOpts;
 /// # use tether_core::{Ctx, WorkflowError};
 /// async fn greet(ctx: Ctx, name: String) -> Result<Value, WorkflowError> {
 ///     let greeting: String = ctx
-///         .step("greet", move || {
-///             let name = name.clone();
-///             async move { Ok(format!("hello {name}")) }
-///         })
+///         .step("greet", name, |name| async move { Ok(format!("hello {name}")) })
 ///         .await?;
 ///     Ok(json!({ "greeting": greeting }))
 /// }

@@ -20,7 +20,7 @@ use tether_store_sqlite::SqliteStore;
 
 /// v1 of a test workflow: a step, then a hook.
 async fn order_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+    let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
     let hook = ctx
         .create_hook::<Value>(HookOptions::new().token("ship:1"))
         .await?;
@@ -29,7 +29,7 @@ async fn order_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
 
 /// v2: the step was renamed.
 async fn order_v2(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let n: u32 = ctx.step("charge_card", || async { Ok(7) }).await?;
+    let n: u32 = ctx.step("charge_card", (), |()| async { Ok(7) }).await?;
     let hook = ctx
         .create_hook::<Value>(HookOptions::new().token("ship:1"))
         .await?;

@@ -374,6 +374,21 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A client resumes hooks for typed definitions: `def.resume(&client, token, &payload)`
+/// checks the payload against the definition, then sends it (see
+/// [`tether_core::HookDef::resume`]).
+impl tether_core::ResumeHook for Client {
+    type Error = ClientError;
+
+    async fn resume_hook_value(
+        &self,
+        token: &str,
+        payload: serde_json::Value,
+    ) -> Result<String, ClientError> {
+        self.resume_hook(token, &payload, None).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ async fn stream(ctx: Ctx, _input: Value) -> Result<usize, WorkflowError> {
     let mut hook = ctx.create_hook::<Value>(HookOptions::new()).await?;
     let mut n = 0;
     loop {
-        let p = hook.next().await?;
+        let p = hook.recv().await?;
         n += 1;
         if p.get("done").and_then(Value::as_bool) == Some(true) {
             return Ok(n);

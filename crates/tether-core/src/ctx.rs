@@ -1,5 +1,7 @@
 //! [`Ctx`]: everything a workflow may do that touches the world. Each call is a journaled
-//! command, issued in program order when the method is called.
+//! command, **issued when the method is called** (not when its future is first polled): in
+//! `join(ctx.set(..), ctx.step(..))` the `set` comes first in the journal, whatever order the
+//! futures finish in. Every `ctx` method follows this one rule.
 
 use std::fmt;
 use std::future::Future;
@@ -72,23 +74,42 @@ impl Ctx {
         &self.run_id
     }
 
-    /// Run a side effect as a step with the default [`RetryPolicy`] (3 attempts). Its result is
-    /// journaled; on replay the body does not run again. The body may run more than once (a
-    /// retry, or a crash before its result was committed): make it idempotent.
-    pub fn step<T, F, Fut>(&self, name: &str, body: F) -> StepFuture<T>
+    /// Run a side effect as a step with the default [`RetryPolicy`] (3 attempts): `body` is
+    /// called with `input` for each attempt (Tether clones it per attempt, so nothing else has
+    /// to be cloned by hand):
+    ///
+    /// ```ignore
+    /// let greeting: String = ctx
+    ///     .step("greet", name, |name| async move { Ok(format!("hello {name}")) })
+    ///     .await?;
+    /// ```
+    ///
+    /// Several values go in a tuple, none in `()`. The result is journaled; on replay the body
+    /// does not run again. The body may run more than once (a retry, or a crash before its
+    /// result was committed): make it idempotent. Issued when called (like every `ctx`
+    /// method).
+    pub fn step<I, T, F, Fut>(&self, name: &str, input: I, body: F) -> StepFuture<T>
     where
+        I: Clone + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, StepError>> + Send + 'static,
     {
-        self.step_with(name, RetryPolicy::default(), body)
+        self.step_with(name, RetryPolicy::default(), input, body)
     }
 
     /// [`Ctx::step`] with an explicit retry policy.
-    pub fn step_with<T, F, Fut>(&self, name: &str, policy: RetryPolicy, body: F) -> StepFuture<T>
+    pub fn step_with<I, T, F, Fut>(
+        &self,
+        name: &str,
+        policy: RetryPolicy,
+        input: I,
+        body: F,
+    ) -> StepFuture<T>
     where
+        I: Clone + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: Fn() -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, StepError>> + Send + 'static,
     {
         let body = Arc::new(body);
@@ -97,7 +118,7 @@ impl Ctx {
             name: name.to_string(),
             policy,
             body: Arc::new(move || {
-                let fut = body();
+                let fut = body(input.clone());
                 Box::pin(async move {
                     let v = fut.await?;
                     serde_json::to_value(v).map_err(|e| {

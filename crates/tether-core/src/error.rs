@@ -2,16 +2,22 @@
 //! ([`StepError`]) and what replay reports when code and journal disagree ([`ReplayError`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::{CommandIndex, ErrorInfo};
 
-/// An error inside a workflow. Workflow functions return `Result<T, WorkflowError>`; `?` turns
-/// any `std::error::Error` into [`WorkflowError::Failed`].
+/// Where an error came from, kept for [`std::error::Error::source`] (shared, so the errors
+/// stay cheap to clone).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error inside a workflow. Workflow functions return `Result<T, WorkflowError>`.
 ///
-/// It deliberately does not implement `std::error::Error` (like `anyhow::Error`), which is what
-/// lets the blanket `From` conversion exist.
-#[derive(Clone, Debug, PartialEq)]
+/// `?` converts the errors a workflow meets itself ([`StepError`] of a step it ran inline,
+/// `serde_json::Error`, `std::io::Error`, `std::fmt::Error`, a `String`); any other
+/// `std::error::Error` converts with [`WorkflowResultExt::or_fail`], which keeps it as the
+/// [`source`](std::error::Error::source).
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum WorkflowError {
     /// The run was cancelled; every await after the cancellation returns this.
@@ -44,16 +50,22 @@ pub enum WorkflowError {
         code: String,
         /// What went wrong.
         message: String,
+        /// The error it came from, if any (not journaled: only the code and message are).
+        source: Option<ErrorSource>,
     },
+}
+
+impl PartialEq for WorkflowError {
+    /// Equal when the code and the message are (the source is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code() && self.to_string() == other.to_string()
+    }
 }
 
 impl WorkflowError {
     /// A failure with a message (code `workflow_error`).
     pub fn msg(message: impl Into<String>) -> Self {
-        WorkflowError::Failed {
-            code: "workflow_error".into(),
-            message: message.into(),
-        }
+        WorkflowError::with_code("workflow_error", message)
     }
 
     /// A failure with a code of your own and a message.
@@ -61,6 +73,19 @@ impl WorkflowError {
         WorkflowError::Failed {
             code: code.into(),
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`: code `code`, message the source's, source kept.
+    pub fn from_source(
+        code: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        WorkflowError::Failed {
+            code: code.into(),
+            message: source.to_string(),
+            source: Some(Arc::new(source)),
         }
     }
 
@@ -104,19 +129,90 @@ impl fmt::Display for WorkflowError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for WorkflowError {
-    fn from(e: E) -> Self {
-        WorkflowError::msg(e.to_string())
+impl std::error::Error for WorkflowError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkflowError::Failed {
+                source: Some(s), ..
+            } => Some(s.as_ref() as &(dyn std::error::Error + 'static)),
+            _ => None,
+        }
     }
 }
 
-/// The error a step body returns. Any `std::error::Error` converts into a *retryable* one (`?`
-/// works); [`StepError::fatal`] stops the retries at once.
-#[derive(Clone, Debug, PartialEq)]
+impl From<serde_json::Error> for WorkflowError {
+    fn from(e: serde_json::Error) -> Self {
+        WorkflowError::Decode {
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for WorkflowError {
+    fn from(e: std::io::Error) -> Self {
+        WorkflowError::from_source("io_error", e)
+    }
+}
+
+impl From<fmt::Error> for WorkflowError {
+    fn from(e: fmt::Error) -> Self {
+        WorkflowError::from_source("workflow_error", e)
+    }
+}
+
+impl From<String> for WorkflowError {
+    fn from(message: String) -> Self {
+        WorkflowError::msg(message)
+    }
+}
+
+impl From<&str> for WorkflowError {
+    fn from(message: &str) -> Self {
+        WorkflowError::msg(message)
+    }
+}
+
+/// `?` for any error in workflow code: `parse(x).or_fail()?` (code `workflow_error`) or
+/// `.or_fail_with("bad_order")?`; the error is kept as the source.
+pub trait WorkflowResultExt<T> {
+    /// Fail the workflow with code `workflow_error` and this error as the source.
+    fn or_fail(self) -> Result<T, WorkflowError>;
+    /// Fail the workflow with `code` and this error as the source.
+    fn or_fail_with(self, code: &str) -> Result<T, WorkflowError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> WorkflowResultExt<T> for Result<T, E> {
+    fn or_fail(self) -> Result<T, WorkflowError> {
+        self.or_fail_with("workflow_error")
+    }
+
+    fn or_fail_with(self, code: &str) -> Result<T, WorkflowError> {
+        self.map_err(|e| WorkflowError::from_source(code, e))
+    }
+}
+
+/// The error a step body returns: retryable (the step runs again by its retry policy) or
+/// fatal ([`StepError::fatal`]: no more attempts).
+///
+/// `?` converts `serde_json::Error`, `std::io::Error`, `String` and `&str` into a retryable
+/// error; any other `std::error::Error` converts with [`StepResultExt::retryable`] or
+/// [`StepResultExt::fatal`], which say which it is and keep it as the
+/// [`source`](std::error::Error::source).
+#[derive(Clone, Debug)]
 pub struct StepError {
     message: String,
     fatal: bool,
     retry_after: Option<Duration>,
+    source: Option<ErrorSource>,
+}
+
+impl PartialEq for StepError {
+    /// Equal when the message, the fatality and the requested delay are (not the source).
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+            && self.fatal == other.fatal
+            && self.retry_after == other.retry_after
+    }
 }
 
 impl StepError {
@@ -126,15 +222,33 @@ impl StepError {
             message: message.into(),
             fatal: false,
             retry_after: None,
+            source: None,
         }
     }
 
     /// A fatal error: no more attempts; the workflow sees [`WorkflowError::StepFailed`].
     pub fn fatal(message: impl Into<String>) -> Self {
         StepError {
-            message: message.into(),
             fatal: true,
+            ..StepError::retryable(message)
+        }
+    }
+
+    /// A retryable error caused by `source` (its message, source kept).
+    pub fn retryable_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StepError {
+            message: source.to_string(),
+            fatal: false,
             retry_after: None,
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A fatal error caused by `source` (its message, source kept).
+    pub fn fatal_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StepError {
+            fatal: true,
+            ..StepError::retryable_from(source)
         }
     }
 
@@ -166,9 +280,55 @@ impl fmt::Display for StepError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for StepError {
-    fn from(e: E) -> Self {
-        StepError::retryable(e.to_string())
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<serde_json::Error> for StepError {
+    fn from(e: serde_json::Error) -> Self {
+        StepError::retryable_from(e)
+    }
+}
+
+impl From<std::io::Error> for StepError {
+    fn from(e: std::io::Error) -> Self {
+        StepError::retryable_from(e)
+    }
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        StepError::retryable(message)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(message: &str) -> Self {
+        StepError::retryable(message)
+    }
+}
+
+/// `?` for any error in a step body, saying whether to try again:
+/// `client.get(url).send().await.retryable()?` or `.fatal()?`. The error is kept as the
+/// source.
+pub trait StepResultExt<T> {
+    /// A failed attempt: the step runs again by its retry policy.
+    fn retryable(self) -> Result<T, StepError>;
+    /// A failure no attempt will fix: the step fails at once.
+    fn fatal(self) -> Result<T, StepError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> StepResultExt<T> for Result<T, E> {
+    fn retryable(self) -> Result<T, StepError> {
+        self.map_err(StepError::retryable_from)
+    }
+
+    fn fatal(self) -> Result<T, StepError> {
+        self.map_err(StepError::fatal_from)
     }
 }
 

@@ -51,12 +51,14 @@ impl HookOptions {
     }
 }
 
-/// A registered hook receiving payloads of type `T`.
+/// A registered hook receiving payloads of type `T`, in acceptance order (none lost, none
+/// twice). The seed's idioms:
 ///
-/// - `hook.next().await` takes the next payload;
-/// - `Hook` is a [`Stream`] of payloads (use `StreamExt::next` in a loop);
-/// - `hook.await` takes one payload and disposes the hook;
-/// - `hook.dispose()`, or dropping the hook, releases the token at once.
+/// - once: `let payload = hook.await?;` (takes one payload, then disposes the hook);
+/// - one at a time: `let payload = hook.recv().await?;` (e.g. raced against a timer);
+/// - `for await`: `while let Some(payload) = hook.next().await { let payload = payload?; .. }`
+///   (`Hook` is also a [`Stream`] of payloads, and `next` has `StreamExt::next`'s shape);
+/// - `dispose()`, or dropping the hook (`using`), releases the token at once.
 pub struct Hook<T> {
     state: Shared,
     cmd: CommandIndex,
@@ -87,10 +89,20 @@ impl<T> Hook<T> {
 }
 
 impl<T: DeserializeOwned> Hook<T> {
-    /// The next payload, in acceptance order.
-    #[allow(clippy::should_implement_trait)] // a Future, not an Iterator: `hook.next().await`
+    /// The next payload, in acceptance order: `Some(Ok(payload))`, or `Some(Err(..))` when
+    /// the run is cancelled or the payload does not decode into `T`. A hook's stream of
+    /// payloads does not end while the hook lives, so this never gives `None`; the shape is
+    /// `StreamExt::next`'s, so `while let Some(payload) = hook.next().await` reads like the
+    /// seed's `for await (const payload of hook)`.
+    #[allow(clippy::should_implement_trait)] // a Future, not an Iterator
     pub fn next(&mut self) -> Next<'_, T> {
         Next { hook: self }
+    }
+
+    /// The next payload, in acceptance order, or the error (cancellation, a payload that
+    /// does not decode): `hook.recv().await?`. Raced against a timer, the loser takes nothing.
+    pub fn recv(&mut self) -> Recv<'_, T> {
+        Recv { hook: self }
     }
 
     fn poll_payload(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, WorkflowError>> {
@@ -121,7 +133,7 @@ impl<T> Drop for Hook<T> {
     }
 }
 
-/// The future of [`Hook::next`].
+/// The future of [`Hook::next`]: `Some(result)`, like `StreamExt::next`.
 #[must_use = "a payload is only taken by awaiting"]
 pub struct Next<'a, T> {
     hook: &'a mut Hook<T>,
@@ -134,6 +146,25 @@ impl<T> fmt::Debug for Next<'_, T> {
 }
 
 impl<T: DeserializeOwned> Future for Next<'_, T> {
+    type Output = Option<Result<T, WorkflowError>>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().hook.poll_payload(cx).map(Some)
+    }
+}
+
+/// The future of [`Hook::recv`].
+#[must_use = "a payload is only taken by awaiting"]
+pub struct Recv<'a, T> {
+    hook: &'a mut Hook<T>,
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv").field("hook", &self.hook).finish()
+    }
+}
+
+impl<T: DeserializeOwned> Future for Recv<'_, T> {
     type Output = Result<T, WorkflowError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().hook.poll_payload(cx)
@@ -153,7 +184,7 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for Hook<T> {
 
     /// Take one payload, then dispose the hook.
     fn into_future(mut self) -> Self::IntoFuture {
-        Box::pin(async move { self.next().await })
+        Box::pin(async move { self.recv().await })
     }
 }
 
@@ -219,19 +250,24 @@ pub type PayloadValidator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sy
 type Check<T> = Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>;
 
 /// A typed hook definition: one value used on both sides, to create the hook inside a workflow
-/// and to validate payloads from outside before they are accepted.
+/// and to check payloads from outside before they are accepted (the seed's `defineHook`).
+///
+/// Its **name** is stored with every hook created from it and finds the definition again when
+/// a payload arrives, so it must stay stable across deploys: rename the payload type or move
+/// it freely, never the name (or keep the old one with [`HookDef::alias`]).
 ///
 /// ```
 /// use tether_core::{define_hook, HookDef};
 /// #[derive(serde::Deserialize)]
 /// struct Decision { approved: bool, comment: String }
-/// let def: HookDef<Decision> = define_hook::<Decision>()
+/// let def: HookDef<Decision> = define_hook::<Decision>("approval.decision")
 ///     .validate(|d| if d.comment.len() > 1000 { Err("comment too long".into()) } else { Ok(()) });
 /// assert!(def.check(&serde_json::json!({"approved": true, "comment": "ok"})).is_ok());
 /// assert!(def.check(&serde_json::json!({"approved": "yes"})).is_err());
 /// ```
 pub struct HookDef<T> {
     name: String,
+    aliases: Vec<String>,
     check: Option<Check<T>>,
 }
 
@@ -239,6 +275,7 @@ impl<T> Clone for HookDef<T> {
     fn clone(&self) -> Self {
         HookDef {
             name: self.name.clone(),
+            aliases: self.aliases.clone(),
             check: self.check.clone(),
         }
     }
@@ -246,23 +283,38 @@ impl<T> Clone for HookDef<T> {
 
 impl<T> fmt::Debug for HookDef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HookDef").field("name", &self.name).finish()
+        f.debug_struct("HookDef")
+            .field("name", &self.name)
+            .field("aliases", &self.aliases)
+            .finish()
     }
 }
 
-/// Define a typed hook. Its name defaults to the payload type's name; payloads must decode into
-/// `T` (and pass [`HookDef::validate`], if given) to be accepted.
-pub fn define_hook<T: DeserializeOwned + 'static>() -> HookDef<T> {
+/// Define a typed hook named `name` (stable: it is stored with each hook created from it).
+/// Payloads must decode into `T` (and pass [`HookDef::validate`], if given) to be accepted.
+///
+/// Hooks stored by Tether 0.1, which keyed a definition by `std::any::type_name::<T>()`, still
+/// find it: that key is an alias of every definition (see [`HookDef::alias`] for a type that
+/// has since moved).
+pub fn define_hook<T: DeserializeOwned + 'static>(name: impl Into<String>) -> HookDef<T> {
     HookDef {
-        name: std::any::type_name::<T>().to_string(),
+        name: name.into(),
+        aliases: vec![std::any::type_name::<T>().to_string()],
         check: None,
     }
 }
 
 impl<T: DeserializeOwned + 'static> HookDef<T> {
-    /// Give the definition a name of your own (it is stored with each hook created from it).
+    /// Rename the definition (hooks stored under the old name then need [`HookDef::alias`]).
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Also find this definition for hooks stored under `old_name` (a former name, or the
+    /// payload type's former path for hooks stored by Tether 0.1).
+    pub fn alias(mut self, old_name: impl Into<String>) -> Self {
+        self.aliases.push(old_name.into());
         self
     }
 
@@ -278,6 +330,11 @@ impl<T: DeserializeOwned + 'static> HookDef<T> {
     /// The definition's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The other names hooks of this definition may be stored under.
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
     }
 
     /// Check a payload as a resume would: decode into `T`, then run the validation.
@@ -308,5 +365,57 @@ impl<T: DeserializeOwned + 'static> HookDef<T> {
     /// Create a hook from this definition inside a workflow.
     pub fn create(&self, ctx: &Ctx, options: HookOptions) -> CreateHook<T> {
         ctx.create_hook_inner(options, HOOK_KIND_TOKEN, Some(self.name.clone()))
+    }
+
+    /// Resume the hook holding `token` with a payload of this definition's type, through an
+    /// engine in this process or a [`ResumeHook`] client of a server (the seed's
+    /// `hook.resume(token, payload)`). The payload is checked as the receiving side will
+    /// check it before anything is sent.
+    pub async fn resume<R: ResumeHook>(
+        &self,
+        via: &R,
+        token: &str,
+        payload: &T,
+    ) -> Result<String, TypedResumeError<R::Error>>
+    where
+        T: serde::Serialize,
+    {
+        let value = serde_json::to_value(payload)
+            .map_err(|e| TypedResumeError::Invalid(format!("invalid payload: {e}")))?;
+        self.check(&value).map_err(TypedResumeError::Invalid)?;
+        via.resume_hook_value(token, value)
+            .await
+            .map_err(TypedResumeError::Refused)
+    }
+}
+
+/// Whatever can resume a hook by token with a JSON payload: the engine (in-process) and the
+/// HTTP client implement it, so [`HookDef::resume`] works with either.
+pub trait ResumeHook: Sync {
+    /// The error the resume can fail with.
+    type Error;
+    /// Deliver `payload` to the hook holding `token`; the run's id once it is stored.
+    fn resume_hook_value(
+        &self,
+        token: &str,
+        payload: Value,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}
+
+/// Why [`HookDef::resume`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TypedResumeError<E> {
+    /// The payload does not pass the definition's own check (nothing was sent).
+    #[error("{0}")]
+    Invalid(String),
+    /// The receiving side refused it (unknown token, ...).
+    #[error(transparent)]
+    Refused(E),
+}
+
+impl<E> TypedResumeError<E> {
+    /// The stable code: `invalid_payload`, or the receiving side's.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, TypedResumeError::Invalid(_))
     }
 }

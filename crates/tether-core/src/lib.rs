@@ -50,14 +50,22 @@ pub mod workflow;
 
 pub use ctx::Ctx;
 pub use env::{Environment, TestEnvironment};
-pub use error::{ReplayError, StepError, WorkflowError};
+pub use error::{
+    ErrorSource, ReplayError, StepError, StepResultExt, WorkflowError, WorkflowResultExt,
+};
 pub use event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-pub use hook::{define_hook, CreateHook, Hook, HookDef, HookOptions, Next, PayloadValidator};
+pub use hook::{
+    define_hook, CreateHook, Hook, HookDef, HookOptions, Next, PayloadValidator, Recv, ResumeHook,
+    TypedResumeError,
+};
 pub use machine::{DueTimer, Progress, RunMachine};
 pub use race::{join, join3, join_all, race, Either, Race};
 pub use redact::{redact_token, RedactedToken};
 pub use step::{RetryPolicy, StepBody, StepFuture, StepTask};
-pub use threads::{check_target, SpawnOptions, WaitFor, DEFAULT_TASK_QUEUE, ERROR_ENVELOPE};
+pub use threads::{
+    check_target, ExecHook, SendSignal, SpawnHook, SpawnOptions, WaitFor, WaitForTimeout,
+    DEFAULT_TASK_QUEUE, ERROR_ENVELOPE,
+};
 pub use timer::Sleep;
 pub use webhook::{
     RespondWith, ResponseHub, Webhook, WebhookBody, WebhookOptions, WebhookRequest,

@@ -10,6 +10,7 @@
 //! request (always, on one node; in a cluster, when that node holds the run).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -178,12 +179,13 @@ impl WebhookRequest {
         ctx: &Ctx,
         response: WebhookResponse,
     ) -> Result<(), WorkflowError> {
-        let id = self.request_id.clone();
-        ctx.step_with("webhook.respond_with", RetryPolicy::none(), move || {
-            let id = id.clone();
-            let response = response.clone();
-            async move { Ok(ResponseHub::global().respond(&id, response)) }
-        })
+        let input = (self.request_id.clone(), response);
+        ctx.step_with(
+            "webhook.respond_with",
+            RetryPolicy::none(),
+            input,
+            |(id, response)| async move { Ok(ResponseHub::global().respond(&id, response)) },
+        )
         .await
         .map(|_delivered: bool| ())
     }
@@ -207,9 +209,16 @@ impl Webhook {
         &self.url
     }
 
-    /// The next request, in acceptance order.
-    pub async fn next(&mut self) -> Result<WebhookRequest, WorkflowError> {
-        self.hook.next().await
+    /// The next request, in acceptance order, or the error: `webhook.recv().await?`.
+    pub fn recv(&mut self) -> crate::hook::Recv<'_, WebhookRequest> {
+        self.hook.recv()
+    }
+
+    /// The next request as a stream item (`while let Some(request) = webhook.next().await`),
+    /// like [`Hook::next`].
+    #[allow(clippy::should_implement_trait)] // a Future, not an Iterator
+    pub fn next(&mut self) -> crate::hook::Next<'_, WebhookRequest> {
+        self.hook.next()
     }
 
     /// The underlying hook (a `Stream` of requests).
@@ -225,7 +234,11 @@ impl Webhook {
 
 impl Ctx {
     /// Create a webhook: a hook with a generated token that is also a URL. See the module docs.
-    pub async fn create_webhook(&self, options: WebhookOptions) -> Result<Webhook, WorkflowError> {
+    /// Issued when called (like every `ctx` method).
+    pub fn create_webhook(
+        &self,
+        options: WebhookOptions,
+    ) -> impl Future<Output = Result<Webhook, WorkflowError>> + Send {
         let meta = WebhookMeta {
             metadata: options.metadata.unwrap_or(Value::Null),
             respond_with: options.respond_with,
@@ -236,14 +249,16 @@ impl Ctx {
             HOOK_KIND_WEBHOOK,
             None,
         );
-        let hook = create.await?;
         let base = self.public_base_url();
-        let url = format!(
-            "{}{WEBHOOK_PATH}{}",
-            base.trim_end_matches('/'),
-            hook.token()
-        );
-        Ok(Webhook { hook, url })
+        async move {
+            let hook = create.await?;
+            let url = format!(
+                "{}{WEBHOOK_PATH}{}",
+                base.trim_end_matches('/'),
+                hook.token()
+            );
+            Ok(Webhook { hook, url })
+        }
     }
 }
 

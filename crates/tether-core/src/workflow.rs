@@ -1,7 +1,7 @@
 //! The registry: workflows by name, type-erased, and hook definitions by name (their validators
 //! run at resume time).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -79,6 +79,8 @@ pub struct Registry {
     hooks: BTreeMap<String, PayloadValidator>,
     /// Names registered a second time, in the order it happened.
     duplicates: Vec<RegistryError>,
+    /// Keys of `hooks` that are aliases, not names.
+    aliases: BTreeSet<String>,
 }
 
 /// A registration that cannot stand (see [`Registry::check`]).
@@ -150,12 +152,22 @@ impl Registry {
     where
         T: DeserializeOwned + Send + Sync + 'static,
     {
-        if self.hooks.contains_key(def.name()) {
+        if self.hooks.contains_key(def.name()) && !self.aliases.contains(def.name()) {
             self.duplicates
                 .push(RegistryError::DuplicateHook(def.name().to_string()));
             return self;
         }
-        self.hooks.insert(def.name().to_string(), def.validator());
+        let validator = def.validator();
+        self.aliases.remove(def.name());
+        self.hooks.insert(def.name().to_string(), validator.clone());
+        // Older keys of the same definition (a former name, Tether 0.1's type-name key): a
+        // real name always wins over an alias, and an alias never counts as a duplicate.
+        for alias in def.aliases() {
+            if !self.hooks.contains_key(alias) {
+                self.hooks.insert(alias.clone(), validator.clone());
+                self.aliases.insert(alias.clone());
+            }
+        }
         self
     }
 
@@ -167,9 +179,13 @@ impl Registry {
         }
     }
 
-    /// Names of the registered hook definitions, sorted.
+    /// Names of the registered hook definitions (not their aliases), sorted.
     pub fn hook_names(&self) -> Vec<String> {
-        self.hooks.keys().cloned().collect()
+        self.hooks
+            .keys()
+            .filter(|k| !self.aliases.contains(*k))
+            .cloned()
+            .collect()
     }
 
     /// The workflow registered as `name`.

@@ -57,7 +57,7 @@ fn cancelling_a_run_suspended_on_a_hook() {
         let mut hook = ctx
             .create_hook::<Value>(HookOptions::new().token("never"))
             .await?;
-        hook.next().await.map(|_| ())
+        hook.recv().await.map(|_| ())
     });
     let sim = assert_trio(&wf, Value::Null, |sim| {
         sim.settle();
@@ -111,7 +111,9 @@ fn cancelling_a_run_suspended_on_a_sleep() {
 fn cancelling_a_run_waiting_for_a_step() {
     let seen = Seen::default();
     let wf = waiting_on(&seen, |ctx| async move {
-        ctx.step("slow", || async { Ok(1u32) }).await.map(|_| ())
+        ctx.step("slow", (), |()| async { Ok(1u32) })
+            .await
+            .map(|_| ())
     });
     let sim = assert_trio(&wf, Value::Null, |sim| {
         assert_eq!(sim.queued_steps().len(), 1);
@@ -181,9 +183,8 @@ fn every_await_after_the_cancellation_fails_and_no_new_step_runs() {
             async move {
                 let first = ctx.sleep(Duration::from_secs(60)).await;
                 let cleanup: Result<u32, WorkflowError> = ctx
-                    .step("cleanup", move || {
-                        let calls = calls.clone();
-                        async move { Ok(calls.fetch_add(1, Ordering::SeqCst)) }
+                    .step("cleanup", calls.clone(), move |calls| async move {
+                        Ok(calls.fetch_add(1, Ordering::SeqCst))
                     })
                     .await;
                 let nap = ctx.sleep(Duration::from_secs(1)).await;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// v1 of an order workflow: charge, then wait for the shipping confirmation.
 async fn order_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let charged: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+    let charged: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
     let hook = ctx
         .create_hook::<String>(HookOptions::new().token("ship:1"))
         .await?;
@@ -59,7 +59,7 @@ fn the_unchanged_workflow_replays() {
 #[test]
 fn a_renamed_step_is_detected() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let charged: u32 = ctx.step("charge_card", || async { Ok(100) }).await?;
+        let charged: u32 = ctx.step("charge_card", (), |()| async { Ok(100) }).await?;
         Ok(charged)
     });
     let err = replay(&v2, &suspended_v1()).unwrap_err();
@@ -98,7 +98,7 @@ fn a_step_replaced_by_a_sleep_is_detected() {
 #[test]
 fn a_changed_custom_token_is_detected() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+        let _: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("shipping:1"))
             .await?;
@@ -117,7 +117,7 @@ fn a_changed_custom_token_is_detected() {
 #[test]
 fn a_custom_token_replaced_by_a_generated_one_is_detected() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+        let _: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
         let hook = ctx.create_hook::<String>(HookOptions::new()).await?;
         hook.await
     });
@@ -134,7 +134,7 @@ fn a_custom_token_replaced_by_a_generated_one_is_detected() {
 #[test]
 fn an_extra_command_is_detected() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+        let _: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
         let _audit = ctx.now(); // new in v2
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("ship:1"))
@@ -190,12 +190,12 @@ fn drawn_values_are_checked_by_kind() {
 fn code_added_after_the_current_position_is_fine() {
     // v2 does more after the hook; the suspended v1 run continues under v2.
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let charged: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+        let charged: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("ship:1"))
             .await?;
         let tracking = hook.await?;
-        let notified: bool = ctx.step("notify", || async { Ok(true) }).await?;
+        let notified: bool = ctx.step("notify", (), |()| async { Ok(true) }).await?;
         Ok(json!({ "charged": charged, "tracking": tracking, "notified": notified }))
     });
     let r = replay(&v2, &suspended_v1()).expect("replay");
@@ -211,7 +211,7 @@ fn a_hook_the_code_no_longer_creates_is_unexpected() {
     sim.settle();
     // v2 charges and then waits on something that is not a command at all.
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("charge", || async { Ok(100) }).await?;
+        let _: u32 = ctx.step("charge", (), |()| async { Ok(100) }).await?;
         std::future::pending::<()>().await;
         Ok(())
     });
@@ -267,7 +267,7 @@ fn a_changed_result_type_fails_the_replayed_run_with_a_decode_error() {
     // v1 journaled a string; v2 reads the same step as a number.
     let v1 = workflow(|ctx: Ctx, _: Value| async move {
         let s: String = ctx
-            .step("lookup", || async { Ok("n/a".to_string()) })
+            .step("lookup", (), |()| async { Ok("n/a".to_string()) })
             .await?;
         ctx.sleep(Duration::from_secs(1)).await?;
         Ok(s)
@@ -275,7 +275,7 @@ fn a_changed_result_type_fails_the_replayed_run_with_a_decode_error() {
     let mut sim = Sim::start(&v1, Value::Null);
     sim.settle();
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("lookup", || async { Ok(0) }).await?;
+        let n: u32 = ctx.step("lookup", (), |()| async { Ok(0) }).await?;
         Ok(n)
     });
     // Up to the step's result, the commands match: v2 fails on the value it reads.
@@ -305,7 +305,7 @@ async fn two_payloads(ctx: Ctx, _: Value) -> Result<Vec<u32>, WorkflowError> {
     let mut hook = ctx
         .create_hook::<u32>(HookOptions::new().token("two"))
         .await?;
-    Ok(vec![hook.next().await?, hook.next().await?])
+    Ok(vec![hook.recv().await?, hook.recv().await?])
 }
 
 #[test]
@@ -346,7 +346,7 @@ fn a_duplicate_feed_after_the_end_is_ignored() {
 fn the_first_result_of_a_step_wins() {
     // The step result lands twice (it ran again after a crash lost the first acknowledgement).
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let step = ctx.step("pick", || async { Ok(0u32) });
+        let step = ctx.step("pick", (), |()| async { Ok(0u32) });
         ctx.sleep(Duration::from_secs(1)).await?; // both results land during the sleep
         let picked = step.await?;
         Ok(picked)
@@ -374,7 +374,7 @@ fn the_first_result_of_a_step_wins() {
 #[test]
 fn a_late_duplicate_result_does_not_change_what_the_workflow_saw() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let first: u32 = ctx.step("pick", || async { Ok(0u32) }).await?;
+        let first: u32 = ctx.step("pick", (), |()| async { Ok(0u32) }).await?;
         ctx.sleep(Duration::from_secs(1)).await?;
         Ok(first)
     });

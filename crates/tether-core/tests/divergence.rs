@@ -13,7 +13,7 @@ use tether_core::{Ctx, Event, HookOptions, Progress, ReplayError, WorkflowError}
 
 /// v1: a step, a hook, then a timer after the payload.
 async fn v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+    let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
     let hook = ctx
         .create_hook::<String>(HookOptions::new().token("ship"))
         .await?;
@@ -67,7 +67,7 @@ fn the_unchanged_code_replays() {
 #[test]
 fn a_renamed_step_names_its_command_and_entry() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("charge_card", || async { Ok(7) }).await?;
+        let n: u32 = ctx.step("charge_card", (), |()| async { Ok(7) }).await?;
         Ok(json!(n))
     });
     let err = check(&v2, &sleeping_v1());
@@ -88,8 +88,8 @@ fn a_renamed_step_names_its_command_and_entry() {
 #[test]
 fn a_step_added_before_the_hook() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
-        let _: bool = ctx.step("audit", || async { Ok(true) }).await?;
+        let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
+        let _: bool = ctx.step("audit", (), |()| async { Ok(true) }).await?;
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("ship"))
             .await?;
@@ -110,7 +110,7 @@ fn a_step_added_before_the_hook() {
 #[test]
 fn a_hook_replaced_by_a_timer() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+        let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
         ctx.sleep(Duration::from_secs(5)).await?;
         Ok(json!(n))
     });
@@ -129,12 +129,12 @@ fn a_hook_replaced_by_a_timer() {
 #[test]
 fn a_timer_replaced_by_a_step_after_the_payload() {
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+        let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("ship"))
             .await?;
         let t = hook.await?;
-        let _: bool = ctx.step("notify", || async { Ok(true) }).await?;
+        let _: bool = ctx.step("notify", (), |()| async { Ok(true) }).await?;
         Ok(json!({ "n": n, "t": t }))
     });
     let err = check(&v2, &sleeping_v1());
@@ -153,7 +153,7 @@ fn a_timer_replaced_by_a_step_after_the_payload() {
 fn a_removed_hook_leaves_its_payload_unexplained() {
     // v2 no longer creates the hook and waits on nothing the journal has.
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+        let _: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
         std::future::pending::<()>().await;
         Ok(Value::Null)
     });
@@ -170,7 +170,7 @@ fn a_removed_hook_leaves_its_payload_unexplained() {
 fn code_that_now_returns_earlier_is_detected() {
     // v2 returns after the payload: the journal's timer (command #4, entry 6) is unexplained.
     let v2 = workflow(|ctx: Ctx, _: Value| async move {
-        let n: u32 = ctx.step("charge", || async { Ok(7) }).await?;
+        let n: u32 = ctx.step("charge", (), |()| async { Ok(7) }).await?;
         let hook = ctx
             .create_hook::<String>(HookOptions::new().token("ship"))
             .await?;

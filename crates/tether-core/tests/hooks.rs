@@ -14,7 +14,7 @@ use tether_core::{define_hook, Ctx, EventBody, HookOptions, Progress, WorkflowEr
 async fn one_payload(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let mut hook = ctx.create_hook::<Value>(HookOptions::new()).await?;
     let token = hook.token().to_string();
-    let payload = hook.next().await?;
+    let payload = hook.recv().await?;
     Ok(json!({ "token": token, "payload": payload }))
 }
 
@@ -26,7 +26,7 @@ async fn collect(ctx: Ctx, input: Value) -> Result<Vec<Value>, WorkflowError> {
         .await?;
     let mut got = Vec::new();
     for _ in 0..count {
-        got.push(hook.next().await?);
+        got.push(hook.recv().await?);
     }
     Ok(got)
 }
@@ -184,10 +184,12 @@ fn payloads_sent_before_the_workflow_awaits_are_buffered() {
             .create_hook::<String>(HookOptions::new().token("early"))
             .await?;
         // Busy with a step while the payloads arrive.
-        let prepared: String = ctx.step("prepare", || async { Ok("ready".into()) }).await?;
-        let a = hook.next().await?;
-        let b = hook.next().await?;
-        let c = hook.next().await?;
+        let prepared: String = ctx
+            .step("prepare", (), |()| async { Ok("ready".into()) })
+            .await?;
+        let a = hook.recv().await?;
+        let b = hook.recv().await?;
+        let c = hook.recv().await?;
         Ok(vec![prepared, a, b, c])
     });
     let sim = assert_trio(&wf, Value::Null, |sim| {
@@ -221,13 +223,13 @@ fn dispose_releases_the_token_at_once() {
         let mut hook = ctx
             .create_hook::<u32>(HookOptions::new().token("once"))
             .await?;
-        let n = hook.next().await?;
+        let n = hook.recv().await?;
         hook.dispose();
         // The token is free: the same run may take it again.
         let mut again = ctx
             .create_hook::<u32>(HookOptions::new().token("once"))
             .await?;
-        let m = again.next().await?;
+        let m = again.recv().await?;
         again.dispose();
         ctx.sleep(std::time::Duration::from_secs(1)).await?;
         Ok(n + m)
@@ -348,7 +350,7 @@ struct Decision {
 #[test]
 fn a_hook_definition_types_payloads_and_is_journaled_by_name() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let def = define_hook::<Decision>().named("decision");
+        let def = define_hook::<Decision>("decision");
         let hook = def
             .create(&ctx, HookOptions::new().token("order:1"))
             .await?;
@@ -375,11 +377,11 @@ fn an_undecodable_payload_is_a_decode_error_and_is_consumed() {
         let mut hook = ctx
             .create_hook::<Decision>(HookOptions::new().token("d"))
             .await?;
-        let first = match hook.next().await {
+        let first = match hook.recv().await {
             Err(WorkflowError::Decode { message }) => message,
             other => return Err(WorkflowError::msg(format!("unexpected {other:?}"))),
         };
-        let second = hook.next().await?;
+        let second = hook.recv().await?;
         Ok(json!({ "error": first, "approved": second.approved }))
     });
     let sim = assert_trio(&wf, Value::Null, |sim| {
@@ -415,10 +417,11 @@ fn a_token_held_elsewhere_is_a_conflict_the_workflow_can_handle() {
                 let h = ctx
                     .create_hook::<String>(HookOptions::new().token(format!("{token}:2")))
                     .await?;
-                ctx.step("log_conflict", move || {
-                    let holder_run = holder_run.clone();
-                    async move { Ok(holder_run) }
-                })
+                ctx.step(
+                    "log_conflict",
+                    holder_run.clone(),
+                    move |holder_run| async move { Ok(holder_run) },
+                )
                 .await?;
                 h
             }

@@ -47,7 +47,7 @@ fn invalid_input_fails_the_run() {
 #[test]
 fn a_workflow_error_fails_the_run_with_its_code() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let _: u32 = ctx.step("check", || async { Ok(1) }).await?;
+        let _: u32 = ctx.step("check", (), |()| async { Ok(1) }).await?;
         Err::<(), _>(WorkflowError::with_code("out_of_stock", "no more widgets"))
     });
     let sim = assert_trio(&wf, Value::Null, |_| {});
@@ -64,7 +64,7 @@ fn a_step_issued_as_the_workflow_returns_is_not_run() {
     // The step future is dropped unawaited: the run ends in the same poll, and a finished run
     // has nothing left to run.
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let _never_awaited = ctx.step("fire_and_forget", || async { Ok(1u32) });
+        let _never_awaited = ctx.step("fire_and_forget", (), |()| async { Ok(1u32) });
         Ok("done")
     });
     let mut sim = Sim::start(&wf, Value::Null);

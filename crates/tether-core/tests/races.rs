@@ -1,6 +1,6 @@
 //! Races: `race(a, b)` returns the first branch to finish and drops the other. Live and replay
 //! agree on the winner because the machine applies one journal entry at a time and polls in
-//! between: whichever delivery comes first in the journal wins. A dropped `hook.next()` takes
+//! between: whichever delivery comes first in the journal wins. A dropped `hook.recv()` takes
 //! no payload, so the losing branch never eats one.
 
 mod harness;
@@ -18,7 +18,7 @@ async fn until_quiet(ctx: Ctx, _: Value) -> Result<Vec<u32>, WorkflowError> {
         .await?;
     let mut got = Vec::new();
     loop {
-        match race(hook.next(), ctx.sleep(Duration::from_secs(10))).await {
+        match race(hook.recv(), ctx.sleep(Duration::from_secs(10))).await {
             Either::Left(payload) => got.push(payload?),
             Either::Right(timer) => {
                 timer?;
@@ -121,16 +121,16 @@ async fn tie(ctx: Ctx, input: Value) -> Result<String, WorkflowError> {
     let mut hook = ctx
         .create_hook::<u32>(HookOptions::new().token("tie"))
         .await?;
-    let mut step = Box::pin(ctx.step("work", || async { Ok(1u32) }));
+    let mut step = Box::pin(ctx.step("work", (), |()| async { Ok(1u32) }));
     // While the workflow sleeps, the step finishes and a payload arrives.
     ctx.sleep(Duration::from_secs(1)).await?;
     let hook_won = if input["hook_first"] == json!(true) {
-        match race(hook.next(), step.as_mut()).await {
+        match race(hook.recv(), step.as_mut()).await {
             Either::Left(p) => Some(p?),
             Either::Right(s) => s.map(|_| None)?,
         }
     } else {
-        match race(step.as_mut(), hook.next()).await {
+        match race(step.as_mut(), hook.recv()).await {
             Either::Left(s) => s.map(|_| None)?,
             Either::Right(p) => Some(p?),
         }
@@ -138,7 +138,7 @@ async fn tie(ctx: Ctx, input: Value) -> Result<String, WorkflowError> {
     // The losing branch left its value where it was.
     Ok(match hook_won {
         Some(p) => format!("hook {p} won, then step {}", step.await?),
-        None => format!("step won, then hook {}", hook.next().await?),
+        None => format!("step won, then hook {}", hook.recv().await?),
     })
 }
 
@@ -158,7 +158,7 @@ fn on_a_tie_the_first_branch_wins() {
     assert_eq!(sim.output(), json!("step won, then hook 5"));
 }
 
-/// Race `hook.next()` against a short sleep for `input.rounds` rounds.
+/// Race `hook.recv()` against a short sleep for `input.rounds` rounds.
 async fn racer(ctx: Ctx, input: Value) -> Result<Value, WorkflowError> {
     let rounds = input["rounds"].as_u64().unwrap_or(0);
     let mut hook = ctx
@@ -171,12 +171,12 @@ async fn racer(ctx: Ctx, input: Value) -> Result<Value, WorkflowError> {
         let nap = ctx.sleep(Duration::from_millis(10));
         // The hook as the first or as the second branch: the loser must not eat either way.
         let payload = if hook_first {
-            match race(hook.next(), nap).await {
+            match race(hook.recv(), nap).await {
                 Either::Left(p) => Some(p?),
                 Either::Right(t) => t.map(|()| None)?,
             }
         } else {
-            match race(nap, hook.next()).await {
+            match race(nap, hook.recv()).await {
                 Either::Left(t) => t.map(|()| None)?,
                 Either::Right(p) => Some(p?),
             }

@@ -28,16 +28,17 @@ fn steps_complete_and_replay_without_running_again() {
             async move {
                 let base = input["base"].as_u64().unwrap_or(0);
                 let sum: u64 = ctx
-                    .step("add", move || {
-                        let calls = calls.clone();
-                        async move {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            Ok(base + 3)
-                        }
+                    .step("add", calls.clone(), move |calls| async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Ok(base + 3)
                     })
                     .await?;
                 let greeting: String = ctx
-                    .step("greet", move || async move { Ok(format!("sum is {sum}")) })
+                    .step(
+                        "greet",
+                        (),
+                        move |()| async move { Ok(format!("sum is {sum}")) },
+                    )
                     .await?;
                 Ok(json!({ "sum": sum, "greeting": greeting }))
             }
@@ -72,8 +73,10 @@ fn steps_complete_and_replay_without_running_again() {
 #[test]
 fn a_step_is_only_issued_once_its_predecessor_has_a_result() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
-        let a: u32 = ctx.step("a", || async { Ok(1) }).await?;
-        let b: u32 = ctx.step("b", move || async move { Ok(a + 1) }).await?;
+        let a: u32 = ctx.step("a", (), |()| async { Ok(1) }).await?;
+        let b: u32 = ctx
+            .step("b", (), move |()| async move { Ok(a + 1) })
+            .await?;
         Ok(b)
     });
     let mut sim = Sim::start(&wf, Value::Null);
@@ -97,15 +100,12 @@ fn retryable_failures_are_retried_until_success() {
             let attempts = attempts.clone();
             async move {
                 let v: String = ctx
-                    .step("flaky", move || {
-                        let attempts = attempts.clone();
-                        async move {
-                            let n = attempts.fetch_add(1, Ordering::SeqCst) + 1;
-                            if n < 3 {
-                                Err(StepError::retryable(format!("attempt {n} timed out")))
-                            } else {
-                                Ok(format!("ok on attempt {n}"))
-                            }
+                    .step("flaky", attempts.clone(), move |attempts| async move {
+                        let n = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n < 3 {
+                            Err(StepError::retryable(format!("attempt {n} timed out")))
+                        } else {
+                            Ok(format!("ok on attempt {n}"))
                         }
                     })
                     .await?;
@@ -137,7 +137,7 @@ fn exhausted_retries_surface_as_step_failed_and_can_be_handled() {
             ..RetryPolicy::default()
         };
         let r: Result<u32, WorkflowError> = ctx
-            .step_with("always_down", policy, || async {
+            .step_with("always_down", policy, (), |()| async {
                 Err(StepError::retryable("service unavailable"))
             })
             .await;
@@ -145,7 +145,7 @@ fn exhausted_retries_surface_as_step_failed_and_can_be_handled() {
             Err(WorkflowError::StepFailed { name, message }) => {
                 // The workflow goes on: a compensation step.
                 let fallback: String = ctx
-                    .step("fallback", || async { Ok("cached".to_string()) })
+                    .step("fallback", (), |()| async { Ok("cached".to_string()) })
                     .await?;
                 Ok(json!({ "failed": name, "why": message, "fallback": fallback }))
             }
@@ -183,13 +183,15 @@ fn a_fatal_error_stops_retries_and_fails_the_run() {
                     ..RetryPolicy::default()
                 };
                 let charged: bool = ctx
-                    .step_with("charge", policy, move || {
-                        let attempts = attempts.clone();
-                        async move {
+                    .step_with(
+                        "charge",
+                        policy,
+                        attempts.clone(),
+                        move |attempts| async move {
                             attempts.fetch_add(1, Ordering::SeqCst);
                             Err(StepError::fatal("card declined"))
-                        }
-                    })
+                        },
+                    )
                     .await?;
                 Ok(charged)
             }
@@ -233,7 +235,7 @@ fn a_fatal_error_stops_retries_and_fails_the_run() {
 fn the_workflow_sees_the_exact_step_failed_error() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
         let r: Result<u32, WorkflowError> = ctx
-            .step_with("charge", RetryPolicy::none(), || async {
+            .step_with("charge", RetryPolicy::none(), (), |()| async {
                 Err(StepError::fatal("card declined"))
             })
             .await;
@@ -257,9 +259,8 @@ fn a_step_in_flight_at_a_crash_runs_again_and_the_journal_keeps_one_result() {
             let calls = calls.clone();
             async move {
                 let n: u32 = ctx
-                    .step("send_email", move || {
-                        let calls = calls.clone();
-                        async move { Ok(calls.fetch_add(1, Ordering::SeqCst) + 1) }
+                    .step("send_email", calls.clone(), move |calls| async move {
+                        Ok(calls.fetch_add(1, Ordering::SeqCst) + 1)
                     })
                     .await?;
                 Ok(n)
@@ -295,8 +296,8 @@ fn a_step_in_flight_at_a_crash_runs_again_and_the_journal_keeps_one_result() {
 fn joined_steps_complete_in_any_order() {
     let wf = workflow(|ctx: Ctx, _: Value| async move {
         let (a, b) = join(
-            ctx.step("slow", || async { Ok("slow done".to_string()) }),
-            ctx.step("fast", || async { Ok("fast done".to_string()) }),
+            ctx.step("slow", (), |()| async { Ok("slow done".to_string()) }),
+            ctx.step("fast", (), |()| async { Ok("fast done".to_string()) }),
         )
         .await;
         Ok(vec![a?, b?])

@@ -24,7 +24,7 @@ fn counting_workflow(
                 // Replays take another path.
                 ctx.sleep(Duration::from_secs(1)).await?;
             } else {
-                let _: u32 = ctx.step("work", || async { Ok(1) }).await?;
+                let _: u32 = ctx.step("work", (), |()| async { Ok(1) }).await?;
             }
             Ok(n)
         }

@@ -68,6 +68,13 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("the engine is shutting down; retry against a running server")]
     ShuttingDown,
+    /// A hook thread may not target the run's own workflow on the default task queue (it would
+    /// loop). The same code as inside a workflow (`hook_self_target`).
+    #[error("{message}")]
+    HookSelfTarget {
+        /// What was refused and what to do instead.
+        message: String,
+    },
 }
 
 impl EngineError {
@@ -86,6 +93,7 @@ impl EngineError {
             EngineError::Store(StoreError::ReadOnly(_)) => "storage_read_only",
             EngineError::Store(_) => "storage_unavailable",
             EngineError::ShuttingDown => "shutting_down",
+            EngineError::HookSelfTarget { .. } => "hook_self_target",
         }
     }
 }

@@ -157,3 +157,17 @@ fn check_webhook_request(token: &str, payload: &Value) -> Result<(), EngineError
             ),
         })
 }
+
+/// An engine resumes hooks for typed definitions in-process: `def.resume(&engine, token,
+/// &payload)` (see [`tether_core::HookDef::resume`]).
+impl tether_core::ResumeHook for Engine {
+    type Error = EngineError;
+
+    fn resume_hook_value(
+        &self,
+        token: &str,
+        payload: Value,
+    ) -> impl std::future::Future<Output = Result<String, EngineError>> + Send {
+        self.resume_hook(token, payload, None)
+    }
+}

@@ -52,9 +52,16 @@ impl Engine {
         }
         let (workflow, _queue) =
             tether_core::check_target(&run.workflow, &options).map_err(|e| {
-                EngineError::InvalidInput {
-                    workflow: run.workflow.clone(),
-                    message: e.to_string(),
+                // One code on every path: the workflow API's own.
+                if e.code() == "hook_self_target" {
+                    EngineError::HookSelfTarget {
+                        message: e.to_string(),
+                    }
+                } else {
+                    EngineError::InvalidInput {
+                        workflow: run.workflow.clone(),
+                        message: e.to_string(),
+                    }
                 }
             })?;
         let Some(wf) = self.inner.registry.get(&workflow) else {

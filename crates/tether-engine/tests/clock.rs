@@ -37,14 +37,14 @@ static STEP_RUNS: AtomicU32 = AtomicU32::new(0);
 
 async fn step_then_hook(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let n: u32 = ctx
-        .step("count", || async {
+        .step("count", (), |()| async {
             Ok(STEP_RUNS.fetch_add(1, Ordering::SeqCst) + 1)
         })
         .await?;
     let mut hook = ctx
         .create_hook::<Value>(HookOptions::new().token("lease-test"))
         .await?;
-    let got = hook.next().await?;
+    let got = hook.recv().await?;
     Ok(json!({ "step": n, "got": got }))
 }
 

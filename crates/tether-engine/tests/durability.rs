@@ -159,7 +159,7 @@ async fn cancel_ends_a_waiting_run_and_releases_its_hooks() {
     engine.shutdown().await;
 }
 
-/// Races `hook.next()` against a short sleep in a loop: the losing branch must not eat a
+/// Races `hook.recv()` against a short sleep in a loop: the losing branch must not eat a
 /// payload (Vercel Workflow issue #4264).
 async fn racer(ctx: Ctx, n: usize) -> Result<Vec<Value>, WorkflowError> {
     let mut hook = ctx
@@ -167,7 +167,7 @@ async fn racer(ctx: Ctx, n: usize) -> Result<Vec<Value>, WorkflowError> {
         .await?;
     let mut got = Vec::new();
     while got.len() < n {
-        match race(hook.next(), ctx.sleep(Duration::from_millis(3))).await {
+        match race(hook.recv(), ctx.sleep(Duration::from_millis(3))).await {
             Either::Left(p) => got.push(p?),
             Either::Right(t) => t?,
         }
@@ -230,20 +230,19 @@ async fn steps_retry_then_fail_fatally() {
                 ..RetryPolicy::default()
             };
             let v: u32 = ctx
-                .step_with("flaky", policy, move || {
-                    let c = c.clone();
-                    async move {
-                        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-                        if n < 3 {
-                            Err(StepError::retryable(format!("attempt {n} failed")))
-                        } else {
-                            Ok(n)
-                        }
+                .step_with("flaky", policy, c.clone(), move |c| async move {
+                    let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n < 3 {
+                        Err(StepError::retryable(format!("attempt {n} failed")))
+                    } else {
+                        Ok(n)
                     }
                 })
                 .await?;
             let fatal: Result<u32, _> = ctx
-                .step("fatal", || async { Err(StepError::fatal("bad request")) })
+                .step("fatal", (), |()| async {
+                    Err(StepError::fatal("bad request"))
+                })
                 .await;
             match fatal {
                 Err(WorkflowError::StepFailed { name, message }) => {
@@ -329,7 +328,7 @@ async fn now_random_uuid_are_journaled_across_a_restart() {
 }
 
 async fn nd_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let _: u32 = ctx.step("a", || async { Ok(1) }).await?;
+    let _: u32 = ctx.step("a", (), |()| async { Ok(1) }).await?;
     let hook = ctx
         .create_hook::<Value>(HookOptions::new().token("nd"))
         .await?;
@@ -337,7 +336,7 @@ async fn nd_v1(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
 }
 
 async fn nd_v2(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
-    let _: u32 = ctx.step("b", || async { Ok(1) }).await?;
+    let _: u32 = ctx.step("b", (), |()| async { Ok(1) }).await?;
     let hook = ctx
         .create_hook::<Value>(HookOptions::new().token("nd"))
         .await?;

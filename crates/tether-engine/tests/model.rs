@@ -44,7 +44,7 @@ async fn model_run(ctx: Ctx, input: ModelInput) -> Result<Value, WorkflowError> 
     let mut got = Vec::new();
     let mut steps = 0u32;
     loop {
-        let p = hook.next().await?;
+        let p = hook.recv().await?;
         got.push(p.clone());
         match p["op"].as_str().unwrap_or_default() {
             "sleep" => {
@@ -55,7 +55,7 @@ async fn model_run(ctx: Ctx, input: ModelInput) -> Result<Value, WorkflowError> 
                 let k = steps;
                 steps += 1;
                 let _: u32 = ctx
-                    .step(&format!("step-{k}"), move || async move { Ok(k) })
+                    .step(&format!("step-{k}"), (), move |()| async move { Ok(k) })
                     .await?;
             }
             "spawn" => {

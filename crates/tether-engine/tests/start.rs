@@ -67,7 +67,7 @@ static RELEASE_STEP: LazyLock<Notify> = LazyLock::new(Notify::new);
 
 async fn slow_step(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let v: u32 = ctx
-        .step("slow", || async {
+        .step("slow", (), |()| async {
             RELEASE_STEP.notified().await;
             Ok(7)
         })

@@ -32,7 +32,7 @@ pub struct Decision {
 
 /// The hook definition shared by the workflow and the resume side.
 pub fn decision_hook() -> HookDef<Decision> {
-    define_hook::<Decision>().named("approval.decision")
+    define_hook::<Decision>("approval.decision")
 }
 
 /// The workflow.

@@ -3,7 +3,6 @@
 //!
 //! Input `{}`; output `{"payloads": [every payload received, the last included]}`.
 
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tether::{Ctx, HookOptions, WorkflowError};
@@ -16,8 +15,8 @@ pub struct CollectInput {}
 pub async fn collect(ctx: Ctx, _input: CollectInput) -> Result<Value, WorkflowError> {
     let mut hook = ctx.create_hook::<Value>(HookOptions::new()).await?;
     let mut payloads = Vec::new();
-    // `Hook` is a `Stream`; `hook.next()` (the inherent method) works as well.
-    while let Some(p) = StreamExt::next(&mut hook).await {
+    // `for await`: `hook.next()` has `StreamExt::next`'s shape (and `Hook` is a `Stream`).
+    while let Some(p) = hook.next().await {
         let p = p?;
         let done = p.get("done").and_then(Value::as_bool).unwrap_or(false);
         payloads.push(p);

@@ -35,7 +35,7 @@ pub async fn handoff(ctx: Ctx, input: HandoffInput) -> Result<Value, WorkflowErr
         .await?;
     let mut messages = Vec::new();
     loop {
-        let m = hook.next().await?;
+        let m = hook.recv().await?;
         messages.push(m.message);
         if m.handoff {
             break;

@@ -30,8 +30,9 @@ pub async fn slack_bot(ctx: Ctx, input: SlackBotInput) -> Result<Value, Workflow
         )
         .await?;
     let mut messages = Vec::new();
-    loop {
-        let msg = hook.next().await?;
+    // The seed's `for await (const msg of hook)`.
+    while let Some(msg) = hook.next().await {
+        let msg = msg?;
         if msg.text == "/stop" {
             break;
         }

@@ -18,7 +18,7 @@ pub struct StepsInput {
 pub async fn steps(ctx: Ctx, input: StepsInput) -> Result<Value, WorkflowError> {
     for i in 0..input.n {
         let _: u32 = ctx
-            .step(&format!("step-{i}"), move || async move { Ok(i) })
+            .step(&format!("step-{i}"), (), move |()| async move { Ok(i) })
             .await?;
     }
     Ok(json!({ "steps": input.n }))

@@ -21,7 +21,7 @@ pub struct TimeoutInput {
 pub async fn timeout_approval(ctx: Ctx, input: TimeoutInput) -> Result<Value, WorkflowError> {
     let mut hook = ctx.create_hook::<Value>(HookOptions::new()).await?;
     match race(
-        hook.next(),
+        hook.recv(),
         ctx.sleep(Duration::from_millis(input.timeout_ms)),
     )
     .await

@@ -29,7 +29,7 @@ pub async fn webhook_echo(ctx: Ctx, input: EchoInput) -> Result<Value, WorkflowE
         }
     };
     let mut webhook = ctx.create_webhook(options).await?;
-    let request = webhook.next().await?;
+    let request = webhook.recv().await?;
     let body = request.body.as_ref().map_or(Value::Null, |b| b.to_json());
     if input.mode == "manual" {
         request

@@ -7,6 +7,8 @@
 //! a copy (migrating it if the schema moved on), checks every run against today's code without
 //! writing, then resumes the waiting ones and sees them finish.
 //!
+//! (The fixture was written with `define_hook::<LegacyOrder>()`, 0.1's unnamed form.)
+//!
 //! Regenerate it only when making a new release's fixture (never to make this test pass):
 //! `TETHER_WRITE_FIXTURE=1 cargo test -p tether-examples --test release_journals -- --ignored`.
 
@@ -35,9 +37,10 @@ struct LegacyOrder {
     quantity: u32,
 }
 
-/// The definition as 0.1 made it: no name given, so keyed by the type's name.
+/// The definition, now with a name of its own. Tether 0.1 stored its hooks under the type's
+/// name, which stays an alias of every definition: the waiting hook still finds it.
 fn legacy_hook() -> HookDef<LegacyOrder> {
-    define_hook::<LegacyOrder>()
+    define_hook::<LegacyOrder>("legacy.order")
 }
 
 /// Waits for one order on a hook of the legacy definition.

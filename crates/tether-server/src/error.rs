@@ -82,9 +82,9 @@ fn engine_status(e: &EngineError) -> StatusCode {
         EngineError::WorkflowNotFound { .. }
         | EngineError::RunNotFound { .. }
         | EngineError::HookNotFound => StatusCode::NOT_FOUND,
-        EngineError::InvalidInput { .. } | EngineError::InvalidPayload { .. } => {
-            StatusCode::BAD_REQUEST
-        }
+        EngineError::InvalidInput { .. }
+        | EngineError::InvalidPayload { .. }
+        | EngineError::HookSelfTarget { .. } => StatusCode::BAD_REQUEST,
         EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         EngineError::RunFinished { .. } => StatusCode::CONFLICT,
         EngineError::HookDefinitionMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,

@@ -123,6 +123,17 @@ async fn spawn_state_signal_and_thread_events_over_http() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // A thread of the run's own workflow on the default queue would loop: refused with the
+    // same code as inside a workflow, on every path.
+    let (s, v) = call(
+        &r,
+        Method::POST,
+        &format!("/v1/runs/{run}/hooks"),
+        json!({"workflow_name": "enrich", "args": {}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "hook_self_target", "{v}");
 
     // The journal shows the main thread and each hook thread as such.
     let (_, events) = get(&r, &format!("/v1/runs/{run}/events")).await;

@@ -190,7 +190,7 @@ async fn a_manual_webhook_without_an_answer_times_out_with_504() {
             metadata: Some(json!({"purpose": "test"})),
         };
         let mut hook = ctx.create_webhook(options).await?;
-        let req = hook.next().await?;
+        let req = hook.recv().await?;
         Ok(json!(req.method))
     });
     let config = EngineConfig {

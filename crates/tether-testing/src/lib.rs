@@ -27,7 +27,7 @@
 //! /// Wait a day for an approval.
 //! async fn approval(ctx: Ctx, _: ()) -> Result<String, WorkflowError> {
 //!     let mut hook = ctx.create_hook::<String>(HookOptions::new()).await?;
-//!     match race(hook.next(), ctx.sleep(Duration::from_secs(24 * 3600))).await {
+//!     match race(hook.recv(), ctx.sleep(Duration::from_secs(24 * 3600))).await {
 //!         Either::Left(answer) => answer,
 //!         Either::Right(timer) => timer.map(|()| "timed out".to_string()),
 //!     }

@@ -21,7 +21,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Wait a day for an approval; time out otherwise.
 async fn approval(ctx: Ctx, _: ()) -> Result<Value, WorkflowError> {
     let mut hook = ctx.create_hook::<Value>(HookOptions::new()).await?;
-    match race(hook.next(), ctx.sleep(DAY)).await {
+    match race(hook.recv(), ctx.sleep(DAY)).await {
         Either::Left(payload) => Ok(json!({ "approved": payload? })),
         Either::Right(timer) => {
             timer?;
@@ -46,7 +46,7 @@ struct Name {
 }
 
 fn name_hook() -> HookDef<Name> {
-    define_hook::<Name>().named("name")
+    define_hook::<Name>("name")
 }
 
 /// Greet whoever the hook names.
@@ -54,7 +54,7 @@ async fn greet(ctx: Ctx, _: ()) -> Result<String, WorkflowError> {
     let mut hook = name_hook()
         .create(&ctx, HookOptions::new().token("greet:1"))
         .await?;
-    let who = hook.next().await?;
+    let who = hook.recv().await?;
     Ok(format!("hello {}", who.name))
 }
 
@@ -74,7 +74,7 @@ async fn flaky(ctx: Ctx, _: ()) -> Result<String, WorkflowError> {
         backoff_coefficient: 2.0,
         maximum_interval: Duration::from_secs(600),
     };
-    ctx.step_with("call", policy, || async {
+    ctx.step_with("call", policy, (), |()| async {
         let attempt = FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) + 1;
         if attempt < 3 {
             Err(StepError::retryable(format!("attempt {attempt} failed")))

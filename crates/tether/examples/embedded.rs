@@ -15,15 +15,14 @@ async fn greeter(ctx: Ctx, room: String) -> Result<Value, WorkflowError> {
         .await?;
     let mut greeted = Vec::new();
     loop {
-        let name = hook.next().await?;
+        let name = hook.recv().await?;
         if name == "bye" {
             break;
         }
         // A step: a side effect, journaled, retried on failure.
         let line: String = ctx
-            .step("greet", move || {
-                let name = name.clone();
-                async move { Ok(format!("hello, {name}")) }
+            .step("greet", name.clone(), move |name| async move {
+                Ok(format!("hello, {name}"))
             })
             .await?;
         println!("{line}");

@@ -21,10 +21,7 @@
 //!
 //! async fn greet(ctx: Ctx, name: String) -> Result<Value, WorkflowError> {
 //!     let greeting = ctx
-//!         .step("greet", move || {
-//!             let name = name.clone();
-//!             async move { Ok(format!("hello {name}")) }
-//!         })
+//!         .step("greet", name, |name| async move { Ok(format!("hello {name}")) })
 //!         .await?;
 //!     Ok(json!({ "greeting": greeting }))
 //! }
@@ -50,7 +47,7 @@
 //!     let mut hook = ctx
 //!         .create_hook::<Value>(HookOptions::new().token(format!("approval:{order_id}")))
 //!         .await?;
-//!     match race(hook.next(), ctx.sleep(Duration::from_secs(86_400))).await {
+//!     match race(hook.recv(), ctx.sleep(Duration::from_secs(86_400))).await {
 //!         Either::Left(decision) => Ok(decision?),
 //!         Either::Right(_) => Ok(json!({ "timed_out": true })),
 //!     }
@@ -82,10 +79,12 @@ pub use serde_json;
 pub use serde_json::{json, Value};
 
 pub use tether_core::{
-    define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, Event, EventBody, Hook,
-    HookDef, HookOptions, Next, Race, Registry, RegistryError, RespondWith, RetryPolicy, RunStatus,
-    Sleep, SpawnOptions, StepError, WaitFor, Webhook, WebhookBody, WebhookOptions, WebhookRequest,
-    WebhookResponse, WorkflowError, DEFAULT_TASK_QUEUE,
+    define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, ErrorSource, Event,
+    EventBody, ExecHook, Hook, HookDef, HookOptions, Next, Race, Recv, Registry, RegistryError,
+    RespondWith, ResumeHook, RetryPolicy, RunStatus, SendSignal, Sleep, SpawnHook, SpawnOptions,
+    StepError, StepResultExt, TypedResumeError, WaitFor, WaitForTimeout, Webhook, WebhookBody,
+    WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
+    DEFAULT_TASK_QUEUE,
 };
 pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
 
@@ -147,13 +146,19 @@ pub mod prelude {
     pub use serde_json::{json, Value};
     pub use tether_core::{
         define_hook, join, race, Ctx, Either, Hook, HookDef, HookOptions, Registry, RetryPolicy,
-        SpawnOptions, StepError, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError,
+        SpawnOptions, StepError, StepResultExt, WebhookOptions, WebhookRequest, WebhookResponse,
+        WorkflowError, WorkflowResultExt,
     };
     pub use tether_engine::{Engine, EngineConfig};
 
     #[cfg(feature = "server")]
     pub use tether_app::App;
 }
+
+/// The seeds' idioms (Vercel Workflow's `createHook`, HotMesh's `workflow.hook`) beside their
+/// Tether form: `docs/seed-idioms.md`, every snippet compiled.
+#[doc = include_str!("../../../docs/seed-idioms.md")]
+pub mod seed_idioms {}
 
 /// The README's Rust snippets, compiled as doctests so they stay true.
 #[cfg(doctest)]

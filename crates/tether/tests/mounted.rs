@@ -11,7 +11,7 @@ use tether::sqlite::SqliteStore;
 /// Waits for one call on a webhook; returns its method and body.
 async fn inbox(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let mut webhook = ctx.create_webhook(WebhookOptions::default()).await?;
-    let request = webhook.next().await?;
+    let request = webhook.recv().await?;
     let body = request.body.as_ref().map_or(Value::Null, |b| b.to_json());
     Ok(json!({ "method": request.method, "body": body }))
 }

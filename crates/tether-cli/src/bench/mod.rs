@@ -124,7 +124,7 @@ async fn bench_stream(ctx: Ctx, n: u64) -> Result<u64, WorkflowError> {
         .create_hook::<Value>(HookOptions::new().token("stream"))
         .await?;
     for _ in 0..n {
-        hook.next().await?;
+        hook.recv().await?;
     }
     Ok(n)
 }

@@ -24,7 +24,7 @@ async fn sink(ctx: Ctx, _: Value) -> Result<(), WorkflowError> {
         .create_hook::<Value>(HookOptions::new().token(SINK_TOKEN))
         .await?;
     loop {
-        hook.next().await?;
+        hook.recv().await?;
     }
 }
 
@@ -32,7 +32,7 @@ async fn sink(ctx: Ctx, _: Value) -> Result<(), WorkflowError> {
 async fn sink_webhook(ctx: Ctx, _: Value) -> Result<(), WorkflowError> {
     let mut webhook = ctx.create_webhook(WebhookOptions::default()).await?;
     loop {
-        webhook.next().await?;
+        webhook.recv().await?;
     }
 }
 

@@ -24,10 +24,7 @@ struct Order {
 
 async fn greet(ctx: Ctx, name: String) -> Result<Value, WorkflowError> {
     let greeting: String = ctx
-        .step("greet", move || {
-            let name = name.clone();
-            async move { Ok(format!("hello {name}")) }
-        })
+        .step("greet", name, |name| async move { Ok(format!("hello {name}")) })
         .await?;
     Ok(json!({ "greeting": greeting }))
 }
@@ -43,7 +40,7 @@ async fn approve(ctx: Ctx, order: Order) -> Result<Value, WorkflowError> {
 
 async fn inbox(ctx: Ctx, _: Value) -> Result<Value, WorkflowError> {
     let mut webhook = ctx.create_webhook(WebhookOptions::default()).await?;
-    let request = webhook.next().await?;
+    let request = webhook.recv().await?;
     let body = request.body.as_ref().map_or(Value::Null, |b| b.to_json());
     Ok(json!({ "method": request.method, "body": body }))
 }
@@ -58,7 +55,7 @@ fn main() -> std::process::ExitCode {
 "#;
 
 /// The change that moves a waiting `approve` run's commands: a step before its hook.
-const CHANGE: &str = r#"let _audit: u32 = ctx.step("audit", || async { Ok(1) }).await?;"#;
+const CHANGE: &str = r#"let _audit: u32 = ctx.step("audit", (), |()| async { Ok(1) }).await?;"#;
 
 /// A user's crate in a temporary folder.
 pub struct Project {

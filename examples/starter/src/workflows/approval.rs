@@ -58,7 +58,7 @@ pub enum Outcome {
 /// sending side (the server checks payloads against it; tests use it with
 /// `TestEnv::resume_typed`). Registered in [`crate::app`].
 pub fn decision_hook() -> HookDef<Decision> {
-    define_hook::<Decision>().named(DECISION_HOOK)
+    define_hook::<Decision>(DECISION_HOOK)
 }
 
 /// The token of the decision hook of `order_id`: what the sender rebuilds to resume the run.
@@ -81,19 +81,16 @@ pub async fn approval(ctx: Ctx, input: ApprovalInput) -> Result<Outcome, Workflo
 
     // Side effects go in steps: journaled, so a replay (after a crash or a deploy) does not
     // notify twice. A real project would send an e-mail or a chat message here.
-    ctx.step("notify", move || {
-        let token = token.clone();
-        async move {
-            println!("notify: a decision is awaited, POST it to /v1/hooks/{token}");
-            Ok(format!("asked for a decision on {token}"))
-        }
+    ctx.step("notify", token.clone(), move |token| async move {
+        println!("notify: a decision is awaited, POST it to /v1/hooks/{token}");
+        Ok(format!("asked for a decision on {token}"))
     })
     .await?;
 
     let timeout = input
         .timeout_secs
         .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    match race(hook.next(), ctx.sleep(timeout)).await {
+    match race(hook.recv(), ctx.sleep(timeout)).await {
         Either::Left(decision) => Ok(Outcome::Decided(decision?)),
         Either::Right(slept) => {
             slept?;

@@ -36,7 +36,7 @@ pub async fn webhook(ctx: Ctx, input: WebhookInput) -> Result<Vec<Value>, Workfl
     let mut webhook = ctx.create_webhook(WebhookOptions::default()).await?;
     let mut bodies = Vec::new();
     while bodies.len() < max {
-        let request = webhook.next().await?;
+        let request = webhook.recv().await?;
         let body = request.body.as_ref().map_or(Value::Null, |b| b.to_json());
         let done = is_done(&body);
         bodies.push(body);
