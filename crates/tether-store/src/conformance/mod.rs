@@ -20,6 +20,8 @@
 //! relative to a fixed base, so their expectations never depend on the clock.
 
 mod counts;
+mod hook_idempotency;
+mod hook_resume;
 mod hooks;
 mod journal;
 mod leases;
@@ -28,6 +30,8 @@ mod support;
 mod threads;
 
 pub use counts::*;
+pub use hook_idempotency::*;
+pub use hook_resume::*;
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
