@@ -1,0 +1,287 @@
+"""Request building, error mapping and retries, against httpx.MockTransport (no server)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Callable, List
+
+import httpx
+import pytest
+
+import tether_client
+from tether_client import (
+    AsyncTetherClient,
+    DecodeError,
+    HookConflictError,
+    HookNotFoundError,
+    HookSelfTargetError,
+    InvalidInputError,
+    InvalidPayloadError,
+    NetworkError,
+    PayloadTooLargeError,
+    RunFinishedError,
+    RunNotFoundError,
+    StorageError,
+    TetherClient,
+    TetherError,
+    UnauthorizedError,
+    WorkflowNotFoundError,
+    encode_segment,
+)
+from tether_client._core import error_from_answer
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def recorder(handler: Handler) -> "tuple[List[httpx.Request], httpx.MockTransport]":
+    seen: List[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    return seen, httpx.MockTransport(record)
+
+
+def fails_once_then(answer: Callable[[], httpx.Response], exc: type = httpx.ConnectError) -> Handler:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise exc("boom", request=request)
+        return answer()
+
+    return handler
+
+
+def err(status: int, code: str, message: str = "m") -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message}})
+
+
+def RUN_ID() -> httpx.Response:
+    # A fresh answer each time (a response's stream is read once, by a sync or an async client).
+    return httpx.Response(202, json={"run_id": "r-1"})
+
+
+# --- encoding and URLs -----------------------------------------------------------------------
+
+
+def test_encode_segment_matches_the_rust_client() -> None:
+    assert encode_segment("Az09_.~-") == "Az09_.~-"
+    assert encode_segment("a b/c?d#e%f") == "a%20b%2Fc%3Fd%23e%25f"
+    assert encode_segment("ü") == "%C3%BC"
+    assert encode_segment("slack_messages:C1") == "slack_messages%3AC1"
+    assert encode_segment("") == ""
+    assert encode_segment("..") == "%2E%2E"
+
+
+def test_webhook_url_and_base_url() -> None:
+    c = TetherClient("http://h:1//")
+    assert c.base_url == "http://h:1"
+    assert c.webhook_url("a/b c") == "http://h:1/.well-known/workflow/v1/webhook/a%2Fb%20c"
+    with pytest.raises(ValueError):
+        TetherClient("h:1")
+
+
+def test_repr_hides_the_api_token() -> None:
+    assert "s3cret" not in repr(TetherClient("http://h:1", api_token="s3cret"))
+    assert "s3cret" not in repr(AsyncTetherClient("http://h:1", api_token="s3cret"))
+
+
+def test_requests_are_built_as_the_api_expects() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        if path.startswith("/v1/signals/"):
+            return httpx.Response(202, json={"signal_id": "s/1", "delivered_to": None})
+        if path.endswith("/hooks") and request.method == "POST":
+            return httpx.Response(202, json={"hook_id": "h-1"})
+        if path.startswith("/v1/runs?") or path == "/v1/runs" and request.method == "GET":
+            return httpx.Response(200, json={"runs": []})
+        return RUN_ID()
+
+    seen, transport = recorder(handler)
+    with TetherClient("http://h:1/", api_token="tok", transport=transport) as c:
+        assert c.resume_hook("slack_messages:C1", {"text": "hi"}, idempotency_key="k1") == "r-1"
+        assert c.start_run("approval", {"order_id": "o-1"}) == "r-1"
+        assert c.signal("s/1", [1, 2]) == ("s/1", None)
+        assert c.spawn_hook("r 1", "enrich_hook", {"a": 1}, task_queue="q", retry={"maximum_attempts": 1}) == "h-1"
+        assert c.list_runs(status="suspended", workflow="approval", limit=5) == []
+        c.cancel_run("r-1", reason="why")
+        c.get_run("r-1", wait_ms=1500)
+
+    resume, start, signal, spawn, listing, cancel, get = seen
+    assert resume.method == "POST" and resume.url.raw_path == b"/v1/hooks/slack_messages%3AC1"
+    assert resume.headers["Idempotency-Key"] == "k1"
+    assert resume.headers["Authorization"] == "Bearer tok"
+    assert resume.headers["Content-Type"] == "application/json"
+    assert json.loads(resume.content) == {"text": "hi"}
+    assert json.loads(start.content) == {"workflow": "approval", "input": {"order_id": "o-1"}}
+    assert "Idempotency-Key" not in start.headers
+    assert signal.url.raw_path == b"/v1/signals/s%2F1" and json.loads(signal.content) == [1, 2]
+    assert spawn.url.raw_path == b"/v1/runs/r%201/hooks"
+    assert json.loads(spawn.content) == {
+        "workflow_name": "enrich_hook",
+        "args": {"a": 1},
+        "task_queue": "q",
+        "retry": {"maximum_attempts": 1},
+    }
+    assert dict(listing.url.params) == {"status": "suspended", "workflow": "approval", "limit": "5"}
+    assert cancel.url.raw_path == b"/v1/runs/r-1/cancel" and json.loads(cancel.content) == {"reason": "why"}
+    assert get.url.params["wait_ms"] == "1500"
+    # The long-poll gets its wait on top of the client's timeout.
+    assert get.extensions["timeout"]["read"] == pytest.approx(30.0 + 1.5)
+
+
+def test_resume_without_a_key_generates_a_fresh_one_per_call() -> None:
+    seen, transport = recorder(lambda r: RUN_ID())
+    with TetherClient("http://h:1", transport=transport) as c:
+        c.resume_hook("t", {})
+        c.resume_hook("t", {})
+    keys = [r.headers["Idempotency-Key"] for r in seen]
+    assert len(set(keys)) == 2 and all(len(k) == 36 for k in keys)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status,code,cls",
+    [
+        (404, "hook_not_found", HookNotFoundError),
+        (409, "hook_conflict", HookConflictError),
+        (400, "invalid_payload", InvalidPayloadError),
+        (404, "run_not_found", RunNotFoundError),
+        (404, "workflow_not_found", WorkflowNotFoundError),
+        (409, "run_finished", RunFinishedError),
+        (401, "unauthorized", UnauthorizedError),
+        (413, "payload_too_large", PayloadTooLargeError),
+        (400, "invalid_input", InvalidInputError),
+        (400, "hook_self_target", HookSelfTargetError),
+        (503, "storage_unavailable", StorageError),
+        (507, "storage_full", StorageError),
+        (503, "storage_read_only", StorageError),
+        (418, "brand_new_code", TetherError),
+    ],
+)
+def test_error_codes_map_to_classes(status: int, code: str, cls: type) -> None:
+    e = error_from_answer(status, json.dumps({"error": {"code": code, "message": "the message"}}).encode())
+    assert type(e) is cls
+    assert (e.status, e.code, e.message, str(e)) == (status, code, "the message", "the message")
+    assert isinstance(e, TetherError)
+
+
+def test_non_json_error_answers() -> None:
+    e = error_from_answer(502, b"upstream down")
+    assert type(e) is TetherError and e.code == "http_502" and "upstream down" in e.message
+    assert type(error_from_answer(401, b"")) is UnauthorizedError
+    assert type(error_from_answer(413, b"<html>too big</html>")) is PayloadTooLargeError
+
+
+def test_errors_pickle() -> None:
+    e = pickle.loads(pickle.dumps(HookNotFoundError(404, "hook_not_found", "gone")))
+    assert type(e) is HookNotFoundError and (e.status, e.code, e.message) == (404, "hook_not_found", "gone")
+    n = pickle.loads(pickle.dumps(NetworkError(0, "network", "down")))
+    assert type(n) is NetworkError and n.message == "down"
+
+
+def test_unexpected_success_answer_is_a_decode_error() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, content=b"<html>"))
+    with TetherClient("http://h:1", transport=transport) as c:
+        with pytest.raises(DecodeError):
+            c.get_run("r")
+    transport = httpx.MockTransport(lambda r: httpx.Response(202, json={"nope": 1}))
+    with TetherClient("http://h:1", transport=transport) as c:
+        with pytest.raises(DecodeError):
+            c.start_run("w", {})
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["my-key", None])
+def test_sync_resume_retries_a_connect_error_with_the_same_key(key: "str | None") -> None:
+    seen, transport = recorder(fails_once_then(RUN_ID))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.resume_hook("tok", {"approved": True}, idempotency_key=key) == "r-1"
+    assert len(seen) == 2
+    keys = {r.headers["Idempotency-Key"] for r in seen}
+    assert len(keys) == 1
+    if key is not None:
+        assert keys == {key}
+    assert seen[0].content == seen[1].content
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["my-key", None])
+async def test_async_resume_retries_a_connect_error_with_the_same_key(key: "str | None") -> None:
+    seen, transport = recorder(fails_once_then(RUN_ID))
+    async with AsyncTetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert await c.resume_hook("tok", {"approved": True}, idempotency_key=key) == "r-1"
+    assert len(seen) == 2
+    assert len({r.headers["Idempotency-Key"] for r in seen}) == 1
+
+
+def test_resume_retries_a_lost_answer_and_a_503_with_the_same_key() -> None:
+    answers = iter([None, err(503, "storage_unavailable"), RUN_ID()])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        a = next(answers)
+        if a is None:
+            raise httpx.ReadError("connection reset", request=request)
+        return a
+
+    seen, transport = recorder(handler)
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.resume_hook("tok", {}) == "r-1"
+    assert len(seen) == 3 and len({r.headers["Idempotency-Key"] for r in seen}) == 1
+
+
+def test_retries_are_bounded() -> None:
+    seen, transport = recorder(lambda r: err(503, "storage_unavailable"))
+    with TetherClient("http://h:1", transport=transport, retries=2, backoff=0) as c:
+        with pytest.raises(StorageError):
+            c.resume_hook("tok", {})
+    assert len(seen) == 3
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    seen, transport = recorder(down)
+    with TetherClient("http://h:1", transport=transport, retries=0) as c:
+        with pytest.raises(NetworkError) as e:
+            c.resume_hook("tok", {})
+    assert len(seen) == 1 and "refused" in e.value.message
+
+
+def test_requests_without_a_key_are_not_repeated_once_sent() -> None:
+    # A lost answer to start_run: the run may exist; sending again could start a second one.
+    seen, transport = recorder(fails_once_then(RUN_ID, httpx.ReadError))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        with pytest.raises(NetworkError):
+            c.start_run("w", {})
+    assert len(seen) == 1
+    seen, transport = recorder(lambda r: err(503, "storage_unavailable"))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        with pytest.raises(StorageError):
+            c.signal("s", {})
+    assert len(seen) == 1
+    # But a connection that was never made sent nothing: retried.
+    seen, transport = recorder(fails_once_then(RUN_ID, httpx.ConnectError))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.start_run("w", {}) == "r-1"
+    assert len(seen) == 2
+    # GETs are safe to repeat.
+    def run() -> httpx.Response:
+        return httpx.Response(200, json={"run_id": "r-1", "status": "running"})
+
+    seen, transport = recorder(fails_once_then(run, httpx.ReadTimeout))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.get_run("r-1")["status"] == "running"
+    assert len(seen) == 2
+
+
+def test_public_names() -> None:
+    for name in tether_client.__all__:
+        assert hasattr(tether_client, name), name

@@ -1,0 +1,290 @@
+// Tests that need no server: error mapping, URL building, retries (with an injected fetch).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  HookConflictError,
+  HookNotFoundError,
+  HookSelfTargetError,
+  InvalidInputError,
+  InvalidPayloadError,
+  NetworkError,
+  PayloadTooLargeError,
+  RunFinishedError,
+  RunNotFoundError,
+  StorageError,
+  TetherClient,
+  TetherError,
+  UnauthorizedError,
+  WorkflowNotFoundError,
+  encodePathSegment,
+  errorFromResponse,
+} from "../dist/index.js";
+import { closedPort, missingFromOpenApi } from "./helpers.mjs";
+
+const json = (status, body, headers = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+const apiError = (status, code, message = code) => json(status, { error: { code, message } });
+
+describe("errors", () => {
+  test("each API code maps to its class, keeping status, code and message", () => {
+    const cases = [
+      [404, "hook_not_found", HookNotFoundError],
+      [409, "hook_conflict", HookConflictError],
+      [400, "invalid_payload", InvalidPayloadError],
+      [404, "run_not_found", RunNotFoundError],
+      [404, "workflow_not_found", WorkflowNotFoundError],
+      [409, "run_finished", RunFinishedError],
+      [401, "unauthorized", UnauthorizedError],
+      [413, "payload_too_large", PayloadTooLargeError],
+      [400, "invalid_input", InvalidInputError],
+      [400, "hook_self_target", HookSelfTargetError],
+      [503, "storage_unavailable", StorageError],
+      [507, "storage_full", StorageError],
+      [503, "storage_read_only", StorageError],
+      [503, "storage_something_new", StorageError],
+    ];
+    for (const [status, code, cls] of cases) {
+      const e = errorFromResponse(status, JSON.stringify({ error: { code, message: `m ${code}` } }));
+      assert.ok(e instanceof cls, `${code} → ${cls.name}, got ${e.name}`);
+      assert.ok(e instanceof TetherError);
+      assert.ok(e instanceof Error);
+      assert.equal(e.name, cls.name);
+      assert.equal(e.status, status);
+      assert.equal(e.code, code);
+      assert.equal(e.message, `m ${code}`);
+    }
+  });
+
+  test("unknown codes are plain TetherErrors; non-JSON answers get http_<status>", () => {
+    const e = errorFromResponse(400, '{"error":{"code":"brand_new","message":"new"}}');
+    assert.equal(e.constructor, TetherError);
+    assert.equal(e.code, "brand_new");
+    const g = errorFromResponse(502, "upstream down\n");
+    assert.equal(g.constructor, TetherError);
+    assert.equal(g.code, "http_502");
+    assert.match(g.message, /upstream down/);
+    const u = errorFromResponse(401, "");
+    assert.ok(u instanceof UnauthorizedError);
+    // A code named like an Object.prototype member is still just unknown.
+    assert.equal(errorFromResponse(400, '{"error":{"code":"constructor","message":"x"}}').constructor, TetherError);
+  });
+
+  test("NetworkError is a TetherError with status 0 and code network_error", () => {
+    const e = new NetworkError("boom", { attempts: 3 });
+    assert.ok(e instanceof TetherError);
+    assert.equal(e.status, 0);
+    assert.equal(e.code, "network_error");
+    assert.equal(e.attempts, 3);
+    assert.equal(e.name, "NetworkError");
+  });
+});
+
+describe("urls", () => {
+  test("path segments are percent-encoded like the Rust client", () => {
+    assert.equal(encodePathSegment("Az09_.~-"), "Az09_.~-");
+    assert.equal(encodePathSegment("slack_messages:C1"), "slack_messages%3AC1");
+    assert.equal(encodePathSegment("a b/c?d#e%f"), "a%20b%2Fc%3Fd%23e%25f");
+    assert.equal(encodePathSegment("a/é"), "a%2F%C3%A9");
+    assert.equal(encodePathSegment("it's (*)!"), "it%27s%20%28%2A%29%21");
+    assert.equal(encodePathSegment(".."), "%2E%2E");
+    assert.equal(encodePathSegment("."), "%2E");
+  });
+
+  test("webhookUrl and request URLs: trailing slashes dropped, tokens encoded", async () => {
+    const seen = [];
+    const client = new TetherClient({
+      baseUrl: "http://h:1/prefix//",
+      fetch: async (url, init) => {
+        seen.push([init.method, url]);
+        return json(200, []);
+      },
+    });
+    assert.equal(client.baseUrl, "http://h:1/prefix");
+    assert.equal(client.webhookUrl("a/b c"), "http://h:1/prefix/.well-known/workflow/v1/webhook/a%2Fb%20c");
+    await client.hooks("r/1");
+    await client.events("..");
+    assert.deepEqual(seen, [
+      ["GET", "http://h:1/prefix/v1/runs/r%2F1/hooks"],
+      ["GET", "http://h:1/prefix/v1/runs/%2E%2E/events"],
+    ]);
+  });
+
+  test("query parameters: wait_ms and list filters, absent ones omitted", async () => {
+    const seen = [];
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      fetch: async (url) => {
+        seen.push(url);
+        return url.includes("/v1/runs?") || url.endsWith("/v1/runs") ? json(200, { runs: [] }) : json(200, { run_id: "r" });
+      },
+    });
+    await client.getRun("r", { wait: 5000 });
+    await client.getRun("r");
+    await client.listRuns({ status: "suspended", workflow: "a b", limit: 3 });
+    await client.listRuns();
+    assert.deepEqual(seen, [
+      "http://h:1/v1/runs/r?wait_ms=5000",
+      "http://h:1/v1/runs/r",
+      "http://h:1/v1/runs?status=suspended&workflow=a+b&limit=3",
+      "http://h:1/v1/runs",
+    ]);
+  });
+
+  test("the API token goes in Authorization and never into JSON", async () => {
+    let auth;
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      apiToken: "s3cret",
+      fetch: async (_url, init) => {
+        auth = init.headers.authorization;
+        return json(200, { workflows: ["a"] });
+      },
+    });
+    assert.deepEqual(await client.workflows(), ["a"]);
+    assert.equal(auth, "Bearer s3cret");
+    assert.ok(!JSON.stringify(client).includes("s3cret"));
+  });
+});
+
+describe("retries", () => {
+  const fast = { attempts: 3, minDelayMs: 1, maxDelayMs: 5 };
+
+  test("resumeHook against a closed port: retried N times, then NetworkError", async () => {
+    const port = await closedPort();
+    const keys = [];
+    const client = new TetherClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      retry: fast,
+      fetch: (url, init) => {
+        keys.push(init.headers["Idempotency-Key"]);
+        return fetch(url, init);
+      },
+    });
+    await assert.rejects(client.resumeHook("tok", { a: 1 }), (e) => {
+      assert.ok(e instanceof NetworkError, `got ${e}`);
+      assert.equal(e.attempts, 3);
+      assert.equal(e.status, 0);
+      assert.match(e.message, /ECONNREFUSED|fetch failed|connect/i);
+      return true;
+    });
+    assert.equal(keys.length, 3);
+    assert.equal(new Set(keys).size, 1, "every attempt carries the same generated Idempotency-Key");
+    assert.match(keys[0], /^[0-9a-f-]{32,36}$/);
+  });
+
+  test("a generated key is new for each call; a given key is used as is", async () => {
+    const keys = [];
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      fetch: async (_url, init) => {
+        keys.push(init.headers["Idempotency-Key"]);
+        return json(202, { run_id: "r1" });
+      },
+    });
+    assert.equal(await client.resumeHook("t", {}), "r1");
+    assert.equal(await client.resumeHook("t", {}), "r1");
+    assert.equal(await client.resumeHook("t", {}, { idempotencyKey: "mine" }), "r1");
+    assert.notEqual(keys[0], keys[1]);
+    assert.equal(keys[2], "mine");
+  });
+
+  test("503 answers are retried with the same key; other errors are not", async () => {
+    const calls = [];
+    let n = 0;
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      retry: fast,
+      fetch: async (_url, init) => {
+        calls.push(init.headers["Idempotency-Key"]);
+        n += 1;
+        return n === 1 ? apiError(503, "storage_unavailable") : json(202, { run_id: "r9" });
+      },
+    });
+    assert.equal(await client.resumeHook("t", { x: 1 }, { idempotencyKey: "k" }), "r9");
+    assert.deepEqual(calls, ["k", "k"]);
+
+    let m = 0;
+    const noRetry = new TetherClient({
+      baseUrl: "http://h:1",
+      retry: fast,
+      fetch: async () => {
+        m += 1;
+        return apiError(400, "invalid_payload", "bad");
+      },
+    });
+    await assert.rejects(noRetry.resumeHook("t", {}), InvalidPayloadError);
+    assert.equal(m, 1);
+  });
+
+  test("503 every time: the last StorageError is thrown after the attempts", async () => {
+    let n = 0;
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      retry: fast,
+      fetch: async () => {
+        n += 1;
+        return apiError(503, "storage_unavailable", "db down");
+      },
+    });
+    await assert.rejects(client.resumeHook("t", {}), StorageError);
+    assert.equal(n, 3);
+  });
+
+  test("retry: false, and calls that are not idempotent, are sent once", async () => {
+    let n = 0;
+    const failing = async () => {
+      n += 1;
+      throw new TypeError("fetch failed", { cause: new Error("connect ECONNREFUSED") });
+    };
+    const client = new TetherClient({ baseUrl: "http://h:1", retry: fast, fetch: failing });
+    await assert.rejects(client.resumeHook("t", {}, { retry: false }), NetworkError);
+    assert.equal(n, 1);
+    n = 0;
+    await assert.rejects(client.signal("s", {}), (e) => e instanceof NetworkError && /ECONNREFUSED/.test(e.message));
+    assert.equal(n, 1);
+    n = 0;
+    await assert.rejects(client.startRun("w", {}), NetworkError);
+    assert.equal(n, 1);
+  });
+
+  test("an aborted call rejects with the abort reason and is not retried", async () => {
+    let n = 0;
+    const ac = new AbortController();
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      retry: fast,
+      fetch: async (_url, init) => {
+        n += 1;
+        ac.abort(new Error("stop"));
+        throw init.signal.reason;
+      },
+    });
+    await assert.rejects(client.resumeHook("t", {}, { signal: ac.signal }), /stop/);
+    assert.equal(n, 1);
+  });
+});
+
+test("the OpenAPI check matches templated paths and methods", () => {
+  const doc = {
+    paths: {
+      "/v1/runs": { get: {}, post: {} },
+      "/v1/runs/{run_id}": { get: {} },
+      "/v1/hooks/{token}": { post: {}, parameters: [] },
+      "/a.b": { get: {} },
+    },
+  };
+  assert.deepEqual(
+    missingFromOpenApi(doc, [
+      ["GET", "/v1/runs"],
+      ["POST", "/v1/runs"],
+      ["GET", "/v1/runs/r%2F1"],
+      ["POST", "/v1/runs/r1"],
+      ["GET", "/v1/runs/r1/events"],
+      ["POST", "/v1/hooks/slack_messages%3AC1"],
+      ["GET", "/aXb"],
+      ["GET", "/a.b"],
+    ]),
+    ["POST /v1/runs/r1", "GET /v1/runs/r1/events", "GET /aXb"],
+  );
+});
