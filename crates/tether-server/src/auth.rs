@@ -1,6 +1,6 @@
-//! API-token authentication: with [`crate::ServerOptions::api_token`] set, every `/v1/...`
-//! and `/metrics` request must carry `Authorization: Bearer <token>`. `/healthz` and webhook URLs never do
-//! (a webhook's token is its own credential).
+//! API-token authentication: with [`crate::ServerOptions::api_token`] set, every `/v1/...`,
+//! `/metrics` and `/openapi.json` request must carry `Authorization: Bearer <token>`.
+//! `/healthz` and webhook URLs never do (a webhook's token is its own credential).
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -12,9 +12,10 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// Whether `path` is under the token-protected API (`/metrics` included: run counts and
-/// rates are not for anyone who can reach the port).
-fn protected(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/") || path == "/metrics"
+/// rates are not for anyone who can reach the port; `/openapi.json` too, like the API it
+/// describes).
+pub(crate) fn protected(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/") || path == "/metrics" || path == "/openapi.json"
 }
 
 /// Compare two byte strings in time that depends only on their lengths.
@@ -81,6 +82,7 @@ mod tests {
         assert!(protected("/v1/runs"));
         assert!(protected("/v1"));
         assert!(protected("/metrics"));
+        assert!(protected("/openapi.json"));
         assert!(!protected("/v1runs"));
         assert!(!protected("/healthz"));
         assert!(!protected("/.well-known/workflow/v1/webhook/abc"));

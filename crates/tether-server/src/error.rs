@@ -7,6 +7,111 @@ use axum::Json;
 use serde_json::json;
 use tether_engine::EngineError;
 
+/// Every error code the server answers with: `(code, status, when)`. The OpenAPI document's
+/// `ErrorCode` schema is this list; the tests below check that each [`ApiError`] constructor,
+/// each engine error and each code of the JSON safety net (`json_errors.rs`) is in it, with
+/// its status.
+pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
+    (
+        "bad_request",
+        400,
+        "a request the HTTP layer could not read",
+    ),
+    (
+        "invalid_json",
+        400,
+        "the body is not the JSON the endpoint expects",
+    ),
+    ("invalid_query", 400, "a query parameter is malformed"),
+    (
+        "invalid_input",
+        400,
+        "the input does not fit the workflow's input type",
+    ),
+    (
+        "invalid_payload",
+        400,
+        "the payload failed the hook definition's validation",
+    ),
+    (
+        "hook_self_target",
+        400,
+        "a hook thread may not target the run's own workflow on the default task queue",
+    ),
+    ("request_error", 400, "any other refused request"),
+    ("unauthorized", 401, "the API token is missing or wrong"),
+    ("not_found", 404, "no such route"),
+    (
+        "workflow_not_found",
+        404,
+        "no workflow is registered under that name",
+    ),
+    ("run_not_found", 404, "no such run"),
+    (
+        "hook_not_found",
+        404,
+        "no active hook holds the token (or it is not a webhook's)",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "the route exists, the method does not",
+    ),
+    ("run_finished", 409, "the run has already ended"),
+    (
+        "payload_too_large",
+        413,
+        "the body is over the payload limit",
+    ),
+    ("uri_too_long", 414, "the URI is too long"),
+    (
+        "unsupported_media_type",
+        415,
+        "the body's media type is refused",
+    ),
+    (
+        "invalid_request",
+        422,
+        "the request is well-formed but refused",
+    ),
+    (
+        "headers_too_large",
+        431,
+        "the request's headers are too large",
+    ),
+    ("internal", 500, "the server's own failure"),
+    (
+        "hook_definition_missing",
+        500,
+        "the hook's definition is not registered on this server",
+    ),
+    (
+        "storage_unavailable",
+        503,
+        "the storage backend failed; nothing was kept, retry later",
+    ),
+    (
+        "storage_read_only",
+        503,
+        "the storage backend is read-only; retry later",
+    ),
+    (
+        "shutting_down",
+        503,
+        "the server is stopping; retry against a running one",
+    ),
+    (
+        "webhook_timeout",
+        504,
+        "the request reached the run, but the workflow sent no response in time",
+    ),
+    (
+        "storage_full",
+        507,
+        "the storage backend is out of space; retry later",
+    ),
+];
+
 /// An error answer: HTTP status, stable machine-readable code and a human-readable message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -28,7 +133,7 @@ impl ApiError {
         }
     }
 
-    /// `400 invalid_json`: the body is not the JSON the endpoint expects.
+    /// `500 internal`: the server's own failure.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -63,6 +168,17 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no route for {method} {path}"),
+        )
+    }
+
+    /// `504 webhook_timeout`: a manual webhook's workflow sent no response within `timeout_ms`.
+    pub fn webhook_timeout(timeout_ms: u64) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "webhook_timeout",
+            format!(
+                "the request was delivered to the run, but the workflow sent no response within {timeout_ms} ms"
+            ),
         )
     }
 
@@ -151,6 +267,84 @@ mod tests {
             let api = ApiError::from(e);
             assert_eq!(api.status.as_u16(), status, "{code}");
             assert_eq!(api.code, code);
+        }
+    }
+
+    /// Whether `(code, status)` is listed in [`ERROR_CODES`].
+    fn listed(code: &str, status: u16) -> bool {
+        ERROR_CODES
+            .iter()
+            .any(|(c, s, _)| *c == code && *s == status)
+    }
+
+    #[test]
+    fn every_error_the_server_answers_with_is_listed() {
+        let engine_errors = [
+            EngineError::WorkflowNotFound {
+                name: "w".into(),
+                known: String::new(),
+            },
+            EngineError::InvalidInput {
+                workflow: "w".into(),
+                message: "m".into(),
+            },
+            EngineError::RunNotFound { run_id: "r".into() },
+            EngineError::RunFinished {
+                run_id: "r".into(),
+                status: tether_core::RunStatus::Completed,
+            },
+            EngineError::HookNotFound,
+            EngineError::InvalidPayload {
+                message: "m".into(),
+            },
+            EngineError::PayloadTooLarge { size: 2, limit: 1 },
+            EngineError::HookDefinitionMissing { name: "d".into() },
+            EngineError::Store(tether_store::StoreError::Full("f".into())),
+            EngineError::Store(tether_store::StoreError::ReadOnly("r".into())),
+            EngineError::Store(tether_store::StoreError::Unavailable("u".into())),
+            EngineError::ShuttingDown,
+            EngineError::HookSelfTarget {
+                message: "m".into(),
+            },
+        ];
+        let mut answers: Vec<ApiError> = engine_errors.into_iter().map(ApiError::from).collect();
+        answers.extend([
+            ApiError::internal("m"),
+            ApiError::invalid_json("m"),
+            ApiError::invalid_query("m"),
+            ApiError::payload_too_large(1),
+            ApiError::unauthorized("m"),
+            ApiError::route_not_found("GET", "/"),
+            ApiError::method_not_allowed("GET"),
+            ApiError::webhook_timeout(1),
+        ]);
+        for e in &answers {
+            assert!(
+                listed(e.code, e.status.as_u16()),
+                "{} {} is missing from ERROR_CODES",
+                e.status,
+                e.code
+            );
+        }
+        for status in 400..600u16 {
+            let Ok(status) = StatusCode::from_u16(status) else {
+                continue;
+            };
+            let code = crate::json_errors::code_of(status);
+            // The safety net's catch-alls keep the status they wrap.
+            if code != "request_error" && code != "internal" {
+                assert!(listed(code, status.as_u16()), "{status} {code}");
+            } else {
+                assert!(ERROR_CODES.iter().any(|(c, _, _)| *c == code), "{code}");
+            }
+        }
+        // And nothing is listed that nothing answers with.
+        for (code, _, _) in ERROR_CODES {
+            let answered = answers.iter().any(|e| e.code == *code)
+                || (400..600u16).any(|s| {
+                    StatusCode::from_u16(s).is_ok_and(|s| crate::json_errors::code_of(s) == *code)
+                });
+            assert!(answered, "{code} is listed but never answered");
         }
     }
 }

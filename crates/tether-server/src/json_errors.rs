@@ -15,7 +15,7 @@ use crate::error::ApiError;
 const MAX_MESSAGE: usize = 1024;
 
 /// A stable code for a status without one of ours.
-fn code_of(status: StatusCode) -> &'static str {
+pub(crate) fn code_of(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad_request",
         StatusCode::NOT_FOUND => "not_found",

@@ -16,14 +16,16 @@
 //! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here (see [`routes`]) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text, every metric named `tether_…` |
 //! | `GET /`, `GET /runs/{run_id}` | the web UI (HTML; see the `ui` module) |
 //! | `GET /v1/runs/stream`, `GET /v1/runs/{run_id}/stream` | server-sent events of run changes |
 //! | `GET /v1/runs/{run_id}/threads` | the run's hook threads, as runs |
 //!
-//! With [`ServerOptions::api_token`] set, every `/v1/...` route and `/metrics` need
-//! `Authorization: Bearer <token>` (else `401 unauthorized` with `WWW-Authenticate: Bearer`);
-//! `/healthz` and webhook URLs (`/.well-known/workflow/v1/webhook/{token}`) never do.
+//! With [`ServerOptions::api_token`] set, every `/v1/...` route, `/metrics` and
+//! `/openapi.json` need `Authorization: Bearer <token>` (else `401 unauthorized` with
+//! `WWW-Authenticate: Bearer`); `/healthz`, the UI's pages and webhook URLs
+//! (`/.well-known/workflow/v1/webhook/{token}`) never do.
 //!
 //! ```no_run
 //! # async fn demo(engine: tether_engine::Engine) -> std::io::Result<()> {
@@ -42,6 +44,7 @@ mod error;
 pub mod fuzzing;
 mod json;
 mod json_errors;
+mod openapi;
 mod routes;
 mod ui;
 
@@ -49,9 +52,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::handler::Handler;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, MethodRouter};
 pub use axum::Router;
 use tether_engine::Engine;
 use tokio::sync::watch;
@@ -122,43 +126,101 @@ impl AppState {
     }
 }
 
+/// One route the server answers: its method (`GET`, `POST`, or `ANY` for every method), its
+/// path template and its handler. The router is built from these and nothing else, and the
+/// OpenAPI document's coverage test reads the same list ([`routes`]), so a route cannot be
+/// served without being listed, nor listed without being documented.
+pub(crate) struct Route {
+    /// `GET`, `POST` or `ANY`.
+    pub method: &'static str,
+    /// The path template, `{name}` for a parameter (axum's and OpenAPI's syntax alike).
+    pub path: &'static str,
+    /// What answers it.
+    pub handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    /// `GET path`.
+    pub fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Route {
+            method: "GET",
+            path,
+            handler: get(handler),
+        }
+    }
+
+    /// `POST path`.
+    pub fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Route {
+            method: "POST",
+            path,
+            handler: post(handler),
+        }
+    }
+
+    /// Every method on `path`.
+    pub fn any<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Route {
+            method: "ANY",
+            path,
+            handler: any(handler),
+        }
+    }
+
+    /// The same route with its request bodies limited to `bytes`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
+        self
+    }
+}
+
+/// Every route of the server, the web UI's included (`limit` is the engine's payload limit).
+/// The only place a route is added: [`router`] serves exactly these.
+fn route_table(limit: usize) -> Vec<Route> {
+    use routes::{hooks, meta, metrics, runs, threads, webhooks};
+    let mut table = vec![
+        Route::post("/v1/runs", runs::start_run)
+            .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
+        Route::get("/v1/runs", runs::list_runs),
+        Route::get("/v1/runs/{run_id}", runs::get_run),
+        Route::get("/v1/runs/{run_id}/events", runs::events),
+        Route::get("/v1/runs/{run_id}/hooks", runs::hooks),
+        Route::post("/v1/runs/{run_id}/hooks", threads::spawn),
+        Route::get("/v1/runs/{run_id}/state", threads::get_state),
+        Route::post("/v1/signals/{signal_id}", threads::signal),
+        Route::post("/v1/runs/{run_id}/cancel", runs::cancel),
+        Route::post("/v1/hooks/{token}", hooks::resume).body_limit(limit),
+        Route::get("/v1/hooks/{token}", hooks::get_hook),
+        Route::any("/.well-known/workflow/v1/webhook/{token}", webhooks::call).body_limit(limit),
+        Route::get("/v1/workflows", meta::workflows),
+        Route::get("/healthz", meta::healthz),
+        Route::get("/metrics", metrics::metrics),
+        Route::get("/openapi.json", openapi::serve_document),
+    ];
+    // The web UI: pages at `/` and `/runs/{run_id}`, live streams, threads (ui/mod.rs).
+    table.extend(ui::routes());
+    table
+}
+
+/// Every `(method, path template)` the router answers, `method` being `GET`, `POST` or `ANY`
+/// (every method). The OpenAPI document at `GET /openapi.json` describes each of them.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    route_table(0)
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
 /// The API's router, serving `engine`.
 pub fn router(engine: Engine, options: ServerOptions) -> Router {
     let limit = engine.config().max_payload_bytes;
     let state = AppState { engine, options };
-    Router::new()
-        .route(
-            "/v1/runs",
-            post(routes::runs::start_run)
-                .layer(DefaultBodyLimit::max(
-                    limit.saturating_add(ENVELOPE_ALLOWANCE),
-                ))
-                .get(routes::runs::list_runs),
-        )
-        .route("/v1/runs/{run_id}", get(routes::runs::get_run))
-        .route("/v1/runs/{run_id}/events", get(routes::runs::events))
-        .route(
-            "/v1/runs/{run_id}/hooks",
-            get(routes::runs::hooks).post(routes::threads::spawn),
-        )
-        .route("/v1/runs/{run_id}/state", get(routes::threads::get_state))
-        .route("/v1/signals/{signal_id}", post(routes::threads::signal))
-        .route("/v1/runs/{run_id}/cancel", post(routes::runs::cancel))
-        .route(
-            "/v1/hooks/{token}",
-            post(routes::hooks::resume)
-                .layer(DefaultBodyLimit::max(limit))
-                .get(routes::hooks::get_hook),
-        )
-        .route(
-            "/.well-known/workflow/v1/webhook/{token}",
-            any(routes::webhooks::call).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route("/v1/workflows", get(routes::meta::workflows))
-        .route("/healthz", get(routes::meta::healthz))
-        .route("/metrics", get(routes::metrics::metrics))
-        // The web UI: pages at `/` and `/runs/{run_id}`, live streams, threads (ui/mod.rs).
-        .merge(ui::routes())
+    let mut router = Router::new();
+    for route in route_table(limit) {
+        // Two entries of one path (`GET` and `POST /v1/runs`) are merged by axum.
+        router = router.route(route.path, route.handler);
+    }
+    router
         // Applies to the routes above, so it must come after them.
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::not_found)

@@ -36,6 +36,25 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 /// `POST /v1/hooks/{token}`, body = the payload → `202 {"run_id"}` once the payload is durably
 /// appended to the run's journal. A retry with the same `Idempotency-Key` gets the same answer
 /// and stores nothing new.
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/{token}",
+    tag = "hooks",
+    summary = "Resume a hook",
+    description = "Answers once the payload is durably appended to the run's journal. A retry with the same `Idempotency-Key` gets the same answer and stores nothing new.",
+    params(
+        ("token" = String, Path, description = "The hook's token"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the resume idempotent (scoped to the token)"),
+    ),
+    request_body(content = Value, description = "The payload: any JSON the hook accepts"),
+    responses(
+        (status = 202, description = "Accepted", body = crate::openapi::RunId),
+        (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`hook_not_found` (unknown or released token)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`hook_definition_missing`, `internal`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn resume(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -69,6 +88,17 @@ pub(crate) async fn resume(
 }
 
 /// `GET /v1/hooks/{token}` → the active hook holding the token, with its `run_id`.
+#[utoipa::path(
+    get,
+    path = "/v1/hooks/{token}",
+    tag = "hooks",
+    summary = "The hook holding a token",
+    params(("token" = String, Path, description = "The hook's token")),
+    responses(
+        (status = 200, description = "The hook and its run", body = crate::openapi::HookWithRun),
+        (status = 404, description = "`hook_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn get_hook(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

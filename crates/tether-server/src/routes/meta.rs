@@ -9,11 +9,25 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// `GET /v1/workflows` → `{"workflows": [names, sorted]}`.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows",
+    tag = "meta",
+    summary = "The registered workflows",
+    responses((status = 200, description = "Their names, sorted", body = crate::openapi::Workflows)),
+)]
 pub(crate) async fn workflows(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "workflows": state.engine.registry().workflow_names() }))
 }
 
 /// `GET /healthz` → `{"ok": true, "backend": "sqlite"}`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    summary = "Health (never needs the API token)",
+    responses((status = 200, description = "Up", body = crate::openapi::Health)),
+)]
 pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "ok": true, "backend": state.engine.store().backend_name() }))
 }

@@ -12,6 +12,18 @@ use crate::AppState;
 
 /// `GET /metrics` → every `tether_…` metric, as text. The run counts come from one grouped
 /// query on the store; the rest is read from memory.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    summary = "Metrics, every one named tether_…",
+    responses((
+        status = 200,
+        description = "OpenMetrics text (`application/openmetrics-text; version=1.0.0; charset=utf-8`), which Prometheus reads",
+        content_type = "application/openmetrics-text",
+        body = String,
+    )),
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.engine.render_metrics().await;
     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text)

@@ -19,10 +19,12 @@ use crate::AppState;
 
 /// The body of `POST /v1/runs`. Unknown fields are refused: a typo (`"inptu"`) must not start
 /// a run with the default input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartRun {
+    /// The registered workflow to run.
     workflow: String,
+    /// Its input (default `{}`).
     #[serde(default = "empty_object")]
     input: Value,
 }
@@ -43,6 +45,20 @@ pub(crate) fn run_id_of(path: Result<Path<String>, PathRejection>) -> Result<Str
 }
 
 /// `POST /v1/runs` → `201 {"run_id"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    tag = "runs",
+    summary = "Start a run",
+    description = "Answers once the run has recorded what it first waits on (a hook it creates at once is resumable right away).",
+    request_body = StartRun,
+    responses(
+        (status = 201, description = "Started", body = crate::openapi::RunId),
+        (status = 400, description = "`invalid_json`, `invalid_input`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`workflow_not_found`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn start_run(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -54,10 +70,16 @@ pub(crate) async fn start_run(
 }
 
 /// The query of `GET /v1/runs`; values are parsed by hand so an empty one means "any".
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only runs with this status (empty: any).
+    #[param(value_type = Option<crate::openapi::RunStatus>)]
     status: Option<String>,
+    /// Only runs of this workflow (empty: any).
     workflow: Option<String>,
+    /// At most this many runs (empty or 0: no limit).
+    #[param(value_type = Option<u64>, minimum = 0)]
     limit: Option<String>,
 }
 
@@ -66,6 +88,17 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 /// `GET /v1/runs?status=&workflow=&limit=` → `{"runs": [...]}`, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    tag = "runs",
+    summary = "List runs, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The runs", body = crate::openapi::RunList),
+        (status = 400, description = "`invalid_query`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -110,13 +143,29 @@ pub(crate) async fn list_runs(
 }
 
 /// The query of `GET /v1/runs/{run_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct GetQuery {
+    /// Long-poll: answer when the run has ended or after this many milliseconds (capped by
+    /// the server, 60 s by default), whichever is first.
+    #[param(value_type = Option<u64>, minimum = 0)]
     wait_ms: Option<String>,
 }
 
 /// `GET /v1/runs/{run_id}[?wait_ms=N]` → the run; with `wait_ms`, answers when the run has
 /// ended or after N ms (capped at [`crate::ServerOptions::max_wait`]), whichever is first.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}",
+    tag = "runs",
+    summary = "A run (long-poll with wait_ms)",
+    params(("run_id" = String, Path, description = "The run"), GetQuery),
+    responses(
+        (status = 200, description = "The run", body = crate::openapi::Run),
+        (status = 400, description = "`invalid_query`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn get_run(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -158,6 +207,18 @@ pub(crate) async fn get_run(
 }
 
 /// `GET /v1/runs/{run_id}/events` → the journal, in order.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/events",
+    tag = "runs",
+    summary = "The run's journal, with its hook threads'",
+    description = "Every entry is tagged with its `thread`: `main`, or the hook id; merged by commit time.",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "The journal", body = Vec<crate::openapi::Event>),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn events(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -191,6 +252,17 @@ pub(crate) async fn events(
 }
 
 /// `GET /v1/runs/{run_id}/hooks` → the run's active hooks, in creation order.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/hooks",
+    tag = "hooks",
+    summary = "The run's active hooks, in creation order",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "The hooks", body = Vec<crate::openapi::Hook>),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn hooks(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -205,9 +277,10 @@ pub(crate) async fn hooks(
 
 /// The optional body of `POST /v1/runs/{run_id}/cancel`. Unknown fields are refused: a body
 /// that is not a cancel request must not cancel the run.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelBody {
+    /// Why, kept with the run's error.
     reason: Option<String>,
 }
 
@@ -222,6 +295,22 @@ pub(crate) fn cancel_body(bytes: &[u8]) -> Result<CancelBody, ApiError> {
 
 /// `POST /v1/runs/{run_id}/cancel` with an optional `{"reason"}` → `202 {"run_id"}`; the run
 /// ends as `cancelled` at its next await.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/cancel",
+    tag = "runs",
+    summary = "Cancel a run",
+    description = "The workflow sees the cancel at its next await. The body is optional (empty means no reason).",
+    params(("run_id" = String, Path, description = "The run")),
+    request_body(content = Option<CancelBody>),
+    responses(
+        (status = 202, description = "Cancel requested", body = crate::openapi::RunId),
+        (status = 400, description = "`invalid_json`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`run_finished`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

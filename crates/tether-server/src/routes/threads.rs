@@ -16,15 +16,20 @@ use crate::json::{body_bytes, parse_json};
 use crate::AppState;
 
 /// The body of `POST /v1/runs/{run_id}/hooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SpawnBody {
+    /// The workflow the thread runs.
     workflow_name: String,
+    /// The task queue it runs on (default: the run's).
     #[serde(default)]
     task_queue: Option<String>,
+    /// Its arguments (default null).
     #[serde(default)]
     args: Value,
+    /// How a failing attempt is retried (default: 3 attempts).
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::RetryPolicy>)]
     retry: Option<RetryPolicy>,
 }
 
@@ -41,6 +46,21 @@ fn path_of(
 /// `POST /v1/runs/{run_id}/hooks` `{"workflow_name", "task_queue"?, "args", "retry"?}` →
 /// `202 {"hook_id"}`: a hook thread started in the run's namespace. Unknown run 404,
 /// finished run 409, a target on the run's own workflow 400.
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/hooks",
+    tag = "threads",
+    summary = "Start a hook thread in a running run",
+    params(("run_id" = String, Path, description = "The run")),
+    request_body = SpawnBody,
+    responses(
+        (status = 202, description = "Started", body = crate::openapi::HookId),
+        (status = 400, description = "`invalid_json`, `hook_self_target`, `invalid_input`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`run_not_found`, `workflow_not_found`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`run_finished`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn spawn(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -65,6 +85,17 @@ pub(crate) async fn spawn(
 }
 
 /// `GET /v1/runs/{run_id}/state` → the shared state of the run's namespace, as an object.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/state",
+    tag = "threads",
+    summary = "The run's shared state",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "The state, key to value", body = crate::openapi::SharedState),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn get_state(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -81,6 +112,19 @@ pub(crate) async fn get_state(
 
 /// `POST /v1/signals/{signal_id}`, body = the payload → `202 {"signal_id", "delivered_to"}`
 /// (`delivered_to` is the waiting run that got it, or null when it is kept for a later wait).
+#[utoipa::path(
+    post,
+    path = "/v1/signals/{signal_id}",
+    tag = "threads",
+    summary = "Send a signal",
+    params(("signal_id" = String, Path, description = "The signal")),
+    request_body(content = Value, description = "The payload: any JSON"),
+    responses(
+        (status = 202, description = "Delivered or kept", body = crate::openapi::SignalSent),
+        (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn signal(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -103,6 +103,21 @@ fn to_http(resp: WebhookResponse) -> Response {
 }
 
 /// Any method on a webhook URL.
+#[utoipa::path(
+    method(get, put, post, delete, options, head, patch, trace),
+    path = "/.well-known/workflow/v1/webhook/{token}",
+    tag = "hooks",
+    summary = "Call a webhook (any method; never needs the API token)",
+    description = "The request (method, query, headers, and its body: JSON, text or bytes) becomes the payload the workflow receives. The caller gets the webhook's fixed response (`202` with no body by default), or in manual mode the one the workflow sends, or `504 webhook_timeout` after the webhook's timeout.",
+    params(("token" = String, Path, description = "The webhook's token")),
+    responses(
+        (status = "default", description = "The webhook's response: any status, headers and body the workflow chose"),
+        (status = 400, description = "`invalid_json` (the body could not be read)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`hook_not_found` (unknown token, or not a webhook)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 504, description = "`webhook_timeout`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn call(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -154,13 +169,7 @@ pub(crate) async fn call(
                 Ok(Ok(response)) => Ok(to_http(response)),
                 _ => {
                     hub.forget(&request_id);
-                    Err(ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "webhook_timeout",
-                        format!(
-                            "the request was delivered to the run, but the workflow sent no response within {timeout_ms} ms"
-                        ),
-                    ))
+                    Err(ApiError::webhook_timeout(timeout_ms))
                 }
             }
         }

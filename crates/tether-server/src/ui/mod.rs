@@ -20,18 +20,16 @@
 //! `innerHTML`), and served with a Content-Security-Policy allowing only this origin's
 //! scripts and styles.
 
-mod stream;
+pub(crate) mod stream;
 
 use axum::extract::{OriginalUri, Path};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderName;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::Route;
 
 /// Headers of every page and asset: strict CSP (this origin's scripts and styles only, no
 /// inline code, no framing), no MIME sniffing, no referrer (run ids stay on this server).
@@ -74,14 +72,15 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const RUN_HTML: &str = include_str!("assets/run.html");
 
 /// The UI's routes (pages, assets, streams, the threads listing), merged into the API router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/runs/{run_id}", get(run_page))
-        .route("/ui/{asset}", get(asset))
-        .route("/v1/runs/stream", get(stream::runs_stream))
-        .route("/v1/runs/{run_id}/stream", get(stream::run_stream))
-        .route("/v1/runs/{run_id}/threads", get(stream::threads))
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/", index),
+        Route::get("/runs/{run_id}", run_page),
+        Route::get("/ui/{asset}", asset),
+        Route::get("/v1/runs/stream", stream::runs_stream),
+        Route::get("/v1/runs/{run_id}/stream", stream::run_stream),
+        Route::get("/v1/runs/{run_id}/threads", stream::threads),
+    ]
 }
 
 /// An embedded file with its content type and the security headers.
@@ -105,13 +104,28 @@ fn embedded(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /` → the runs list page.
-async fn index(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "ui",
+    summary = "The web UI: the runs list",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)),
+)]
+pub(crate) async fn index(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
     page(INDEX_HTML, &mount_prefix(original.path(), uri.path()))
 }
 
 /// `GET /runs/{run_id}` → the run page (the script reads the id from the address; the page
 /// is the same for every run: only the path prefix Tether is mounted under goes into it).
-async fn run_page(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
+#[utoipa::path(
+    get,
+    path = "/runs/{run_id}",
+    tag = "ui",
+    summary = "The web UI: one run",
+    params(("run_id" = String, Path, description = "The run (read by the page's script)")),
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)),
+)]
+pub(crate) async fn run_page(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
     page(RUN_HTML, &mount_prefix(original.path(), uri.path()))
 }
 
@@ -146,7 +160,21 @@ fn mount_prefix(original: &str, matched: &str) -> String {
 }
 
 /// `GET /ui/{asset}` → an embedded stylesheet or script; `404 not_found` for any other name.
-async fn asset(Path(name): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ui/{asset}",
+    tag = "ui",
+    summary = "The web UI's stylesheet and scripts",
+    params(("asset" = String, Path, description = "`app.css`, `common.js`, `list.js` or `run.js`")),
+    responses(
+        (status = 200, description = "CSS or JavaScript", content(
+            (String = "text/css"),
+            (String = "text/javascript"),
+        )),
+        (status = 404, description = "`not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => embedded(content_type, body),
         None => ApiError::route_not_found("GET", "/ui/(unknown asset)").into_response(),

@@ -166,6 +166,13 @@ fn sse_response(
 }
 
 /// `GET /v1/runs/stream` → server-sent events for any run's change.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/stream",
+    tag = "streams",
+    summary = "Server-sent events when any run changes",
+    responses((status = 200, description = "Server-sent events: `ready` (data `{}`), then `change` events whose data is a `StreamChange`", content_type = "text/event-stream", body = String)),
+)]
 pub(crate) async fn runs_stream(State(state): State<AppState>) -> Response {
     sse(Watcher {
         changes: state.engine.subscribe_changes(),
@@ -178,6 +185,17 @@ pub(crate) async fn runs_stream(State(state): State<AppState>) -> Response {
 
 /// `GET /v1/runs/{run_id}/stream` → server-sent events for changes of the run or its hook
 /// threads; `404 run_not_found` for an unknown run.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/stream",
+    tag = "streams",
+    summary = "Server-sent events when the run or one of its hook threads changes",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "Server-sent events: `ready` (data `{}`), then `change` events whose data is a `StreamChange`", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn run_stream(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -197,6 +215,17 @@ pub(crate) async fn run_stream(
 
 /// `GET /v1/runs/{run_id}/threads` → the hook threads of the run's namespace, oldest first,
 /// each shaped like a run (`run_id` is the hook id).
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/threads",
+    tag = "threads",
+    summary = "The run's hook threads, oldest first, as runs",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "The threads (`run_id` = the hook id)", body = Vec<crate::openapi::Run>),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub(crate) async fn threads(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
