@@ -26,6 +26,7 @@ mod conn;
 mod error;
 mod hooks;
 mod lease;
+mod lock;
 mod migrate;
 mod read;
 mod rows;
@@ -57,6 +58,9 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// The file's one-process lock (read-write stores only). Declared last, so it is released
+    /// after the connections are closed.
+    _lock: Option<lock::DbLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -72,7 +76,14 @@ impl SqliteStore {
     /// `url_or_path`: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`,
     /// `sqlite:path.db` or a plain path. Brings the schema up to date.
     ///
-    /// Errors: [`StoreError::Config`] for a URL it cannot use or a database whose schema is
+    /// One process per file: the store holds an exclusive OS lock on `<file>.lock` (beside
+    /// the database, holding the holder's pid and host) until its last clone is dropped or
+    /// the process ends, however it ends. A second read-write open of the file while it is
+    /// held, from another process or this one, is refused at once;
+    /// [`SqliteStore::open_read_only`] does not take the lock.
+    ///
+    /// Errors: [`StoreError::Config`] for a URL it cannot use, a file another store holds
+    /// open (the message names the holder's pid) or a database whose schema is
     /// newer than this code, [`StoreError::Corrupt`] for a file that is not a database,
     /// [`StoreError::Unavailable`] for I/O errors.
     pub async fn open(url_or_path: &str) -> Result<SqliteStore, StoreError> {
@@ -91,21 +102,30 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("create directory {}: {e}", parent.display()))
             })?;
         }
+        // Before the first connection: a second process must not even migrate the file.
+        let lock = lock::acquire(&path)?;
         let mut writer = conn::open_writer(&path)?;
         let applied = migrate::migrate(&mut writer, now_ms())?;
-        tracing::debug!(path = %path.display(), applied, "opened SQLite store");
+        tracing::debug!(
+            path = %path.display(),
+            lock = %lock.path().display(),
+            applied,
+            "opened SQLite store"
+        );
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 readers: ReaderPool::new(path.clone()),
                 path,
                 writer: Mutex::new(writer),
+                _lock: Some(lock),
             }),
         })
     }
 
     /// Open an existing database only to read it (`tether replay`): the file must exist and
     /// hold Tether's tables at exactly this code's schema version; nothing is created or
-    /// migrated, and every connection is `query_only`, so SQLite itself refuses writes.
+    /// migrated, and every connection is `query_only`, so SQLite itself refuses writes. It
+    /// takes no lock: it works while a server holds the file open.
     ///
     /// Errors: [`StoreError::Config`] for a missing file, a file without Tether's tables or at
     /// another schema version; as [`SqliteStore::open`] otherwise.
@@ -126,6 +146,7 @@ impl SqliteStore {
                     readers: ReaderPool::new(path.clone()),
                     path,
                     writer: Mutex::new(conn),
+                    _lock: None,
                 }),
             })
         })

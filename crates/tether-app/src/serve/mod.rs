@@ -28,9 +28,13 @@ pub(crate) async fn run(
     args.check(api_token.as_deref())?;
 
     // Bind first: a port in use should not leave a new database file behind.
-    let listener = TcpListener::bind(&args.addr)
-        .await
-        .map_err(|e| CommandError::Failed(format!("cannot listen on {}: {e}", args.addr)))?;
+    let listener = TcpListener::bind(&args.addr).await.map_err(|e| {
+        CommandError::Failed(format!(
+            "cannot listen on {} (--addr): {e}; stop what uses it, or pick another --addr \
+                 (`--addr 127.0.0.1:0` takes any free port)",
+            args.addr
+        ))
+    })?;
     let store = crate::store::open(&args.open_options()).await?;
     let local = listener
         .local_addr()

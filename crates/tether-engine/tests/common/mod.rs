@@ -12,12 +12,16 @@ use tether_store::Store;
 use tether_store_sqlite::SqliteStore;
 
 pub struct TestDb {
+    /// One open store per file, shared by every engine of the test: a SQLite file takes one
+    /// store at a time (its lock), and a "restart" here is a new engine on the same store.
+    store: tokio::sync::OnceCell<Arc<dyn Store>>,
     pub dir: tempfile::TempDir,
 }
 
 impl TestDb {
     pub fn new() -> Self {
         TestDb {
+            store: tokio::sync::OnceCell::new(),
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
@@ -27,7 +31,10 @@ impl TestDb {
     }
 
     pub async fn store(&self) -> Arc<dyn Store> {
-        Arc::new(SqliteStore::open(&self.path()).await.expect("open sqlite"))
+        let open = || async {
+            Arc::new(SqliteStore::open(&self.path()).await.expect("open sqlite")) as Arc<dyn Store>
+        };
+        self.store.get_or_init(open).await.clone()
     }
 
     pub async fn engine(&self, registry: Registry, config: EngineConfig) -> Engine {
