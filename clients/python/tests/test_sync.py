@@ -10,6 +10,7 @@ import pytest
 from tether_client import (
     HookNotFoundError,
     HookSelfTargetError,
+    IdempotencyKeyReusedError,
     InvalidPayloadError,
     NetworkError,
     RunFinishedError,
@@ -82,6 +83,10 @@ def test_idempotency_key_reuse_stores_once(client: TetherClient) -> None:
     first = client.resume_hook(token, {"n": 1}, idempotency_key=key)
     again = client.resume_hook(token, {"n": 1}, idempotency_key=key)
     assert first == again == run_id
+    # The same key with another payload is refused (409), nothing stored.
+    with pytest.raises(IdempotencyKeyReusedError) as e:
+        client.resume_hook(token, {"n": 99}, idempotency_key=key)
+    assert (e.value.status, e.value.code) == (409, "idempotency_key_reused")
     # Without a key every call is its own delivery (the client makes a fresh key each time).
     client.resume_hook(token, {"n": 2})
     client.resume_hook(token, {"n": 2})

@@ -19,6 +19,7 @@ __all__ = [
     "RunNotFoundError",
     "WorkflowNotFoundError",
     "RunFinishedError",
+    "IdempotencyKeyReusedError",
     "UnauthorizedError",
     "PayloadTooLargeError",
     "InvalidInputError",
@@ -91,6 +92,11 @@ class RunFinishedError(TetherError):
     """409 ``run_finished``: the run has already ended."""
 
 
+class IdempotencyKeyReusedError(TetherError):
+    """409 ``idempotency_key_reused``: the idempotency key was first used with another payload;
+    nothing was stored. A retry must send the same payload; a new payload needs a new key."""
+
+
 class UnauthorizedError(TetherError):
     """401 ``unauthorized``: the API token is missing or wrong."""
 
@@ -135,6 +141,7 @@ _BY_CODE: Dict[str, Type[TetherError]] = {
     "run_not_found": RunNotFoundError,
     "workflow_not_found": WorkflowNotFoundError,
     "run_finished": RunFinishedError,
+    "idempotency_key_reused": IdempotencyKeyReusedError,
     "unauthorized": UnauthorizedError,
     "payload_too_large": PayloadTooLargeError,
     "invalid_input": InvalidInputError,

@@ -59,6 +59,14 @@ export class RunFinishedError extends TetherError {
   static override readonly errorName = "RunFinishedError";
 }
 
+/**
+ * `409 idempotency_key_reused`: the idempotency key was first used with another payload;
+ * nothing was stored. A retry must send the same payload; a new payload needs a new key.
+ */
+export class IdempotencyKeyReusedError extends TetherError {
+  static override readonly errorName = "IdempotencyKeyReusedError";
+}
+
 /** `401 unauthorized`: the API token is missing or wrong. */
 export class UnauthorizedError extends TetherError {
   static override readonly errorName = "UnauthorizedError";
@@ -123,6 +131,7 @@ const BY_CODE: Readonly<Record<string, ApiErrorClass>> = {
   run_not_found: RunNotFoundError,
   workflow_not_found: WorkflowNotFoundError,
   run_finished: RunFinishedError,
+  idempotency_key_reused: IdempotencyKeyReusedError,
   unauthorized: UnauthorizedError,
   payload_too_large: PayloadTooLargeError,
   invalid_input: InvalidInputError,

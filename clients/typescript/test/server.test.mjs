@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import {
   HookNotFoundError,
   HookSelfTargetError,
+  IdempotencyKeyReusedError,
   InvalidInputError,
   InvalidPayloadError,
   NetworkError,
@@ -108,6 +109,16 @@ describe("against tether dev", { skip }, () => {
     const second = await tether.resumeHook(token, { text: "once" }, { idempotencyKey: "click-1" });
     assert.equal(first, runId);
     assert.equal(second, runId);
+    // The same key with another payload is refused (409), nothing stored.
+    await assert.rejects(
+      tether.resumeHook(token, { text: "other" }, { idempotencyKey: "click-1" }),
+      (e) => {
+        assert.ok(e instanceof IdempotencyKeyReusedError, `got ${e}`);
+        assert.equal(e.status, 409);
+        assert.equal(e.code, "idempotency_key_reused");
+        return true;
+      },
+    );
     await tether.resumeHook(token, { text: "/stop" });
     const run = await tether.getRun(runId, { wait: 5000 });
     assert.deepEqual(run.output, { messages: ["once"] });

@@ -228,8 +228,9 @@ impl Client {
 
     /// Deliver `payload` to the hook holding `token`; returns the run id once the payload is
     /// durably appended to that run's journal. With an `idempotency_key` used before for this
-    /// token, the server stores nothing new and gives the first answer: use one when retrying
-    /// after a [`ClientError::Transport`] error.
+    /// token and the same payload, the server stores nothing new and gives the first answer:
+    /// use one when retrying after a [`ClientError::Transport`] error. The same key with
+    /// another payload is refused ([`ClientError::Api`] with code `idempotency_key_reused`).
     pub async fn resume_hook<P: Serialize + ?Sized>(
         &self,
         token: &str,

@@ -47,6 +47,13 @@ pub enum EngineError {
         /// The validation's reason.
         message: String,
     },
+    /// The `Idempotency-Key` was first used for this token with another payload; nothing was
+    /// stored. A retry must send the same payload; a new payload needs a new key.
+    #[error(
+        "idempotency key reused: this key was first used with another payload; \
+         use a new key for a new payload"
+    )]
+    IdempotencyKeyReused,
     /// The payload or input is larger than the configured limit; nothing was stored.
     #[error("payload too large: {size} bytes, the limit is {limit} bytes")]
     PayloadTooLarge {
@@ -87,6 +94,7 @@ impl EngineError {
             EngineError::RunFinished { .. } => "run_finished",
             EngineError::HookNotFound => "hook_not_found",
             EngineError::InvalidPayload { .. } => "invalid_payload",
+            EngineError::IdempotencyKeyReused => "idempotency_key_reused",
             EngineError::PayloadTooLarge { .. } => "payload_too_large",
             EngineError::HookDefinitionMissing { .. } => "hook_definition_missing",
             EngineError::Store(StoreError::Full(_)) => "storage_full",
@@ -106,6 +114,7 @@ impl From<OpRejected> for EngineError {
                 EngineError::RunFinished { run_id, status }
             }
             OpRejected::HookNotFound { .. } => EngineError::HookNotFound,
+            OpRejected::IdempotencyKeyReused { .. } => EngineError::IdempotencyKeyReused,
             OpRejected::RunExists { run_id } => EngineError::InvalidInput {
                 workflow: String::new(),
                 message: format!("run id {run_id} is already taken"),

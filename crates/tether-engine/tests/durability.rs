@@ -132,6 +132,73 @@ async fn idempotency_key_returns_the_first_answer_and_stores_nothing_new() {
     engine.shutdown().await;
 }
 
+/// Issue #17: one `Idempotency-Key` sent at once by 32 senders with 32 different payloads.
+/// Exactly one is accepted; the 31 others are refused with `idempotency_key_reused` (not told
+/// "accepted" for a payload thrown away), and the journal holds exactly the accepted payload.
+/// A retry of the accepted payload still gets the first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_with_many_payloads_at_once_accepts_exactly_one() {
+    const SENDERS: usize = 32;
+    let db = TestDb::new();
+    let engine = Arc::new(db.engine(examples(), fast_config()).await);
+    let run = engine.start_run("collect", json!({})).await.unwrap();
+    let token = hook_token(&engine, &run).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(SENDERS));
+    let tasks: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let (engine, token, barrier) = (engine.clone(), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let payload = json!({ "sender": i });
+                let answer = engine
+                    .resume_hook(&token, payload.clone(), Some("one-key".into()))
+                    .await;
+                (payload, answer)
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut reused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (payload, Ok(got)) => {
+                assert_eq!(got, run);
+                accepted.push(payload);
+            }
+            (_, Err(EngineError::IdempotencyKeyReused)) => reused += 1,
+            (_, Err(e)) => panic!("unexpected answer: {e:?}"),
+        }
+    }
+    assert_eq!(accepted.len(), 1, "exactly one sender is accepted");
+    assert_eq!(reused, SENDERS - 1, "every other sender is refused");
+    assert_eq!(
+        EngineError::IdempotencyKeyReused.code(),
+        "idempotency_key_reused"
+    );
+    assert_eq!(
+        received(&engine, &run).await,
+        accepted,
+        "the journal holds exactly the accepted payload"
+    );
+    // A retry of the accepted payload gets the first answer; another payload is refused.
+    let accepted = accepted.remove(0);
+    assert_eq!(
+        engine
+            .resume_hook(&token, accepted.clone(), Some("one-key".into()))
+            .await
+            .unwrap(),
+        run
+    );
+    assert_eq!(
+        engine
+            .resume_hook(&token, json!({ "sender": "late" }), Some("one-key".into()))
+            .await,
+        Err(EngineError::IdempotencyKeyReused)
+    );
+    assert_eq!(received(&engine, &run).await, vec![accepted]);
+    engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn cancel_ends_a_waiting_run_and_releases_its_hooks() {
     let db = TestDb::new();

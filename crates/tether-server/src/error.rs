@@ -59,6 +59,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("run_finished", 409, "the run has already ended"),
     (
+        "idempotency_key_reused",
+        409,
+        "the Idempotency-Key was first used with another payload; nothing was stored",
+    ),
+    (
         "payload_too_large",
         413,
         "the body is over the payload limit",
@@ -202,7 +207,7 @@ fn engine_status(e: &EngineError) -> StatusCode {
         | EngineError::InvalidPayload { .. }
         | EngineError::HookSelfTarget { .. } => StatusCode::BAD_REQUEST,
         EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        EngineError::RunFinished { .. } => StatusCode::CONFLICT,
+        EngineError::RunFinished { .. } | EngineError::IdempotencyKeyReused => StatusCode::CONFLICT,
         EngineError::HookDefinitionMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         // Out of space: 507, the status WebDAV defined for it; the request may be retried.
         EngineError::Store(tether_store::StoreError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
@@ -247,6 +252,7 @@ mod tests {
                 400,
             ),
             (EngineError::PayloadTooLarge { size: 2, limit: 1 }, 413),
+            (EngineError::IdempotencyKeyReused, 409),
             (EngineError::HookDefinitionMissing { name: "d".into() }, 500),
             (EngineError::ShuttingDown, 503),
             (
@@ -298,6 +304,7 @@ mod tests {
                 message: "m".into(),
             },
             EngineError::PayloadTooLarge { size: 2, limit: 1 },
+            EngineError::IdempotencyKeyReused,
             EngineError::HookDefinitionMissing { name: "d".into() },
             EngineError::Store(tether_store::StoreError::Full("f".into())),
             EngineError::Store(tether_store::StoreError::ReadOnly("r".into())),

@@ -403,6 +403,34 @@ async fn idempotency_key() {
     }
     assert_eq!(answers, [run_id.clone(), run_id.clone()]);
 
+    // The same key with another payload: 409, nothing stored (issue #17). Key order and
+    // whitespace are not "another payload".
+    let (s, v, _) = api
+        .raw(
+            Method::POST,
+            &uri,
+            json!({"i": 99}).to_string().into_bytes(),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
+    assert_error(s, &v, 409, "idempotency_key_reused");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another payload") && m.contains("new key")),
+        "{v}"
+    );
+    let (s, v, _) = api
+        .raw(
+            Method::POST,
+            &uri,
+            b" { \"i\" : 1 } ".to_vec(),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(count(&api.events(&run_id).await, "hook_received"), 1);
+
     let (s, _) = api.post(&uri, json!({"i": 2, "done": true})).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let run = api.wait(&run_id).await;
@@ -430,6 +458,17 @@ async fn idempotency_key() {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["run_id"], run_id.as_str());
+    assert_eq!(count(&api.events(&run_id).await, "hook_received"), 2);
+    // ... and the same key with another payload is still refused.
+    let (s, v, _) = api
+        .raw(
+            Method::POST,
+            &uri,
+            b"{}".to_vec(),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
+    assert_error(s, &v, 409, "idempotency_key_reused");
     assert_eq!(count(&api.events(&run_id).await, "hook_received"), 2);
     api.engine.shutdown().await;
 }

@@ -121,22 +121,27 @@ pub(crate) struct Delivery<'a> {
     pub(crate) at_ms: u64,
 }
 
-/// The run a used idempotency key answered with, if the key was used for the token.
+/// The run a used idempotency key answered with and the digest of the payload it was first
+/// used with (`None` for keys recorded before digests were stored), if the key was used for
+/// the token.
 async fn first_answer(
     b: &Batch<'_, '_>,
     token: &str,
     key: &str,
-) -> Result<Option<String>, BatchError> {
+) -> Result<Option<(String, Option<String>)>, BatchError> {
     let row = b
         .query_opt(
-            "SELECT run_id FROM idempotency WHERE token = $1 AND key = $2",
+            "SELECT run_id, payload_digest FROM idempotency WHERE token = $1 AND key = $2",
             &[&token, &key],
             "look up idempotency key",
         )
         .await?;
-    row.map(|r| col(&r, 0, "look up idempotency key"))
-        .transpose()
-        .map_err(BatchError::from)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let run_id: String = col(&row, 0, "look up idempotency key")?;
+    let digest: Option<String> = col(&row, 1, "look up idempotency key")?;
+    Ok(Some((run_id, digest)))
 }
 
 /// Deliver a payload to the hook holding the token (the idempotency key is checked first).
@@ -145,7 +150,16 @@ pub(crate) async fn resume(
     d: &Delivery<'_>,
 ) -> Result<OpResult, BatchError> {
     let token = d.token;
-    let resumed_before = |run_id: String| {
+    // The answer to a key used before: the first one for the same payload (or a key recorded
+    // without a digest, which matches any), a refusal for another payload.
+    let digest = d.key.map(|_| tether_store::payload_digest(d.payload));
+    let answer_again = |(run_id, first_digest): (String, Option<String>)| {
+        if first_digest.is_some_and(|first| Some(first) != digest) {
+            return Ok(Err(OpRejected::IdempotencyKeyReused {
+                token: token.to_owned(),
+                key: d.key.unwrap_or_default().to_owned(),
+            }));
+        }
         Ok(Ok(OpOutcome::Resumed {
             run_id,
             event: None,
@@ -158,10 +172,10 @@ pub(crate) async fn resume(
     };
     for _ in 0..MAX_HOOK_RACES {
         // A key used before wins over everything else, even if the hook has been released
-        // since: a retried delivery gets the first answer.
+        // since: a retried delivery gets the first answer, another payload is refused.
         if let Some(key) = d.key {
-            if let Some(first_run) = first_answer(b, token, key).await? {
-                return resumed_before(first_run);
+            if let Some(first) = first_answer(b, token, key).await? {
+                return answer_again(first);
             }
         }
         let holder = match b.cached_holder(token) {
@@ -198,17 +212,18 @@ pub(crate) async fn resume(
         if let Some(key) = d.key {
             let recorded = b
                 .execute(
-                    "INSERT INTO idempotency (token, key, run_id, created_at)
-                     VALUES ($1, $2, $3, $4)
+                    "INSERT INTO idempotency (token, key, run_id, created_at, payload_digest)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (token, key) DO NOTHING",
-                    &[&token, &key, &run_id, &at],
+                    &[&token, &key, &run_id, &at, &digest],
                     "record idempotency key",
                 )
                 .await?;
             if recorded == 0 {
-                // Another writer used the key since we looked: its answer is the first one.
+                // Another writer used the key since we looked: its answer is the first one
+                // (or a refusal, if it was used with another payload).
                 match first_answer(b, token, key).await? {
-                    Some(first_run) => return resumed_before(first_run),
+                    Some(first) => return answer_again(first),
                     None => continue,
                 }
             }

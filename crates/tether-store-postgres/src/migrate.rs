@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "threads",
         sql: include_str!("../migrations/0002_threads.sql"),
     },
+    Migration {
+        version: 3,
+        name: "idempotency_digest",
+        sql: include_str!("../migrations/0003_idempotency_digest.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -85,13 +85,28 @@ pub(crate) fn resume(
     at_ms: u64,
 ) -> Result<OpResult, StoreError> {
     // A key used before wins over everything else, even if the hook has been released since:
-    // a retried delivery gets the first answer.
-    if let Some(key) = &idempotency_key {
-        let first: Option<String> = conn
-            .prepare_cached("SELECT run_id FROM idempotency WHERE token = ?1 AND key = ?2")
-            .and_then(|mut stmt| stmt.query_row([&token, key], |r| r.get(0)).optional())
+    // a retried delivery (the same payload) gets the first answer, another payload is refused.
+    // A key recorded before digests were stored (NULL) matches any payload.
+    let digest = idempotency_key
+        .as_ref()
+        .map(|_| tether_store::payload_digest(&payload));
+    if let (Some(key), Some(digest)) = (&idempotency_key, &digest) {
+        let first: Option<(String, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT run_id, payload_digest FROM idempotency WHERE token = ?1 AND key = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([&token, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .ctx("look up idempotency key")?;
-        if let Some(first_run) = first {
+        if let Some((first_run, first_digest)) = first {
+            if first_digest.is_some_and(|first| first != *digest) {
+                return Ok(Err(OpRejected::IdempotencyKeyReused {
+                    token,
+                    key: key.clone(),
+                }));
+            }
             return Ok(Ok(OpOutcome::Resumed {
                 run_id: first_run,
                 event: None,
@@ -129,9 +144,10 @@ pub(crate) fn resume(
         .ctx("update run")?;
     if let Some(key) = &idempotency_key {
         conn.prepare_cached(
-            "INSERT INTO idempotency (token, key, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO idempotency (token, key, run_id, created_at, payload_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut stmt| stmt.execute(params![token, key, run_id, at_ms]))
+        .and_then(|mut stmt| stmt.execute(params![token, key, run_id, at_ms, digest]))
         .ctx("record idempotency key")?;
     }
     Ok(Ok(OpOutcome::Resumed {

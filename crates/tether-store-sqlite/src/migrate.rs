@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "unapplied_index",
         sql: include_str!("../migrations/0003_unapplied_index.sql"),
     },
+    Migration {
+        version: 4,
+        name: "idempotency_digest",
+        sql: include_str!("../migrations/0004_idempotency_digest.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -135,6 +135,73 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
     );
 }
 
+/// Idempotency keys remember the SHA-256 of their payload (64 hex digits); a key recorded
+/// before the schema stored digests (NULL, as migration 0004 leaves old rows) matches any
+/// payload, as it did before.
+#[tokio::test]
+async fn idempotency_keys_store_a_digest_and_old_keys_match_any_payload() {
+    let (_dir, path) = tmp();
+    let store = SqliteStore::open(&url(&path)).await.expect("open");
+    let hook = EventBody::HookCreated {
+        cmd: 1,
+        token: "tok".into(),
+        kind: HOOK_KIND_TOKEN.into(),
+        metadata: json!({}),
+        definition: None,
+        generated: false,
+    };
+    let resume = |key: &str, payload| WriteOp::Resume {
+        token: "tok".into(),
+        payload,
+        idempotency_key: Some(key.into()),
+        expect: None,
+        at_ms: 12,
+    };
+    let results = store
+        .commit(vec![
+            create("r", 10),
+            append("r", vec![hook], 11),
+            resume("new", json!({"b": 1, "a": 2})),
+        ])
+        .await
+        .expect("commit");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let conn = rusqlite::Connection::open(&path).expect("open with rusqlite");
+    let digest: Option<String> = conn
+        .query_row(
+            "SELECT payload_digest FROM idempotency WHERE token = 'tok' AND key = 'new'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("read the digest");
+    assert_eq!(
+        digest.as_deref(),
+        Some(tether_store::payload_digest(&json!({"a": 2, "b": 1})).as_str())
+    );
+    assert_eq!(digest.map(|d| d.len()), Some(64));
+    conn.execute(
+        "INSERT INTO idempotency (token, key, run_id, created_at) VALUES ('tok', 'old', 'r', 1)",
+        [],
+    )
+    .expect("insert a key without a digest");
+    drop(conn);
+    for payload in [json!(1), json!("anything")] {
+        let answer = store
+            .commit(vec![resume("old", payload)])
+            .await
+            .expect("commit")
+            .remove(0);
+        assert_eq!(
+            answer,
+            Ok(OpOutcome::Resumed {
+                run_id: "r".into(),
+                event: None
+            }),
+            "a key without a digest gets the first answer"
+        );
+    }
+}
+
 #[tokio::test]
 async fn opening_uses_wal_and_creates_parent_directories() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -16,10 +16,12 @@
 
 pub mod conformance;
 pub mod crash;
+mod digest;
 mod redact;
 mod schema;
 mod types;
 
+pub use digest::payload_digest;
 pub use redact::redact_url;
 pub use schema::check_read_only_schema;
 pub use types::*;

@@ -231,10 +231,13 @@ pub enum WriteOp {
     },
     /// Deliver a payload to the active hook holding `token`: append
     /// `HookReceived { hook_cmd, payload }` to its run. With an `idempotency_key` already used
-    /// for this token, nothing is written and the first answer is returned (`event: None`),
-    /// even if the hook has been released since (checked first); otherwise the key is
-    /// recorded with the accepted payload. Refused with `HookNotFound` when no active hook
-    /// holds the token, or when `expect` is set and a different hook holds it now.
+    /// for this token, nothing is written, even if the hook has been released since (checked
+    /// first): with the same payload (the same [`payload_digest`](crate::payload_digest)) the
+    /// first answer is returned (`event: None`); with another payload the op is refused with
+    /// `IdempotencyKeyReused`. A key recorded without a digest (before the schema stored
+    /// one) matches any payload. Otherwise the key is recorded with the digest of the accepted
+    /// payload. Refused with `HookNotFound` when no active hook holds the token, or when
+    /// `expect` is set and a different hook holds it now.
     /// Outcome: [`OpOutcome::Resumed`].
     Resume {
         /// The hook token.
@@ -423,6 +426,18 @@ pub enum OpRejected {
     HookNotFound {
         /// The token asked for.
         token: String,
+    },
+    /// The idempotency key was first used for this token with another payload; nothing was
+    /// written. A retry must send the same payload; a new payload needs a new key.
+    #[error(
+        "idempotency key reused: this key was first used with another payload; \
+         use a new key for a new payload"
+    )]
+    IdempotencyKeyReused {
+        /// The token.
+        token: String,
+        /// The key.
+        key: String,
     },
     /// A run with that id exists already.
     #[error("run {run_id} already exists")]

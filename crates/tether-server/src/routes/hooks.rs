@@ -34,23 +34,25 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /v1/hooks/{token}`, body = the payload → `202 {"run_id"}` once the payload is durably
-/// appended to the run's journal. A retry with the same `Idempotency-Key` gets the same answer
-/// and stores nothing new.
+/// appended to the run's journal. A retry with the same `Idempotency-Key` and payload gets the
+/// same answer and stores nothing new; the same key with another payload is refused with
+/// `409 idempotency_key_reused` (nothing stored).
 #[utoipa::path(
     post,
     path = "/v1/hooks/{token}",
     tag = "hooks",
     summary = "Resume a hook",
-    description = "Answers once the payload is durably appended to the run's journal. A retry with the same `Idempotency-Key` gets the same answer and stores nothing new.",
+    description = "Answers once the payload is durably appended to the run's journal. A retry with the same `Idempotency-Key` and payload gets the same answer and stores nothing new; the same key with another payload is refused with `409 idempotency_key_reused` and nothing is stored.",
     params(
         ("token" = String, Path, description = "The hook's token"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes the resume idempotent (scoped to the token)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the resume idempotent (scoped to the token; kept as long as the run's journal, bound to the payload it was first used with)"),
     ),
     request_body(content = Value, description = "The payload: any JSON the hook accepts"),
     responses(
         (status = 202, description = "Accepted", body = crate::openapi::RunId),
         (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found` (unknown or released token)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`idempotency_key_reused` (the key was first used with another payload; nothing stored)", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`hook_definition_missing`, `internal`", body = crate::openapi::ErrorBody),
     ),

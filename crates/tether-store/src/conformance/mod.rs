@@ -136,6 +136,8 @@ macro_rules! __conformance_cases {
                 resume_after_run_finished_is_refused,
                 resumes_around_a_run_ending_in_the_same_batch,
                 used_idempotency_key_is_checked_before_the_hook,
+                idempotency_key_with_the_same_payload_gets_the_first_answer,
+                idempotency_key_with_another_payload_is_refused,
                 // leases
                 claims_fence_off_older_claims,
                 a_run_created_claimed_is_running_and_owned,
