@@ -94,11 +94,12 @@ impl Db {
         }
     }
 
-    /// Open the database the aborted server left, as the next process will find it.
+    /// Open the database the aborted server left, as the next process will find it. Only to
+    /// read it: a server may be running on it (a SQLite file takes one read-write store).
     async fn open(&self) -> Box<dyn Store> {
         match self {
             Db::Sqlite { path, .. } => Box::new(
-                SqliteStore::open(path.to_str().expect("utf-8 path"))
+                SqliteStore::open_read_only(path.to_str().expect("utf-8 path"))
                     .await
                     .expect("open the crashed server's database"),
             ),
