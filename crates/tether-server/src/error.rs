@@ -64,6 +64,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the Idempotency-Key was first used with another payload; nothing was stored",
     ),
     (
+        "request_timeout",
+        408,
+        "the request body did not arrive within the server's body timeout",
+    ),
+    (
         "payload_too_large",
         413,
         "the body is over the payload limit",
@@ -151,6 +156,15 @@ impl ApiError {
     /// `400 invalid_query`: a query parameter is malformed.
     pub fn invalid_query(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    }
+
+    /// `408 request_timeout`: the body did not arrive within the body timeout.
+    pub fn request_timeout() -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time; send it faster or in full",
+        )
     }
 
     /// `413 payload_too_large`: the body is over the limit.
@@ -320,6 +334,7 @@ mod tests {
             ApiError::invalid_json("m"),
             ApiError::invalid_query("m"),
             ApiError::payload_too_large(1),
+            ApiError::request_timeout(),
             ApiError::unauthorized("m"),
             ApiError::route_not_found("GET", "/"),
             ApiError::method_not_allowed("GET"),

@@ -13,7 +13,8 @@ use tether_store::{HookRecord, RunRecord};
 use crate::error::ApiError;
 
 /// The body of a request, or our error for a body that could not be read: `413
-/// payload_too_large` over `limit`, `400 invalid_json` for any other read failure.
+/// payload_too_large` over `limit`, `408 request_timeout` when the body did not arrive within
+/// [`crate::ServerOptions::body_timeout`], `400 invalid_json` for any other read failure.
 pub(crate) fn body_bytes(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
@@ -21,6 +22,8 @@ pub(crate) fn body_bytes(
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)
+        } else if crate::serve::is_body_timeout(&rejection) {
+            ApiError::request_timeout()
         } else {
             ApiError::invalid_json(format!(
                 "could not read the request body: {}",

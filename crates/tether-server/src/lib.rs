@@ -46,6 +46,7 @@ mod json;
 mod json_errors;
 mod openapi;
 mod routes;
+mod serve;
 mod ui;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ use tether_engine::Engine;
 use tokio::sync::watch;
 
 pub use error::ApiError;
+pub use serve::{raise_fd_limit, ServeLimits};
 
 /// Room allowed around a run's input in `POST /v1/runs` (the `{"workflow": ..., "input": ...}`
 /// envelope), on top of the engine's payload limit, which the engine checks on the input itself.
@@ -80,6 +82,10 @@ pub struct ServerOptions {
     /// `401 unauthorized`); `/healthz` and webhook URLs never need it. `None` (the default):
     /// no authentication.
     pub api_token: Option<String>,
+    /// How long a request's body may take to arrive, from the end of its headers; a body
+    /// still unfinished then is answered `408 request_timeout` (and its connection closed).
+    /// Answers, server-sent event streams included, are not limited. Default 30 s.
+    pub body_timeout: Duration,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -89,6 +95,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_wait", &self.max_wait)
             .field("stopping", &self.stopping.is_some())
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("body_timeout", &self.body_timeout)
             .finish()
     }
 }
@@ -99,6 +106,7 @@ impl Default for ServerOptions {
             max_wait: Duration::from_secs(60),
             stopping: None,
             api_token: None,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -214,6 +222,7 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
 /// The API's router, serving `engine`.
 pub fn router(engine: Engine, options: ServerOptions) -> Router {
     let limit = engine.config().max_payload_bytes;
+    let body_timeout = options.body_timeout;
     let state = AppState { engine, options };
     let mut router = Router::new();
     for route in route_table(limit) {
@@ -225,6 +234,11 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        // Every body read (through `json::body_bytes`) is cut after `body_timeout`.
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout,
+            serve::body_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -255,13 +269,23 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// Serve `router` on `listener` until `shutdown` completes, then finish the requests in flight.
+/// Serve `router` on `listener` until `shutdown` completes, then finish the requests in flight
+/// (with the default [`ServeLimits`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, shutdown, ServeLimits::default()).await
+}
+
+/// [`serve`] with these limits on connections: unfinished headers, idle connections, and how
+/// many may be open at once (see [`ServeLimits`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
+    serve::run(listener, router, shutdown, limits).await
 }

@@ -92,6 +92,42 @@ pub struct ServeArgs {
     /// unless the URL ends with it).
     #[arg(long, env = "TETHER_OTLP_ENDPOINT", value_name = "URL")]
     pub(super) otlp_endpoint: Option<String>,
+    /// How long a client may take to send a request's line and headers, in milliseconds
+    /// (from the connection's start, or the end of the previous answer); then the connection
+    /// is closed.
+    #[arg(
+        long,
+        env = "TETHER_HEADER_TIMEOUT_MS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub(super) header_timeout_ms: u64,
+    /// How long a request's body may take to arrive after its headers, in milliseconds; an
+    /// unfinished body is answered `408 request_timeout`.
+    #[arg(
+        long,
+        env = "TETHER_BODY_TIMEOUT_MS",
+        value_name = "N",
+        default_value_t = 30_000
+    )]
+    pub(super) body_timeout_ms: u64,
+    /// How long a connection with no request in flight stays open, in milliseconds (a
+    /// server-sent event stream in progress is a request in flight).
+    #[arg(
+        long,
+        env = "TETHER_IDLE_TIMEOUT_MS",
+        value_name = "N",
+        default_value_t = 60_000
+    )]
+    pub(super) idle_timeout_ms: u64,
+    /// Most connections open at once; past it, new ones are accepted and closed at once.
+    #[arg(
+        long,
+        env = "TETHER_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub(super) max_connections: usize,
 }
 
 impl ServeArgs {
@@ -105,6 +141,10 @@ impl ServeArgs {
             ("--db-pool-size", self.db_pool_size as u64),
             ("--lease-ms", self.lease_ms),
             ("--poll-interval-ms", self.poll_interval_ms),
+            ("--header-timeout-ms", self.header_timeout_ms),
+            ("--body-timeout-ms", self.body_timeout_ms),
+            ("--idle-timeout-ms", self.idle_timeout_ms),
+            ("--max-connections", self.max_connections as u64),
         ];
         for (flag, value) in at_least_one {
             if value == 0 {
@@ -152,6 +192,20 @@ impl ServeArgs {
             log_format: self.log_format,
             otlp_endpoint: self.otlp_endpoint.clone(),
         }
+    }
+
+    /// The limits on connections these options give.
+    pub(super) fn serve_limits(&self) -> tether_server::ServeLimits {
+        tether_server::ServeLimits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// How long a request's body may take to arrive.
+    pub(super) fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 
     /// The engine settings these options give, for a server listening on `local`.
@@ -213,6 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_reach_the_server() {
+        let args = parse(&[]);
+        let limits = args.serve_limits();
+        assert_eq!(limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_connections, 10_000);
+        assert_eq!(args.body_timeout(), Duration::from_secs(30));
+        let args = parse(&[
+            "--header-timeout-ms",
+            "300",
+            "--body-timeout-ms",
+            "400",
+            "--idle-timeout-ms",
+            "500",
+            "--max-connections",
+            "50",
+        ]);
+        args.check(None).unwrap();
+        let limits = args.serve_limits();
+        assert_eq!(limits.header_timeout, Duration::from_millis(300));
+        assert_eq!(limits.idle_timeout, Duration::from_millis(500));
+        assert_eq!(limits.max_connections, 50);
+        assert_eq!(args.body_timeout(), Duration::from_millis(400));
+    }
+
+    #[test]
     fn public_url_overrides_the_bound_address() {
         let args = parse(&["--public-url", "https://tether.example.com/"]);
         args.check(None).unwrap();
@@ -231,6 +310,10 @@ mod tests {
             ("--db-pool-size", "0"),
             ("--max-live-runs", "0"),
             ("--max-payload-bytes", "0"),
+            ("--header-timeout-ms", "0"),
+            ("--body-timeout-ms", "0"),
+            ("--idle-timeout-ms", "0"),
+            ("--max-connections", "0"),
             ("--node-id", " "),
             ("--public-url", "example.com"),
         ] {

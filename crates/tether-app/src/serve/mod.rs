@@ -26,6 +26,12 @@ pub(crate) async fn run(
     registry: Registry,
 ) -> Result<(), CommandError> {
     args.check(api_token.as_deref())?;
+    // Many clients at once need many descriptors: take all the system allows.
+    match tether_server::raise_fd_limit() {
+        Ok(Some(n)) => tracing::info!(limit = n, "open-file limit"),
+        Ok(None) => tracing::info!("open-file limit: unlimited"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 
     // Bind first: a port in use should not leave a new database file behind.
     let listener = TcpListener::bind(&args.addr).await.map_err(|e| {
@@ -60,12 +66,18 @@ pub(crate) async fn run(
     let options = ServerOptions {
         stopping: Some(stop_rx.clone()),
         api_token,
+        body_timeout: args.body_timeout(),
         ..ServerOptions::default()
     };
     let router = tether_server::router(engine.clone(), options);
-    let mut server = tokio::spawn(tether_server::serve(listener, router, async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let mut server = tokio::spawn(tether_server::serve_with(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        },
+        args.serve_limits(),
+    ));
 
     // The same line whatever the binary is called: scripts wait for it.
     announce(&format!("tether listening on http://{local}"));

@@ -53,6 +53,7 @@ fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found` (unknown or released token)", body = crate::openapi::ErrorBody),
         (status = 409, description = "`idempotency_key_reused` (the key was first used with another payload; nothing stored)", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 500, description = "`hook_definition_missing`, `internal`", body = crate::openapi::ErrorBody),
     ),

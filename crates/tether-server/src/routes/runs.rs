@@ -56,6 +56,7 @@ pub(crate) fn run_id_of(path: Result<Path<String>, PathRejection>) -> Result<Str
         (status = 201, description = "Started", body = crate::openapi::RunId),
         (status = 400, description = "`invalid_json`, `invalid_input`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`workflow_not_found`", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -308,6 +309,7 @@ pub(crate) fn cancel_body(bytes: &[u8]) -> Result<CancelBody, ApiError> {
         (status = 400, description = "`invalid_json`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`run_finished`", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]

@@ -58,6 +58,7 @@ fn path_of(
         (status = 400, description = "`invalid_json`, `hook_self_target`, `invalid_input`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`run_not_found`, `workflow_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`run_finished`", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -122,6 +123,7 @@ pub(crate) async fn get_state(
     responses(
         (status = 202, description = "Delivered or kept", body = crate::openapi::SignalSent),
         (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]

@@ -114,6 +114,7 @@ fn to_http(resp: WebhookResponse) -> Response {
         (status = "default", description = "The webhook's response: any status, headers and body the workflow chose"),
         (status = 400, description = "`invalid_json` (the body could not be read)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found` (unknown token, or not a webhook)", body = crate::openapi::ErrorBody),
+        (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 504, description = "`webhook_timeout`", body = crate::openapi::ErrorBody),
     ),
