@@ -69,8 +69,9 @@ async fn one(
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     if json_out {
-        print_line(
-            &json!({ "run_id": run_id, "ok": report.is_ok(), "report": report.to_string() }),
+        println!(
+            "{}",
+            json!({ "run_id": run_id, "ok": report.is_ok(), "report": report.to_string() })
         );
     }
     if report.is_ok() {
@@ -116,11 +117,14 @@ async fn all(store: &dyn Store, registry: &Registry, json_out: bool) -> Result<(
         .collect();
     if json_out {
         let runs: Vec<_> = outcomes.iter().map(outcome_json).collect();
-        print_line(&json!({
-            "checked": outcomes.len(),
-            "diverged": bad.len(),
-            "runs": runs,
-        }));
+        println!(
+            "{}",
+            json!({
+                "checked": outcomes.len(),
+                "diverged": bad.len(),
+                "runs": runs,
+            })
+        );
     } else {
         for outcome in &outcomes {
             match outcome {
@@ -203,8 +207,4 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
 /// `1 run`, `2 runs`.
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn print_line(value: &serde_json::Value) {
-    println!("{value}");
 }

@@ -414,7 +414,7 @@ pub enum TypedResumeError<E> {
 }
 
 impl<E> TypedResumeError<E> {
-    /// The stable code: `invalid_payload`, or the receiving side's.
+    /// Whether the payload failed the definition's own check (nothing was sent).
     pub fn is_invalid(&self) -> bool {
         matches!(self, TypedResumeError::Invalid(_))
     }

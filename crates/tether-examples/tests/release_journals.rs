@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tether::{define_hook, Ctx, HookDef, HookOptions, Registry, WorkflowError};
-use tether_engine::replay::check_run;
-use tether_engine::{Engine, EngineConfig};
-use tether_store::{RunFilter, Store};
-use tether_store_sqlite::SqliteStore;
+use tether::replay::check_run;
+use tether::sqlite::SqliteStore;
+use tether::store::{RunFilter, Store};
+use tether::{
+    define_hook, Ctx, Engine, EngineConfig, HookDef, HookOptions, Registry, WorkflowError,
+};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-0.1.db")

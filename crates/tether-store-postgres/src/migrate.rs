@@ -76,15 +76,7 @@ pub(crate) async fn migrate(
     )
     .await
     .ctx("create schema_migrations")?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
-        .await
-        .ctx("read schema version")?
-        .try_get(0)
-        .ctx("read schema version")?;
+    let current = current_version(&*tx).await?;
     let latest = latest_version();
     if current > latest {
         return Err(StoreError::Config(format!(
@@ -115,6 +107,20 @@ pub(crate) async fn migrate(
     Ok(applied)
 }
 
+/// The highest migration recorded in `schema_migrations` (0 when none), on a connection or
+/// inside a transaction.
+async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i64, StoreError> {
+    client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )
+        .await
+        .ctx("read schema version")?
+        .try_get(0)
+        .ctx("read schema version")
+}
+
 /// Check, without writing anything, that `schema` (or the default one) holds Tether's tables
 /// at exactly [`latest_version`]: a read-only open must not run against tables it does not
 /// understand, and must not create or migrate them.
@@ -135,15 +141,7 @@ pub(crate) async fn check_version(
     if !exists {
         return tether_store::check_read_only_schema(None, latest_version(), &where_);
     }
-    let current: i64 = client
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
-        .await
-        .ctx("read schema version")?
-        .try_get(0)
-        .ctx("read schema version")?;
+    let current = current_version(&***client).await?;
     tether_store::check_read_only_schema(Some(current), latest_version(), &where_)
 }
 

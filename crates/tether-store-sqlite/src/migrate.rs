@@ -55,13 +55,7 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, Store
          )",
     )
     .ctx("create schema_migrations")?;
-    let current: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |row| row.get(0),
-        )
-        .ctx("read schema version")?;
+    let current = current_version(&tx)?;
     let latest = latest_version();
     if current > latest {
         return Err(StoreError::Config(format!(
@@ -89,6 +83,16 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, Store
     Ok(applied)
 }
 
+/// The highest migration recorded in `schema_migrations` (0 when none).
+fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )
+    .ctx("read schema version")
+}
+
 /// Check, without writing anything, that the database at `path` holds Tether's tables at
 /// exactly [`latest_version`] (for read-only opens, which must not create or migrate).
 pub(crate) fn check_version(conn: &Connection, path: &str) -> Result<(), StoreError> {
@@ -102,13 +106,7 @@ pub(crate) fn check_version(conn: &Connection, path: &str) -> Result<(), StoreEr
     if !exists {
         return tether_store::check_read_only_schema(None, latest_version(), path);
     }
-    let current: i64 = conn
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |row| row.get(0),
-        )
-        .ctx("read schema version")?;
+    let current = current_version(conn)?;
     tether_store::check_read_only_schema(Some(current), latest_version(), path)
 }
 
