@@ -1,4 +1,4 @@
-//! The shared conformance suite of `tether-store`, run against PostgreSQL: every case gets a
+//! The shared conformance suite (`tether-store-conformance`), run against PostgreSQL: every case gets a
 //! store in a fresh schema (`t_` + random hex) of the server named by `TETHER_TEST_POSTGRES`,
 //! dropped after the case. Without that variable the cases are skipped, except under CI
 //! (`CI` set), where they fail.
@@ -7,4 +7,4 @@ mod common;
 
 use common::fresh_store;
 
-tether_store::conformance_tests!(optional: fresh_store());
+tether_store_conformance::conformance_tests!(optional: fresh_store());

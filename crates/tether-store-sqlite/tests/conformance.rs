@@ -1,7 +1,7 @@
-//! The shared conformance suite of `tether-store`, run against a fresh SQLite file per case.
+//! The shared conformance suite (`tether-store-conformance`), run against a fresh SQLite file per case.
 
 use tempfile::TempDir;
-use tether_store::conformance::Guarded;
+use tether_store_conformance::Guarded;
 use tether_store_sqlite::SqliteStore;
 
 /// A store on a new database file in a temporary directory removed after the case.
@@ -15,4 +15,4 @@ async fn fresh_store() -> Guarded<SqliteStore, TempDir> {
     Guarded { store, guard: dir }
 }
 
-tether_store::conformance_tests!(fresh_store());
+tether_store_conformance::conformance_tests!(fresh_store());

@@ -10,11 +10,11 @@
 //! - **reads** (`get_run`, `load_journal`, `get_hook`, ...) are plain queries.
 //!
 //! The semantics every backend must implement are written down on [`WriteOp`] and checked by
-//! the one conformance suite in [`conformance`], which each backend runs against itself.
+//! the one conformance suite, the `tether-store-conformance` test kit, which each backend runs
+//! against itself as a dev-dependency.
 
 #![warn(missing_docs)]
 
-pub mod conformance;
 pub mod crash;
 mod digest;
 mod redact;

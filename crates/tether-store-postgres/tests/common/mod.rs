@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tether_store::conformance::Guarded;
+use tether_store_conformance::Guarded;
 use tether_store_postgres::{PostgresOptions, PostgresStore};
 
 /// The variable naming the server, e.g. `postgres://postgres@127.0.0.1:5432/test`.

@@ -6,7 +6,7 @@ use serde_json::json;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
 
 use super::support::*;
-use crate::{OpOutcome, OpRejected, Store, WakeAt, WriteOp};
+use tether_store::{OpOutcome, OpRejected, Store, WakeAt, WriteOp};
 
 /// `Append` writes each entry at the next `seq` (dense, after `RunStarted` = 1), stamped with
 /// the op's `at_ms`, answers with the entries as written and bumps `last_seq`.

@@ -4,7 +4,9 @@
 use serde_json::{json, Value};
 use tether_core::event::{CommandIndex, Event, EventBody, RunStatus, HOOK_KIND_TOKEN};
 
-use crate::{HookRecord, OpOutcome, OpRejected, OpResult, RunRecord, Store, WakeAt, WriteOp};
+use tether_store::{
+    HookRecord, OpOutcome, OpRejected, OpResult, RunRecord, Store, WakeAt, WriteOp,
+};
 
 /// A fixed base time (ms since the Unix epoch); cases stamp their ops relative to it.
 pub(crate) const T0: u64 = 1_700_000_000_000;

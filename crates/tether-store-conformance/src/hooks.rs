@@ -6,7 +6,7 @@ use serde_json::json;
 use tether_core::event::{Event, EventBody};
 
 use super::support::*;
-use crate::{HookRecord, Store};
+use tether_store::{HookRecord, Store};
 
 /// `HookCreated` registers the token: `get_hook` finds it with the run, command index, kind,
 /// metadata, definition and creation time; `list_hooks` lists a run's hooks by creation time,

@@ -6,7 +6,7 @@ use tether_core::event::{EventBody, RunStatus, ThreadInfo};
 use tether_core::RetryPolicy;
 
 use super::support::*;
-use crate::{OpOutcome, OpRejected, RunFilter, Store, WriteOp};
+use tether_store::{OpOutcome, OpRejected, RunFilter, Store, WriteOp};
 
 fn spawned(cmd: u32, hook_id: &str, workflow: &str) -> EventBody {
     EventBody::HookSpawned {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tether_core::event::{Event, EventBody, RunStatus};
 
 use super::support::*;
-use crate::{HookRef, OpRejected, Store, WriteOp};
+use tether_store::{HookRef, OpRejected, Store, WriteOp};
 
 /// `Resume` of a token no active hook holds is refused with `HookNotFound`, writes nothing and
 /// does not consume its idempotency key.

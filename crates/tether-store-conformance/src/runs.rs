@@ -5,7 +5,9 @@ use serde_json::json;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
 
 use super::support::*;
-use crate::{OpOutcome, OpRejected, RunCursor, RunFilter, RunRecord, Store, WakeAt, WriteOp};
+use tether_store::{
+    OpOutcome, OpRejected, RunCursor, RunFilter, RunRecord, Store, WakeAt, WriteOp,
+};
 
 /// `CreateRun` makes a `pending` run whose journal entry 1 is `RunStarted`, visible through
 /// `get_run`, `list_runs` and `load_journal`.

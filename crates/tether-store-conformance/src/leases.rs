@@ -5,7 +5,7 @@ use serde_json::json;
 use tether_core::event::{ErrorInfo, EventBody, RunStatus};
 
 use super::support::*;
-use crate::{Fence, OpOutcome, OpRejected, Store, WakeAt, WriteOp};
+use tether_store::{Fence, OpOutcome, OpRejected, Store, WakeAt, WriteOp};
 
 fn claim_op(run_id: &str, node: &str, lease_until_ms: u64, now_ms: u64) -> WriteOp {
     WriteOp::Claim {
@@ -225,7 +225,7 @@ pub async fn finished_runs_have_no_owner_and_cannot_be_claimed(store: &dyn Store
 }
 
 /// A run created with a claim starts `running`, owned by the claiming node at epoch
-/// [`crate::FIRST_EPOCH`]: that fence writes, an older one does not, another node cannot
+/// [`tether_store::FIRST_EPOCH`]: that fence writes, an older one does not, another node cannot
 /// claim it while the lease lives, and the next claim raises the epoch as usual.
 pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
     let created = WriteOp::CreateRun {
@@ -233,7 +233,7 @@ pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
         workflow: "w".into(),
         input: json!(1),
         at_ms: T0,
-        claim: Some(crate::FirstClaim {
+        claim: Some(tether_store::FirstClaim {
             node: "a".into(),
             lease_until_ms: T0 + 100,
         }),
@@ -248,7 +248,7 @@ pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
     assert_eq!(
         commit_one(
             store,
-            fenced_append("r", fence("a", crate::FIRST_EPOCH - 1), T0 + 1)
+            fenced_append("r", fence("a", tether_store::FIRST_EPOCH - 1), T0 + 1)
         )
         .await,
         Err(OpRejected::Fenced { run_id: "r".into() }),
@@ -257,7 +257,7 @@ pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
     appended(
         commit_one(
             store,
-            fenced_append("r", fence("a", crate::FIRST_EPOCH), T0 + 2),
+            fenced_append("r", fence("a", tether_store::FIRST_EPOCH), T0 + 2),
         )
         .await,
         "append with the first claim's fence",
@@ -273,7 +273,7 @@ pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
     let next = claim(store, "r", "b", T0 + 400, T0 + 101).await;
     assert_eq!(
         next,
-        crate::FIRST_EPOCH + 1,
+        tether_store::FIRST_EPOCH + 1,
         "a claim after the lease ends raises the epoch"
     );
     assert_eq!(get_run(store, "r").await.owner.as_deref(), Some("b"));

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tether_core::event::{EventBody, RunStatus};
 
 use super::support::*;
-use crate::{HookRef, OpRejected, Store, WriteOp};
+use tether_store::{HookRef, OpRejected, Store, WriteOp};
 
 /// A second `Resume` with an idempotency key already used for the token, with the same
 /// payload, writes nothing and answers with the first run and `event: None`; keys are scoped

@@ -1,14 +1,17 @@
-//! The conformance suite: the one set of cases every [`Store`] backend must pass.
+//! The conformance suite of Tether's storage contract: the one set of cases every
+//! [`Store`] backend must pass. A test kit: backends use it as a dev-dependency, so it is
+//! never compiled into a release build.
 //!
 //! Each case is a public `async fn(store: &dyn Store)` that expects an **empty** store and
 //! panics, with a message saying what went wrong, when the backend breaks the contract
-//! written on [`WriteOp`](crate::WriteOp) and [`Store`]. A backend runs all of them, one test
+//! written on [`WriteOp`](tether_store::WriteOp) and [`Store`]. A backend runs all of them, one test
 //! per case and a fresh store per test, with [`conformance_tests!`](crate::conformance_tests)
 //! in one of its integration tests:
 //!
 //! ```ignore
-//! // crates/my-backend/tests/conformance.rs (needs `tokio` as a dev-dependency)
-//! tether_store::conformance_tests!(async { my_backend::MyStore::open("...").await.unwrap() });
+//! // crates/my-backend/tests/conformance.rs (needs `tokio` and `tether-store-conformance`
+//! // as dev-dependencies)
+//! tether_store_conformance::conformance_tests!(async { my_backend::MyStore::open("...").await.unwrap() });
 //! ```
 //!
 //! The expression is evaluated once per test and yields either a store or a
@@ -38,7 +41,7 @@ pub use leases::*;
 pub use runs::*;
 pub use threads::*;
 
-use crate::Store;
+use tether_store::Store;
 
 /// What a conformance factory may produce: any [`Store`], or a [`Guarded`] one.
 pub trait StoreUnderTest {
@@ -72,14 +75,14 @@ impl<S: Store, G> StoreUnderTest for Guarded<S, G> {
 /// running against a fresh store.
 ///
 /// ```ignore
-/// tether_store::conformance_tests!(async { MyStore::open_temp().await.unwrap() });
+/// tether_store_conformance::conformance_tests!(async { MyStore::open_temp().await.unwrap() });
 /// // or, to skip when the environment has no backend to test against:
-/// tether_store::conformance_tests!(optional: async { MyStore::from_env().await });
+/// tether_store_conformance::conformance_tests!(optional: async { MyStore::from_env().await });
 /// ```
 ///
 /// The expression is awaited once per test. It yields a value implementing
-/// [`StoreUnderTest`](crate::conformance::StoreUnderTest) (any `Store`, or a
-/// [`Guarded`](crate::conformance::Guarded) store); with `optional:`, an `Option` of one,
+/// [`StoreUnderTest`](crate::StoreUnderTest) (any `Store`, or a
+/// [`Guarded`](crate::Guarded) store); with `optional:`, an `Option` of one,
 /// where `None` skips the case with a note on stderr. Items of the calling module are in
 /// scope inside the expression. The calling crate needs `tokio` (with the `macros` and `rt`
 /// features) as a dev-dependency, nothing else.
@@ -173,8 +176,8 @@ macro_rules! __conformance_test {
             #[::tokio::test]
             async fn $case() {
                 let under_test = $make.await;
-                $crate::conformance::$case(
-                    $crate::conformance::StoreUnderTest::store(&under_test),
+                $crate::$case(
+                    $crate::StoreUnderTest::store(&under_test),
                 )
                 .await;
             }
@@ -197,8 +200,8 @@ macro_rules! __conformance_optional_test {
                     );
                     return;
                 };
-                $crate::conformance::$case(
-                    $crate::conformance::StoreUnderTest::store(&under_test),
+                $crate::$case(
+                    $crate::StoreUnderTest::store(&under_test),
                 )
                 .await;
             }

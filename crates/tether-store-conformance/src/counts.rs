@@ -6,7 +6,7 @@ use tether_core::event::{EventBody, RunStatus};
 use tether_core::RetryPolicy;
 
 use super::support::*;
-use crate::{RunCount, Store, WakeAt, WriteOp};
+use tether_store::{RunCount, Store, WakeAt, WriteOp};
 
 /// The counts, panicking on a backend error.
 async fn counts(store: &dyn Store) -> Vec<RunCount> {
