@@ -45,6 +45,7 @@ pub mod fuzzing;
 mod json;
 mod json_errors;
 mod openapi;
+mod protocol_errors;
 mod routes;
 mod serve;
 mod ui;

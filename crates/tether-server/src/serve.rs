@@ -4,7 +4,8 @@
 //! [`ServeLimits::idle_timeout`], and past [`ServeLimits::max_connections`] open connections a
 //! new one is accepted and closed at once, so it never holds a file descriptor. Unfinished
 //! bodies are cut by the router itself ([`crate::ServerOptions::body_timeout`], see
-//! [`body_timeout`]).
+//! [`body_timeout`]). The answers hyper writes itself to requests it cannot parse get JSON
+//! bodies ([`crate::protocol_errors`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +26,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
+
+use crate::protocol_errors::JsonErrors;
 
 /// Limits on the connections [`crate::serve_with`] accepts.
 #[derive(Clone, Debug)]
@@ -128,7 +131,7 @@ impl Drop for OpenSlot {
 /// What a connection is doing: requests in flight (until their answer's body is done or
 /// dropped, so a stream in progress counts), and when the last one ended.
 struct Activity {
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     last_done: Mutex<Instant>,
 }
 
@@ -199,7 +202,7 @@ async fn serve_connection(
     _slot: OpenSlot,
 ) {
     let activity = Arc::new(Activity {
-        in_flight: AtomicUsize::new(0),
+        in_flight: Arc::new(AtomicUsize::new(0)),
         last_done: Mutex::new(Instant::now()),
     });
     let service = {
@@ -222,8 +225,11 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // A client that shuts its sending side after a complete request still gets its answer.
+        .half_close(true)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let io = JsonErrors::new(stream, activity.in_flight.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     // When the connection was asked to close (server stopping, or idle too long).
     let mut closing_since: Option<Instant> = None;

@@ -423,8 +423,9 @@ async fn idempotency_keys_and_headers() {
 
 #[tokio::test]
 async fn protocol_errors_hyper_answers_itself() {
-    // These never reach the router: hyper refuses them while parsing, with its own empty-bodied
-    // 4xx (documented in docs/guarantees.md). Checked here so a change in that list is noticed.
+    // These never reach the router: hyper refuses them while parsing with its own 4xx, whose
+    // empty body the server rewrites as a JSON error (`src/protocol_errors.rs`; documented in
+    // docs/guarantees.md). Checked here so a change in that list is noticed.
     let s = Server::start().await;
     let before = s.snapshot().await;
     let many: String = (0..200).map(|i| format!("x-h{i}: v\r\n")).collect();
@@ -472,6 +473,15 @@ async fn protocol_errors_hyper_answers_itself() {
             431,
         ),
         (
+            "a 70 KiB URI",
+            format!(
+                "GET /v1/hooks/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+                "u".repeat(70 * 1024)
+            )
+            .into_bytes(),
+            414,
+        ),
+        (
             "a 1 MiB header",
             format!("GET /healthz HTTP/1.1\r\nx-big: {huge}\r\n\r\n").into_bytes(),
             431,
@@ -480,6 +490,22 @@ async fn protocol_errors_hyper_answers_itself() {
     for (what, raw, status) in cases {
         let r = send(&s.addr, &raw).await;
         assert_eq!(r.status, status, "{what}: {}", r.text());
+        // hyper's own empty answer is rewritten into the API's JSON error shape.
+        let json: serde_json::Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{what}: not a JSON body ({e}): {:?}", r.text()));
+        let code = json["error"]["code"].as_str().unwrap_or_default();
+        let want = match status {
+            414 => "uri_too_long",
+            431 => "headers_too_large",
+            _ => "bad_request",
+        };
+        assert_eq!(code, want, "{what}: {json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: a message says what to do: {json}"
+        );
     }
     // A bad chunked body does reach the handler, as a body read error: JSON 400.
     let bad_chunk = b"POST /v1/signals/s HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";

@@ -328,3 +328,27 @@ async fn graceful_shutdown_closes_idle_connections() {
     let _ = read_to_eof(&mut kept).await;
     let _ = read_to_eof(&mut partial).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let server = TestServer::start(ServerOptions::default(), limits(60_000, 60_000, 100)).await;
+    // A request with a body, then the client shuts its sending side (as `nc -N` does).
+    let body = br#"{"workflow":"approval","input":{"order_id":"half-closed"}}"#;
+    let head = format!(
+        "POST /v1/runs HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = server.connect().await;
+    s.write_all(head.as_bytes()).await.expect("write head");
+    s.write_all(body).await.expect("write body");
+    s.shutdown().await.expect("half-close");
+    let bytes = read_to_eof(&mut s).await;
+    assert_eq!(
+        status_of(&bytes),
+        Some(201),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(json_body(&bytes)["run_id"].is_string());
+}
