@@ -153,6 +153,30 @@ impl Client {
         Ok(answer.run_id)
     }
 
+    /// [`Client::start_run`] made idempotent: with `run_id`, the run gets that id; with only
+    /// `idempotency_key`, the server derives the id from the key. Retrying with the same
+    /// workflow and input returns the run the first call made (never a second run); another
+    /// workflow or input is an [`ClientError::Api`] error with code `run_exists` (for a
+    /// `run_id`) or `idempotency_key_reused` (for a key), and nothing is stored.
+    pub async fn start_run_idempotent<I: Serialize + ?Sized>(
+        &self,
+        workflow: &str,
+        input: &I,
+        run_id: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let mut body = json!({ "workflow": workflow, "input": to_value(input)? });
+        if let Some(id) = run_id {
+            body["run_id"] = json!(id);
+        }
+        let mut req = self.request(Method::POST, "/v1/runs").json(&body);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let answer: RunId = send(req).await?;
+        Ok(answer.run_id)
+    }
+
     /// One run as it is now.
     pub async fn get_run(&self, run_id: &str) -> Result<RunInfo, ClientError> {
         let path = format!("/v1/runs/{}", encode_path_segment(run_id));

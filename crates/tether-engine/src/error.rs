@@ -54,6 +54,17 @@ pub enum EngineError {
          use a new key for a new payload"
     )]
     IdempotencyKeyReused,
+    /// A run with the chosen id exists already, started with another workflow or input;
+    /// nothing was stored. Choose another id, or send the first start's workflow and input to
+    /// get that run.
+    #[error(
+        "run {run_id} already exists with another workflow or input; choose another run id \
+         (or Idempotency-Key), or repeat the first start exactly to get that run"
+    )]
+    RunExists {
+        /// The run id.
+        run_id: String,
+    },
     /// The payload or input is larger than the configured limit; nothing was stored.
     #[error("payload too large: {size} bytes, the limit is {limit} bytes")]
     PayloadTooLarge {
@@ -95,6 +106,7 @@ impl EngineError {
             EngineError::HookNotFound => "hook_not_found",
             EngineError::InvalidPayload { .. } => "invalid_payload",
             EngineError::IdempotencyKeyReused => "idempotency_key_reused",
+            EngineError::RunExists { .. } => "run_exists",
             EngineError::PayloadTooLarge { .. } => "payload_too_large",
             EngineError::HookDefinitionMissing { .. } => "hook_definition_missing",
             EngineError::Store(StoreError::Full(_)) => "storage_full",
@@ -115,10 +127,7 @@ impl From<OpRejected> for EngineError {
             }
             OpRejected::HookNotFound { .. } => EngineError::HookNotFound,
             OpRejected::IdempotencyKeyReused { .. } => EngineError::IdempotencyKeyReused,
-            OpRejected::RunExists { run_id } => EngineError::InvalidInput {
-                workflow: String::new(),
-                message: format!("run id {run_id} is already taken"),
-            },
+            OpRejected::RunExists { run_id } => EngineError::RunExists { run_id },
             // Leases are the engine's own business; a caller never meets them.
             other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
                 EngineError::Store(StoreError::Unavailable(other.to_string()))

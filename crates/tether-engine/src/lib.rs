@@ -58,4 +58,5 @@ pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use start::{StartOptions, Started};
 pub use system_env::SystemEnvironment;

@@ -5,6 +5,7 @@ use tether_store::{OpOutcome, RunRecord, WriteOp};
 
 use crate::engine::{plausible, Engine, MAX_ID_LEN};
 use crate::error::EngineError;
+use crate::start::Started;
 
 impl Engine {
     /// Send a signal (as from outside a run): the oldest run waiting on `signal_id` gets it,
@@ -41,6 +42,21 @@ impl Engine {
         run_id: &str,
         options: tether_core::SpawnOptions,
     ) -> Result<String, EngineError> {
+        self.spawn_hook_with(run_id, options, None)
+            .await
+            .map(|started| started.run_id)
+    }
+
+    /// [`Engine::spawn_hook`] with an idempotency key: the thread's id is derived from the
+    /// run and the key, so a retried spawn with the same key, workflow and args answers with
+    /// the thread the first call started (`created: false`) and another workflow or args is
+    /// refused with [`EngineError::IdempotencyKeyReused`], storing nothing.
+    pub async fn spawn_hook_with(
+        &self,
+        run_id: &str,
+        options: tether_core::SpawnOptions,
+        idempotency_key: Option<&str>,
+    ) -> Result<Started, EngineError> {
         self.alive()?;
         self.check_size(&options.args)?;
         let run = self.get_run(run_id).await?;
@@ -75,17 +91,40 @@ impl Engine {
                 workflow: workflow.clone(),
                 message,
             })?;
-        let hook_id = format!("{run_id}.x{}", uuid::Uuid::now_v7().simple());
+        let hook_id = match idempotency_key {
+            Some(key) => {
+                let digest =
+                    tether_store::payload_digest(&Value::String(format!("tether.spawn:{key}")));
+                format!("{run_id}.k{}", digest.get(..32).unwrap_or(&digest))
+            }
+            None => format!("{run_id}.x{}", uuid::Uuid::now_v7().simple()),
+        };
         let op = WriteOp::SpawnHook {
             run_id: run_id.to_string(),
             hook_id: hook_id.clone(),
-            workflow,
-            args: options.args,
+            workflow: workflow.clone(),
+            args: options.args.clone(),
             retry: options.retry,
             at_ms: self.inner.now_ms(),
         };
-        self.inner.write(op).await??;
-        Ok(hook_id)
+        match self.inner.write(op).await?.map_err(EngineError::from) {
+            Ok(_) => Ok(Started {
+                run_id: hook_id,
+                created: true,
+            }),
+            Err(EngineError::RunExists { .. }) if idempotency_key.is_some() => {
+                let thread = self.get_run(&hook_id).await?;
+                if thread.workflow == workflow && thread.input == options.args {
+                    Ok(Started {
+                        run_id: hook_id,
+                        created: false,
+                    })
+                } else {
+                    Err(EngineError::IdempotencyKeyReused)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The shared state of the run's namespace.

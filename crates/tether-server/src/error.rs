@@ -59,6 +59,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("run_finished", 409, "the run has already ended"),
     (
+        "run_exists",
+        409,
+        "a run with the chosen run_id exists, started with another workflow or input; nothing was stored",
+    ),
+    (
         "idempotency_key_reused",
         409,
         "the Idempotency-Key was first used with another payload; nothing was stored",
@@ -221,7 +226,9 @@ fn engine_status(e: &EngineError) -> StatusCode {
         | EngineError::InvalidPayload { .. }
         | EngineError::HookSelfTarget { .. } => StatusCode::BAD_REQUEST,
         EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        EngineError::RunFinished { .. } | EngineError::IdempotencyKeyReused => StatusCode::CONFLICT,
+        EngineError::RunFinished { .. }
+        | EngineError::IdempotencyKeyReused
+        | EngineError::RunExists { .. } => StatusCode::CONFLICT,
         EngineError::HookDefinitionMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         // Out of space: 507, the status WebDAV defined for it; the request may be retried.
         EngineError::Store(tether_store::StoreError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,

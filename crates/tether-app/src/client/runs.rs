@@ -24,6 +24,14 @@ enum RunsAction {
         /// The run's input, as JSON.
         #[arg(long, default_value = "null", value_name = "JSON")]
         input: String,
+        /// A run id of your choosing: starting again with the same id, workflow and input
+        /// prints that run instead of starting a second one (a safe retry).
+        #[arg(long, value_name = "RUN_ID")]
+        id: Option<String>,
+        /// An idempotency key: the run's id is derived from it (a safe retry without
+        /// choosing an id).
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
     },
     /// List runs, newest first.
     List {
@@ -58,9 +66,16 @@ pub(crate) async fn run(opts: &ClientOpts, cmd: RunsCommand) -> Result<(), Comma
     let client = opts.client();
     let json_out = opts.json;
     match cmd.action {
-        RunsAction::Start { workflow, input } => {
+        RunsAction::Start {
+            workflow,
+            input,
+            id,
+            idempotency_key,
+        } => {
             let input = parse_json("--input", &input)?;
-            let run_id = client.start_run(&workflow, &input).await?;
+            let run_id = client
+                .start_run_idempotent(&workflow, &input, id.as_deref(), idempotency_key.as_deref())
+                .await?;
             if json_out {
                 print_json(&json!({ "run_id": run_id }))
             } else {

@@ -27,7 +27,7 @@ fn token_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// The `Idempotency-Key` header, if present and not empty.
-fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(IDEMPOTENCY_KEY)?;
     let key = String::from_utf8_lossy(value.as_bytes()).into_owned();
     (!key.is_empty()).then_some(key)

@@ -5,16 +5,17 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tether_core::RunStatus;
-use tether_engine::EngineError;
+use tether_engine::{EngineError, StartOptions};
 use tether_store::RunFilter;
 
 use crate::error::ApiError;
 use crate::json::{body_bytes, event_json, hook_json, parse_json, run_id_json, run_json};
+use crate::routes::hooks::idempotency_key;
 use crate::AppState;
 
 /// The body of `POST /v1/runs`. Unknown fields are refused: a typo (`"inptu"`) must not start
@@ -27,6 +28,11 @@ pub(crate) struct StartRun {
     /// Its input (default `{}`).
     #[serde(default = "empty_object")]
     input: Value,
+    /// A run id of the caller's choosing (1 to 1,024 bytes, no NUL): starting again with the
+    /// same id, workflow and input answers `200` with that run; with another workflow or
+    /// input, `409 run_exists`.
+    #[serde(default)]
+    run_id: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -44,30 +50,49 @@ pub(crate) fn run_id_of(path: Result<Path<String>, PathRejection>) -> Result<Str
     }
 }
 
-/// `POST /v1/runs` → `201 {"run_id"}`.
+/// `POST /v1/runs` → `201 {"run_id"}`; `200 {"run_id"}` when a start with the same `run_id` or
+/// `Idempotency-Key` (and the same workflow and input) already made the run.
 #[utoipa::path(
     post,
     path = "/v1/runs",
     tag = "runs",
     summary = "Start a run",
-    description = "Answers once the run has recorded what it first waits on (a hook it creates at once is resumable right away).",
+    description = "Answers once the run has recorded what it first waits on (a hook it creates at once is resumable right away). Idempotent with a `run_id` in the body or an `Idempotency-Key` header: a retry with the same workflow and input answers `200` with the run the first call made; another workflow or input is refused with `409` (`run_exists` for a `run_id`, `idempotency_key_reused` for a key) and nothing is stored.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the start idempotent (the run's id is derived from it; kept as long as the run)"),
+    ),
     request_body = StartRun,
     responses(
         (status = 201, description = "Started", body = crate::openapi::RunId),
+        (status = 200, description = "Started before by a call with the same `run_id` or `Idempotency-Key`, workflow and input", body = crate::openapi::RunId),
         (status = 400, description = "`invalid_json`, `invalid_input`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`workflow_not_found`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`run_exists`, `idempotency_key_reused` (nothing stored)", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub(crate) async fn start_run(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let bytes = body_bytes(body, state.payload_limit())?;
     let req: StartRun = parse_json(&bytes)?;
-    let run_id = state.engine.start_run(&req.workflow, req.input).await?;
-    Ok((StatusCode::CREATED, Json(run_id_json(run_id))))
+    let options = StartOptions {
+        run_id: req.run_id,
+        idempotency_key: idempotency_key(&headers),
+    };
+    let started = state
+        .engine
+        .start_run_with(&req.workflow, req.input, options)
+        .await?;
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(run_id_json(started.run_id))))
 }
 
 /// The query of `GET /v1/runs`; values are parsed by hand so an empty one means "any".

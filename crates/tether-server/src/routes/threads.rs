@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,6 +13,7 @@ use tether_engine::EngineError;
 
 use crate::error::ApiError;
 use crate::json::{body_bytes, parse_json};
+use crate::routes::hooks::idempotency_key;
 use crate::AppState;
 
 /// The body of `POST /v1/runs/{run_id}/hooks`.
@@ -51,13 +52,17 @@ fn path_of(
     path = "/v1/runs/{run_id}/hooks",
     tag = "threads",
     summary = "Start a hook thread in a running run",
-    params(("run_id" = String, Path, description = "The run")),
+    params(
+        ("run_id" = String, Path, description = "The run"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the spawn idempotent: a retry with the same key, workflow and args answers `200` with the thread the first call started; other workflow or args get `409 idempotency_key_reused`"),
+    ),
     request_body = SpawnBody,
     responses(
         (status = 202, description = "Started", body = crate::openapi::HookId),
+        (status = 200, description = "Started before by a call with the same `Idempotency-Key`", body = crate::openapi::HookId),
         (status = 400, description = "`invalid_json`, `hook_self_target`, `invalid_input`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`run_not_found`, `workflow_not_found`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`run_finished`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`run_finished`, `idempotency_key_reused`", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
@@ -65,6 +70,7 @@ fn path_of(
 pub(crate) async fn spawn(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run_id = path_of(
@@ -81,8 +87,17 @@ pub(crate) async fn spawn(
         args: body.args,
         retry: body.retry.unwrap_or_default(),
     };
-    let hook_id = state.engine.spawn_hook(&run_id, options).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "hook_id": hook_id }))))
+    let key = idempotency_key(&headers);
+    let started = state
+        .engine
+        .spawn_hook_with(&run_id, options, key.as_deref())
+        .await?;
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "hook_id": started.run_id }))))
 }
 
 /// `GET /v1/runs/{run_id}/state` → the shared state of the run's namespace, as an object.
