@@ -13,6 +13,7 @@ from tether_client import (
     IdempotencyKeyReusedError,
     InvalidPayloadError,
     NetworkError,
+    RunExistsError,
     RunFinishedError,
     RunNotFoundError,
     TetherClient,
@@ -105,6 +106,25 @@ def test_unknown_token_and_odd_characters(client: TetherClient) -> None:
             client.resume_hook(token, {"x": 1})
         with pytest.raises(HookNotFoundError):
             client.get_hook(token)
+
+
+def test_starts_are_idempotent(client: TetherClient) -> None:
+    run_id = unique("order")
+    first = client.start_run("approval", {"order_id": "o-9"}, run_id=run_id)
+    assert first == run_id
+    assert client.start_run("approval", {"order_id": "o-9"}, run_id=run_id) == run_id
+    with pytest.raises(RunExistsError) as e:
+        client.start_run("approval", {"order_id": "other"}, run_id=run_id)
+    assert (e.value.status, e.value.code) == (409, "run_exists")
+    key = unique("start-key")
+    by_key = client.start_run("approval", {"order_id": "o-10"}, idempotency_key=key)
+    assert client.start_run("approval", {"order_id": "o-10"}, idempotency_key=key) == by_key
+    with pytest.raises(IdempotencyKeyReusedError):
+        client.start_run("approval", {"order_id": "o-11"}, idempotency_key=key)
+    # Without an id or a key, every call is a new run (the client's own key is per call).
+    assert client.start_run("approval", {"order_id": "o-12"}) != client.start_run(
+        "approval", {"order_id": "o-12"}
+    )
 
 
 def test_not_found_errors(client: TetherClient) -> None:

@@ -119,7 +119,7 @@ def test_requests_are_built_as_the_api_expects() -> None:
     assert resume.headers["Content-Type"] == "application/json"
     assert json.loads(resume.content) == {"text": "hi"}
     assert json.loads(start.content) == {"workflow": "approval", "input": {"order_id": "o-1"}}
-    assert "Idempotency-Key" not in start.headers
+    assert start.headers["Idempotency-Key"], "a start always carries a key (retries are safe)"
     assert signal.url.raw_path == b"/v1/signals/s%2F1" and json.loads(signal.content) == [1, 2]
     assert spawn.url.raw_path == b"/v1/runs/r%201/hooks"
     assert json.loads(spawn.content) == {
@@ -258,12 +258,19 @@ def test_retries_are_bounded() -> None:
 
 
 def test_requests_without_a_key_are_not_repeated_once_sent() -> None:
-    # A lost answer to start_run: the run may exist; sending again could start a second one.
+    # A lost answer to cancel_run: it may have acted; it carries no key, so it is not sent again.
     seen, transport = recorder(fails_once_then(RUN_ID, httpx.ReadError))
     with TetherClient("http://h:1", transport=transport, backoff=0) as c:
         with pytest.raises(NetworkError):
-            c.start_run("w", {})
+            c.cancel_run("r-1", reason=None)
     assert len(seen) == 1
+    # A lost answer to start_run is retried with the same key: the server answers with the
+    # run the first attempt made, never a second one.
+    seen, transport = recorder(fails_once_then(RUN_ID, httpx.ReadError))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.start_run("w", {}) == "r-1"
+    assert len(seen) == 2
+    assert seen[0].headers["Idempotency-Key"] == seen[1].headers["Idempotency-Key"]
     seen, transport = recorder(lambda r: err(503, "storage_unavailable"))
     with TetherClient("http://h:1", transport=transport, backoff=0) as c:
         with pytest.raises(StorageError):

@@ -309,8 +309,16 @@ class ClientCore:
     # The calls (one per API operation).
 
     @staticmethod
-    def _start_run(workflow: str, input: JSON) -> "Call[str]":
-        return Call("POST", "/v1/runs", _str_field("run_id"), body={"workflow": workflow, "input": input})
+    def _start_run(
+        workflow: str, input: JSON, run_id: Optional[str] = None, idempotency_key: Optional[str] = None
+    ) -> "Call[str]":
+        body: Dict[str, Any] = {"workflow": workflow, "input": input}
+        if run_id is not None:
+            body["run_id"] = run_id
+        # Always a key (the server derives the run's id from it; a chosen run id wins), so a
+        # retry after a lost answer never starts a second run.
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        return Call("POST", "/v1/runs", _str_field("run_id"), body=body, idempotency_key=key)
 
     @staticmethod
     def _get_run(run_id: str, wait_ms: Optional[int] = None) -> "Call[Run]":

@@ -115,10 +115,22 @@ class AsyncTetherClient(ClientCore):
         """
         return await self._send(self._resume_hook(token, payload, idempotency_key))
 
-    async def start_run(self, workflow: str, input: JSON) -> str:
+    async def start_run(
+        self,
+        workflow: str,
+        input: JSON,
+        run_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> str:
         """Start a run of ``workflow`` with ``input``; returns its id once it has recorded what
-        it first waits on. Raises :class:`WorkflowNotFoundError`, :class:`InvalidInputError`."""
-        return await self._send(self._start_run(workflow, input))
+        it first waits on. Raises :class:`WorkflowNotFoundError`, :class:`InvalidInputError`.
+
+        Idempotent: with ``run_id`` the run gets that id, with ``idempotency_key`` the server
+        derives the id from the key (without either the client makes a key, so its own retries
+        never start a second run). Starting again with the same id or key, workflow and input
+        returns the first run; another workflow or input raises :class:`RunExistsError` (a
+        ``run_id``) or :class:`IdempotencyKeyReusedError` (a key)."""
+        return await self._send(self._start_run(workflow, input, run_id, idempotency_key))
 
     async def get_run(self, run_id: str, wait_ms: Optional[int] = None) -> Run:
         """The run; with ``wait_ms``, long-polls until it has ended or ``wait_ms`` passed (the

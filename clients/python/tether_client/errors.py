@@ -97,6 +97,11 @@ class IdempotencyKeyReusedError(TetherError):
     nothing was stored. A retry must send the same payload; a new payload needs a new key."""
 
 
+class RunExistsError(TetherError):
+    """409 ``run_exists``: a run with the chosen ``run_id`` exists, started with another workflow
+    or input; nothing was stored. Choose another id, or repeat the first start exactly."""
+
+
 class UnauthorizedError(TetherError):
     """401 ``unauthorized``: the API token is missing or wrong."""
 
@@ -142,6 +147,7 @@ _BY_CODE: Dict[str, Type[TetherError]] = {
     "workflow_not_found": WorkflowNotFoundError,
     "run_finished": RunFinishedError,
     "idempotency_key_reused": IdempotencyKeyReusedError,
+    "run_exists": RunExistsError,
     "unauthorized": UnauthorizedError,
     "payload_too_large": PayloadTooLargeError,
     "invalid_input": InvalidInputError,

@@ -67,6 +67,14 @@ export class IdempotencyKeyReusedError extends TetherError {
   static override readonly errorName = "IdempotencyKeyReusedError";
 }
 
+/**
+ * `409 run_exists`: a run with the chosen `runId` exists, started with another workflow or
+ * input; nothing was stored. Choose another id, or repeat the first start exactly.
+ */
+export class RunExistsError extends TetherError {
+  static override readonly errorName = "RunExistsError";
+}
+
 /** `401 unauthorized`: the API token is missing or wrong. */
 export class UnauthorizedError extends TetherError {
   static override readonly errorName = "UnauthorizedError";
@@ -132,6 +140,7 @@ const BY_CODE: Readonly<Record<string, ApiErrorClass>> = {
   workflow_not_found: WorkflowNotFoundError,
   run_finished: RunFinishedError,
   idempotency_key_reused: IdempotencyKeyReusedError,
+  run_exists: RunExistsError,
   unauthorized: UnauthorizedError,
   payload_too_large: PayloadTooLargeError,
   invalid_input: InvalidInputError,

@@ -128,6 +128,16 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link TetherClient.startRun}. */
+export interface StartRunOptions extends CallOptions {
+  /** The run's id, chosen by the caller (1 to 1,024 bytes): a retry never makes a second run. */
+  runId?: string;
+  /** The `Idempotency-Key`; the server derives the run's id from it (a chosen `runId` wins). */
+  idempotencyKey?: string;
+  /** Overrides the client's retry options for this call; `false` disables retries. */
+  retry?: RetryOptions | false;
+}
+
 /** Options of {@link TetherClient.resumeHook}. */
 export interface ResumeHookOptions extends CallOptions {
   /**
@@ -293,13 +303,24 @@ export class TetherClient {
 
   // ---- runs ------------------------------------------------------------------------------
 
-  /** Start a run of `workflow` with `input`; resolves to its id once it is durably recorded. */
-  async startRun(workflow: string, input: unknown, options: CallOptions = {}): Promise<string> {
+  /**
+   * Start a run of `workflow` with `input`; resolves to its id once it is durably recorded.
+   * Idempotent: with `runId` the run gets that id, with `idempotencyKey` the server derives the
+   * id from the key (without either, the client makes a key, so its own retries never start a
+   * second run). The same id or key with the same workflow and input resolves to the first
+   * run; with another, it rejects with {@link RunExistsError} (`runId`) or
+   * {@link IdempotencyKeyReusedError} (key).
+   */
+  async startRun(workflow: string, input: unknown, options: StartRunOptions = {}): Promise<string> {
+    const body: Record<string, unknown> = { workflow, input: input === undefined ? null : input };
+    if (options.runId !== undefined) body.run_id = options.runId;
     const answer = await this.#request({
       method: "POST",
       path: "/v1/runs",
-      body: { workflow, input: input === undefined ? null : input },
+      body,
+      headers: { "Idempotency-Key": options.idempotencyKey || newIdempotencyKey() },
       signal: options.signal,
+      retry: options.retry === undefined ? this.#retry : TetherClient.#retryOptions(options.retry, this.#retry),
     });
     return field(answer, "run_id");
   }

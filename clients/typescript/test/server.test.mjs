@@ -9,6 +9,7 @@ import {
   InvalidInputError,
   InvalidPayloadError,
   NetworkError,
+  RunExistsError,
   RunFinishedError,
   RunNotFoundError,
   TetherClient,
@@ -148,6 +149,29 @@ describe("against tether dev", { skip }, () => {
     await tether.resumeHook("slack_messages:C3", { text: "/stop" });
     const run = await tether.getRun(runId, { wait: 5000 });
     assert.deepEqual(run.output, { messages: ["exactly once"] });
+  });
+
+  test("starts are idempotent: a chosen runId or an idempotencyKey makes one run", async () => {
+    const runId = `order-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+    assert.equal(await tether.startRun("approval", { order_id: "o-9" }, { runId }), runId);
+    assert.equal(await tether.startRun("approval", { order_id: "o-9" }, { runId }), runId);
+    await assert.rejects(tether.startRun("approval", { order_id: "other" }, { runId }), (e) => {
+      assert.ok(e instanceof RunExistsError, `got ${e}`);
+      assert.equal(e.status, 409);
+      assert.equal(e.code, "run_exists");
+      return true;
+    });
+    const idempotencyKey = `start-${runId}`;
+    const byKey = await tether.startRun("approval", { order_id: "o-10" }, { idempotencyKey });
+    assert.equal(await tether.startRun("approval", { order_id: "o-10" }, { idempotencyKey }), byKey);
+    await assert.rejects(
+      tether.startRun("approval", { order_id: "o-11" }, { idempotencyKey }),
+      (e) => e instanceof IdempotencyKeyReusedError,
+    );
+    // Without an id or a key every call is a new run (the client's own key is per call).
+    const a = await tether.startRun("approval", { order_id: "o-12" });
+    const b = await tether.startRun("approval", { order_id: "o-12" });
+    assert.notEqual(a, b);
   });
 
   test("unknown token → HookNotFoundError (404)", async () => {

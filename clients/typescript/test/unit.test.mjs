@@ -246,7 +246,15 @@ describe("retries", () => {
     await assert.rejects(client.signal("s", {}), (e) => e instanceof NetworkError && /ECONNREFUSED/.test(e.message));
     assert.equal(n, 1);
     n = 0;
+    await assert.rejects(client.cancelRun("r"), NetworkError);
+    assert.equal(n, 1);
+    // A start always carries an Idempotency-Key, so it is retried (the server answers a
+    // repeat with the run the first attempt made).
+    n = 0;
     await assert.rejects(client.startRun("w", {}), NetworkError);
+    assert.ok(n > 1, `a start is retried (sent ${n} times)`);
+    n = 0;
+    await assert.rejects(client.startRun("w", {}, { retry: false }), NetworkError);
     assert.equal(n, 1);
   });
 
