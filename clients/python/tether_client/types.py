@@ -53,6 +53,8 @@ class _HookBase(TypedDict):
     kind: str
     """``hook`` or ``webhook``."""
     metadata: JSON
+    schema: Optional[Dict[str, Any]]
+    """The JSON Schema of the payloads it takes, when its hook definition publishes one."""
     created_at: str
 
 

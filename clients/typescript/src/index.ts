@@ -59,6 +59,8 @@ export interface HookInfo {
   kind: "hook" | "webhook" | (string & {});
   /** The metadata the workflow attached to it. */
   metadata: unknown;
+  /** The JSON Schema of the payloads it takes, when its hook definition publishes one. */
+  schema: Record<string, unknown> | null;
   /** RFC 3339, UTC, milliseconds. */
   created_at: string;
   /** A webhook's URL (webhooks only). */

@@ -269,6 +269,7 @@ pub struct HookDef<T> {
     name: String,
     aliases: Vec<String>,
     check: Option<Check<T>>,
+    schema: Option<Arc<Value>>,
 }
 
 impl<T> Clone for HookDef<T> {
@@ -277,6 +278,7 @@ impl<T> Clone for HookDef<T> {
             name: self.name.clone(),
             aliases: self.aliases.clone(),
             check: self.check.clone(),
+            schema: self.schema.clone(),
         }
     }
 }
@@ -301,6 +303,7 @@ pub fn define_hook<T: DeserializeOwned + 'static>(name: impl Into<String>) -> Ho
         name: name.into(),
         aliases: vec![std::any::type_name::<T>().to_string()],
         check: None,
+        schema: None,
     }
 }
 
@@ -325,6 +328,52 @@ impl<T: DeserializeOwned + 'static> HookDef<T> {
     ) -> Self {
         self.check = Some(Arc::new(f));
         self
+    }
+
+    /// Publish the JSON Schema of the payload type, derived from `T` (with
+    /// `#[derive(schemars::JsonSchema)]`): the API shows it with every hook of this definition
+    /// (`"schema"` in `GET /v1/hooks/{token}` and a run's hook list), the web UI builds its
+    /// resume form from it, and `GET /openapi.json` lists it under `components.schemas`.
+    ///
+    /// ```
+    /// use tether_core::define_hook;
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Decision { approved: bool, comment: String }
+    /// let def = define_hook::<Decision>("approval.decision").with_schema();
+    /// let schema = def.schema().expect("a schema");
+    /// assert_eq!(schema["properties"]["approved"]["type"], "boolean");
+    /// assert_eq!(schema["properties"]["comment"]["type"], "string");
+    /// ```
+    pub fn with_schema(self) -> Self
+    where
+        T: schemars::JsonSchema,
+    {
+        // Nested types inlined (no `$defs` to resolve), so the schema stands alone wherever it
+        // is shown: in an API answer, a UI form, an OpenAPI component.
+        let schema = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|s| s.inline_subschemas = true)
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value();
+        self.with_schema_value(schema)
+    }
+
+    /// Publish a JSON Schema written by hand (for a payload type without `JsonSchema`). It
+    /// describes the payload to senders; what is accepted is still decided by decoding into
+    /// `T` and [`HookDef::validate`].
+    pub fn with_schema_value(mut self, schema: Value) -> Self {
+        self.schema = Some(Arc::new(schema));
+        self
+    }
+
+    /// The published JSON Schema of the payload, if any.
+    pub fn schema(&self) -> Option<&Value> {
+        self.schema.as_deref()
+    }
+
+    /// The published JSON Schema, shared (what a registry keeps).
+    pub fn schema_shared(&self) -> Option<Arc<Value>> {
+        self.schema.clone()
     }
 
     /// The definition's name.

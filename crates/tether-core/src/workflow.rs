@@ -81,6 +81,8 @@ pub struct Registry {
     duplicates: Vec<RegistryError>,
     /// Keys of `hooks` that are aliases, not names.
     aliases: BTreeSet<String>,
+    /// Published JSON Schemas of hook payloads, by name and alias.
+    hook_schemas: BTreeMap<String, Arc<Value>>,
 }
 
 /// A registration that cannot stand (see [`Registry::check`]).
@@ -160,12 +162,23 @@ impl Registry {
         let validator = def.validator();
         self.aliases.remove(def.name());
         self.hooks.insert(def.name().to_string(), validator.clone());
+        match def.schema_shared() {
+            Some(schema) => {
+                self.hook_schemas.insert(def.name().to_string(), schema);
+            }
+            None => {
+                self.hook_schemas.remove(def.name());
+            }
+        }
         // Older keys of the same definition (a former name, Tether 0.1's type-name key): a
         // real name always wins over an alias, and an alias never counts as a duplicate.
         for alias in def.aliases() {
             if !self.hooks.contains_key(alias) {
                 self.hooks.insert(alias.clone(), validator.clone());
                 self.aliases.insert(alias.clone());
+                if let Some(schema) = def.schema_shared() {
+                    self.hook_schemas.insert(alias.clone(), schema);
+                }
             }
         }
         self
@@ -191,6 +204,12 @@ impl Registry {
     /// The workflow registered as `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn ErasedWorkflow>> {
         self.workflows.get(name).cloned()
+    }
+
+    /// The published JSON Schema of hook definition `name` (or of the definition `name` is an
+    /// alias of), if it has one (see [`HookDef::with_schema`]).
+    pub fn hook_schema(&self, name: &str) -> Option<Arc<Value>> {
+        self.hook_schemas.get(name).cloned()
     }
 
     /// The validator of hook definition `name`.

@@ -1,7 +1,7 @@
 //! `approval`: wait for one decision on an order.
 //!
-//! Shows a typed hook definition ([`decision_hook`]) whose validation runs when the payload is
-//! sent: a payload without a boolean `approved` and a string `comment` is refused to the sender
+//! Shows a typed hook definition ([`decision_hook`]) that publishes its payload's JSON Schema
+//! and whose validation runs when the payload is sent: a payload without a boolean `approved` and a string `comment` is refused to the sender
 //! (HTTP 400) and never reaches the run. The hook's token is generated (160 random bits) and its
 //! metadata carries the order id, so `GET /v1/runs/{id}/hooks` shows which order it is for.
 //!
@@ -19,7 +19,9 @@ pub struct ApprovalInput {
 }
 
 /// A decision: `approved` and `comment` are required; other fields are kept as they are.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Its JSON Schema is published with the hook (`"schema"` in the API, the UI's resume form).
+#[derive(Debug, Clone, Serialize, Deserialize, tether::JsonSchema)]
+#[schemars(crate = "tether::schemars")]
 pub struct Decision {
     /// Approved or not.
     pub approved: bool,
@@ -32,7 +34,7 @@ pub struct Decision {
 
 /// The hook definition shared by the workflow and the resume side.
 pub fn decision_hook() -> HookDef<Decision> {
-    define_hook::<Decision>("approval.decision")
+    define_hook::<Decision>("approval.decision").with_schema()
 }
 
 /// The workflow.

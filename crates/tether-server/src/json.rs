@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 use tether_core::time_fmt::rfc3339_ms;
-use tether_core::Event;
+use tether_core::{Event, Registry};
 use tether_store::{HookRecord, RunRecord};
 
 use crate::error::ApiError;
@@ -62,7 +62,13 @@ pub(crate) fn run_json(run: &RunRecord) -> Value {
 
 /// A hook as listed under its run: `{"token", "kind", "metadata", "created_at"}`, plus `"url"`
 /// and `"respond_with"` for a webhook (`public_url` is the server's base URL).
-pub(crate) fn hook_json(hook: &HookRecord, public_url: &str) -> Value {
+pub(crate) fn hook_json(hook: &HookRecord, public_url: &str, registry: &Registry) -> Value {
+    // The payload's JSON Schema, when its definition publishes one (`HookDef::with_schema`).
+    let schema = hook
+        .definition
+        .as_deref()
+        .and_then(|name| registry.hook_schema(name))
+        .map_or(Value::Null, |s| (*s).clone());
     if hook.kind == tether_core::HOOK_KIND_WEBHOOK {
         let (metadata, respond_with) = tether_core::webhook::listing_metadata(&hook.metadata);
         return json!({
@@ -76,6 +82,7 @@ pub(crate) fn hook_json(hook: &HookRecord, public_url: &str) -> Value {
                 tether_core::WEBHOOK_PATH,
                 hook.token
             ),
+            "schema": schema,
             "created_at": rfc3339_ms(hook.created_at_ms),
         });
     }
@@ -83,13 +90,18 @@ pub(crate) fn hook_json(hook: &HookRecord, public_url: &str) -> Value {
         "token": hook.token,
         "kind": hook.kind,
         "metadata": hook.metadata,
+        "schema": schema,
         "created_at": rfc3339_ms(hook.created_at_ms),
     })
 }
 
 /// A hook looked up by token: the listing shape plus its `run_id` and `definition`.
-pub(crate) fn hook_with_run_json(hook: &HookRecord, public_url: &str) -> Value {
-    let mut v = hook_json(hook, public_url);
+pub(crate) fn hook_with_run_json(
+    hook: &HookRecord,
+    public_url: &str,
+    registry: &Registry,
+) -> Value {
+    let mut v = hook_json(hook, public_url, registry);
     if let Value::Object(m) = &mut v {
         m.insert("run_id".into(), Value::String(hook.run_id.clone()));
         m.insert(

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
@@ -18,6 +19,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::error::ERROR_CODES;
+use crate::AppState;
 
 /// The name of the bearer-token security scheme.
 const BEARER: &str = "api_token";
@@ -164,6 +166,10 @@ pub(crate) struct Hook {
     /// A webhook's URL.
     #[schema(required = false)]
     url: Option<String>,
+    /// The JSON Schema of the payloads it takes, when its hook definition publishes one (also
+    /// under `components.schemas` as `HookPayload.{definition}`); null otherwise.
+    #[schema(required = true)]
+    schema: Option<Value>,
     /// When it was created, RFC 3339 with milliseconds.
     #[schema(format = DateTime)]
     created_at: String,
@@ -185,6 +191,9 @@ pub(crate) struct HookWithRun {
     /// A webhook's URL.
     #[schema(required = false)]
     url: Option<String>,
+    /// The JSON Schema of its payloads (see `Hook`), or null.
+    #[schema(required = true)]
+    schema: Option<Value>,
     /// When it was created, RFC 3339 with milliseconds.
     #[schema(format = DateTime)]
     created_at: String,
@@ -475,8 +484,43 @@ pub(crate) fn document() -> Value {
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
 )]
-pub(crate) async fn serve_document() -> Json<Value> {
-    Json(document())
+pub(crate) async fn serve_document(State(state): State<AppState>) -> Json<Value> {
+    let mut doc = document();
+    add_hook_payloads(&mut doc, state.engine.registry());
+    Json(doc)
+}
+
+/// List the payload schemas the registered hook definitions publish under
+/// `components.schemas`, as `HookPayload.{definition name}`.
+fn add_hook_payloads(doc: &mut Value, registry: &tether_core::Registry) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for name in registry.hook_names() {
+        let Some(schema) = registry.hook_schema(&name) else {
+            continue;
+        };
+        // A component name is `[A-Za-z0-9._-]+`; anything else in a definition name becomes `_`.
+        let key: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut schema = (*schema).clone();
+        if let Value::Object(m) = &mut schema {
+            // The dialect is the document's own (OpenAPI 3.1 is JSON Schema 2020-12).
+            m.remove("$schema");
+        }
+        schemas.insert(format!("HookPayload.{key}"), schema);
+    }
 }
 
 #[cfg(test)]

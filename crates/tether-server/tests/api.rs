@@ -165,7 +165,27 @@ async fn approval_round_trip() {
     assert!(is_rfc3339_ms(&hook["created_at"]), "{hook}");
     let mut keys: Vec<&String> = hook.as_object().unwrap().keys().collect();
     keys.sort();
-    assert_eq!(keys, ["created_at", "kind", "metadata", "token"]);
+    assert_eq!(keys, ["created_at", "kind", "metadata", "schema", "token"]);
+    // The definition publishes its payload's JSON Schema (issue #21): `approved` a boolean,
+    // `comment` a string, both required.
+    let schema = &hook["schema"];
+    assert_eq!(schema["type"], "object", "{schema}");
+    assert_eq!(
+        schema["properties"]["approved"]["type"], "boolean",
+        "{schema}"
+    );
+    assert_eq!(
+        schema["properties"]["comment"]["type"], "string",
+        "{schema}"
+    );
+    let mut required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort();
+    assert_eq!(required, ["approved", "comment"]);
     let token = hook["token"].as_str().unwrap().to_string();
 
     let (s, v) = api.get(&format!("/v1/hooks/{}", enc(&token))).await;
@@ -173,6 +193,14 @@ async fn approval_round_trip() {
     assert_eq!(v["run_id"], run_id.as_str());
     assert_eq!(v["token"], token.as_str());
     assert_eq!(v["definition"], "approval.decision");
+    assert_eq!(&v["schema"], schema);
+    let (s, doc) = api.get("/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        doc["components"]["schemas"]["HookPayload.approval.decision"]["properties"],
+        schema["properties"],
+        "the OpenAPI document lists the published payload schema"
+    );
 
     let (s, v) = api.get(&format!("/v1/runs/{run_id}")).await;
     assert_eq!(s, StatusCode::OK);

@@ -340,7 +340,8 @@ async fn scenario(ui: &Ui) {
     .await;
     ui.shot("05-resume-invalid-json").await;
 
-    // 6. A payload the hook's definition refuses: also inline, the run untouched.
+    // 6. A payload the hook's schema refuses: checked in the browser, shown inline, nothing
+    // sent, the run untouched.
     ui.fill("#resume-payload", r#"{"approved": "yes"}"#).await;
     ui.click("#resume-submit").await;
     ui.wait_until(
@@ -354,12 +355,32 @@ async fn scenario(ui: &Ui) {
     );
     ui.shot("06-resume-invalid-payload").await;
 
-    // 7. A valid payload: the page turns completed, without a reload.
-    ui.fill(
-        "#resume-payload",
-        r#"{"approved": true, "comment": "ship it"}"#,
+    // 7. The form built from the hook's payload schema: a checkbox for `approved`, a text
+    // field for `comment`; the form checks them before sending.
+    ui.wait_until(
+        "the schema's fields",
+        "return !document.getElementById('resume-fields').hidden \
+         && document.getElementById('field-approved').type === 'checkbox' \
+         && document.getElementById('field-comment').type === 'text'",
     )
     .await;
+    ui.fill("#resume-payload", "{}").await;
+    ui.click("#resume-submit").await;
+    ui.wait_until(
+        "the required field, checked in the browser",
+        &shown_and_contains("#resume-error", "field `approved` is required"),
+    )
+    .await;
+    ui.click("#field-approved").await;
+    ui.fill("#field-comment", "ship it").await;
+    ui.wait_until(
+        "the fields fill the payload",
+        "return JSON.parse(document.getElementById('resume-payload').value).comment === 'ship it'",
+    )
+    .await;
+    ui.shot("07-resume-form-from-schema").await;
+
+    // 8. A valid payload from the fields: the page turns completed, without a reload.
     ui.click("#resume-submit").await;
     ui.wait_until("status completed", &text_is("#run-status", "completed"))
         .await;
@@ -377,9 +398,9 @@ async fn scenario(ui: &Ui) {
     .await;
     assert!(ui.still_same_page().await, "the run page was reloaded");
     ui.assert_not_injected().await;
-    ui.shot("07-run-completed").await;
+    ui.shot("08-run-completed").await;
 
-    // 8. Payloads sent from outside show up live (server-sent events only: no form involved).
+    // 9. Payloads sent from outside show up live (server-sent events only: no form involved).
     ui.go(&format!("/runs/{collect}")).await;
     ui.wait_until("collect suspended", &text_is("#run-status", "suspended"))
         .await;
@@ -394,7 +415,7 @@ async fn scenario(ui: &Ui) {
         "return [...document.querySelectorAll('.entry-type')].some(e => e.textContent === 'hook_received')",
     )
     .await;
-    ui.shot("08-collect-payload-live").await;
+    ui.shot("09-collect-payload-live").await;
     let (st, v) = s
         .post(&format!("/v1/hooks/{token}"), r#"{"done": true}"#)
         .await;
@@ -404,7 +425,7 @@ async fn scenario(ui: &Ui) {
     assert!(ui.still_same_page().await, "the run page was reloaded");
     ui.shot("09-collect-completed-live").await;
 
-    // 9. Hook threads get lanes; the shared state is shown.
+    // 10. Hook threads get lanes; the shared state is shown.
     let enrich = s
         .start_run("enrich", json!({ "name": "ada", "wait": true }))
         .await;
@@ -421,7 +442,7 @@ async fn scenario(ui: &Ui) {
     .await;
     ui.shot("10-enrich-lanes").await;
 
-    // 10. Cancel from the page.
+    // 11. Cancel from the page.
     let doomed = s
         .start_run("approval", json!({ "order_id": "o-cancel" }))
         .await;

@@ -78,6 +78,12 @@
 pub use serde_json;
 pub use serde_json::{json, Value};
 
+/// JSON Schemas of hook payloads ([`HookDef::with_schema`]). Derive through this re-export
+/// with `#[derive(tether::JsonSchema)] #[schemars(crate = "tether::schemars")]`, or add
+/// `schemars = "1"` to your own dependencies and derive `schemars::JsonSchema`.
+pub use schemars;
+pub use schemars::JsonSchema;
+
 pub use tether_core::{
     define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, ErrorSource, Event,
     EventBody, ExecHook, Hook, HookDef, HookOptions, Next, Race, Recv, Registry, RegistryError,
@@ -164,3 +170,8 @@ pub mod seed_idioms {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/hooks/schemas.md`: a hook publishing its payload's JSON Schema, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/hooks/schemas.md")]
+pub struct HookSchemaDoctests;

@@ -108,5 +108,9 @@ pub(crate) async fn get_hook(
 ) -> Result<Json<Value>, ApiError> {
     let token = token_of(path)?;
     let hook = state.engine.hook(&token).await?;
-    Ok(Json(hook_with_run_json(&hook, &state.public_url())))
+    Ok(Json(hook_with_run_json(
+        &hook,
+        &state.public_url(),
+        state.engine.registry(),
+    )))
 }

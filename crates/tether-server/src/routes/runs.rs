@@ -297,7 +297,10 @@ pub(crate) async fn hooks(
     let hooks = state.engine.hooks(&run_id).await?;
     let base = state.public_url();
     Ok(Json(Value::Array(
-        hooks.iter().map(|h| hook_json(h, &base)).collect(),
+        hooks
+            .iter()
+            .map(|h| hook_json(h, &base, state.engine.registry()))
+            .collect(),
     )))
 }
 

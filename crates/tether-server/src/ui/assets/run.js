@@ -1,5 +1,6 @@
 // Tether web UI: one run — status, input, output or error, hooks, shared state, the journal
-// as one lane per thread, and forms to resume a hook, send a signal or cancel. Live.
+// as one lane per thread, and forms to resume a hook (with fields built from the payload's
+// JSON Schema when its definition publishes one), send a signal or cancel. Live.
 "use strict";
 
 (() => {
@@ -39,8 +40,142 @@
     $("cancel-submit").disabled = TERMINAL.includes(run.status);
   }
 
+  /** The published payload schema of each hook token shown (see `HookDef::with_schema`). */
+  const schemas = new Map();
+
+  /** The fields a schema's form shows: its top-level scalar properties. */
+  function schemaFields(schema) {
+    if (!schema || schema.type !== "object" || !schema.properties) return [];
+    const required = Array.isArray(schema.required) ? schema.required : [];
+    const fields = [];
+    for (const [name, prop] of Object.entries(schema.properties)) {
+      const types = Array.isArray(prop.type) ? prop.type : [prop.type];
+      const type = ["boolean", "integer", "number", "string"].find((t) => types.includes(t));
+      if (type) fields.push({ name, type, required: required.includes(name), description: prop.description });
+    }
+    return fields;
+  }
+
+  /** The payload typed so far, as an object (fields fill it; other keys are kept). */
+  function payloadObject() {
+    try {
+      const v = JSON.parse($("resume-payload").value || "{}");
+      return v && typeof v === "object" && !Array.isArray(v) ? v : {};
+    } catch (_) {
+      return {};
+    }
+  }
+
+  /** Read one field of the form: `{ value }`, `{}` when left empty, `{ error }` when invalid. */
+  function fieldValue(f) {
+    const input = $("field-" + f.name);
+    if (f.type === "boolean") return { value: input.checked };
+    const text = input.value.trim();
+    if (text === "") return {};
+    if (f.type === "string") return { value: input.value };
+    const n = Number(text);
+    if (!Number.isFinite(n) || (f.type === "integer" && !Number.isInteger(n))) {
+      return { error: `\`${f.name}\` must be ${f.type === "integer" ? "an integer" : "a number"}.` };
+    }
+    return { value: n };
+  }
+
+  /** Fields → the payload text. */
+  function syncPayload(fields) {
+    const payload = payloadObject();
+    for (const f of fields) {
+      const got = fieldValue(f);
+      if ("value" in got) payload[f.name] = got.value;
+      else delete payload[f.name];
+    }
+    $("resume-payload").value = JSON.stringify(payload, null, 2);
+  }
+
+  /** Show the form of the schema of the token in the resume form, if it publishes one. */
+  function renderFields() {
+    const box = $("resume-fields");
+    const fields = schemaFields(schemas.get($("resume-token").value.trim()));
+    for (const node of Array.from(box.querySelectorAll(".field"))) node.remove();
+    box.hidden = fields.length === 0;
+    box.dataset.fields = JSON.stringify(fields);
+    const current = payloadObject();
+    for (const f of fields) {
+      const attrs = { id: "field-" + f.name, type: f.type === "boolean" ? "checkbox" : (f.type === "string" ? "text" : "number") };
+      const input = el("input", attrs);
+      input.name = f.name;
+      if (f.type === "number") input.step = "any";
+      if (f.type === "boolean") input.checked = current[f.name] === true;
+      else if (current[f.name] !== undefined) input.value = String(current[f.name]);
+      input.addEventListener("input", () => syncPayload(fields));
+      input.addEventListener("change", () => syncPayload(fields));
+      const label = el("label", { class: "field" },
+        `${f.name}${f.required ? " (required)" : ""} `,
+        input,
+        f.description ? el("span", { class: "muted", text: " " + f.description }) : null);
+      box.append(label);
+    }
+    if (fields.length) syncPayload(fields);
+  }
+
+  /**
+   * The form's check before sending, against the hook's schema: the payload (the text as
+   * typed, which the fields fill) must have every required field with the right type. `null`
+   * when it passes, or when the text is not JSON at all (the server's `invalid_json` says so).
+   */
+  function checkPayload() {
+    const schema = schemas.get($("resume-token").value.trim());
+    const fields = schemaFields(schema);
+    if (!fields.length) return null;
+    for (const f of fields) {
+      const got = fieldValue(f);
+      if (got.error) return "invalid_payload: " + got.error;
+    }
+    let payload;
+    try {
+      payload = JSON.parse($("resume-payload").value);
+    } catch (_) {
+      return null;
+    }
+    if (!payload || typeof payload !== "object" || Array.isArray(payload)) {
+      return "invalid_payload: the payload must be a JSON object.";
+    }
+    const isType = { boolean: (v) => typeof v === "boolean", string: (v) => typeof v === "string",
+      number: (v) => typeof v === "number", integer: (v) => Number.isInteger(v) };
+    for (const f of fields) {
+      if (!(f.name in payload)) {
+        if (f.required) return `invalid_payload: field \`${f.name}\` is required.`;
+        continue;
+      }
+      if (!isType[f.type](payload[f.name])) {
+        const what = f.type === "integer" ? "an integer" : "a " + f.type;
+        return `invalid_payload: field \`${f.name}\` must be ${what}.`;
+      }
+    }
+    return null;
+  }
+
+  /** The payload text → the fields (when it is a JSON object). */
+  function fieldsFromPayload() {
+    const box = $("resume-fields");
+    if (box.hidden) return;
+    let payload;
+    try {
+      payload = JSON.parse($("resume-payload").value);
+    } catch (_) {
+      return;
+    }
+    if (!payload || typeof payload !== "object") return;
+    for (const f of JSON.parse(box.dataset.fields || "[]")) {
+      const input = $("field-" + f.name);
+      if (!input) continue;
+      if (f.type === "boolean") input.checked = payload[f.name] === true;
+      else input.value = payload[f.name] === undefined ? "" : String(payload[f.name]);
+    }
+  }
+
   function useToken(token) {
     $("resume-token").value = token;
+    renderFields();
     $("resume-payload").focus();
   }
 
@@ -49,7 +184,10 @@
     const list = $("hook-tokens");
     clear(body);
     clear(list);
+    const before = JSON.stringify(schemas.get($("resume-token").value.trim()) || null);
+    schemas.clear();
     for (const h of hooks) {
+      if (h.schema) schemas.set(h.token, h.schema);
       body.append(el("tr", { class: "hook-row" },
         el("td", {}, el("code", { text: h.token })),
         el("td", { text: h.kind }),
@@ -66,6 +204,8 @@
     // Fill the form with the first hook's token, unless the user typed one.
     const input = $("resume-token");
     if (!input.value && hooks.length && !input.dataset.touched) input.value = hooks[0].token;
+    // Redrawn only when the schema changes (a live reload must not take the user's focus).
+    if (JSON.stringify(schemas.get(input.value.trim()) || null) !== before) renderFields();
   }
 
   function renderState(state) {
@@ -196,8 +336,11 @@
     });
   }
 
+  $("resume-payload").addEventListener("input", fieldsFromPayload);
+
   $("resume-token").addEventListener("input", (ev) => {
     ev.target.dataset.touched = "1";
+    renderFields();
   });
 
   // The payload text goes to the server as typed: its answer (invalid JSON, or a payload the
@@ -205,6 +348,10 @@
   wire("resume-form", "resume", () => {
     const token = $("resume-token").value.trim();
     if (!token) return Promise.reject(new Error("Pick a hook token first."));
+    const invalid = checkPayload();
+    if (invalid) {
+      return Promise.reject(new Error(invalid + " (checked against the hook's schema; nothing was sent)"));
+    }
     const key = $("resume-key").value.trim();
     return api("POST", "/v1/hooks/" + encodeURIComponent(token), $("resume-payload").value,
       key ? { "Idempotency-Key": key } : {});
