@@ -26,7 +26,7 @@ impl Engine {
             payload,
             at_ms: self.inner.now_ms(),
         };
-        match self.inner.write(op).await?? {
+        match self.inner.writer.write(op).await?? {
             OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
             _ => Ok(None),
         }
@@ -84,7 +84,7 @@ impl Engine {
             retry: options.retry,
             at_ms: self.inner.now_ms(),
         };
-        self.inner.write(op).await??;
+        self.inner.writer.write(op).await??;
         Ok(hook_id)
     }
 
