@@ -60,7 +60,10 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -96,7 +99,10 @@ fn integrity(db: &Path) -> String {
 
 fn skip_or_fail(why: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(!ci, "the full-disk test needs root to mount a tmpfs, and CI runs it: {why}");
+    assert!(
+        !ci,
+        "the full-disk test needs root to mount a tmpfs, and CI runs it: {why}"
+    );
     eprintln!("skipped: the full-disk test needs root to mount a tmpfs ({why})");
 }
 
@@ -147,7 +153,10 @@ async fn sqlite_on_a_really_full_filesystem() {
     }
     let answered_when_full = tally.answered();
     // Reads go on meanwhile, and the server is up.
-    let run = c.get_run(&streams[0].run_id).await.expect("a read while full");
+    let run = c
+        .get_run(&streams[0].run_id)
+        .await
+        .expect("a read while full");
     assert_eq!(run.run_id, streams[0].run_id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(integrity(&db), "ok", "the database is sound while full");

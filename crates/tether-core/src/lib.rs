@@ -68,7 +68,7 @@ pub use threads::{
 };
 pub use timer::Sleep;
 pub use webhook::{
-    RespondWith, ResponseHub, Webhook, WebhookBody, WebhookOptions, WebhookRequest,
-    WebhookResponse, HOOK_KIND_WEBHOOK, WEBHOOK_PATH,
+    RespondWith, Webhook, WebhookBody, WebhookOptions, WebhookReply, WebhookRequest,
+    WebhookResponse, HOOK_KIND_WEBHOOK, RESPOND_WITH_STEP, WEBHOOK_PATH,
 };
 pub use workflow::{ErasedWorkflow, Registry, RegistryError};

@@ -4,20 +4,22 @@
 //! manual mode, the response the workflow sends from a step with
 //! [`WebhookRequest::respond_with`].
 //!
-//! Manual responses travel through a process-wide [`ResponseHub`]: the HTTP handler parks a
-//! waiter under the request's id, the workflow's `respond_with` step hands the response to it.
-//! So the response reaches the caller when the run executes in the process that took the
-//! request (always, on one node; in a cluster, when that node holds the run).
+//! A manual response is journaled, nothing more: `respond_with` is a step whose output is a
+//! [`WebhookReply`] (the request's id and the response), and this crate performs no I/O. The
+//! engine hands a committed reply to the HTTP request waiting for it: at once when the request
+//! came to the node whose commit wrote the reply, else through the run's journal, which the
+//! node holding the request watches (see `tether-engine`'s `responses.rs`). So the caller is
+//! answered whichever node of a cluster runs the workflow.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
 use crate::error::WorkflowError;
+use crate::event::EventBody;
 use crate::hook::{CreateHook, Hook, HookOptions};
 use crate::step::RetryPolicy;
 
@@ -26,6 +28,9 @@ pub const HOOK_KIND_WEBHOOK: &str = "webhook";
 
 /// The path prefix of webhook URLs.
 pub const WEBHOOK_PATH: &str = "/.well-known/workflow/v1/webhook/";
+
+/// The name of the step [`WebhookRequest::respond_with`] journals.
+pub const RESPOND_WITH_STEP: &str = "webhook.respond_with";
 
 /// An HTTP response a webhook gives its caller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,23 +177,67 @@ pub struct WebhookRequest {
 
 impl WebhookRequest {
     /// Answer this request (manual mode) from a step: journaled, so a replay does not send it
-    /// again. If the caller has gone (timed out, or the request came to another process), the
-    /// response is dropped.
+    /// again. The engine hands the response to the caller waiting on whichever node took the
+    /// request; if the caller has gone (timed out), the response is dropped.
     pub async fn respond_with(
         &self,
         ctx: &Ctx,
         response: WebhookResponse,
     ) -> Result<(), WorkflowError> {
-        let input = (self.request_id.clone(), response);
+        let reply = WebhookReply {
+            request_id: self.request_id.clone(),
+            response,
+        };
         ctx.step_with(
-            "webhook.respond_with",
+            RESPOND_WITH_STEP,
             RetryPolicy::none(),
-            input,
-            |(id, response)| async move { Ok(ResponseHub::global().respond(&id, response)) },
+            reply,
+            |reply| async move { Ok(Responded::Reply(reply)) },
         )
         .await
-        .map(|_delivered: bool| ())
+        .map(|_: Responded| ())
     }
+}
+
+/// What a `respond_with` step journals: the response and the request it answers. The engine
+/// reads it from the committed `StepCompleted` entry to answer the waiting caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebhookReply {
+    /// The id of the request answered ([`WebhookRequest::request_id`]).
+    pub request_id: String,
+    /// The response.
+    pub response: WebhookResponse,
+}
+
+impl WebhookReply {
+    /// The reply a journal entry carries: a completed `respond_with` step of this release.
+    /// `None` for any other entry, and for the `true`/`false` output Tether 0.1 journaled
+    /// (whether a caller was waiting in that process).
+    pub fn from_entry(body: &EventBody) -> Option<WebhookReply> {
+        match body {
+            EventBody::StepCompleted { name, output, .. } if name == RESPOND_WITH_STEP => {
+                WebhookReply::from_output(output)
+            }
+            _ => None,
+        }
+    }
+
+    /// The reply in a `respond_with` step's output, if it holds one (see [`Self::from_entry`]).
+    pub fn from_output(output: &Value) -> Option<WebhookReply> {
+        if !output.is_object() {
+            return None;
+        }
+        WebhookReply::deserialize(output).ok()
+    }
+}
+
+/// The output of a `respond_with` step as replay reads it back: this release's reply, or the
+/// delivery flag Tether 0.1 journaled (its journals must replay unchanged).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Responded {
+    Reply(WebhookReply),
+    Delivered(bool),
 }
 
 /// A webhook: a hook receiving [`WebhookRequest`]s, with its URL.
@@ -258,49 +307,6 @@ impl Ctx {
                 hook.token()
             );
             Ok(Webhook { hook, url })
-        }
-    }
-}
-
-/// Where manual webhook responses meet the HTTP requests waiting for them (process-wide).
-#[derive(Debug, Default)]
-pub struct ResponseHub {
-    waiting: Mutex<HashMap<String, futures::channel::oneshot::Sender<WebhookResponse>>>,
-}
-
-impl ResponseHub {
-    /// The process's hub.
-    pub fn global() -> &'static ResponseHub {
-        static HUB: OnceLock<ResponseHub> = OnceLock::new();
-        HUB.get_or_init(ResponseHub::default)
-    }
-
-    /// Park a waiter for the response to `request_id`.
-    pub fn wait(&self, request_id: &str) -> futures::channel::oneshot::Receiver<WebhookResponse> {
-        let (tx, rx) = futures::channel::oneshot::channel();
-        if let Ok(mut w) = self.waiting.lock() {
-            w.insert(request_id.to_string(), tx);
-        }
-        rx
-    }
-
-    /// Stop waiting for `request_id` (the caller timed out or left).
-    pub fn forget(&self, request_id: &str) {
-        if let Ok(mut w) = self.waiting.lock() {
-            w.remove(request_id);
-        }
-    }
-
-    /// Hand `response` to the waiter of `request_id`; whether one was waiting.
-    pub fn respond(&self, request_id: &str, response: WebhookResponse) -> bool {
-        let tx = self
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut w| w.remove(request_id));
-        match tx {
-            Some(tx) => tx.send(response).is_ok(),
-            None => false,
         }
     }
 }

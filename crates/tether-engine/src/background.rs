@@ -14,12 +14,12 @@ pub(crate) async fn poll_loop(inner: Weak<Inner>) {
         let Some(engine) = inner.upgrade() else {
             return;
         };
-        if engine.is_stopping() {
+        if engine.lifecycle.is_stopping() {
             return;
         }
         let interval = engine.config.poll_interval;
         {
-            let _busy = engine.ticket();
+            let _busy = engine.activity.ticket();
             if let Err(e) = engine.wake_due_runs().await {
                 tracing::warn!(error = %e, "could not look for runs with work");
             }
@@ -41,7 +41,7 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
         let Some(engine) = inner.upgrade() else {
             return;
         };
-        if engine.is_stopping() {
+        if engine.lifecycle.is_stopping() {
             return;
         }
         let lease = engine.config.lease;
@@ -49,7 +49,7 @@ pub(crate) async fn heartbeat_loop(inner: Weak<Inner>) {
             node: engine.node_id.clone(),
             lease_until_ms: engine.now_ms() + lease.as_millis() as u64,
         };
-        if let Err(e) = engine.write(op).await {
+        if let Err(e) = engine.writer.write(op).await {
             tracing::warn!(error = %e, "could not renew this node's leases");
         }
         drop(engine);
@@ -84,8 +84,8 @@ pub(crate) async fn listen_loop(
             continue;
         }
         engine.poke(&change.run_id, change.last_seq);
-        engine.notify_changed(&change.run_id, change.last_seq);
+        engine.changes.notify(&change.run_id, change.last_seq);
         // It may have ended on another node: whoever waits for it here looks again.
-        engine.wake_waiters(&change.run_id);
+        engine.waiters.wake(&change.run_id);
     }
 }

@@ -6,25 +6,34 @@
 use tether_store::RunChanged;
 use tokio::sync::broadcast;
 
-use crate::engine::{Engine, Inner};
+use crate::engine::Engine;
 
 /// How many notifications a slow watcher may fall behind before it misses some (it is then
 /// told it lagged, and should read what it watches again).
 pub(crate) const CHANGES_CAPACITY: usize = 1024;
 
-/// A new sender of change notifications.
-pub(crate) fn channel() -> broadcast::Sender<RunChanged> {
-    broadcast::channel(CHANGES_CAPACITY).0
+/// The engine's change notifications: a broadcast of "run X changed".
+pub(crate) struct Changes {
+    tx: broadcast::Sender<RunChanged>,
 }
 
-impl Inner {
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            tx: broadcast::channel(CHANGES_CAPACITY).0,
+        }
+    }
+}
+
+impl Changes {
     /// Tell the watchers that `run_id` changed (`last_seq`: its last journal entry, or 0 when
     /// only its status changed). Costs nothing when nobody watches.
-    pub(crate) fn notify_changed(&self, run_id: &str, last_seq: u64) {
-        if self.changes.receiver_count() == 0 {
+    #[inline]
+    pub(crate) fn notify(&self, run_id: &str, last_seq: u64) {
+        if self.tx.receiver_count() == 0 {
             return;
         }
-        let _ = self.changes.send(RunChanged {
+        let _ = self.tx.send(RunChanged {
             local: true,
             run_id: run_id.to_string(),
             last_seq,
@@ -39,6 +48,6 @@ impl Engine {
     /// entry, or 0 when only its status changed. A receiver that falls more than a thousand
     /// notifications behind gets `RecvError::Lagged` and should read what it watches again.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<RunChanged> {
-        self.inner.changes.subscribe()
+        self.inner.changes.tx.subscribe()
     }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use parking_lot::Mutex;
 use tether_core::{CommandIndex, Event, EventBody};
 
 /// Most hooks the cache holds: twice the default live-run cache. An entry costs about 1 KB of
@@ -30,14 +31,39 @@ pub(crate) struct CachedHook {
     pub webhook: bool,
 }
 
-/// Hooks by token, and the tokens of each run (to drop them when it ends).
+/// The engine's hook cache: a [`HookTable`] behind its lock.
 #[derive(Default)]
 pub(crate) struct HookCache {
+    table: Mutex<HookTable>,
+}
+
+impl HookCache {
+    /// The hook holding `token`, as far as this node knows.
+    #[inline]
+    pub(crate) fn get(&self, token: &str) -> Option<CachedHook> {
+        self.table.lock().get(token)
+    }
+
+    /// Forget `token` (the store said no such hook holds it).
+    pub(crate) fn forget(&self, token: &str) {
+        self.table.lock().forget(token);
+    }
+
+    /// Take in entries `run_id` committed.
+    #[inline]
+    pub(crate) fn committed(&self, run_id: &str, events: &[Event]) {
+        self.table.lock().committed(run_id, events);
+    }
+}
+
+/// Hooks by token, and the tokens of each run (to drop them when it ends).
+#[derive(Default)]
+pub(crate) struct HookTable {
     by_token: HashMap<String, CachedHook>,
     by_run: HashMap<String, Vec<String>>,
 }
 
-impl HookCache {
+impl HookTable {
     /// The hook holding `token`, as far as this node knows.
     pub(crate) fn get(&self, token: &str) -> Option<CachedHook> {
         self.by_token.get(token).cloned()
@@ -163,7 +189,7 @@ mod tests {
 
     #[test]
     fn created_hooks_are_found_until_disposed_or_their_run_ends() {
-        let mut cache = HookCache::default();
+        let mut cache = HookTable::default();
         cache.committed(
             "a",
             &[
@@ -196,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_starts_over() {
-        let mut cache = HookCache::default();
+        let mut cache = HookTable::default();
         for i in 0..MAX_CACHED_HOOKS {
             cache.committed(&format!("r{i}"), &[created(2, 1, &format!("t{i}"), None)]);
         }
@@ -209,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_disposal_of_another_hook_or_run_leaves_the_holder() {
-        let mut cache = HookCache::default();
+        let mut cache = HookTable::default();
         cache.committed("a", &[created(2, 1, "t", None)]);
         cache.committed("b", &[disposed(2, 1, "t")]);
         cache.committed("a", &[disposed(3, 7, "t")]);

@@ -2,14 +2,16 @@
 //!
 //! - **Group commit** (`writer.rs`): one task batches every waiting write into one store
 //!   transaction, then hands committed journal entries to the live runs in commit order.
-//! - **Live runs** (`actor.rs`): each run in memory is a task owning its
-//!   [`tether_core::RunMachine`]; a hook payload is fed straight into the suspended workflow,
+//! - **Live runs** (`actor/`, the cache in `live_runs.rs`, fed by `delivery.rs`): each run in
+//!   memory is a task owning its [`tether_core::RunMachine`]; a hook payload is fed straight into the suspended workflow,
 //!   without replaying history. The cache is bounded ([`EngineConfig::max_live_runs`]); an
 //!   evicted or crashed run is rebuilt by replay, once.
 //! - **Steps** (`step_runner.rs`) run on tokio with their retry policy; their result is one
 //!   journal write.
-//! - **Timers** are fired by their live run; a poller (`engine.rs`) revives runs whose timer is
-//!   due or whose work was interrupted (after a restart).
+//! - **Timers** are fired by their live run; a poller (`background.rs`) revives runs whose
+//!   timer is due or whose work was interrupted (after a restart).
+//! - **Manual webhook responses** (`responses.rs`) reach the waiting HTTP request whichever
+//!   node runs the workflow.
 //! - **Time** comes from the engine's [`Clock`] ([`EngineConfig::clock`]): the system clock,
 //!   or a manual one for tests, with [`Engine::settle`] to wait until nothing is in flight.
 //!
@@ -40,17 +42,23 @@ mod background;
 mod changes;
 pub mod clock;
 pub mod config;
+mod delivery;
 mod engine;
 pub mod error;
 mod hook_cache;
+mod lifecycle;
+mod live_runs;
 pub mod metrics;
+mod new_runs;
 mod queries;
 pub mod replay;
+mod responses;
 mod resume;
 mod start;
 mod step_runner;
 pub mod system_env;
 mod threads_api;
+mod waiters;
 mod writer;
 
 pub use clock::Clock;

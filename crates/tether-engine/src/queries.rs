@@ -65,7 +65,7 @@ impl Engine {
     ) -> Result<RunRecord, EngineError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let rx = self.inner.add_waiter(run_id);
+            let rx = self.inner.waiters.add(run_id);
             // `Ok(None)`: woken before the deadline, the run not read since; look again.
             let result = async {
                 let run = self.get_run(run_id).await?;
@@ -78,7 +78,7 @@ impl Engine {
                 }
             }
             .await;
-            self.inner.drop_closed_waiters(run_id);
+            self.inner.waiters.drop_closed(run_id);
             if let Some(run) = result? {
                 return Ok(run);
             }
@@ -91,7 +91,7 @@ impl Engine {
     pub async fn wait_applied(&self, run_id: &str, seq: u64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let rx = self.inner.applied_watch(run_id);
+            let rx = self.inner.live.applied_watch(run_id);
             if let Some(mut rx) = rx {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match tokio::time::timeout(left, rx.wait_for(|s| *s >= seq)).await {

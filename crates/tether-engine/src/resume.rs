@@ -10,6 +10,13 @@ use crate::engine::{plausible, Engine, MAX_ID_LEN};
 use crate::error::EngineError;
 use crate::hook_cache::CachedHook;
 
+/// A payload the store accepted: the run that received it, and the `seq` of its
+/// `HookReceived` entry (`None` when an idempotency key had been used before: nothing new).
+pub(crate) struct Accepted {
+    pub(crate) run_id: String,
+    pub(crate) seq: Option<u64>,
+}
+
 impl Engine {
     /// Deliver `payload` to the hook holding `token`. Returns the run id once the payload is
     /// durably appended to the run's journal (the run may not have processed it yet). With an
@@ -21,6 +28,19 @@ impl Engine {
         payload: Value,
         idempotency_key: Option<String>,
     ) -> Result<String, EngineError> {
+        self.resume_accepted(token, payload, idempotency_key)
+            .await
+            .map(|accepted| accepted.run_id)
+    }
+
+    /// [`Engine::resume_hook`], answering with the entry's `seq` too; traced and counted in
+    /// the metrics.
+    pub(crate) async fn resume_accepted(
+        &self,
+        token: &str,
+        payload: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Accepted, EngineError> {
         let span = info_span!(
             "resume_hook",
             token = %tether_core::redact_token(token),
@@ -42,7 +62,7 @@ impl Engine {
         token: &str,
         payload: Value,
         idempotency_key: Option<String>,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Accepted, EngineError> {
         self.alive()?;
         if !plausible(token) {
             return Err(EngineError::HookNotFound);
@@ -53,7 +73,7 @@ impl Engine {
             });
         }
         self.check_size(&payload)?;
-        let cached = self.inner.hooks.lock().get(token);
+        let cached = self.inner.hooks.get(token);
         if let Some(hook) = cached {
             match self
                 .resume_as(token, Some(&hook), payload.clone(), idempotency_key.clone())
@@ -61,7 +81,7 @@ impl Engine {
             {
                 // Another node released or moved the token since this node cached it: ask
                 // the store which hook holds it now.
-                Err(EngineError::HookNotFound) => self.inner.hooks.lock().forget(token),
+                Err(EngineError::HookNotFound) => self.inner.hooks.forget(token),
                 // A payload refused by the cached hook's definition is checked again against
                 // the hook the store has (a moved token may have another definition).
                 Err(
@@ -87,7 +107,7 @@ impl Engine {
         hook: Option<&CachedHook>,
         payload: Value,
         idempotency_key: Option<String>,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Accepted, EngineError> {
         let expect = match hook {
             Some(h) => {
                 if h.webhook {
@@ -116,10 +136,13 @@ impl Engine {
             at_ms: self.inner.now_ms(),
         };
         let commit = info_span!("journal_commit");
-        match self.inner.write(op).instrument(commit).await? {
-            Ok(OpOutcome::Resumed { run_id, .. }) => {
+        match self.inner.writer.write(op).instrument(commit).await? {
+            Ok(OpOutcome::Resumed { run_id, event }) => {
                 tracing::Span::current().record("run_id", run_id.as_str());
-                Ok(run_id)
+                Ok(Accepted {
+                    run_id,
+                    seq: event.map(|e| e.seq),
+                })
             }
             Err(rejected) => Err(rejected.into()),
             Ok(other) => Err(EngineError::Store(StoreError::Corrupt(format!(

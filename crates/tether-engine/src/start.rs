@@ -8,31 +8,14 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tether_core::Event;
 use tether_store::{Fence, FirstClaim, WriteOp, FIRST_EPOCH};
-use tokio::sync::oneshot;
 
-use crate::engine::{Engine, Inner};
+use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::new_runs::Seed;
 
 /// How long `start_run` waits for a new run's first suspension at most.
 const START_WAIT: Duration = Duration::from_secs(2);
-
-/// What the first actor of a run this node just created needs: the claim it holds and the
-/// journal the creating commit wrote.
-pub(crate) struct Seed {
-    /// The claim made in the creating commit.
-    pub(crate) fence: Fence,
-    /// The `RunStarted` entry, as the store wrote it.
-    pub(crate) started: Event,
-}
-
-impl Inner {
-    /// The seed of `run_id`, if this node created it and no actor has taken the seed yet.
-    pub(crate) fn take_seed(&self, run_id: &str) -> Option<Seed> {
-        self.seeds.lock().remove(run_id)
-    }
-}
 
 /// How [`Engine::start_run_with`] starts a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,25 +132,17 @@ impl Engine {
             }),
         };
         let started = tether_store::run_started(workflow.to_string(), input.clone(), at_ms);
-        let (tx, first_flush) = oneshot::channel();
-        inner.starting.lock().insert(run_id.clone(), tx);
         // The commit hands `RunStarted` to a new actor before it answers: the seed must be
         // there first.
-        inner
-            .seeds
-            .lock()
-            .insert(run_id.clone(), Seed { fence, started });
-        let forget = |inner: &Inner| {
-            inner.starting.lock().remove(&run_id);
-            inner.seeds.lock().remove(&run_id);
-        };
+        let first_flush = inner.new_runs.register(&run_id, Seed { fence, started });
         let created = inner
+            .writer
             .write(op)
             .await
             .map_err(EngineError::from)
             .and_then(|r| r.map_err(EngineError::from));
         if let Err(e) = created {
-            forget(inner);
+            inner.new_runs.forget(&run_id);
             return match e {
                 EngineError::RunExists { .. } if chosen => {
                     match self.existing_start(&run_id, workflow, &input).await {
@@ -184,7 +159,7 @@ impl Engine {
         // creates at once can be resumed as soon as this returns (no "resume or start" race).
         let _ = tokio::time::timeout(START_WAIT, first_flush).await;
         // An actor that has not started by now reads the store instead.
-        forget(inner);
+        inner.new_runs.forget(&run_id);
         Ok(Started {
             run_id,
             created: true,

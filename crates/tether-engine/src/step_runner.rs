@@ -60,7 +60,7 @@ pub(crate) async fn run_step(
                 .requested_delay()
                 .unwrap_or_else(|| task.policy.delay_after(attempt));
             warn!(run_id = %run_id, step = %task.name, attempt, error = %err, ?delay, "step attempt failed; retrying");
-            if inner.is_stopping() {
+            if inner.lifecycle.is_stopping() {
                 drop(ticket);
                 return std::future::pending().await;
             }
@@ -69,7 +69,7 @@ pub(crate) async fn run_step(
             let backoff = inner.clock().wait_for(delay);
             drop(ticket);
             let wakeup = backoff.await;
-            ticket = inner.ticket();
+            ticket = inner.activity.ticket();
             drop(wakeup);
             attempt += 1;
         }

@@ -27,7 +27,7 @@ impl Engine {
             payload,
             at_ms: self.inner.now_ms(),
         };
-        match self.inner.write(op).await?? {
+        match self.inner.writer.write(op).await?? {
             OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
             _ => Ok(None),
         }
@@ -107,7 +107,13 @@ impl Engine {
             retry: options.retry,
             at_ms: self.inner.now_ms(),
         };
-        match self.inner.write(op).await?.map_err(EngineError::from) {
+        match self
+            .inner
+            .writer
+            .write(op)
+            .await?
+            .map_err(EngineError::from)
+        {
             Ok(_) => Ok(Started {
                 run_id: hook_id,
                 created: true,

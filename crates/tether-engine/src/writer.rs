@@ -4,15 +4,67 @@
 //!
 //! Handing entries over before answering means that when a caller hears "committed", the run
 //! it wrote to already has the entries in its inbox.
+//!
+//! [`Writer`] is the handle every other part of the engine writes through.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
-use tether_core::EventBody;
+use tether_core::{EventBody, RESPOND_WITH_STEP};
 use tether_store::{OpOutcome, OpResult, StoreError, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn, Instrument};
 
+use crate::activity::Activity;
 use crate::engine::Inner;
+
+/// The handle to the group-commit writer: queues writes for the next commit.
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<WriteReq>,
+    /// Counts each queued write as work in flight (see `activity.rs`).
+    activity: Arc<Activity>,
+}
+
+impl Writer {
+    /// A handle, and the queue its `writer_loop` reads.
+    pub(crate) fn new(activity: Arc<Activity>) -> (Writer, mpsc::UnboundedReceiver<WriteReq>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Writer { tx, activity }, rx)
+    }
+
+    /// Queue one write for the next group commit and wait for it to commit.
+    pub(crate) async fn write(&self, op: WriteOp) -> Result<OpResult, StoreError> {
+        let mut results = self.write_all(vec![op]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("the store answered no result".into()))
+    }
+
+    /// Queue writes that must commit together (same transaction) and wait for them.
+    pub(crate) async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the engine is shutting down".into());
+        self.tx
+            .send(WriteReq {
+                ops,
+                reply,
+                span: tracing::Span::current(),
+                ticket: self.activity.ticket(),
+            })
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Queue a write for the next group commit without waiting for it (best effort).
+    pub(crate) fn write_detached(&self, op: WriteOp) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.tx.send(WriteReq {
+            ops: vec![op],
+            reply,
+            span: tracing::Span::none(),
+            ticket: self.activity.ticket(),
+        });
+    }
+}
 
 /// Writes waiting for the next group commit. The ops of one request always land in the same
 /// batch, so they commit together or not at all.
@@ -78,15 +130,17 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                 }
             }
         }
-        if engine.is_stopping() {
+        if engine.lifecycle.is_stopping() {
             return;
         }
     }
 }
 
-/// Hand the committed entries of one op to its run, and wake the other runs they touched (a
-/// hook thread just spawned, a run a signal was delivered to). The entries are moved out of
-/// the outcome: callers only need the run id.
+/// Hand the committed entries of one op to its run, wake the other runs they touched (a hook
+/// thread just spawned, a run a signal was delivered to), and hand a manual webhook response
+/// to its request if it waits on this node (`responses.rs`). The entries are moved out of the
+/// outcome: callers only need the run id (and a resume's `seq`: its `HookReceived` stays in
+/// the outcome with its payload moved out, `null`).
 fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
     match outcome {
         OpOutcome::Appended { run_id, events } => {
@@ -103,17 +157,36 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                         delivered_to: Some(to),
                         ..
                     } if to != run_id => engine.wake_or_poke(to),
+                    EventBody::StepCompleted { name, output, .. } if name == RESPOND_WITH_STEP => {
+                        engine.responses.committed(output);
+                    }
                     _ => {}
                 }
             }
-            engine.hooks.lock().committed(run_id, events);
-            engine.notify_changed(run_id, events.last().map_or(0, |e| e.seq));
+            engine.hooks.committed(run_id, events);
+            engine
+                .changes
+                .notify(run_id, events.last().map_or(0, |e| e.seq));
             engine.deliver(run_id, std::mem::take(events));
         }
         OpOutcome::Resumed { run_id, event } => {
-            if let Some(e) = event.take() {
-                engine.notify_changed(run_id, e.seq);
-                engine.deliver(run_id, vec![e]);
+            if let Some(e) = event.as_mut() {
+                engine.changes.notify(run_id, e.seq);
+                // The run gets the entry; the outcome keeps its `seq` for the caller, without
+                // a copy of the payload.
+                let body = match &mut e.body {
+                    EventBody::HookReceived { hook_cmd, payload } => EventBody::HookReceived {
+                        hook_cmd: *hook_cmd,
+                        payload: payload.take(),
+                    },
+                    other => other.clone(),
+                };
+                let delivered = tether_core::Event {
+                    seq: e.seq,
+                    at_ms: e.at_ms,
+                    body,
+                };
+                engine.deliver(run_id, vec![delivered]);
             }
         }
         OpOutcome::Updated | OpOutcome::Claimed { .. } | OpOutcome::Renewed { .. } => {}

@@ -12,7 +12,7 @@ use common::*;
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::{json, Map, Value};
 use tether_core::event::Event;
-use tether_core::RunStatus;
+use tether_core::{RunStatus, WebhookBody, WebhookRequest, WebhookResponse, WEBHOOK_PATH};
 use tether_engine::{Engine, EngineConfig};
 use tether_store::{
     HookRecord, OpOutcome, OpResult, RunChanged, RunFilter, RunRecord, Store, StoreError, WriteOp,
@@ -232,6 +232,44 @@ async fn a_wait_on_one_node_ends_when_the_run_ends_on_another() {
         .unwrap();
     assert_eq!(ended.status, RunStatus::Completed, "{ended:?}");
     assert_eq!(ended.output, Some(json!({"messages": ["hi"]})));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A manual webhook's request taken by one node is answered with the response the run sends
+/// on another: the node holding the request finds the reply in the run's journal (woken by
+/// the other node's commit), not in its own commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_webhook_response_reaches_a_request_taken_by_another_node() {
+    let db = TestDb::new();
+    let (a, b) = two_nodes(&db).await;
+    let run = b
+        .start_run("webhook_echo", json!({"mode": "manual"}))
+        .await
+        .unwrap();
+    let token = hook_token(&b, &run).await;
+    let owner = b.get_run(&run).await.unwrap().owner;
+    assert_eq!(owner.as_deref(), Some("b"), "the run is live on b");
+    let request = WebhookRequest {
+        request_id: "req-1".into(),
+        method: "POST".into(),
+        path: format!("{WEBHOOK_PATH}{token}"),
+        query: Default::default(),
+        headers: Default::default(),
+        body: Some(WebhookBody::Json(json!({"n": 1}))),
+    };
+    let response = a
+        .resume_webhook(&token, &request, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        response,
+        Some(WebhookResponse::json(200, json!({"echo": {"n": 1}})))
+    );
+    assert_eq!(
+        output(&b, &run).await,
+        json!({"method": "POST", "body": {"n": 1}})
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -326,6 +326,7 @@ mod tests {
             },
             EngineError::PayloadTooLarge { size: 2, limit: 1 },
             EngineError::IdempotencyKeyReused,
+            EngineError::RunExists { run_id: "r".into() },
             EngineError::HookDefinitionMissing { name: "d".into() },
             EngineError::Store(tether_store::StoreError::Full("f".into())),
             EngineError::Store(tether_store::StoreError::ReadOnly("r".into())),

@@ -82,7 +82,7 @@ impl Actor {
                 at_ms: self.inner.now_ms(),
             },
         ];
-        Finish::Exit(match self.inner.write_all(ops).await {
+        Finish::Exit(match self.inner.writer.write_all(ops).await {
             Ok(results) => match results.first() {
                 Some(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
                 _ => Exit::Done,

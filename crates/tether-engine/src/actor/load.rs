@@ -9,7 +9,7 @@ use tether_store::{Fence, OpOutcome, OpRejected, WriteOp};
 use tracing::{info_span, warn};
 
 use super::{Actor, Exit};
-use crate::start::Seed;
+use crate::new_runs::Seed;
 
 impl Actor {
     /// The run's whole journal, from the store.
@@ -25,7 +25,7 @@ impl Actor {
     pub(super) async fn load(
         &mut self,
     ) -> Result<Option<(StdArc<dyn ErasedWorkflow>, Vec<Event>)>, Exit> {
-        if let Some(seed) = self.inner.take_seed(&self.run_id) {
+        if let Some(seed) = self.inner.new_runs.take_seed(&self.run_id) {
             return self.load_seeded(seed).await;
         }
         let inner = &self.inner;
@@ -51,7 +51,7 @@ impl Actor {
             lease_until_ms: now + inner.config.lease.as_millis() as u64,
             now_ms: now,
         };
-        match inner.write(claim).await {
+        match inner.writer.write(claim).await {
             Ok(Ok(OpOutcome::Claimed { epoch })) => {
                 if record.owner.as_ref().is_some_and(|o| *o != inner.node_id) {
                     inner.metrics.lease_taken_over();
@@ -128,7 +128,7 @@ impl Actor {
             fence: self.fence.clone(),
             at_ms: self.inner.now_ms(),
         };
-        match self.inner.write(op).await {
+        match self.inner.writer.write(op).await {
             Ok(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
             Ok(_) => Exit::Blocked,
             Err(e) => Exit::Failed(e.to_string()),

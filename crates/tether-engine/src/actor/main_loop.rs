@@ -54,7 +54,7 @@ impl Actor {
             for task in machine.take_step_tasks() {
                 let inner = self.inner.clone();
                 let run_id = self.run_id.clone();
-                let ticket = self.inner.ticket();
+                let ticket = self.inner.activity.ticket();
                 self.steps.spawn(run_step(inner, run_id, task, ticket));
             }
             if let Err(exit) = self.flush(&mut machine).await {
@@ -62,7 +62,7 @@ impl Actor {
             }
             if !self.announced {
                 self.announced = true;
-                self.inner.first_flush_done(&self.run_id);
+                self.inner.new_runs.first_flush_done(&self.run_id);
             }
 
             let deadline = machine
@@ -85,7 +85,7 @@ impl Actor {
                 // with entries past their checkpoint are rebuilt (a spurious rebuild is cheap,
                 // a missed one would strand a payload).
                 self.checkpoint_sent = machine.last_seq();
-                self.inner.write_detached(WriteOp::Checkpoint {
+                self.inner.writer.write_detached(WriteOp::Checkpoint {
                     run_id: self.run_id.clone(),
                     applied_seq: self.checkpoint_sent,
                 });
@@ -133,7 +133,7 @@ impl Actor {
                     }
                     Some(ActorMsg::Evict) => {
                         if self.steps.is_empty()
-                            && self.inner.try_evict(&self.run_id, self.generation, rx)
+                            && self.inner.live.try_evict(&self.run_id, self.generation, rx)
                         {
                             return Exit::Evicted;
                         }
@@ -146,7 +146,7 @@ impl Actor {
                             body
                         }
                         Err(e) => {
-                            self.busy = Some(self.inner.ticket());
+                            self.busy = Some(self.inner.activity.ticket());
                             return Exit::Failed(format!("step task ended abnormally: {e}"));
                         }
                     };
@@ -158,7 +158,7 @@ impl Actor {
                 }
                 wakeup = &mut timer, if deadline.is_some() => {
                     // Busy before the wait stops counting as due.
-                    self.busy = Some(self.inner.ticket());
+                    self.busy = Some(self.inner.activity.ticket());
                     drop(wakeup);
                     let now = self.inner.now_ms();
                     let mut fired = Vec::new();

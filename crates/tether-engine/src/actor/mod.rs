@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use tether_core::{Event, EventBody, RunStatus};
 use tether_store::{Fence, WriteOp};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::activity::Ticket;
 use crate::engine::Inner;
+use crate::live_runs::Slot;
 
 mod finish;
 mod load;
@@ -73,15 +73,15 @@ enum Exit {
     /// Another node holds the run (its claim was refused, or this node's was fenced off).
     NotMine,
 }
-pub(crate) async fn run_actor(
-    inner: Arc<Inner>,
-    run_id: String,
-    generation: u64,
-    mut rx: mpsc::UnboundedReceiver<Mail>,
-    idle: Arc<AtomicBool>,
-    applied: tokio::sync::watch::Sender<u64>,
-    starting: Ticket,
-) {
+/// The task of a live run: `slot` is its entry in the live-run cache (see `live_runs.rs`),
+/// `starting` counts it as busy until it first waits.
+pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, starting: Ticket) {
+    let Slot {
+        generation,
+        mut rx,
+        idle,
+        applied,
+    } = slot;
     let span = info_span!("run", run_id = %run_id);
     let (exit, busy) = async {
         let mut actor = Actor {
@@ -106,32 +106,35 @@ pub(crate) async fn run_actor(
         if let (Some(fence), Exit::Evicted | Exit::Blocked | Exit::Failed(_)) =
             (&actor.fence, &exit)
         {
-            inner.write_detached(WriteOp::Release {
+            inner.writer.write_detached(WriteOp::Release {
                 run_id: run_id.clone(),
                 fence: fence.clone(),
             });
         }
         // Still busy until the run has left the cache (below).
-        let busy = actor.busy.take().unwrap_or_else(|| actor.inner.ticket());
+        let busy = actor
+            .busy
+            .take()
+            .unwrap_or_else(|| actor.inner.activity.ticket());
         (exit, busy)
     }
     .instrument(span)
     .await;
-    inner.first_flush_done(&run_id);
+    inner.new_runs.first_flush_done(&run_id);
     match exit {
         Exit::Evicted => debug!(%run_id, "evicted"),
-        Exit::Done => inner.remove_live(&run_id, generation),
+        Exit::Done => inner.live.remove(&run_id, generation),
         Exit::Blocked => {
-            inner.remove_live(&run_id, generation);
-            inner.blocked.lock().insert(run_id);
+            inner.live.remove(&run_id, generation);
+            inner.live.block(run_id);
         }
         Exit::NotMine => {
             debug!(%run_id, ?exit, "run leaves this node's memory");
-            inner.remove_live(&run_id, generation);
+            inner.live.remove(&run_id, generation);
         }
         Exit::Failed(why) => {
             warn!(%run_id, %why, "run stopped on a storage failure; it will be rebuilt");
-            inner.remove_live(&run_id, generation);
+            inner.live.remove(&run_id, generation);
             inner.wake_later(run_id);
         }
     }

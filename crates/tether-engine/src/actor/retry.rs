@@ -65,7 +65,7 @@ impl Actor {
             let timer = self.inner.clock().wait_until(Some(at));
             let mut timer = std::pin::pin!(timer);
             self.idle.store(true, Ordering::Release);
-            self.inner.first_flush_done(&self.run_id);
+            self.inner.new_runs.first_flush_done(&self.run_id);
             self.busy = None;
             tokio::select! {
                 mail = rx.recv() => {
@@ -85,7 +85,7 @@ impl Actor {
                             let last = events.last().map_or(0, |e| e.seq);
                             if last > self.checkpoint_sent {
                                 self.checkpoint_sent = last;
-                                self.inner.write_detached(WriteOp::Checkpoint {
+                                self.inner.writer.write_detached(WriteOp::Checkpoint {
                                     run_id: self.run_id.clone(),
                                     applied_seq: last,
                                 });
@@ -98,7 +98,7 @@ impl Actor {
                             }
                         }
                         ActorMsg::Evict => {
-                            if self.inner.try_evict(&self.run_id, self.generation, rx) {
+                            if self.inner.live.try_evict(&self.run_id, self.generation, rx) {
                                 return Err(Exit::Evicted);
                             }
                         }
@@ -106,7 +106,7 @@ impl Actor {
                 }
                 wakeup = &mut timer => {
                     // Busy before the wait stops counting as due.
-                    self.busy = Some(self.inner.ticket());
+                    self.busy = Some(self.inner.activity.ticket());
                     drop(wakeup);
                 }
             }

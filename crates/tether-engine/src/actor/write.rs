@@ -51,7 +51,7 @@ impl Actor {
             fence: self.fence.clone(),
             at_ms: self.inner.now_ms(),
         };
-        match self.inner.write(op).await {
+        match self.inner.writer.write(op).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(OpRejected::Fenced { .. })) => Err(Exit::NotMine),
             Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {

@@ -252,7 +252,6 @@ pub(crate) async fn events(
     let run_id = run_id_of(path)?;
     // The main thread's journal, then each hook thread's, every entry tagged with its thread
     // (`main`, or the hook id), merged by commit time.
-    let mut all: Vec<(u64, usize, Value)> = Vec::new();
     let tag = |e: &tether_core::Event, thread: &str, workflow: Option<&str>| {
         let mut v = event_json(e);
         if let Value::Object(m) = &mut v {
@@ -263,18 +262,57 @@ pub(crate) async fn events(
         }
         v
     };
-    for e in state.engine.events(&run_id).await? {
-        all.push((e.at_ms, all.len(), tag(&e, "main", None)));
-    }
+    let mut journals: Vec<Vec<(u64, Value)>> = Vec::new();
+    let main = state.engine.events(&run_id).await?;
+    journals.push(
+        main.iter()
+            .map(|e| (e.at_ms, tag(e, "main", None)))
+            .collect(),
+    );
     for t in state.engine.threads(&run_id).await? {
-        for e in state.engine.events(&t.run_id).await? {
-            all.push((e.at_ms, all.len(), tag(&e, &t.run_id, Some(&t.workflow))));
+        let events = state.engine.events(&t.run_id).await?;
+        journals.push(
+            events
+                .iter()
+                .map(|e| (e.at_ms, tag(e, &t.run_id, Some(&t.workflow))))
+                .collect(),
+        );
+    }
+    Ok(Json(Value::Array(merge_by_time(journals))))
+}
+
+/// Merge journals by time, each kept in its own (`seq`) order: an entry's time is when its
+/// write was queued, so entries committed together or concurrently may carry times out of
+/// `seq` order. Each entry sorts at the latest time of its journal so far (ties: earlier
+/// journals first).
+fn merge_by_time(journals: Vec<Vec<(u64, Value)>>) -> Vec<Value> {
+    let mut all: Vec<(u64, usize, usize, Value)> = Vec::new();
+    for (j, journal) in journals.into_iter().enumerate() {
+        let mut latest = 0;
+        for (i, (at_ms, v)) in journal.into_iter().enumerate() {
+            latest = latest.max(at_ms);
+            all.push((latest, j, i, v));
         }
     }
-    all.sort_by_key(|(at, i, _)| (*at, *i));
-    Ok(Json(Value::Array(
-        all.into_iter().map(|(_, _, v)| v).collect(),
-    )))
+    all.sort_by_key(|(at, j, i, _)| (*at, *j, *i));
+    all.into_iter().map(|(_, _, _, v)| v).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_by_time;
+
+    #[test]
+    fn a_journal_keeps_its_order_when_its_times_do_not() {
+        let main = vec![(10, json!("m1")), (30, json!("m2")), (20, json!("m3"))];
+        let thread = vec![(15, json!("t1")), (25, json!("t2")), (40, json!("t3"))];
+        assert_eq!(
+            merge_by_time(vec![main, thread]),
+            ["m1", "t1", "t2", "m2", "m3", "t3"].map(|s| json!(s))
+        );
+    }
 }
 
 /// `GET /v1/runs/{run_id}/hooks` → the run's active hooks, in creation order.

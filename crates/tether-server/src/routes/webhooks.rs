@@ -1,7 +1,8 @@
 //! `ANY /.well-known/workflow/v1/webhook/{token}`: a webhook call. The token is the credential
 //! (no API token needed). The request becomes the payload the workflow receives; the caller
 //! gets the webhook's fixed response, or, in manual mode, the one the workflow sends (504 after
-//! the webhook's timeout).
+//! the webhook's timeout), whichever node sharing the store runs the workflow
+//! ([`tether_engine::Engine::resume_webhook`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use tether_core::webhook::{RespondWith, WebhookMeta};
-use tether_core::{ResponseHub, WebhookBody, WebhookRequest, WebhookResponse, HOOK_KIND_WEBHOOK};
+use tether_core::{WebhookBody, WebhookRequest, WebhookResponse, HOOK_KIND_WEBHOOK};
 use tether_engine::EngineError;
 
 use crate::error::ApiError;
@@ -143,35 +144,26 @@ pub(crate) async fn call(
         ))
     })?;
     let bytes = body_bytes(body, state.payload_limit())?;
-    let request_id = uuid::Uuid::new_v4().to_string();
     let request = build_request(
-        request_id.clone(),
+        uuid::Uuid::new_v4().to_string(),
         method.as_str(),
         &token,
         query.as_deref(),
         &headers,
         &bytes,
     );
-    let payload = serde_json::to_value(&request)
-        .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
     match meta.respond_with {
         RespondWith::Static { response } => {
+            let payload = serde_json::to_value(&request)
+                .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
             state.engine.resume_hook(&token, payload, None).await?;
             Ok(to_http(response))
         }
         RespondWith::Manual { timeout_ms } => {
-            let hub = ResponseHub::global();
-            let waiting = hub.wait(&request_id);
-            if let Err(e) = state.engine.resume_hook(&token, payload, None).await {
-                hub.forget(&request_id);
-                return Err(e.into());
-            }
-            match tokio::time::timeout(Duration::from_millis(timeout_ms), waiting).await {
-                Ok(Ok(response)) => Ok(to_http(response)),
-                _ => {
-                    hub.forget(&request_id);
-                    Err(ApiError::webhook_timeout(timeout_ms))
-                }
+            let wait = Duration::from_millis(timeout_ms);
+            match state.engine.resume_webhook(&token, &request, wait).await? {
+                Some(response) => Ok(to_http(response)),
+                None => Err(ApiError::webhook_timeout(timeout_ms)),
             }
         }
     }

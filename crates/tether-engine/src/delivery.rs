@@ -1,0 +1,139 @@
+//! Getting entries and hints to live runs: handing committed entries to a run's actor
+//! (starting one, which replays from the store, when the run is not live), waking runs that
+//! have work, and poking a run another node wrote to. Uses the live-run cache
+//! (`live_runs.rs`), the waiters (`waiters.rs`) and the lifecycle flags (`lifecycle.rs`).
+
+use tether_core::Event;
+use tether_store::StoreError;
+
+use crate::actor::{run_actor, ActorMsg, Delivery, Mail};
+use crate::engine::Inner;
+use crate::live_runs::LiveGuard;
+
+impl Inner {
+    /// A message for a live run, counted as work in flight until the run has handled it.
+    #[inline]
+    pub(crate) fn mail(&self, msg: ActorMsg) -> Mail {
+        Mail {
+            msg,
+            ticket: self.activity.ticket(),
+        }
+    }
+
+    /// Hand committed entries to the run's live actor, starting one (which replays from the
+    /// store) when the run is not live. Runs never go live again once ended.
+    pub(crate) fn deliver(&self, run_id: &str, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let terminal = events.iter().any(|e| e.body.is_terminal());
+        if terminal {
+            self.waiters.wake(run_id);
+            return;
+        }
+        if self.lifecycle.is_stopping() {
+            return;
+        }
+        let tick = self.live.tick();
+        let committed = Delivery {
+            committed: std::time::Instant::now(),
+            span: tracing::Span::current(),
+        };
+        let resume = crate::metrics::is_resume(&events);
+        let mut live = self.live.lock();
+        if let Some(tx) = live.touch(run_id, tick) {
+            let mail = self.mail(ActorMsg::Events(events, committed));
+            if tx.send(mail).is_ok() {
+                self.metrics.live_lookup(resume, true);
+                return;
+            }
+            // The actor is gone: the entries are in the store, a new actor will load them.
+            live.remove(run_id);
+            self.metrics.live_lookup(resume, false);
+            self.spawn_actor(&mut live, run_id, None, tick);
+            return;
+        }
+        self.metrics.live_lookup(resume, false);
+        let first = self.mail(ActorMsg::Events(events, committed));
+        self.spawn_actor(&mut live, run_id, Some(first), tick);
+    }
+
+    /// Make the run live if it is not (after a failure, or when a timer is due). Returns
+    /// whether it started an actor.
+    pub(crate) fn wake(&self, run_id: &str) -> bool {
+        if self.lifecycle.is_stopping() || self.live.is_blocked(run_id) {
+            return false;
+        }
+        let tick = self.live.tick();
+        let mut live = self.live.lock();
+        if !live.contains(run_id) {
+            return self.spawn_actor(&mut live, run_id, None, tick);
+        }
+        false
+    }
+
+    /// Make live the runs the store says have work and no owner but this node (recovery after
+    /// a restart, due timers of evicted runs, runs whose write failed). Returns how many it
+    /// made live.
+    pub(crate) async fn wake_due_runs(&self) -> Result<usize, StoreError> {
+        let ids = self
+            .store
+            .runs_needing_work(self.now_ms(), &self.node_id, 1000)
+            .await?;
+        let mut woken = 0;
+        for id in ids {
+            if !self.live.is_live(&id) && self.wake(&id) {
+                woken += 1;
+            }
+        }
+        Ok(woken)
+    }
+
+    /// Make the run live again after [`crate::EngineConfig::retry_delay`] (its write failed).
+    pub(crate) fn wake_later(&self, run_id: String) {
+        let Some(me) = self.me.upgrade() else { return };
+        let delay = self.config.retry_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.wake(&run_id);
+        });
+    }
+
+    /// Another run's journal grew in this process's commit (a signal was delivered to it):
+    /// make it read the entry if live, or start it.
+    pub(crate) fn wake_or_poke(&self, run_id: &str) {
+        if !self.poke(run_id, u64::MAX) {
+            self.wake(run_id);
+        }
+    }
+
+    /// A hint that the run's journal reached `last_seq` (from another process). Whether the
+    /// run is live here.
+    pub(crate) fn poke(&self, run_id: &str, last_seq: u64) -> bool {
+        self.live
+            .send(run_id, || self.mail(ActorMsg::Poke { last_seq }))
+    }
+
+    /// Start an actor for the run, with `first` in its inbox, unless the engine is draining.
+    /// Whether it started one.
+    fn spawn_actor(
+        &self,
+        live: &mut LiveGuard<'_>,
+        run_id: &str,
+        first: Option<Mail>,
+        tick: u64,
+    ) -> bool {
+        if self.lifecycle.is_draining() {
+            return false;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return false;
+        };
+        let slot = live.insert(run_id, tick, first);
+        // The new run counts as busy until it first waits (loading, replaying, first writes).
+        let starting = self.activity.ticket();
+        tokio::spawn(run_actor(me, run_id.to_string(), slot, starting));
+        live.evict_excess(|| self.mail(ActorMsg::Evict));
+        true
+    }
+}
