@@ -39,6 +39,14 @@ impl Resource {
         }
     }
 
+    /// Its name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Resource::Postgres => "PostgreSQL",
+            Resource::Browser => "a browser (chromium and chromedriver)",
+        }
+    }
+
     /// What to do to provide it.
     fn how(self) -> &'static str {
         match self {
@@ -74,8 +82,9 @@ pub fn emit_cfgs(resources: &[Resource]) {
         }
         if !available && ci {
             println!(
-                "cargo::warning={CI_VAR} is set but {resource:?} is missing: the tests \
-                 needing it will fail ({})",
+                "cargo::warning={CI_VAR} is set but {} is missing: the tests needing it will \
+                 fail ({})",
+                resource.name(),
                 resource.how()
             );
         }
