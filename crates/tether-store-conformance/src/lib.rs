@@ -31,6 +31,7 @@ mod hook_resume;
 mod hooks;
 mod journal;
 mod leases;
+mod payloads;
 mod runs;
 mod support;
 mod threads;
@@ -41,6 +42,7 @@ pub use hook_resume::*;
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
+pub use payloads::*;
 pub use runs::*;
 pub use threads::*;
 
@@ -169,6 +171,8 @@ macro_rules! __conformance_cases {
                 a_release_only_looks_at_the_current_attempt,
                 // counts
                 count_runs_groups_by_workflow_and_status,
+                // payloads (found by the differential test)
+                a_payload_with_a_nul_character_can_be_given_back,
             }
         }
     };
