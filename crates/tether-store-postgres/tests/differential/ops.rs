@@ -34,12 +34,17 @@ fn one_of(items: &'static [&'static str]) -> impl Strategy<Value = String> + Clo
     proptest::sample::select(items).prop_map(str::to_owned)
 }
 
-/// A small JSON value: integers, strings, an object (so `StateIncr` meets non-integers).
+/// A small JSON value: integers (the largest too, for increments), strings (one with a NUL
+/// character, which not every database's JSON type holds), a float, an object (so
+/// `StateIncr` meets non-integers).
 fn value() -> impl Strategy<Value = Value> + Clone {
     prop_oneof![
-        (0i64..3).prop_map(|n| json!(n)),
-        Just(json!("x")),
-        (0i64..2).prop_map(|n| json!({ "n": n, "tag": "p" })),
+        6 => (0i64..3).prop_map(|n| json!(n)),
+        1 => Just(json!(i64::MAX)),
+        2 => Just(json!("x")),
+        1 => Just(json!("a\u{0}b")),
+        1 => Just(json!(1.5)),
+        2 => (0i64..2).prop_map(|n| json!({ "n": n, "tag": "p" })),
     ]
 }
 
