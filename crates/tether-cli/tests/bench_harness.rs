@@ -99,11 +99,12 @@ fn suspended_reports_memory_and_resume_latency() {
 }
 
 #[test]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 fn resume_throughput_on_postgres() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: TETHER_TEST_POSTGRES is not set");
-        return;
-    };
+    let url = postgres_url();
     let line = bench(&["resume-throughput", "--n", "20", "--db", &url]);
     common_fields(&line, "resume-throughput", "postgres", "inproc", 20);
     positive(&line, "per_s");

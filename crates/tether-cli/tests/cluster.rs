@@ -3,7 +3,7 @@
 //! runs finish on another, nodes starting together on an empty schema.
 //!
 //! Needs `TETHER_TEST_POSTGRES` (e.g. `postgres://postgres@127.0.0.1:5432/test`); without it
-//! the tests say so and pass, except under CI (`CI` set) where they fail.
+//! the tests are ignored, except under CI where they fail (the rule: `tether-test-env`).
 
 mod common;
 
@@ -19,15 +19,9 @@ use tokio::sync::watch;
 /// above the expected time, not a measurement).
 const NOTIFY_BOUND: Duration = Duration::from_secs(20);
 
-/// A fresh schema on the test server, or `None` (with a note) when there is none.
-fn cluster() -> Option<PgSchema> {
-    match postgres_url() {
-        Some(url) => Some(PgSchema::new(&url)),
-        None => {
-            eprintln!("skipped: set TETHER_TEST_POSTGRES=postgres://... to run the cluster tests");
-            None
-        }
-    }
+/// A fresh schema on the test server.
+fn cluster() -> PgSchema {
+    PgSchema::new(&postgres_url())
 }
 
 /// Wait at most [`NOTIFY_BOUND`] for the run to end; panics if it has not.
@@ -79,8 +73,12 @@ async fn send_in_order(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn resume_through_any_node() {
-    let Some(schema) = cluster() else { return };
+    let schema = cluster();
     // Polling every ten minutes: only LISTEN/NOTIFY can tell the node holding a run that
     // another node accepted a payload for it.
     let quiet = ["--poll-interval-ms", "600000"];
@@ -131,8 +129,12 @@ async fn resume_through_any_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn token_conflict_across_nodes() {
-    let Some(schema) = cluster() else { return };
+    let schema = cluster();
     let a = schema.node(&[]);
     let b = schema.node(&[]);
     let token = "slack_messages:Y";
@@ -169,8 +171,12 @@ async fn token_conflict_across_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn runs_of_a_killed_node_finish_on_another() {
-    let Some(schema) = cluster() else { return };
+    let schema = cluster();
     let mut a = schema.node(&["--lease-ms", "2000"]);
     let b = schema.node(&["--lease-ms", "2000", "--poll-interval-ms", "100"]);
     let ca = a.client.clone();
@@ -282,8 +288,12 @@ async fn runs_of_a_killed_node_finish_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn nodes_starting_together_on_an_empty_schema() {
-    let Some(schema) = cluster() else { return };
+    let schema = cluster();
     // All three spawned before any is waited for: their migrations race.
     let starting: Vec<Starting> = ["n1", "n2", "n3"]
         .iter()

@@ -59,15 +59,9 @@ impl Db {
         Db::Sqlite { _dir, path }
     }
 
-    /// `None` (with a note) when no PostgreSQL is configured outside CI.
-    fn postgres() -> Option<Db> {
-        match postgres_url() {
-            Some(url) => Some(Db::Postgres(PgSchema::new(&url))),
-            None => {
-                eprintln!("skipped: set TETHER_TEST_POSTGRES=postgres://... to run it");
-                None
-            }
-        }
+    /// A fresh schema on the test server.
+    fn postgres() -> Db {
+        Db::Postgres(PgSchema::new(&postgres_url()))
     }
 
     /// Start `tether dev` on it at `port`, with `point:nth` armed when given.
@@ -371,10 +365,12 @@ macro_rules! scenarios {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(
+            not(tether_postgres),
+            ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+        )]
         async fn $pg() {
-            if let Some(db) = Db::postgres() {
-                ($body)(db).await;
-            }
+            ($body)(Db::postgres()).await;
         }
     )*};
 }

@@ -4,8 +4,8 @@
 //! `503 storage_unavailable` with a message meanwhile (never a panic or a 500), reconnects by
 //! itself, and loses nothing: every stream ends with exactly its payloads, in order.
 //!
-//! Needs `TETHER_TEST_POSTGRES`; without it the tests say so and pass, except under CI (`CI`
-//! set) where they fail.
+//! Needs `TETHER_TEST_POSTGRES`; without it the tests are ignored, except under CI where they
+//! fail (the rule: `tether-test-env`).
 
 mod common;
 mod faults_support;
@@ -45,11 +45,12 @@ fn assert_clear_errors(tally: &Tally) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn connections_killed_under_load() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: set TETHER_TEST_POSTGRES=postgres://... to run the PostgreSQL faults");
-        return;
-    };
+    let url = postgres_url();
     let mut schema = PgSchema::new(&url);
     // Tether's connections (pool and LISTEN) carry an application_name of this test's own.
     let app = format!("tether_{}", schema.name);
@@ -189,11 +190,12 @@ fn through(url: &str, port: u16) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn database_briefly_unreachable() {
-    let Some(url) = postgres_url() else {
-        eprintln!("skipped: set TETHER_TEST_POSTGRES=postgres://... to run the PostgreSQL faults");
-        return;
-    };
+    let url = postgres_url();
     let mut schema = PgSchema::new(&url);
     let (upstream, _) = through(&url, 0);
     let proxy = Proxy::start(upstream).await;

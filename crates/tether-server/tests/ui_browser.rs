@@ -5,8 +5,9 @@
 //! Screenshots of each stage go to `target/ui-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium`, `chromium-driver`; `.ci/run`
-//! installs them). Without them the test is skipped with a notice, except under `CI=true`,
-//! where it fails. `TETHER_CHROMIUM` / `TETHER_CHROMEDRIVER` name other binaries.
+//! installs them). Without them the test is ignored (cargo says why), except under CI, where
+//! it fails (the rule: `tether-test-env`). `TETHER_CHROMIUM` / `TETHER_CHROMEDRIVER` name
+//! other binaries.
 
 mod ui_support;
 
@@ -18,17 +19,6 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use ui_support::{Server, PATIENCE};
-
-/// A binary named by `env`, or the first of `names` on the PATH.
-fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
 
 /// chromedriver, ended when dropped.
 struct Driver {
@@ -217,21 +207,15 @@ fn screenshot_dir() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_browser),
+    ignore = "needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
+)]
 async fn the_ui_in_chromium() {
-    let chromium = find_binary(
-        "TETHER_CHROMIUM",
-        &["chromium", "chromium-browser", "google-chrome"],
-    );
-    let chromedriver = find_binary("TETHER_CHROMEDRIVER", &["chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        let message = "the web UI browser test needs chromium and chromedriver \
-                       (Debian: apt-get install chromium chromium-driver; .ci/run installs them)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}; CI=true, so this is a failure, not a skip");
-        }
-        eprintln!("SKIPPED: {message}");
-        return;
-    };
+    let tether_test_env::Browser {
+        chromium,
+        chromedriver,
+    } = tether_test_env::browser();
     let driver = start_driver(&chromedriver).await;
     let browser = open_browser(&driver, &chromium).await;
     let ui = Ui {

@@ -16,8 +16,11 @@
 //!
 //! The expression is evaluated once per test and yields either a store or a
 //! [`Guarded`] store (a store plus something it needs to outlive, such as a temporary
-//! directory). A backend that is only testable in some environments (a database server) can
-//! use the `optional:` form, whose expression yields an `Option` and skips the case on `None`.
+//! directory). A backend that is only testable in some environments (a database server) puts
+//! attributes before `store:`; they go on every generated test, so
+//! `#[cfg_attr(not(tether_postgres), ignore = "needs PostgreSQL ...")]` makes cargo list each
+//! case as ignored, with its reason, when there is no server (the rule is in
+//! `tether-test-env`).
 //!
 //! The cases only use ids and tokens they create themselves, and every time they stamp is
 //! relative to a fixed base, so their expectations never depend on the clock.
@@ -28,6 +31,7 @@ mod hook_resume;
 mod hooks;
 mod journal;
 mod leases;
+mod payloads;
 mod runs;
 mod support;
 mod threads;
@@ -38,6 +42,7 @@ pub use hook_resume::*;
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
+pub use payloads::*;
 pub use runs::*;
 pub use threads::*;
 
@@ -76,23 +81,27 @@ impl<S: Store, G> StoreUnderTest for Guarded<S, G> {
 ///
 /// ```ignore
 /// tether_store_conformance::conformance_tests!(async { MyStore::open_temp().await.unwrap() });
-/// // or, to skip when the environment has no backend to test against:
-/// tether_store_conformance::conformance_tests!(optional: async { MyStore::from_env().await });
+/// // or, with attributes put on every generated test (here: ignored, with a reason, unless
+/// // the package's build script set `tether_postgres`):
+/// tether_store_conformance::conformance_tests!(
+///     #[cfg_attr(not(tether_postgres), ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES")]
+///     store: async { MyStore::from_env().await }
+/// );
 /// ```
 ///
 /// The expression is awaited once per test. It yields a value implementing
 /// [`StoreUnderTest`](crate::StoreUnderTest) (any `Store`, or a
-/// [`Guarded`](crate::Guarded) store); with `optional:`, an `Option` of one,
-/// where `None` skips the case with a note on stderr. Items of the calling module are in
-/// scope inside the expression. The calling crate needs `tokio` (with the `macros` and `rt`
-/// features) as a dev-dependency, nothing else.
+/// [`Guarded`](crate::Guarded) store). There is no way to skip a case at run time: a case
+/// that cannot run is ignored (cargo counts and names it), never passed. Items of the calling
+/// module are in scope inside the expression. The calling crate needs `tokio` (with the
+/// `macros` and `rt` features) as a dev-dependency, nothing else.
 #[macro_export]
 macro_rules! conformance_tests {
-    (optional: $make:expr $(,)?) => {
-        $crate::__conformance_cases! { $crate::__conformance_optional_test; $make }
+    ($(#[$attr:meta])+ store: $make:expr $(,)?) => {
+        $crate::__conformance_cases! { [$(#[$attr])+] $make }
     };
     ($make:expr $(,)?) => {
-        $crate::__conformance_cases! { $crate::__conformance_test; $make }
+        $crate::__conformance_cases! { [] $make }
     };
 }
 
@@ -100,12 +109,12 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($gen:path; $make:expr) => {
+    ($attrs:tt $make:expr) => {
         #[allow(unused_imports)]
         mod conformance {
             use super::*;
 
-            $gen! { $make;
+            $crate::__conformance_test! { $attrs $make;
                 // runs
                 create_run_then_read_it_back,
                 duplicate_run_id_is_refused,
@@ -162,49 +171,34 @@ macro_rules! __conformance_cases {
                 a_release_only_looks_at_the_current_attempt,
                 // counts
                 count_runs_groups_by_workflow_and_status,
+                // payloads (found by the differential test)
+                a_payload_with_a_nul_character_can_be_given_back,
             }
         }
     };
 }
 
-/// Generates one test per case with a required store (not public API).
+/// Generates one test per case (not public API).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_test {
-    ($make:expr; $($case:ident),* $(,)?) => {
+    ($attrs:tt $make:expr; $($case:ident),* $(,)?) => {
         $(
-            #[::tokio::test]
-            async fn $case() {
-                let under_test = $make.await;
-                $crate::$case(
-                    $crate::StoreUnderTest::store(&under_test),
-                )
-                .await;
-            }
+            $crate::__conformance_one_test! { $attrs $make; $case }
         )*
     };
 }
 
-/// Generates one test per case with an optional store (not public API).
+/// Generates the test of one case, with the given attributes (not public API).
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __conformance_optional_test {
-    ($make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test]
-            async fn $case() {
-                let Some(under_test) = $make.await else {
-                    ::std::eprintln!(
-                        "skipping conformance case {}: no store to test against",
-                        ::std::stringify!($case),
-                    );
-                    return;
-                };
-                $crate::$case(
-                    $crate::StoreUnderTest::store(&under_test),
-                )
-                .await;
-            }
-        )*
+macro_rules! __conformance_one_test {
+    ([$($attr:tt)*] $make:expr; $case:ident) => {
+        #[::tokio::test]
+        $($attr)*
+        async fn $case() {
+            let under_test = $make.await;
+            $crate::$case($crate::StoreUnderTest::store(&under_test)).await;
+        }
     };
 }

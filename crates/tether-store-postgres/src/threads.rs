@@ -496,12 +496,17 @@ async fn taken_payload(
         }
     }
     let cmd_text = wait_cmd.to_string();
+    // PostgreSQL's JSON types refuse `\u0000` (a NUL character in a payload string): it is
+    // rewritten to `\u0001` (same shape, so still valid JSON) just to read the command
+    // index; the body returned is the stored one.
     let row = b
         .query_opt(
             "SELECT kind, body FROM events
              WHERE run_id = $1
-               AND ((kind = 'signal_received' AND (body::jsonb ->> 'wait_cmd') = $2)
-                 OR (kind = 'signal_waited' AND (body::jsonb ->> 'cmd') = $2)
+               AND ((kind = 'signal_received'
+                     AND (replace(body, '\\u0000', '\\u0001')::jsonb ->> 'wait_cmd') = $2)
+                 OR (kind = 'signal_waited'
+                     AND (replace(body, '\\u0000', '\\u0001')::jsonb ->> 'cmd') = $2)
                  OR kind = 'attempt_failed')
              ORDER BY seq DESC LIMIT 1",
             &[&run_id, &cmd_text],

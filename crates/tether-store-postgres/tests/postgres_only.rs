@@ -2,8 +2,8 @@
 //! on one schema at once — concurrent migrations, `LISTEN/NOTIFY` across instances (and after
 //! the listening connection is killed), dense journals, one winner per token, key or lease,
 //! no lost shared-state increment and no missed signal under concurrent writers — plus
-//! opening errors. Skipped without `TETHER_TEST_POSTGRES`
-//! (failing under CI instead).
+//! opening errors. Ignored without `TETHER_TEST_POSTGRES`, run (and failing) under CI (the rule:
+//! `tether-test-env`).
 
 mod common;
 
@@ -87,8 +87,12 @@ async fn journal_seqs(store: &dyn Store, run_id: &str) -> Vec<u64> {
 /// Four processes starting at once on a fresh schema: the advisory lock makes them take turns,
 /// the migration is applied exactly once and every store works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn concurrent_migrations_apply_once() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = Arc::new(SchemaGuard::new(&url));
     let opens: Vec<_> = (0..4)
         .map(|_| {
@@ -126,8 +130,12 @@ async fn concurrent_migrations_apply_once() {
 /// A store subscribed to run changes hears the commits another store instance makes on the
 /// same schema, also after its listening connection was killed (it reconnects).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn listen_notify_reaches_other_instances_and_survives_reconnects() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let listener = guard.open().await;
     let writer = guard.open().await;
@@ -197,8 +205,12 @@ async fn hear_a_commit(
 /// Two instances appending to the same runs at once, in batches naming the runs in opposite
 /// orders: every append gets its own seq, the journals stay dense, nothing fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn concurrent_appends_from_two_instances_keep_journals_dense() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -276,8 +288,12 @@ async fn concurrent_appends_from_two_instances_keep_journals_dense() {
 /// Two instances creating hooks on the same tokens at the same moment: for each token exactly
 /// one `HookCreated` wins and the other run journals `HookConflict` naming the winner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn one_active_hook_per_token_across_instances() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -340,8 +356,12 @@ async fn one_active_hook_per_token_across_instances() {
 /// The same delivery (token and idempotency key) arriving at two instances at once is
 /// accepted once: one `HookReceived`, and the other answer is the first one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn one_delivery_per_idempotency_key_across_instances() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -400,8 +420,12 @@ async fn one_delivery_per_idempotency_key_across_instances() {
 /// #17): one is written, the other is refused with `IdempotencyKeyReused` (not answered as a
 /// retry of a payload it never stored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn one_key_with_two_payloads_across_instances_accepts_one() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -468,8 +492,12 @@ async fn one_key_with_two_payloads_across_instances_accepts_one() {
 /// A key recorded before the schema stored payload digests (its `payload_digest` is NULL)
 /// matches any payload: it gets the first answer, as before the migration.
 #[tokio::test]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn a_key_recorded_without_a_digest_matches_any_payload() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let store = guard.open().await;
     let results = commit(
@@ -514,8 +542,12 @@ async fn a_key_recorded_without_a_digest_matches_any_payload() {
 
 /// Two nodes claiming the same free run at once: one gets it, the other is told who has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn one_claim_wins_across_instances() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -569,8 +601,12 @@ async fn one_claim_wins_across_instances() {
 /// Two instances incrementing the same shared-state counter of one namespace at once (from
 /// the root run and from one of its threads): no increment is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn shared_state_increments_are_not_lost_across_instances() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -618,8 +654,12 @@ async fn shared_state_increments_are_not_lost_across_instances() {
 /// A signal sent through one instance while the run waiting for it registers its wait through
 /// another: whichever comes first, the run receives every signal exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn signals_and_waits_racing_across_instances_always_meet() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     let a = Arc::new(guard.open().await);
     let b = Arc::new(guard.open().await);
@@ -692,8 +732,12 @@ async fn signals_and_waits_racing_across_instances_always_meet() {
 /// A database whose schema is newer than this code is refused with a `Config` error; URLs
 /// that are not PostgreSQL URLs too; an unreachable server is `Unavailable`.
 #[tokio::test]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
 async fn opening_errors() {
-    let Some(url) = test_url() else { return };
+    let url = test_url();
     let guard = SchemaGuard::new(&url);
     drop(guard.open().await);
     let newer = PostgresStore::schema_version() + 1;

@@ -259,20 +259,10 @@ pub fn assert_api_error<T: std::fmt::Debug>(r: Result<T, ClientError>, status: u
 }
 
 /// The PostgreSQL server of the cluster tests, from `TETHER_TEST_POSTGRES` (e.g.
-/// `postgres://postgres@127.0.0.1:5432/test`). `None` locally when unset (the caller skips,
-/// saying so); under CI (`CI` set) a missing URL is a failure, so those tests never skip there.
-pub fn postgres_url() -> Option<String> {
-    const VAR: &str = "TETHER_TEST_POSTGRES";
-    match std::env::var(VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{VAR} must be set under CI (e.g. {VAR}=postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
+/// `postgres://postgres@127.0.0.1:5432/test`). Panics, saying what to set, when there is none:
+/// the tests calling it are ignored then, except under CI (the rule: `tether-test-env`).
+pub fn postgres_url() -> String {
+    tether_test_env::postgres_url()
 }
 
 /// A fresh PostgreSQL schema (`t_` and 16 random hex digits) for the nodes of one test,

@@ -8,28 +8,14 @@ use std::time::Duration;
 use tether_store_conformance::Guarded;
 use tether_store_postgres::{PostgresOptions, PostgresStore};
 
-/// The variable naming the server, e.g. `postgres://postgres@127.0.0.1:5432/test`.
-pub const URL_VAR: &str = "TETHER_TEST_POSTGRES";
-
 /// How long dropping a test schema may take before the test gives up on it (it is then left
 /// behind, named `t_...`).
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(20);
 
-/// The server URL, or `None` to skip (locally, when `TETHER_TEST_POSTGRES` is unset). Under
-/// CI (`CI` set) a missing URL is a failure, so the suite can never be skipped there silently.
-pub fn test_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "{URL_VAR} must be set under CI (e.g. \
-                     {URL_VAR}=postgres://postgres@127.0.0.1:5432/test)"
-                );
-            }
-            None
-        }
-    }
+/// The server URL from `TETHER_TEST_POSTGRES`; panics saying what to set when there is none
+/// (a test needing it is ignored then, except under CI: see `tether-test-env`).
+pub fn test_url() -> String {
+    tether_test_env::postgres_url()
 }
 
 /// A schema name no other test uses: `t_` and 16 random hex digits.
@@ -113,11 +99,9 @@ impl Drop for SchemaGuard {
     }
 }
 
-/// A store in a fresh schema, dropped after the test; `None` when there is no server to test
-/// against (see [`test_url`]).
-pub async fn fresh_store() -> Option<Guarded<PostgresStore, SchemaGuard>> {
-    let url = test_url()?;
-    let guard = SchemaGuard::new(&url);
+/// A store in a fresh schema, dropped after the test.
+pub async fn fresh_store() -> Guarded<PostgresStore, SchemaGuard> {
+    let guard = SchemaGuard::new(&test_url());
     let store = guard.open().await;
-    Some(Guarded { store, guard })
+    Guarded { store, guard }
 }

@@ -61,18 +61,21 @@ const CHANGE: &str = r#"let _audit: u32 = ctx.step("audit", (), |()| async { Ok(
 pub struct Project {
     dir: tempfile::TempDir,
     target: PathBuf,
+    name: String,
 }
 
 impl Project {
-    /// Write `Cargo.toml`, `Cargo.lock` and `src/main.rs`.
-    pub fn create() -> Project {
+    /// Write `Cargo.toml`, `Cargo.lock` and `src/main.rs` of a crate (and binary) named
+    /// `name`: tests running at once use different names, so that neither overwrites the
+    /// other's binary in the shared target directory.
+    pub fn create(name: &str) -> Project {
         let dir = tempfile::Builder::new()
             .prefix("tether-user-")
             .tempdir()
             .expect("temp dir");
         let root = workspace();
         let manifest = format!(
-            "[package]\nname = \"myflows\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+            "[package]\nname = {name:?}\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
              [dependencies]\ntether = {{ path = {:?} }}\n\
              serde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
             root.join("crates/tether").display().to_string()
@@ -85,6 +88,7 @@ impl Project {
             target: std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target")),
+            name: name.to_owned(),
         };
         project.write_main(MAIN_RS);
         project
@@ -123,7 +127,7 @@ impl Project {
 
     /// The built binary.
     pub fn binary(&self) -> PathBuf {
-        self.target.join("debug").join("myflows")
+        self.target.join("debug").join(&self.name)
     }
 
     /// Run the binary to its end: exit code, stdout, stderr.

@@ -101,18 +101,10 @@ impl Drop for Serve {
     }
 }
 
-/// The PostgreSQL to test against; `None` (with a notice) outside CI when none is set.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("TETHER_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("TETHER_TEST_POSTGRES is not set; CI needs PostgreSQL (no silent skip)")
-        }
-        _ => {
-            eprintln!("TETHER_TEST_POSTGRES is not set: the PostgreSQL part is skipped");
-            None
-        }
-    }
+/// The PostgreSQL to test against; panics saying what to set when there is none (the test
+/// needing it is ignored then, except under CI: the rule is in `tether-test-env`).
+pub fn postgres_url() -> String {
+    tether_test_env::postgres_url()
 }
 
 /// Drop the test's schema.
