@@ -5,8 +5,8 @@
 //! (`PRAGMA integrity_check`), and once the filler is removed the same senders, retrying with
 //! their `Idempotency-Key`s, get every payload delivered exactly once, in order.
 //!
-//! Mounting needs root (CI runs as root). Elsewhere the test is skipped with a note, except
-//! under CI, where it fails.
+//! Mounting needs root (CI runs as root): elsewhere the test is ignored, saying so (the rule:
+//! `tether-test-env`).
 
 mod common;
 mod faults_support;
@@ -97,21 +97,14 @@ fn integrity(db: &Path) -> String {
         .expect("integrity_check")
 }
 
-fn skip_or_fail(why: &str) {
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "the full-disk test needs root to mount a tmpfs, and CI runs it: {why}"
-    );
-    eprintln!("skipped: the full-disk test needs root to mount a tmpfs ({why})");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(tether_root),
+    ignore = "needs root: mounts a small tmpfs (run the tests as root)"
+)]
 async fn sqlite_on_a_really_full_filesystem() {
-    let mounted = match Mounted::tmpfs(FS_SIZE) {
-        Ok(m) => m,
-        Err(why) => return skip_or_fail(&why),
-    };
+    tether_test_env::require_root("to mount a small tmpfs");
+    let mounted = Mounted::tmpfs(FS_SIZE).unwrap_or_else(|why| panic!("{why}"));
     let db: PathBuf = mounted.path().join("tether.db");
     let server = Server::start(&db);
     let c = server.client.clone();

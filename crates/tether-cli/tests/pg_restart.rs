@@ -6,7 +6,7 @@
 //!
 //! Needs `TETHER_TEST_POSTGRES` naming a local cluster this process may restart (root, with
 //! `pg_ctlcluster`, as in CI). This test is alone in its binary: nothing else runs while the
-//! database is down. Without those, it is skipped with a note, except under CI, where it fails.
+//! database is down. Without those it is ignored, saying so (the rule: `tether-test-env`).
 
 mod common;
 mod faults_support;
@@ -64,21 +64,15 @@ fn port_of(url: &str) -> u16 {
         .unwrap_or(5432)
 }
 
-fn skip_or_fail(why: &str) {
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(!ci, "the PostgreSQL restart test runs under CI: {why}");
-    eprintln!("skipped: the PostgreSQL restart test ({why})");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(all(tether_postgres, tether_root)),
+    ignore = "needs PostgreSQL (TETHER_TEST_POSTGRES) on a local cluster and root to restart it"
+)]
 async fn postgres_restarted_and_down_for_a_while_under_load() {
-    let Some(url) = postgres_url() else {
-        return skip_or_fail("TETHER_TEST_POSTGRES is not set");
-    };
-    let cluster = match cluster_on(port_of(&url)) {
-        Ok(c) => c,
-        Err(why) => return skip_or_fail(&why),
-    };
+    let url = postgres_url();
+    tether_test_env::require_root("to restart the PostgreSQL cluster with pg_ctlcluster");
+    let cluster = cluster_on(port_of(&url)).unwrap_or_else(|why| panic!("{why}"));
     let schema = PgSchema::new(&url);
     let server = schema.node(&["--poll-interval-ms", "100"]);
     let c = server.client.clone();

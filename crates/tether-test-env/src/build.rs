@@ -3,6 +3,7 @@
 use crate::browser::{find_browser, CHROMEDRIVER_VAR, CHROMIUM_VAR};
 use crate::ci::{is_ci, CI_VAR};
 use crate::postgres::{find_postgres_url, POSTGRES_VAR};
+use crate::root::is_root;
 
 /// Something from the machine a test may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,8 @@ pub enum Resource {
     /// Chromium and chromedriver ([`CHROMIUM_VAR`], [`CHROMEDRIVER_VAR`], `PATH`); cfg
     /// `tether_browser`.
     Browser,
+    /// Root rights (to mount a filesystem, restart the PostgreSQL cluster); cfg `tether_root`.
+    Root,
 }
 
 impl Resource {
@@ -20,6 +23,7 @@ impl Resource {
         match self {
             Resource::Postgres => "tether_postgres",
             Resource::Browser => "tether_browser",
+            Resource::Root => "tether_root",
         }
     }
 
@@ -28,6 +32,7 @@ impl Resource {
         match self {
             Resource::Postgres => &[POSTGRES_VAR],
             Resource::Browser => &[CHROMIUM_VAR, CHROMEDRIVER_VAR, "PATH"],
+            Resource::Root => &[],
         }
     }
 
@@ -36,6 +41,7 @@ impl Resource {
         match self {
             Resource::Postgres => find_postgres_url().is_some(),
             Resource::Browser => find_browser().is_some(),
+            Resource::Root => is_root(),
         }
     }
 
@@ -44,6 +50,7 @@ impl Resource {
         match self {
             Resource::Postgres => "PostgreSQL",
             Resource::Browser => "a browser (chromium and chromedriver)",
+            Resource::Root => "root",
         }
     }
 
@@ -52,6 +59,7 @@ impl Resource {
         match self {
             Resource::Postgres => "set TETHER_TEST_POSTGRES=postgres://...",
             Resource::Browser => "install chromium and chromedriver",
+            Resource::Root => "run the tests as root",
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! - A test that needs a [`Resource`] is marked
 //!   `#[cfg_attr(not(tether_postgres), ignore = "needs PostgreSQL: ...")]` (or
-//!   `tether_browser`). The package's `build.rs` calls [`emit_cfgs`], which sets the cfg when
+//!   `tether_browser`, `tether_root`). The package's `build.rs` calls [`emit_cfgs`], which sets the cfg when
 //!   the resource is there **or** when running under CI ([`is_ci`]). So locally a missing
 //!   resource shows up in cargo's own output as `ignored, needs PostgreSQL ...` and in the
 //!   `N ignored` count, never as `ok`.
@@ -21,8 +21,10 @@ mod browser;
 mod build;
 mod ci;
 mod postgres;
+mod root;
 
 pub use browser::{browser, find_browser, Browser, CHROMEDRIVER_VAR, CHROMIUM_VAR};
 pub use build::{emit_cfgs, Resource};
 pub use ci::{ci_value_means_ci, is_ci, CI_VAR};
 pub use postgres::{find_postgres_url, postgres_url, POSTGRES_VAR};
+pub use root::{is_root, require_root};
