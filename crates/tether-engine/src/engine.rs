@@ -128,13 +128,13 @@ impl Inner {
         let mut results = self.write_all(vec![op]).await?;
         results
             .pop()
-            .ok_or_else(|| StoreError::Corrupt("the store answered no result".into()))
+            .ok_or_else(|| StoreError::corrupt("the store answered no result"))
     }
 
     /// Queue writes that must commit together (same transaction) and wait for them.
     pub async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<OpResult>, StoreError> {
         let (reply, rx) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the engine is shutting down".into());
+        let stopped = || StoreError::unavailable("the engine is shutting down");
         self.writer_tx
             .send(WriteReq {
                 ops,

@@ -121,7 +121,7 @@ impl From<OpRejected> for EngineError {
             },
             // Leases are the engine's own business; a caller never meets them.
             other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
-                EngineError::Store(StoreError::Unavailable(other.to_string()))
+                EngineError::Store(StoreError::unavailable(other.to_string()))
             }
         }
     }

@@ -122,7 +122,7 @@ impl Engine {
                 Ok(run_id)
             }
             Err(rejected) => Err(rejected.into()),
-            Ok(other) => Err(EngineError::Store(StoreError::Corrupt(format!(
+            Ok(other) => Err(EngineError::Store(StoreError::corrupt(format!(
                 "resume answered {other:?}"
             )))),
         }

@@ -7,7 +7,7 @@ use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::journal::append_delivered;
 use crate::rows::{col, encode_value, to_db};
-use crate::write::{Batch, BatchError};
+use crate::write::Batch;
 
 /// How many times one op looks again when the hook it is about changed under it (another node
 /// released or took the token between two statements) before giving up.
@@ -37,7 +37,7 @@ pub(crate) struct NewHook<'a> {
 pub(crate) async fn register_hook(
     b: &Batch<'_, '_>,
     hook: &NewHook<'_>,
-) -> Result<Option<String>, BatchError> {
+) -> Result<Option<String>, StoreError> {
     let metadata = encode_value(hook.metadata, "hook metadata")?;
     let cmd = i64::from(hook.cmd);
     let at = to_db(hook.at_ms, "commit time")?;
@@ -67,18 +67,17 @@ pub(crate) async fn register_hook(
         }
         // The holder released the token between the two statements: try to take it again.
     }
-    Err(StoreError::Unavailable(format!(
+    Err(StoreError::unavailable(format!(
         "hook insert for run {} kept conflicting, but no hook holds its token",
         hook.run_id
-    ))
-    .into())
+    )))
 }
 
 /// The run and command index of the hook holding `token`, if any.
 async fn hook_holder(
     b: &Batch<'_, '_>,
     token: &str,
-) -> Result<Option<(String, CommandIndex)>, BatchError> {
+) -> Result<Option<(String, CommandIndex)>, StoreError> {
     let row = b
         .query_opt(
             "SELECT run_id, hook_cmd FROM hooks WHERE token = $1",
@@ -102,7 +101,7 @@ pub(crate) async fn release_hook(
     token: &str,
     run_id: &str,
     hook_cmd: CommandIndex,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     b.buffer().release(token, run_id, i64::from(hook_cmd));
     Ok(())
 }
@@ -128,7 +127,7 @@ async fn first_answer(
     b: &Batch<'_, '_>,
     token: &str,
     key: &str,
-) -> Result<Option<(String, Option<String>)>, BatchError> {
+) -> Result<Option<(String, Option<String>)>, StoreError> {
     let row = b
         .query_opt(
             "SELECT run_id, payload_digest FROM idempotency WHERE token = $1 AND key = $2",
@@ -148,7 +147,7 @@ async fn first_answer(
 pub(crate) async fn resume(
     b: &mut Batch<'_, '_>,
     d: &Delivery<'_>,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let token = d.token;
     // The answer to a key used before: the first one for the same payload (or a key recorded
     // without a digest, which matches any), a refusal for another payload.
@@ -242,9 +241,8 @@ pub(crate) async fn resume(
             event: Some(event),
         }));
     }
-    Err(StoreError::Unavailable(format!(
+    Err(StoreError::unavailable(format!(
         "the hook holding a token kept changing while a payload was delivered to it \
          ({MAX_HOOK_RACES} attempts)"
-    ))
-    .into())
+    )))
 }

@@ -6,21 +6,21 @@ use std::collections::VecDeque;
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 use tether_store::{
-    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, WakeAt,
+    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt,
 };
 
 use crate::buffer::RunUpdate;
 use crate::hooks::{register_hook, release_hook, NewHook};
 use crate::rows::{encode_error_info, encode_value, opt_to_db, to_db};
 use crate::threads::{self, SignalOutcome};
-use crate::write::{Batch, BatchError};
+use crate::write::Batch;
 
 /// Write journal entries of one run (kept in the batch's write buffer).
 pub(crate) fn insert_events(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     events: &[Event],
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -37,7 +37,7 @@ pub(crate) fn append_delivered(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     event: &Event,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     insert_events(b, run_id, std::slice::from_ref(event))?;
     b.update_run(
         run_id,
@@ -60,7 +60,7 @@ pub(crate) async fn create_run(
     input: &Value,
     at_ms: u64,
     claim: Option<&FirstClaim>,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let input_json = encode_value(input, "run input")?;
     let at = to_db(at_ms, "commit time")?;
     let row = FirstClaim::new_run_row(claim);
@@ -119,7 +119,7 @@ pub(crate) async fn append(
     run_id: &str,
     events: &[EventBody],
     change: Change<'_>,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let Some(run) = b.lock_run(run_id).await? else {
         return Ok(Err(OpRejected::RunNotFound {
             run_id: run_id.to_owned(),
@@ -344,7 +344,7 @@ fn finish_run(
     end: &Ending,
     last_seq: i64,
     at: i64,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     let output = end
         .output
         .as_ref()
@@ -372,7 +372,7 @@ pub(crate) async fn mark_blocked(
     error: &ErrorInfo,
     fence: Option<&Fence>,
     at_ms: u64,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let Some(run) = b.lock_run(run_id).await? else {
         return Ok(Err(OpRejected::RunNotFound {
             run_id: run_id.to_owned(),
@@ -398,7 +398,7 @@ pub(crate) async fn checkpoint(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     applied_seq: u64,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     // A mark past any seq this backend can store covers the whole journal.
     let mark = crate::rows::bound(applied_seq);
     if b.holds(run_id) {

@@ -1,10 +1,10 @@
 //! The lease ops of a group commit: `Claim`, `Release` and `RenewLeases`, under the run row
 //! lock like every other write.
 
-use tether_store::{Fence, OpOutcome, OpRejected, OpResult};
+use tether_store::{Fence, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::rows::to_db;
-use crate::write::{Batch, BatchError};
+use crate::write::Batch;
 
 /// Take the run's lease for `node` if it is free, already `node`'s, or its lease ended
 /// before `now_ms`; every success raises the epoch.
@@ -14,7 +14,7 @@ pub(crate) async fn claim(
     node: &str,
     lease_until_ms: u64,
     now_ms: u64,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let Some(run) = b.lock_run(run_id).await? else {
         return Ok(Err(OpRejected::RunNotFound {
             run_id: run_id.to_owned(),
@@ -56,7 +56,7 @@ pub(crate) async fn release(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     fence: &Fence,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     // An epoch past BIGINT matches no stored one.
     let Ok(epoch) = i64::try_from(fence.epoch) else {
         return release_nothing(b, run_id).await;
@@ -76,7 +76,7 @@ pub(crate) async fn release(
 }
 
 /// The answer to a release that matched nothing: `Updated` if the run exists.
-async fn release_nothing(b: &Batch<'_, '_>, run_id: &str) -> Result<OpResult, BatchError> {
+async fn release_nothing(b: &Batch<'_, '_>, run_id: &str) -> Result<OpResult, StoreError> {
     let exists = b
         .query_opt("SELECT 1 FROM runs WHERE id = $1", &[&run_id], "load run")
         .await?;
@@ -93,7 +93,7 @@ pub(crate) async fn renew(
     b: &mut Batch<'_, '_>,
     node: &str,
     lease_until_ms: u64,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let count = b
         .execute(
             // Rows locked in id order, like every batch's first locks: no deadlock with a

@@ -165,7 +165,7 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| {
-                StoreError::Config(format!("cannot build a connection pool: {}", describe(&e)))
+                StoreError::config(format!("cannot build a connection pool: {}", describe(&e)))
             })?;
         let redacted = redact_url(url);
         let mut client = pool

@@ -79,7 +79,7 @@ pub(crate) async fn migrate(
     let current = current_version(&*tx).await?;
     let latest = latest_version();
     if current > latest {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "the database schema is at version {current}, newer than the version {latest} this \
              build of Tether knows; run a newer Tether against it (or use another database)"
         )));

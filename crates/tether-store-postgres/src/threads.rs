@@ -12,7 +12,7 @@ use tether_store::{OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::journal::insert_events;
 use crate::rows::{col, encode_value, to_db};
-use crate::write::{Batch, BatchError};
+use crate::write::Batch;
 
 /// Advisory lock class (first key) of a namespace's shared state (second key: a hash of the
 /// root run id), so read-modify-writes such as `StateIncr` never lose an update.
@@ -27,7 +27,7 @@ async fn advisory_lock(
     class: i32,
     name: &str,
     what: &str,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     b.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2))",
         &[&class, &name],
@@ -38,7 +38,7 @@ async fn advisory_lock(
 }
 
 /// The namespace a run works in: its root run (itself for a main run).
-pub(crate) async fn root_of(b: &Batch<'_, '_>, run_id: &str) -> Result<String, BatchError> {
+pub(crate) async fn root_of(b: &Batch<'_, '_>, run_id: &str) -> Result<String, StoreError> {
     let row = b
         .query_opt(
             "SELECT COALESCE(root_run, id) FROM runs WHERE id = $1",
@@ -48,22 +48,24 @@ pub(crate) async fn root_of(b: &Batch<'_, '_>, run_id: &str) -> Result<String, B
         .await?;
     match row {
         Some(row) => Ok(col(&row, 0, "find the run's namespace")?),
-        None => Err(StoreError::Unavailable(format!("run {run_id} vanished mid-batch")).into()),
+        None => Err(StoreError::unavailable(format!(
+            "run {run_id} vanished mid-batch"
+        ))),
     }
 }
 
 /// The namespace of `run_id`, locked for shared-state commands until the batch ends.
-pub(crate) async fn lock_namespace(b: &Batch<'_, '_>, run_id: &str) -> Result<String, BatchError> {
+pub(crate) async fn lock_namespace(b: &Batch<'_, '_>, run_id: &str) -> Result<String, StoreError> {
     let root = root_of(b, run_id).await?;
     advisory_lock(b, STATE_LOCKS, &root, "lock shared state").await?;
     Ok(root)
 }
 
 fn decode(text: &str, what: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
-async fn read_state(b: &Batch<'_, '_>, root: &str, key: &str) -> Result<Option<Value>, BatchError> {
+async fn read_state(b: &Batch<'_, '_>, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
     let row = b
         .query_opt(
             "SELECT value FROM run_state WHERE root_run = $1 AND key = $2",
@@ -85,7 +87,7 @@ async fn write_state(
     root: &str,
     key: &str,
     value: &Value,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     let text = encode_value(value, "shared state value")?;
     b.execute(
         "INSERT INTO run_state (root_run, key, value) VALUES ($1, $2, $3)
@@ -103,7 +105,7 @@ pub(crate) async fn state_op(
     b: &Batch<'_, '_>,
     root: &str,
     body: EventBody,
-) -> Result<EventBody, BatchError> {
+) -> Result<EventBody, StoreError> {
     Ok(match body {
         EventBody::StateGet { cmd, key, .. } => {
             let value = read_state(b, root, &key).await?;
@@ -165,7 +167,7 @@ pub(crate) struct NewThread<'a> {
 pub(crate) async fn create_thread(
     b: &mut Batch<'_, '_>,
     t: NewThread<'_>,
-) -> Result<Option<Event>, BatchError> {
+) -> Result<Option<Event>, StoreError> {
     let input = encode_value(t.args, "hook args")?;
     let at = to_db(t.at_ms, "commit time")?;
     let inserted = b
@@ -208,7 +210,7 @@ pub(crate) async fn create_thread(
 async fn take_waiter(
     b: &Batch<'_, '_>,
     signal_id: &str,
-) -> Result<Option<(String, CommandIndex)>, BatchError> {
+) -> Result<Option<(String, CommandIndex)>, StoreError> {
     let row = b
         .query_opt(
             "DELETE FROM signal_waits
@@ -245,7 +247,7 @@ async fn send_signal(
     signal_id: &str,
     payload: &Value,
     at_ms: u64,
-) -> Result<Delivery, BatchError> {
+) -> Result<Delivery, StoreError> {
     if let Some((run_id, wait_cmd)) = take_waiter(b, signal_id).await? {
         return Ok(Delivery::To { run_id, wait_cmd });
     }
@@ -266,7 +268,7 @@ pub(crate) async fn wait_signal(
     cmd: CommandIndex,
     signal_id: &str,
     at_ms: u64,
-) -> Result<Option<Value>, BatchError> {
+) -> Result<Option<Value>, StoreError> {
     advisory_lock(b, SIGNAL_LOCKS, signal_id, "lock signal").await?;
     let kept = b
         .query_opt(
@@ -316,7 +318,7 @@ pub(crate) async fn deliver_signal(
     payload: &Value,
     at_ms: u64,
     sender: &str,
-) -> Result<SignalOutcome, BatchError> {
+) -> Result<SignalOutcome, StoreError> {
     advisory_lock(b, SIGNAL_LOCKS, signal_id, "lock signal").await?;
     loop {
         match send_signal(b, signal_id, payload, at_ms).await? {
@@ -345,7 +347,7 @@ pub(crate) async fn signal(
     signal_id: &str,
     payload: &Value,
     at_ms: u64,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     advisory_lock(b, SIGNAL_LOCKS, signal_id, "lock signal").await?;
     loop {
         match send_signal(b, signal_id, payload, at_ms).await? {
@@ -386,7 +388,7 @@ pub(crate) struct SpawnHookOp<'a> {
 pub(crate) async fn spawn_hook(
     b: &mut Batch<'_, '_>,
     op: SpawnHookOp<'_>,
-) -> Result<OpResult, BatchError> {
+) -> Result<OpResult, StoreError> {
     let Some(parent) = b.lock_run(op.run_id).await? else {
         return Ok(Err(OpRejected::RunNotFound {
             run_id: op.run_id.to_owned(),
@@ -434,7 +436,7 @@ pub(crate) async fn append_delivery(
     run_id: &str,
     body: EventBody,
     at_ms: u64,
-) -> Result<Result<Event, OpRejected>, BatchError> {
+) -> Result<Result<Event, OpRejected>, StoreError> {
     let Some(run) = b.lock_run(run_id).await? else {
         return Ok(Err(OpRejected::RunNotFound {
             run_id: run_id.to_owned(),
@@ -483,7 +485,7 @@ async fn taken_payload(
     run_id: &str,
     wait_cmd: CommandIndex,
     written: &[Event],
-) -> Result<Option<Value>, BatchError> {
+) -> Result<Option<Value>, StoreError> {
     for e in written.iter().rev() {
         match &e.body {
             EventBody::SignalReceived {
@@ -517,7 +519,7 @@ async fn taken_payload(
     }
     let body: String = col(&row, 1, "find the payload a released wait took")?;
     let body: EventBody = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("journal entry of {run_id}: {e}")))?;
+        .map_err(|e| StoreError::corrupt(format!("journal entry of {run_id}: {e}")))?;
     Ok(match body {
         EventBody::SignalReceived { payload, .. } => Some(payload),
         _ => None,
@@ -535,7 +537,7 @@ pub(crate) async fn release_wait(
     signal_id: &str,
     written: &[Event],
     at_ms: u64,
-) -> Result<Released, BatchError> {
+) -> Result<Released, StoreError> {
     advisory_lock(b, SIGNAL_LOCKS, signal_id, "lock signal").await?;
     let forgotten = b
         .execute(

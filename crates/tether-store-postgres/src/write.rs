@@ -17,7 +17,7 @@ use tether_core::event::EventBody;
 use tether_store::{OpResult, StoreError, WakeAt, WriteOp};
 
 pub(crate) use crate::batch::Batch;
-use crate::error::{db_err, is_transient_conflict, pool_err};
+use crate::error::{pool_err, Ctx};
 use crate::hooks::{self, Delivery};
 use crate::journal::{self, Change};
 use crate::lease;
@@ -42,13 +42,13 @@ pub(crate) async fn commit(
         let mut client = pool.get().await.map_err(|e| pool_err("commit", &e))?;
         match run_batch(&mut client, ops, channel, instance).await {
             Ok(results) => return Ok(results),
-            Err(BatchError { error, retry: true }) if attempt < MAX_ATTEMPTS => {
+            Err(error @ StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 tracing::debug!(%error, attempt, "batch aborted by a conflict with another writer; running it again");
                 drop(client);
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt) * 5)).await;
                 attempt += 1;
             }
-            Err(e) => return Err(e.error),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -59,12 +59,12 @@ async fn run_batch(
     ops: &[WriteOp],
     channel: &str,
     instance: &str,
-) -> Result<Vec<OpResult>, BatchError> {
-    let tx = client.transaction().await.wctx("begin write transaction")?;
+) -> Result<Vec<OpResult>, StoreError> {
+    let tx = client.transaction().await.ctx("begin write transaction")?;
     let applied = apply_all(&tx, ops, channel, instance).await;
     match applied {
         Ok(results) => {
-            tx.commit().await.wctx("commit write transaction")?;
+            tx.commit().await.ctx("commit write transaction")?;
             Ok(results)
         }
         Err(e) => {
@@ -83,7 +83,7 @@ async fn apply_all(
     ops: &[WriteOp],
     channel: &str,
     instance: &str,
-) -> Result<Vec<OpResult>, BatchError> {
+) -> Result<Vec<OpResult>, StoreError> {
     let mut batch = Batch::new(tx);
     batch.prelock(ops).await?;
     // No savepoint per op: every op decides a refusal from reads (and row locks), before it
@@ -105,46 +105,8 @@ async fn apply_all(
     Ok(results)
 }
 
-/// A batch failure, and whether running the batch again may succeed (the server aborted it to
-/// break a deadlock with another writer).
-#[derive(Debug)]
-pub(crate) struct BatchError {
-    error: StoreError,
-    retry: bool,
-}
-
-impl From<StoreError> for BatchError {
-    fn from(error: StoreError) -> Self {
-        BatchError {
-            error,
-            retry: false,
-        }
-    }
-}
-
-/// Adds context to driver results on the write path, remembering whether the failure is a
-/// transient conflict.
-pub(crate) trait Wctx<T> {
-    /// Map the error, with `what` as context.
-    fn wctx(self, what: &str) -> Result<T, BatchError>;
-}
-
-impl<T> Wctx<T> for Result<T, tokio_postgres::Error> {
-    fn wctx(self, what: &str) -> Result<T, BatchError> {
-        self.map_err(|e| batch_error(&e, what))
-    }
-}
-
-/// A driver error on the write path, with `what` as context.
-pub(crate) fn batch_error(e: &tokio_postgres::Error, what: &str) -> BatchError {
-    BatchError {
-        retry: is_transient_conflict(e),
-        error: db_err(what, e),
-    }
-}
-
 /// Apply one op.
-async fn apply(b: &mut Batch<'_, '_>, op: &WriteOp) -> Result<OpResult, BatchError> {
+async fn apply(b: &mut Batch<'_, '_>, op: &WriteOp) -> Result<OpResult, StoreError> {
     match op {
         WriteOp::CreateRun {
             run_id,

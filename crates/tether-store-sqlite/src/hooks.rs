@@ -56,7 +56,7 @@ pub(crate) fn register_hook(
         .ctx("find hook holder")?;
     match holder {
         Some(holder) => Ok(Some(holder)),
-        None => Err(StoreError::Unavailable(format!(
+        None => Err(StoreError::unavailable(format!(
             "hook insert for run {} conflicted, but no hook holds its token",
             hook.run_id
         ))),

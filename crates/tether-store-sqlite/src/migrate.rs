@@ -58,7 +58,7 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, Store
     let current = current_version(&tx)?;
     let latest = latest_version();
     if current > latest {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "the database schema is at version {current}, newer than the version {latest} this \
              build of Tether knows; run a newer Tether against it (or use another database file)"
         )));

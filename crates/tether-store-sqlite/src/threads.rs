@@ -15,11 +15,11 @@ pub(crate) fn root_of(conn: &Connection, run_id: &str) -> Result<String, StoreEr
     conn.prepare_cached("SELECT COALESCE(root_run, id) FROM runs WHERE id = ?1")
         .and_then(|mut stmt| stmt.query_row([run_id], |r| r.get(0)).optional())
         .ctx("find the run's namespace")?
-        .ok_or_else(|| StoreError::Unavailable(format!("run {run_id} vanished mid-batch")))
+        .ok_or_else(|| StoreError::unavailable(format!("run {run_id} vanished mid-batch")))
 }
 
 fn decode(text: &str, what: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
 fn read_state(conn: &Connection, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
@@ -370,7 +370,7 @@ fn taken_payload(
     match row {
         Some((kind, body)) if kind == "signal_received" => {
             let body: EventBody = serde_json::from_str(&body)
-                .map_err(|e| StoreError::Corrupt(format!("journal entry of {run_id}: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("journal entry of {run_id}: {e}")))?;
             match body {
                 EventBody::SignalReceived { payload, .. } => Ok(Some(payload)),
                 _ => Ok(None),

@@ -43,7 +43,7 @@ pub(crate) fn commit(
         let what = op_name(&op);
         let result = apply(&tx, op)?;
         if result.is_err() && tx.total_changes() != before {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "a refused {what} op changed rows; the batch was rolled back (a bug in \
                  tether-store-sqlite: refusals must be decided before writing)"
             )));
