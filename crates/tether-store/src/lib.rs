@@ -18,6 +18,7 @@
 pub mod crash;
 mod digest;
 mod error;
+pub mod migrate;
 mod redact;
 mod schema;
 mod types;
