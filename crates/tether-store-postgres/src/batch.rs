@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use deadpool_postgres::Transaction;
-use tether_core::event::{CommandIndex, EventBody, RunStatus};
-use tether_store::{Ending, Fence, OpResult, StoreError, WriteOp};
+use tether_core::event::{CommandIndex, EventBody};
+use tether_store::plan::RunRow;
+use tether_store::{Ending, OpResult, StoreError, WriteOp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -81,26 +82,6 @@ pub(crate) struct Batch<'t, 'c> {
     pipeline: Pipeline<'t>,
     /// Writes kept to be sent as one statement per kind (see [`crate::buffer`]).
     buffer: Mutex<WriteBuffer>,
-}
-
-/// The parts of a run the write path needs.
-pub(crate) struct RunRow {
-    pub(crate) status: RunStatus,
-    pub(crate) last_seq: u64,
-    pub(crate) wake_at: Option<u64>,
-    pub(crate) owner: Option<String>,
-    pub(crate) lease_until: Option<u64>,
-    pub(crate) epoch: u64,
-}
-
-impl RunRow {
-    /// Whether `fence` (if any) matches the run's owner and epoch.
-    pub(crate) fn fence_holds(&self, fence: Option<&Fence>) -> bool {
-        match fence {
-            None => true,
-            Some(f) => self.owner.as_deref() == Some(f.node.as_str()) && self.epoch == f.epoch,
-        }
-    }
 }
 
 /// Largest `pg_notify` payload PostgreSQL takes is 8,000 bytes; longer run ids go unannounced

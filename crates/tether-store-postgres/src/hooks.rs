@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
+use tether_store::plan::NewHook;
 use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::journal::append_delivered;
@@ -12,24 +13,6 @@ use crate::write::Batch;
 /// How many times one op looks again when the hook it is about changed under it (another node
 /// released or took the token between two statements) before giving up.
 const MAX_HOOK_RACES: usize = 5;
-
-/// A hook to register.
-pub(crate) struct NewHook<'a> {
-    /// The run creating it.
-    pub(crate) run_id: &'a str,
-    /// Its command index.
-    pub(crate) cmd: CommandIndex,
-    /// The token.
-    pub(crate) token: &'a str,
-    /// `hook` (or `webhook` later).
-    pub(crate) kind: &'a str,
-    /// User metadata.
-    pub(crate) metadata: &'a Value,
-    /// Hook definition name.
-    pub(crate) definition: Option<&'a str>,
-    /// Commit time.
-    pub(crate) at_ms: u64,
-}
 
 /// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
 /// key on `hooks.token` decides (`ON CONFLICT DO NOTHING` waits for a concurrent insert of

@@ -1,18 +1,15 @@
 //! The journal ops of a group commit: `CreateRun`, `Append` (and `RequestCancel`, an append of
 //! `CancelRequested`), `MarkBlocked` and `Checkpoint`.
 
-use std::collections::VecDeque;
-
 use serde_json::Value;
-use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
+use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
+use tether_store::plan::{self, plan_append, RunChange};
 use tether_store::{
     run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt,
 };
 
 use crate::buffer::RunUpdate;
-use crate::hooks::{register_hook, release_hook, NewHook};
 use crate::rows::{encode_error_info, encode_value, opt_to_db, to_db};
-use crate::threads::{self, SignalOutcome};
 use crate::write::Batch;
 
 /// Write journal entries of one run (kept in the batch's write buffer).
@@ -120,204 +117,24 @@ pub(crate) async fn append(
     events: &[EventBody],
     change: Change<'_>,
 ) -> Result<OpResult, StoreError> {
-    let Some(run) = b.lock_run(run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
+    let run = b.lock_run(run_id).await?;
+    let run = match plan::open(run, run_id, change.fence) {
+        Ok(run) => run,
+        Err(refused) => return Ok(Err(refused)),
     };
-    // As on SQLite: the fence is checked before whether the run has finished.
-    if !run.fence_holds(change.fence) {
-        return Ok(Err(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }));
-    }
-    if run.status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status: run.status,
-        }));
-    }
     let at_ms = change.at_ms;
-    let mut seq = run.last_seq;
-    let mut ending = None;
-    let mut written = Vec::with_capacity(events.len());
-    // The namespace, found (and its shared state locked) at the first command needing it.
-    let mut root: Option<String> = None;
-    // Entries still to write; a signal taken at once puts its `SignalReceived` in front.
-    let mut queue: VecDeque<EventBody> = events.iter().cloned().collect();
-    while let Some(body) = queue.pop_front() {
-        let body = match body {
-            EventBody::HookCreated {
-                cmd,
-                token,
-                kind,
-                metadata,
-                definition,
-                generated,
-            } => {
-                let hook = NewHook {
-                    run_id,
-                    cmd,
-                    token: &token,
-                    kind: &kind,
-                    metadata: &metadata,
-                    definition: definition.as_deref(),
-                    at_ms,
-                };
-                match register_hook(b, &hook).await? {
-                    None => EventBody::HookCreated {
-                        cmd,
-                        token,
-                        kind,
-                        metadata,
-                        definition,
-                        generated,
-                    },
-                    Some(holder_run) => EventBody::HookConflict {
-                        cmd,
-                        token,
-                        holder_run,
-                    },
-                }
-            }
-            EventBody::HookDisposed {
-                hook_cmd,
-                ref token,
-                ..
-            } => {
-                release_hook(b, token, run_id, hook_cmd).await?;
-                body
-            }
-            EventBody::StateGet { .. }
-            | EventBody::StateSet { .. }
-            | EventBody::StateIncr { .. }
-            | EventBody::StateDelete { .. } => {
-                let ns = match &root {
-                    Some(ns) => ns.clone(),
-                    None => threads::lock_namespace(b, run_id).await?,
-                };
-                let done = threads::state_op(b, &ns, body).await?;
-                root = Some(ns);
-                done
-            }
-            EventBody::HookSpawned {
-                ref hook_id,
-                ref workflow,
-                ref args,
-                ref retry,
-                ref fail_signal,
-                ..
-            } => {
-                let ns = match &root {
-                    Some(ns) => ns.clone(),
-                    None => threads::lock_namespace(b, run_id).await?,
-                };
-                let info = ThreadInfo {
-                    root_run: ns.clone(),
-                    parent_run: run_id.to_owned(),
-                    retry: retry.clone(),
-                    fail_signal: fail_signal.clone(),
-                };
-                let thread = threads::NewThread {
-                    hook_id,
-                    workflow,
-                    args,
-                    info,
-                    at_ms,
-                };
-                // A taken id (only on a repeated outside request) creates nothing.
-                threads::create_thread(b, thread).await?;
-                tether_store::crash_point!("store.mid_spawn");
-                root = Some(ns);
-                body
-            }
-            EventBody::SignalSent {
-                cmd,
-                signal_id,
-                payload,
-                ..
-            } => {
-                let delivered_to =
-                    match threads::deliver_signal(b, &signal_id, &payload, at_ms, run_id).await? {
-                        SignalOutcome::ToSelf { wait_cmd } => {
-                            queue.push_front(EventBody::SignalReceived {
-                                wait_cmd,
-                                payload: payload.clone(),
-                            });
-                            Some(run_id.to_owned())
-                        }
-                        SignalOutcome::To(other) => Some(other),
-                        SignalOutcome::Kept => None,
-                    };
-                EventBody::SignalSent {
-                    cmd,
-                    signal_id,
-                    payload,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalReleased {
-                cmd,
-                wait_cmd,
-                signal_id,
-                ..
-            } => {
-                let released =
-                    threads::release_wait(b, run_id, wait_cmd, &signal_id, &written, at_ms).await?;
-                let returned = released.returned.is_some();
-                let delivered_to = match (released.outcome, released.returned) {
-                    (SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
-                        queue.push_front(EventBody::SignalReceived {
-                            wait_cmd: to,
-                            payload,
-                        });
-                        Some(run_id.to_owned())
-                    }
-                    (SignalOutcome::ToSelf { .. }, None) | (SignalOutcome::Kept, _) => None,
-                    (SignalOutcome::To(other), _) => Some(other),
-                };
-                EventBody::SignalReleased {
-                    cmd,
-                    wait_cmd,
-                    signal_id,
-                    returned,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalWaited { cmd, ref signal_id } => {
-                if let Some(payload) =
-                    threads::wait_signal(b, run_id, cmd, signal_id, at_ms).await?
-                {
-                    queue.push_front(EventBody::SignalReceived {
-                        wait_cmd: cmd,
-                        payload,
-                    });
-                }
-                body
-            }
-            other => {
-                if let Some(end) = Ending::of(&other) {
-                    ending = Some(end);
-                }
-                other
-            }
-        };
-        seq += 1;
-        written.push(Event { seq, at_ms, body });
-    }
-    insert_events(b, run_id, &written)?;
+    let planned = plan_append(b, run_id, events.to_vec(), run.last_seq, at_ms).await?;
+    insert_events(b, run_id, &planned.written)?;
 
-    let last_seq = to_db(seq, "journal seq")?;
+    let last_seq = to_db(planned.last_seq(run.last_seq), "journal seq")?;
     let at = to_db(at_ms, "commit time")?;
-    match ending {
-        Some(end) => finish_run(b, run_id, &end, last_seq, at)?,
+    match &planned.ending {
+        Some(end) => finish_run(b, run_id, end, last_seq, at)?,
         None => {
-            let status = change.status.unwrap_or(run.status);
-            let wake_at = match change.wake_at {
-                WakeAt::Keep => run.wake_at,
-                WakeAt::Set(at) => at,
-            };
-            let wake_at = opt_to_db(wake_at, "wake-up time")?;
+            // The write buffer merges run updates per kind: it takes every column.
+            let changed = RunChange::of(&run, change.status, change.wake_at);
+            let status = changed.status.unwrap_or(run.status);
+            let wake_at = opt_to_db(changed.wake_at.unwrap_or(run.wake_at), "wake-up time")?;
             b.update_run(
                 run_id,
                 RunUpdate {
@@ -332,7 +149,7 @@ pub(crate) async fn append(
     }
     Ok(Ok(OpOutcome::Appended {
         run_id: run_id.to_owned(),
-        events: written,
+        events: planned.written,
     }))
 }
 
@@ -373,15 +190,9 @@ pub(crate) async fn mark_blocked(
     fence: Option<&Fence>,
     at_ms: u64,
 ) -> Result<OpResult, StoreError> {
-    let Some(run) = b.lock_run(run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    if !run.fence_holds(fence) {
-        return Ok(Err(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }));
+    let run = b.lock_run(run_id).await?;
+    if let Err(refused) = plan::fenced(run, run_id, fence) {
+        return Ok(Err(refused));
     }
     let error = encode_error_info(error)?;
     b.execute(

@@ -1,13 +1,13 @@
 //! The lease ops of a group commit: `Claim`, `Release` and `RenewLeases`, under the run row
 //! lock like every other write.
 
+use tether_store::plan;
 use tether_store::{Fence, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::rows::to_db;
 use crate::write::Batch;
 
-/// Take the run's lease for `node` if it is free, already `node`'s, or its lease ended
-/// before `now_ms`; every success raises the epoch.
+/// Take the run's lease for `node` if the planner grants it (see [`plan::claim`]).
 pub(crate) async fn claim(
     b: &mut Batch<'_, '_>,
     run_id: &str,
@@ -15,28 +15,11 @@ pub(crate) async fn claim(
     lease_until_ms: u64,
     now_ms: u64,
 ) -> Result<OpResult, StoreError> {
-    let Some(run) = b.lock_run(run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
+    let run = b.lock_run(run_id).await?;
+    let epoch = match plan::claim(run.as_ref(), run_id, node, now_ms) {
+        Ok(epoch) => epoch,
+        Err(refused) => return Ok(Err(refused)),
     };
-    if run.status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status: run.status,
-        }));
-    }
-    if let Some(owner) = run.owner {
-        // As on SQLite: a lease is live through its last millisecond; no end means none.
-        let live = run.lease_until.is_some_and(|until| until >= now_ms);
-        if owner != node && live {
-            return Ok(Err(OpRejected::Owned {
-                run_id: run_id.to_owned(),
-                owner,
-            }));
-        }
-    }
-    let epoch = run.epoch + 1;
     b.send(
         "UPDATE runs SET owner = $2, lease_until = $3, epoch = $4 WHERE id = $1",
         vec![

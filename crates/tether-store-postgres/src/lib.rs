@@ -44,6 +44,7 @@
 //! # drop((store, staging)); Ok(()) }
 //! ```
 
+mod append;
 mod batch;
 mod buffer;
 mod config;

@@ -8,6 +8,7 @@
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, RunStatus, ThreadInfo};
 use tether_core::RetryPolicy;
+use tether_store::plan::{NewThread, Released, SignalOutcome};
 use tether_store::{OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::journal::insert_events;
@@ -148,20 +149,6 @@ pub(crate) async fn state_op(
     })
 }
 
-/// A new hook thread to create.
-pub(crate) struct NewThread<'a> {
-    /// The thread's run id.
-    pub(crate) hook_id: &'a str,
-    /// The workflow it runs.
-    pub(crate) workflow: &'a str,
-    /// Its input.
-    pub(crate) args: &'a Value,
-    /// Its place in the namespace.
-    pub(crate) info: ThreadInfo,
-    /// Commit time.
-    pub(crate) at_ms: u64,
-}
-
 /// Create a hook thread's run and its `RunStarted` entry. `Ok(None)` if the id exists (a
 /// spawn is journaled once, so this only happens on a repeated outside request).
 pub(crate) async fn create_thread(
@@ -295,19 +282,6 @@ pub(crate) async fn wait_signal(
     )
     .await?;
     Ok(None)
-}
-
-/// Where a signal sent from within a batch went.
-pub(crate) enum SignalOutcome {
-    /// To a wait of the sending run itself (its entry follows in the same append).
-    ToSelf {
-        /// The wait's command index.
-        wait_cmd: CommandIndex,
-    },
-    /// Appended to another run's journal.
-    To(String),
-    /// Nobody waits: kept.
-    Kept,
 }
 
 /// Send a signal: to the oldest waiter whose run is still going (appending `SignalReceived` to
@@ -465,14 +439,6 @@ pub(crate) async fn append_delivery(
     )
     .await?;
     Ok(Ok(event))
-}
-
-/// What releasing a wait did (see `EventBody::SignalReleased`).
-pub(crate) struct Released {
-    /// The payload the wait had taken, which went back.
-    pub(crate) returned: Option<Value>,
-    /// Where it went.
-    pub(crate) outcome: SignalOutcome,
 }
 
 /// The payload wait `wait_cmd` of `run_id` took, if it took one in the run's current attempt:

@@ -5,22 +5,12 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
+use tether_store::plan::NewHook;
 use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::error::Ctx;
 use crate::rows::encode_value;
 use crate::write::{insert_event, open_run};
-
-/// A hook to register.
-pub(crate) struct NewHook<'a> {
-    pub(crate) run_id: &'a str,
-    pub(crate) cmd: CommandIndex,
-    pub(crate) token: &'a str,
-    pub(crate) kind: &'a str,
-    pub(crate) metadata: &'a Value,
-    pub(crate) definition: Option<&'a str>,
-    pub(crate) at_ms: u64,
-}
 
 /// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
 /// key on `hooks.token` decides, not a prior lookup.

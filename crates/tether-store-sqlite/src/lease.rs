@@ -5,35 +5,24 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tether_store::{Fence, OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::error::Ctx;
-use crate::rows::parse_status;
+use tether_store::plan;
 
-/// `Some(refusal)` when `fence` is set and no longer matches the run's owner and epoch.
+use crate::write::read_run;
+
+/// `Some(refusal)` when `fence` is set and the run does not exist or the fence no longer
+/// matches its owner and epoch (see [`plan::fenced`]).
 pub(crate) fn check_fence(
     conn: &Connection,
     run_id: &str,
     fence: Option<&Fence>,
 ) -> Result<Option<OpRejected>, StoreError> {
-    let Some(fence) = fence else {
+    if fence.is_none() {
         return Ok(None);
-    };
-    let row: Option<(Option<String>, u64)> = conn
-        .prepare_cached("SELECT owner, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .ctx("check fence")?;
-    Ok(match row {
-        None => Some(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }),
-        Some((Some(owner), epoch)) if owner == fence.node && epoch == fence.epoch => None,
-        Some(_) => Some(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }),
-    })
+    }
+    Ok(plan::fenced(read_run(conn, run_id)?, run_id, fence).err())
 }
 
+/// Take the run's lease for `node` if the planner grants it (see [`plan::claim`]).
 pub(crate) fn claim(
     conn: &Connection,
     run_id: String,
@@ -41,29 +30,11 @@ pub(crate) fn claim(
     lease_until_ms: u64,
     now_ms: u64,
 ) -> Result<OpResult, StoreError> {
-    let row: Option<(String, Option<String>, Option<u64>, u64)> = conn
-        .prepare_cached("SELECT status, owner, lease_until, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([&run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()
-        })
-        .ctx("load run lease")?;
-    let Some((status, owner, lease_until, epoch)) = row else {
-        return Ok(Err(OpRejected::RunNotFound { run_id }));
+    let run = read_run(conn, &run_id)?;
+    let epoch = match plan::claim(run.as_ref(), &run_id, node, now_ms) {
+        Ok(epoch) => epoch,
+        Err(refused) => return Ok(Err(refused)),
     };
-    let status = parse_status(&status, &run_id)?;
-    if status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished { run_id, status }));
-    }
-    if let Some(owner) = owner {
-        let live = lease_until.is_some_and(|until| until >= now_ms);
-        if owner != node && live {
-            return Ok(Err(OpRejected::Owned { run_id, owner }));
-        }
-    }
-    let epoch = epoch + 1;
     conn.prepare_cached("UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4 WHERE id = ?1")
         .and_then(|mut stmt| stmt.execute(params![run_id, node, lease_until_ms, epoch]))
         .ctx("claim run")?;

@@ -21,6 +21,7 @@
 //! # drop(store); Ok(()) }
 //! ```
 
+mod append;
 mod config;
 mod conn;
 mod error;

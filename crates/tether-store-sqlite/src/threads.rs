@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, RunStatus, ThreadInfo};
+use tether_store::plan::{NewThread, Released, SignalOutcome};
 use tether_store::{OpOutcome, OpRejected, OpResult, StoreError};
 
 use crate::error::Ctx;
@@ -84,15 +85,6 @@ pub(crate) fn state_op(
         }
         other => other,
     })
-}
-
-/// A new hook thread to create.
-pub(crate) struct NewThread<'a> {
-    pub hook_id: &'a str,
-    pub workflow: &'a str,
-    pub args: &'a Value,
-    pub info: ThreadInfo,
-    pub at_ms: u64,
 }
 
 /// Create a hook thread's run and its `RunStarted` entry. `Ok(None)` if the id exists (a
@@ -217,16 +209,6 @@ pub(crate) fn wait_signal(
     Ok(None)
 }
 
-/// Where a signal sent from within a batch went.
-pub(crate) enum SignalOutcome {
-    /// To a wait of the sending run itself (its entry follows in the same append).
-    ToSelf { wait_cmd: CommandIndex },
-    /// Appended to another run's journal.
-    To(String),
-    /// Nobody waits: kept.
-    Kept,
-}
-
 /// Send a signal: to the oldest waiter whose run is still going (appending `SignalReceived` to
 /// it), or keep it. `sender` is the run whose append this is (its journal is being written).
 pub(crate) fn deliver_signal(
@@ -322,14 +304,6 @@ pub(crate) struct SpawnHookOp {
     pub args: Value,
     pub retry: tether_core::RetryPolicy,
     pub at_ms: u64,
-}
-
-/// What releasing a wait did (see `EventBody::SignalReleased`).
-pub(crate) struct Released {
-    /// The payload the wait had taken, which went back.
-    pub returned: Option<Value>,
-    /// Where the returned payload went.
-    pub outcome: SignalOutcome,
 }
 
 /// The payload wait `wait_cmd` of `run_id` took, if it took one in the run's current attempt:

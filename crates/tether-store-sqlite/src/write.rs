@@ -2,16 +2,19 @@
 //! op decides whether it is refused from reads alone, before it writes anything, so a refused
 //! op leaves no trace without a savepoint per op (checked in [`commit`]).
 
+use futures::executor::block_on;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
+use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
+use tether_store::plan::{self, plan_append, RunChange, RunRow};
 use tether_store::{
     run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt,
     WriteOp,
 };
 
+use crate::append::Tx;
 use crate::error::Ctx;
-use crate::hooks::{register_hook, release_hook, resume, NewHook};
+use crate::hooks::resume;
 use crate::lease::{check_fence, claim, release, renew};
 use crate::rows::{encode_body, encode_error_info, encode_value, parse_status};
 use crate::threads;
@@ -159,63 +162,57 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
     }
 }
 
-/// The parts of a run the write path needs.
-pub(crate) struct RunState {
-    status: RunStatus,
-    pub(crate) last_seq: u64,
-    wake_at: Option<u64>,
+/// The run's row as the planner reads it, `None` if there is no such run.
+pub(crate) fn read_run(conn: &Connection, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    type Row = (String, u64, Option<u64>, Option<String>, Option<u64>, u64);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT status, last_seq, wake_at, owner, lease_until, epoch FROM runs WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([run_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .ctx("load run")?;
+    let Some((status, last_seq, wake_at, owner, lease_until, epoch)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RunRow {
+        status: parse_status(&status, run_id)?,
+        last_seq,
+        wake_at,
+        owner,
+        lease_until,
+        epoch,
+    }))
 }
 
 /// The run if it exists and is not finished, else the refusal.
 pub(crate) fn open_run(
     conn: &Connection,
     run_id: &str,
-) -> Result<Result<RunState, OpRejected>, StoreError> {
+) -> Result<Result<RunRow, OpRejected>, StoreError> {
     open_fenced_run(conn, run_id, None)
 }
 
-/// The run if it exists, `fence` (if any) matches its owner and epoch, and it is not finished,
-/// in one read of the run's row; else the refusal: `RunNotFound`, then `Fenced`, then
-/// `RunFinished`, in that order.
+/// The run if the planner lets an op write to it (it exists, `fence` holds, it is not
+/// finished), else the refusal.
 fn open_fenced_run(
     conn: &Connection,
     run_id: &str,
     fence: Option<&Fence>,
-) -> Result<Result<RunState, OpRejected>, StoreError> {
-    type Row = (String, u64, Option<u64>, Option<String>, u64);
-    let row: Option<Row> = conn
-        .prepare_cached("SELECT status, last_seq, wake_at, owner, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()
-        })
-        .ctx("load run")?;
-    let Some((status, last_seq, wake_at, owner, epoch)) = row else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    if let Some(fence) = fence {
-        if owner.as_deref() != Some(fence.node.as_str()) || epoch != fence.epoch {
-            return Ok(Err(OpRejected::Fenced {
-                run_id: run_id.to_owned(),
-            }));
-        }
-    }
-    let status = parse_status(&status, run_id)?;
-    if status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status,
-        }));
-    }
-    Ok(Ok(RunState {
-        status,
-        last_seq,
-        wake_at,
-    }))
+) -> Result<Result<RunRow, OpRejected>, StoreError> {
+    let run = read_run(conn, run_id)?;
+    Ok(plan::open(run, run_id, fence))
 }
 
 /// Write one journal entry.
@@ -295,180 +292,24 @@ fn append(
         Ok(run) => run,
         Err(refused) => return Ok(Err(refused)),
     };
-    let mut seq = run.last_seq;
-    let mut ending = None;
-    let mut written = Vec::with_capacity(events.len());
-    let mut root: Option<String> = None;
-    let mut queue: std::collections::VecDeque<EventBody> = events.into();
-    while let Some(body) = queue.pop_front() {
-        let body = match body {
-            EventBody::StateGet { .. }
-            | EventBody::StateSet { .. }
-            | EventBody::StateIncr { .. }
-            | EventBody::StateDelete { .. } => {
-                if root.is_none() {
-                    root = Some(threads::root_of(conn, &run_id)?);
-                }
-                threads::state_op(conn, root.as_deref().unwrap_or(&run_id), body)?
-            }
-            EventBody::HookSpawned {
-                ref hook_id,
-                ref workflow,
-                ref args,
-                ref retry,
-                ref fail_signal,
-                ..
-            } => {
-                if root.is_none() {
-                    root = Some(threads::root_of(conn, &run_id)?);
-                }
-                let info = ThreadInfo {
-                    root_run: root.clone().unwrap_or_else(|| run_id.clone()),
-                    parent_run: run_id.clone(),
-                    retry: retry.clone(),
-                    fail_signal: fail_signal.clone(),
-                };
-                threads::create_thread(
-                    conn,
-                    threads::NewThread {
-                        hook_id,
-                        workflow,
-                        args,
-                        info,
-                        at_ms,
-                    },
-                )?;
-                tether_store::crash_point!("store.mid_spawn");
-                body
-            }
-            EventBody::SignalSent {
-                cmd,
-                signal_id,
-                payload,
-                ..
-            } => {
-                let delivered_to =
-                    match threads::deliver_signal(conn, &signal_id, &payload, at_ms, &run_id)? {
-                        threads::SignalOutcome::ToSelf { wait_cmd } => {
-                            queue.push_front(EventBody::SignalReceived {
-                                wait_cmd,
-                                payload: payload.clone(),
-                            });
-                            Some(run_id.clone())
-                        }
-                        threads::SignalOutcome::To(other) => Some(other),
-                        threads::SignalOutcome::Kept => None,
-                    };
-                EventBody::SignalSent {
-                    cmd,
-                    signal_id,
-                    payload,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalWaited { cmd, ref signal_id } => {
-                if let Some(payload) = threads::wait_signal(conn, &run_id, cmd, signal_id, at_ms)? {
-                    queue.push_front(EventBody::SignalReceived {
-                        wait_cmd: cmd,
-                        payload,
-                    });
-                }
-                body
-            }
-            EventBody::SignalReleased {
-                cmd,
-                wait_cmd,
-                signal_id,
-                ..
-            } => {
-                let released =
-                    threads::release_wait(conn, &run_id, wait_cmd, &signal_id, &written, at_ms)?;
-                let returned = released.returned.is_some();
-                let delivered_to = match (released.outcome, released.returned) {
-                    (threads::SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
-                        queue.push_front(EventBody::SignalReceived {
-                            wait_cmd: to,
-                            payload,
-                        });
-                        Some(run_id.clone())
-                    }
-                    (threads::SignalOutcome::ToSelf { .. }, None) => None,
-                    (threads::SignalOutcome::To(other), _) => Some(other),
-                    (threads::SignalOutcome::Kept, _) => None,
-                };
-                EventBody::SignalReleased {
-                    cmd,
-                    wait_cmd,
-                    signal_id,
-                    returned,
-                    delivered_to,
-                }
-            }
-            EventBody::HookCreated {
-                cmd,
-                token,
-                kind,
-                metadata,
-                definition,
-                generated,
-            } => {
-                let hook = NewHook {
-                    run_id: &run_id,
-                    cmd,
-                    token: &token,
-                    kind: &kind,
-                    metadata: &metadata,
-                    definition: definition.as_deref(),
-                    at_ms,
-                };
-                match register_hook(conn, &hook)? {
-                    None => EventBody::HookCreated {
-                        cmd,
-                        token,
-                        kind,
-                        metadata,
-                        definition,
-                        generated,
-                    },
-                    Some(holder_run) => EventBody::HookConflict {
-                        cmd,
-                        token,
-                        holder_run,
-                    },
-                }
-            }
-            EventBody::HookDisposed {
-                hook_cmd,
-                ref token,
-                ..
-            } => {
-                release_hook(conn, token, &run_id, hook_cmd)?;
-                body
-            }
-            other => {
-                if let Some(end) = Ending::of(&other) {
-                    ending = Some(end);
-                }
-                other
-            }
-        };
-        seq += 1;
-        let event = Event { seq, at_ms, body };
-        insert_event(conn, &run_id, &event)?;
-        written.push(event);
+    let planned = block_on(plan_append(
+        &mut Tx(conn),
+        &run_id,
+        events,
+        run.last_seq,
+        at_ms,
+    ))?;
+    for event in &planned.written {
+        insert_event(conn, &run_id, event)?;
     }
-
-    match ending {
+    let seq = planned.last_seq(run.last_seq);
+    match planned.ending {
         Some(end) => finish_run(conn, &run_id, &end, seq, at_ms)?,
         None => {
             // Name only the columns that change: SQLite rewrites the entry of every index on
             // a column the UPDATE names, changed or not (status and wake_at are indexed).
-            let status = status.filter(|s| *s != run.status);
-            let wake_at = match wake_at {
-                WakeAt::Set(at) if at != run.wake_at => Some(at),
-                _ => None,
-            };
-            let result = match (status, wake_at) {
+            let change = RunChange::of(&run, status, wake_at);
+            let result = match (change.status, change.wake_at) {
                 (None, None) => conn
                     .prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute(params![run_id, seq, at_ms])),
@@ -498,7 +339,7 @@ fn append(
     }
     Ok(Ok(OpOutcome::Appended {
         run_id,
-        events: written,
+        events: planned.written,
     }))
 }
 

@@ -19,6 +19,7 @@ pub mod crash;
 mod digest;
 mod error;
 pub mod migrate;
+pub mod plan;
 mod redact;
 mod schema;
 mod types;

@@ -1,0 +1,19 @@
+//! The planner: the pure, I/O-free half of every write. Given the rows a backend read (and
+//! locked), it decides what an op does and when it is refused; the backend only reads, writes
+//! and appends what it is told.
+//!
+//! - [`run`]: a run row as the write path sees it ([`RunRow`]), the checks every op makes on
+//!   it (not found, fenced off, finished), the lease rules (claim) and which run columns an
+//!   append changes.
+//! - [`append`]: what an append writes, entry by entry (hook registration or
+//!   `HookConflict`, dispose release, state ops, spawns, signal send / wait / release with the
+//!   given-back rule, the ending), over the small [`append::AppendBackend`] trait a backend's
+//!   transaction implements.
+
+pub mod append;
+pub mod run;
+
+pub use append::{
+    plan_append, AppendBackend, AppendPlan, NewHook, NewThread, Released, SignalOutcome,
+};
+pub use run::{claim, fenced, open, RunChange, RunRow};
