@@ -57,6 +57,7 @@ mod notify;
 mod pipeline;
 mod read;
 mod rows;
+mod signals;
 mod threads;
 mod write;
 

@@ -188,7 +188,7 @@ async fn apply(b: &mut Batch<'_, '_>, op: &WriteOp) -> Result<OpResult, StoreErr
             signal_id,
             payload,
             at_ms,
-        } => threads::signal(b, signal_id, payload, *at_ms).await,
+        } => tether_store::plan::signal::signal_op(b, signal_id, payload, *at_ms).await,
         WriteOp::SpawnHook {
             run_id,
             hook_id,

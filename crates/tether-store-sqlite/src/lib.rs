@@ -31,6 +31,7 @@ mod lock;
 mod migrate;
 mod read;
 mod rows;
+mod signals;
 mod threads;
 mod write;
 

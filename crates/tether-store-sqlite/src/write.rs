@@ -140,7 +140,12 @@ fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
             signal_id,
             payload,
             at_ms,
-        } => threads::signal(conn, signal_id, payload, at_ms),
+        } => block_on(plan::signal::signal_op(
+            &mut Tx(conn),
+            &signal_id,
+            &payload,
+            at_ms,
+        )),
         WriteOp::SpawnHook {
             run_id,
             hook_id,

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 
+use super::signal::{self, SignalBackend, SignalOutcome};
 use crate::{Ending, StoreError};
 
 /// A hook to register.
@@ -45,34 +46,11 @@ pub struct NewThread<'a> {
     pub at_ms: u64,
 }
 
-/// Where a signal sent from within a batch went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SignalOutcome {
-    /// To a wait of the sending run itself (its entry follows in the same append).
-    ToSelf {
-        /// The wait's command index.
-        wait_cmd: CommandIndex,
-    },
-    /// Appended to another run's journal.
-    To(String),
-    /// Nobody waits: kept.
-    Kept,
-}
-
-/// What releasing a wait did (see `EventBody::SignalReleased`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Released {
-    /// The payload the wait had taken, which went back.
-    pub returned: Option<Value>,
-    /// Where it went.
-    pub outcome: SignalOutcome,
-}
-
-/// The side effects of an append's entries, done by a backend in the batch's transaction.
-/// Each is a few statements of SQL; the planner decides when to call which and what the entry
+/// The side effects of an append's entries, done by a backend in the batch's transaction
+/// (signals through [`SignalBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
 /// then says.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait AppendBackend {
+pub trait AppendBackend: SignalBackend {
     /// The namespace (root run) of `run_id`, taking whatever lock its shared state needs;
     /// asked once per append, at the first entry that needs it.
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError>;
@@ -83,35 +61,6 @@ pub trait AppendBackend {
 
     /// Create a hook thread (nothing if its id is taken).
     async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError>;
-
-    /// Send a signal from `sender`'s append: to the oldest wait on `signal_id`, or keep it.
-    async fn deliver_signal(
-        &mut self,
-        signal_id: &str,
-        payload: &Value,
-        at_ms: u64,
-        sender: &str,
-    ) -> Result<SignalOutcome, StoreError>;
-
-    /// Wait `cmd` of `run_id` on `signal_id`: the oldest kept signal's payload (taken), or
-    /// `None` with the wait registered.
-    async fn wait_signal(
-        &mut self,
-        run_id: &str,
-        cmd: CommandIndex,
-        signal_id: &str,
-        at_ms: u64,
-    ) -> Result<Option<Value>, StoreError>;
-
-    /// Release wait `wait_cmd` of `run_id` (`written`: the entries of this append so far).
-    async fn release_wait(
-        &mut self,
-        run_id: &str,
-        wait_cmd: CommandIndex,
-        signal_id: &str,
-        written: &[Event],
-        at_ms: u64,
-    ) -> Result<Released, StoreError>;
 
     /// Register a hook; `Some(holder run)` when another active hook holds its token.
     async fn register_hook(&mut self, hook: &NewHook<'_>) -> Result<Option<String>, StoreError>;
@@ -202,9 +151,7 @@ pub async fn plan_append<B: AppendBackend>(
                 payload,
                 ..
             } => {
-                let outcome = backend
-                    .deliver_signal(&signal_id, &payload, at_ms, run_id)
-                    .await?;
+                let outcome = signal::send(backend, &signal_id, &payload, at_ms, run_id).await?;
                 let delivered_to = match outcome {
                     SignalOutcome::ToSelf { wait_cmd } => {
                         queue.push_front(EventBody::SignalReceived {
@@ -224,7 +171,7 @@ pub async fn plan_append<B: AppendBackend>(
                 }
             }
             EventBody::SignalWaited { cmd, ref signal_id } => {
-                let taken = backend.wait_signal(run_id, cmd, signal_id, at_ms).await?;
+                let taken = signal::wait(backend, run_id, cmd, signal_id, at_ms).await?;
                 if let Some(payload) = taken {
                     queue.push_front(EventBody::SignalReceived {
                         wait_cmd: cmd,
@@ -239,9 +186,9 @@ pub async fn plan_append<B: AppendBackend>(
                 signal_id,
                 ..
             } => {
-                let released = backend
-                    .release_wait(run_id, wait_cmd, &signal_id, &written, at_ms)
-                    .await?;
+                let released =
+                    signal::release_wait(backend, run_id, wait_cmd, &signal_id, &written, at_ms)
+                        .await?;
                 let returned = released.returned.is_some();
                 let delivered_to = match (released.outcome, released.returned) {
                     (SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {

@@ -3,9 +3,11 @@
 use serde_json::json;
 
 use super::*;
+use crate::OpRejected;
 
 /// Token `taken` is held by run `other`; a signal `me` goes to the sender's own wait 7; a wait
-/// on `kept` takes a kept payload at once.
+/// on `kept` takes a kept payload at once; a released wait had taken `back`, which goes to
+/// run `waiter` (waiting on `s`).
 #[derive(Default)]
 struct Fixed {
     calls: Vec<String>,
@@ -30,43 +32,6 @@ impl AppendBackend for Fixed {
         Ok(())
     }
 
-    async fn deliver_signal(
-        &mut self,
-        signal_id: &str,
-        _payload: &Value,
-        _at_ms: u64,
-        _sender: &str,
-    ) -> Result<SignalOutcome, StoreError> {
-        Ok(match signal_id {
-            "me" => SignalOutcome::ToSelf { wait_cmd: 7 },
-            _ => SignalOutcome::Kept,
-        })
-    }
-
-    async fn wait_signal(
-        &mut self,
-        _run_id: &str,
-        _cmd: CommandIndex,
-        signal_id: &str,
-        _at_ms: u64,
-    ) -> Result<Option<Value>, StoreError> {
-        Ok((signal_id == "kept").then(|| json!("k")))
-    }
-
-    async fn release_wait(
-        &mut self,
-        _run_id: &str,
-        _wait_cmd: CommandIndex,
-        _signal_id: &str,
-        _written: &[Event],
-        _at_ms: u64,
-    ) -> Result<Released, StoreError> {
-        Ok(Released {
-            returned: Some(json!("back")),
-            outcome: SignalOutcome::To("waiter".into()),
-        })
-    }
-
     async fn register_hook(&mut self, hook: &NewHook<'_>) -> Result<Option<String>, StoreError> {
         Ok((hook.token == "taken").then(|| "other".to_owned()))
     }
@@ -79,6 +44,83 @@ impl AppendBackend for Fixed {
     ) -> Result<(), StoreError> {
         self.calls.push(format!("release {token}"));
         Ok(())
+    }
+}
+
+impl SignalBackend for Fixed {
+    async fn lock_signal(&mut self, _signal_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn take_waiter(
+        &mut self,
+        signal_id: &str,
+    ) -> Result<Option<(String, CommandIndex)>, StoreError> {
+        Ok(match signal_id {
+            "me" => Some(("r".into(), 7)),
+            "s" => Some(("waiter".into(), 1)),
+            _ => None,
+        })
+    }
+
+    async fn keep_signal(
+        &mut self,
+        signal_id: &str,
+        _payload: &Value,
+        _at_ms: u64,
+        first: bool,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("keep {signal_id} first={first}"));
+        Ok(())
+    }
+
+    async fn take_kept(&mut self, signal_id: &str) -> Result<Option<Value>, StoreError> {
+        Ok((signal_id == "kept").then(|| json!("k")))
+    }
+
+    async fn add_wait(
+        &mut self,
+        signal_id: &str,
+        _run_id: &str,
+        cmd: CommandIndex,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("wait {cmd} on {signal_id}"));
+        Ok(())
+    }
+
+    async fn forget_wait(
+        &mut self,
+        _run_id: &str,
+        _wait_cmd: CommandIndex,
+        _signal_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn last_wait_entry(
+        &mut self,
+        _run_id: &str,
+        wait_cmd: CommandIndex,
+    ) -> Result<Option<EventBody>, StoreError> {
+        Ok(Some(EventBody::SignalReceived {
+            wait_cmd,
+            payload: json!("back"),
+        }))
+    }
+
+    async fn append_delivery(
+        &mut self,
+        run_id: &str,
+        body: EventBody,
+        at_ms: u64,
+    ) -> Result<Result<Event, OpRejected>, StoreError> {
+        self.calls.push(format!("deliver to {run_id}"));
+        Ok(Ok(Event {
+            seq: 1,
+            at_ms,
+            body,
+        }))
     }
 }
 
@@ -154,7 +196,7 @@ fn a_signal_taken_at_once_is_received_right_after() {
 
 #[test]
 fn a_release_records_the_given_back_payload_and_its_recipient() {
-    let (p, _) = plan(vec![EventBody::SignalReleased {
+    let (p, calls) = plan(vec![EventBody::SignalReleased {
         cmd: 5,
         wait_cmd: 3,
         signal_id: "s".into(),
@@ -171,6 +213,7 @@ fn a_release_records_the_given_back_payload_and_its_recipient() {
             delivered_to: Some("waiter".into())
         }
     );
+    assert_eq!(calls, ["deliver to waiter"]);
 }
 
 #[test]

@@ -9,11 +9,13 @@
 //!   `HookConflict`, dispose release, state ops, spawns, signal send / wait / release with the
 //!   given-back rule, the ending), over the small [`append::AppendBackend`] trait a backend's
 //!   transaction implements.
+//! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
+//!   the row primitives of [`signal::SignalBackend`].
 
 pub mod append;
 pub mod run;
+pub mod signal;
 
-pub use append::{
-    plan_append, AppendBackend, AppendPlan, NewHook, NewThread, Released, SignalOutcome,
-};
+pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use run::{claim, fenced, open, RunChange, RunRow};
+pub use signal::{Released, SignalBackend, SignalOutcome};
