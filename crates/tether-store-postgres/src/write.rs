@@ -18,10 +18,10 @@ use tether_store::{OpResult, StoreError, WakeAt, WriteOp};
 
 pub(crate) use crate::batch::Batch;
 use crate::error::{pool_err, Ctx};
-use crate::hooks::{self, Delivery};
 use crate::journal::{self, Change};
 use crate::lease;
 use crate::threads;
+use tether_store::plan::resume::{self, Delivery};
 
 /// How many times a batch the server aborted to break a deadlock (or a serialization
 /// conflict) with another node is run again before its error is returned.
@@ -145,7 +145,7 @@ async fn apply(b: &mut Batch<'_, '_>, op: &WriteOp) -> Result<OpResult, StoreErr
                 expect: expect.as_ref(),
                 at_ms: *at_ms,
             };
-            hooks::resume(b, &delivery).await
+            resume::resume(b, delivery).await
         }
         WriteOp::RequestCancel {
             run_id,

@@ -9,10 +9,13 @@
 //!   `HookConflict`, dispose release, state ops, spawns, signal send / wait / release with the
 //!   given-back rule, the ending), over the small [`append::AppendBackend`] trait a backend's
 //!   transaction implements.
+//! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
+//!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
 //! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
 //!   the row primitives of [`signal::SignalBackend`].
 
 pub mod append;
+pub mod resume;
 pub mod run;
 pub mod signal;
 
