@@ -6,10 +6,9 @@
 //! a delivery locks the receiving run's row like any other append.
 
 use serde_json::Value;
-use tether_core::event::{Event, EventBody, RunStatus, ThreadInfo};
-use tether_core::RetryPolicy;
+use tether_core::event::{Event, EventBody, RunStatus};
 use tether_store::plan::NewThread;
-use tether_store::{OpOutcome, OpRejected, OpResult, StoreError};
+use tether_store::{OpRejected, StoreError};
 
 use crate::journal::insert_events;
 use crate::rows::{col, encode_value, to_db};
@@ -190,67 +189,6 @@ pub(crate) async fn create_thread(
     };
     insert_events(b, t.hook_id, std::slice::from_ref(&event))?;
     Ok(Some(event))
-}
-
-/// The fields of `WriteOp::SpawnHook`.
-pub(crate) struct SpawnHookOp<'a> {
-    /// The run whose namespace the thread works in.
-    pub(crate) run_id: &'a str,
-    /// The new thread's id.
-    pub(crate) hook_id: &'a str,
-    /// The workflow it runs.
-    pub(crate) workflow: &'a str,
-    /// Its input.
-    pub(crate) args: &'a Value,
-    /// Its retry policy.
-    pub(crate) retry: &'a RetryPolicy,
-    /// Commit time.
-    pub(crate) at_ms: u64,
-}
-
-/// Spawn a hook thread from outside in the namespace of `run_id`.
-pub(crate) async fn spawn_hook(
-    b: &mut Batch<'_, '_>,
-    op: SpawnHookOp<'_>,
-) -> Result<OpResult, StoreError> {
-    let Some(parent) = b.lock_run(op.run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: op.run_id.to_owned(),
-        }));
-    };
-    if parent.status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: op.run_id.to_owned(),
-            status: parent.status,
-        }));
-    }
-    let root = root_of(b, op.run_id).await?;
-    let info = ThreadInfo {
-        root_run: root,
-        parent_run: op.run_id.to_owned(),
-        retry: op.retry.clone(),
-        fail_signal: None,
-    };
-    let created = create_thread(
-        b,
-        NewThread {
-            hook_id: op.hook_id,
-            workflow: op.workflow,
-            args: op.args,
-            info,
-            at_ms: op.at_ms,
-        },
-    )
-    .await?;
-    match created {
-        Some(event) => Ok(Ok(OpOutcome::Appended {
-            run_id: op.hook_id.to_owned(),
-            events: vec![event],
-        })),
-        None => Ok(Err(OpRejected::RunExists {
-            run_id: op.hook_id.to_owned(),
-        })),
-    }
 }
 
 /// Append one delivery entry (a signal) to a run that is not the one being written, under

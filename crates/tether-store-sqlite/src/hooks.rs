@@ -2,13 +2,11 @@
 //! releasing it, and delivering a payload to the hook that holds a token (`WriteOp::Resume`,
 //! with its idempotency key).
 
-use futures::executor::block_on;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
 use tether_core::event::{CommandIndex, Event};
-use tether_store::plan::resume::{Delivery, ResumeBackend};
-use tether_store::plan::{self, NewHook, RunRow};
-use tether_store::{HookRef, OpResult, StoreError};
+use tether_store::plan::resume::ResumeBackend;
+use tether_store::plan::{NewHook, RunRow};
+use tether_store::StoreError;
 
 use crate::append::Tx;
 use crate::error::Ctx;
@@ -67,25 +65,6 @@ pub(crate) fn release_hook(
         .and_then(|mut stmt| stmt.execute(params![token, run_id, hook_cmd]))
         .ctx("release hook")?;
     Ok(())
-}
-
-/// A `Resume`, decided by the planner ([`plan::resume`]) over this connection.
-pub(crate) fn resume(
-    conn: &Connection,
-    token: String,
-    payload: Value,
-    idempotency_key: Option<String>,
-    expect: Option<HookRef>,
-    at_ms: u64,
-) -> Result<OpResult, StoreError> {
-    let delivery = Delivery {
-        token: &token,
-        payload: &payload,
-        key: idempotency_key.as_deref(),
-        expect: expect.as_ref(),
-        at_ms,
-    };
-    block_on(plan::resume::resume(&mut Tx(conn), delivery))
 }
 
 impl ResumeBackend for Tx<'_> {

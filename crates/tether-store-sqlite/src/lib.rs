@@ -26,7 +26,6 @@ mod config;
 mod conn;
 mod error;
 mod hooks;
-mod lease;
 mod lock;
 mod migrate;
 mod read;

@@ -4,9 +4,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
-use tether_core::event::{Event, EventBody, RunStatus, ThreadInfo};
+use tether_core::event::{Event, EventBody, RunStatus};
 use tether_store::plan::NewThread;
-use tether_store::{OpOutcome, OpRejected, OpResult, StoreError};
+use tether_store::StoreError;
 
 use crate::error::Ctx;
 use crate::rows::encode_value;
@@ -127,45 +127,4 @@ pub(crate) fn create_thread(
     };
     crate::write::insert_event(conn, t.hook_id, &event)?;
     Ok(Some(event))
-}
-
-/// Spawn a hook thread from outside in the namespace of `run_id`.
-pub(crate) fn spawn_hook(conn: &Connection, op: SpawnHookOp) -> Result<OpResult, StoreError> {
-    if let Err(refused) = crate::write::open_run(conn, &op.run_id)? {
-        return Ok(Err(refused));
-    }
-    let root = root_of(conn, &op.run_id)?;
-    let info = ThreadInfo {
-        root_run: root,
-        parent_run: op.run_id.clone(),
-        retry: op.retry,
-        fail_signal: None,
-    };
-    let created = create_thread(
-        conn,
-        NewThread {
-            hook_id: &op.hook_id,
-            workflow: &op.workflow,
-            args: &op.args,
-            info,
-            at_ms: op.at_ms,
-        },
-    )?;
-    match created {
-        Some(event) => Ok(Ok(OpOutcome::Appended {
-            run_id: op.hook_id,
-            events: vec![event],
-        })),
-        None => Ok(Err(OpRejected::RunExists { run_id: op.hook_id })),
-    }
-}
-
-/// The fields of `WriteOp::SpawnHook`.
-pub(crate) struct SpawnHookOp {
-    pub run_id: String,
-    pub hook_id: String,
-    pub workflow: String,
-    pub args: Value,
-    pub retry: tether_core::RetryPolicy,
-    pub at_ms: u64,
 }

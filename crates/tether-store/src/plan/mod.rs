@@ -2,6 +2,8 @@
 //! locked), it decides what an op does and when it is refused; the backend only reads, writes
 //! and appends what it is told.
 //!
+//! - [`batch`]: the one executor of a group commit ([`batch::apply_batch`]), over the
+//!   [`batch::BatchBackend`] primitives of a backend's transaction.
 //! - [`run`]: a run row as the write path sees it ([`RunRow`]), the checks every op makes on
 //!   it (not found, fenced off, finished), the lease rules (claim) and which run columns an
 //!   append changes.
@@ -15,6 +17,7 @@
 //!   the row primitives of [`signal::SignalBackend`].
 
 pub mod append;
+pub mod batch;
 pub mod resume;
 pub mod run;
 pub mod signal;
