@@ -2,7 +2,7 @@
 //! each side effect of an entry is the SQL in `hooks` and `threads`, queued in the batch's
 //! pipeline and write buffer where no answer is needed.
 
-use tether_core::event::{CommandIndex, EventBody};
+use tether_core::event::CommandIndex;
 use tether_store::plan::{AppendBackend, NewHook, NewThread};
 use tether_store::StoreError;
 
@@ -14,10 +14,6 @@ impl AppendBackend for Batch<'_, '_> {
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError> {
         // Other nodes write the same namespace: lock its shared state for this transaction.
         threads::lock_namespace(self, run_id).await
-    }
-
-    async fn state_op(&mut self, root: &str, body: EventBody) -> Result<EventBody, StoreError> {
-        threads::state_op(self, root, body).await
     }
 
     async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use tether_core::event::{Event, EventBody, RunStatus};
-use tether_store::plan::NewThread;
+use tether_store::plan::{NewThread, StateBackend};
 use tether_store::{OpRejected, StoreError};
 
 use crate::journal::insert_events;
@@ -65,87 +65,49 @@ fn decode(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
-async fn read_state(b: &Batch<'_, '_>, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
-    let row = b
-        .query_opt(
-            "SELECT value FROM run_state WHERE root_run = $1 AND key = $2",
-            &[&root, &key],
-            "read shared state",
+impl StateBackend for Batch<'_, '_> {
+    async fn read_state(&mut self, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT value FROM run_state WHERE root_run = $1 AND key = $2",
+                &[&root, &key],
+                "read shared state",
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let text: String = col(&row, 0, "read shared state")?;
+        decode(&text, "shared state value").map(Some)
+    }
+
+    async fn write_state(
+        &mut self,
+        root: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        let text = encode_value(value, "shared state value")?;
+        self.execute(
+            "INSERT INTO run_state (root_run, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (root_run, key) DO UPDATE SET value = excluded.value",
+            &[&root, &key, &text],
+            "write shared state",
         )
         .await?;
-    match row {
-        Some(row) => {
-            let text: String = col(&row, 0, "read shared state")?;
-            Ok(Some(decode(&text, "shared state value")?))
-        }
-        None => Ok(None),
+        Ok(())
     }
-}
 
-async fn write_state(
-    b: &Batch<'_, '_>,
-    root: &str,
-    key: &str,
-    value: &Value,
-) -> Result<(), StoreError> {
-    let text = encode_value(value, "shared state value")?;
-    b.execute(
-        "INSERT INTO run_state (root_run, key, value) VALUES ($1, $2, $3)
-         ON CONFLICT (root_run, key) DO UPDATE SET value = excluded.value",
-        &[&root, &key, &text],
-        "write shared state",
-    )
-    .await?;
-    Ok(())
-}
-
-/// Complete a shared-state record: perform it on the namespace `root` (locked with
-/// [`lock_namespace`]) and fill its outputs.
-pub(crate) async fn state_op(
-    b: &Batch<'_, '_>,
-    root: &str,
-    body: EventBody,
-) -> Result<EventBody, StoreError> {
-    Ok(match body {
-        EventBody::StateGet { cmd, key, .. } => {
-            let value = read_state(b, root, &key).await?;
-            EventBody::StateGet { cmd, key, value }
-        }
-        EventBody::StateSet { cmd, key, value } => {
-            write_state(b, root, &key, &value).await?;
-            EventBody::StateSet { cmd, key, value }
-        }
-        EventBody::StateIncr { cmd, key, by, .. } => {
-            let value = match read_state(b, root, &key).await? {
-                None => Some(by),
-                Some(v) => v.as_i64().map(|n| n.saturating_add(by)),
-            };
-            if let Some(n) = value {
-                write_state(b, root, &key, &Value::from(n)).await?;
-            }
-            EventBody::StateIncr {
-                cmd,
-                key,
-                by,
-                value,
-            }
-        }
-        EventBody::StateDelete { cmd, key, .. } => {
-            let n = b
-                .execute(
-                    "DELETE FROM run_state WHERE root_run = $1 AND key = $2",
-                    &[&root, &key],
-                    "delete shared state",
-                )
-                .await?;
-            EventBody::StateDelete {
-                cmd,
-                key,
-                existed: n > 0,
-            }
-        }
-        other => other,
-    })
+    async fn delete_state(&mut self, root: &str, key: &str) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "DELETE FROM run_state WHERE root_run = $1 AND key = $2",
+                &[&root, &key],
+                "delete shared state",
+            )
+            .await?;
+        Ok(n > 0)
+    }
 }
 
 /// Create a hook thread's run and its `RunStarted` entry. `Ok(None)` if the id exists (a

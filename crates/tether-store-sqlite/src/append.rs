@@ -3,7 +3,7 @@
 //! the planner's future finishes on its first poll (`block_on` costs no thread).
 
 use rusqlite::Connection;
-use tether_core::event::{CommandIndex, EventBody};
+use tether_core::event::CommandIndex;
 use tether_store::plan::{AppendBackend, NewHook, NewThread};
 use tether_store::StoreError;
 
@@ -17,10 +17,6 @@ impl AppendBackend for Tx<'_> {
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError> {
         // One writer connection: the immediate transaction already excludes every other write.
         threads::root_of(self.0, run_id)
-    }
-
-    async fn state_op(&mut self, root: &str, body: EventBody) -> Result<EventBody, StoreError> {
-        threads::state_op(self.0, root, body)
     }
 
     async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError> {

@@ -5,9 +5,10 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tether_core::event::{Event, EventBody, RunStatus};
-use tether_store::plan::NewThread;
+use tether_store::plan::{NewThread, StateBackend};
 use tether_store::StoreError;
 
+use crate::append::Tx;
 use crate::error::Ctx;
 use crate::rows::encode_value;
 
@@ -23,68 +24,41 @@ fn decode(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
-fn read_state(conn: &Connection, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
-    let text: Option<String> = conn
-        .prepare_cached("SELECT value FROM run_state WHERE root_run = ?1 AND key = ?2")
-        .and_then(|mut stmt| stmt.query_row([root, key], |r| r.get(0)).optional())
-        .ctx("read shared state")?;
-    text.map(|t| decode(&t, "shared state value")).transpose()
-}
+impl StateBackend for Tx<'_> {
+    async fn read_state(&mut self, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .0
+            .prepare_cached("SELECT value FROM run_state WHERE root_run = ?1 AND key = ?2")
+            .and_then(|mut stmt| stmt.query_row([root, key], |r| r.get(0)).optional())
+            .ctx("read shared state")?;
+        text.map(|t| decode(&t, "shared state value")).transpose()
+    }
 
-fn write_state(conn: &Connection, root: &str, key: &str, value: &Value) -> Result<(), StoreError> {
-    let text = encode_value(value, "shared state value")?;
-    conn.prepare_cached(
-        "INSERT INTO run_state (root_run, key, value) VALUES (?1, ?2, ?3)
-         ON CONFLICT (root_run, key) DO UPDATE SET value = excluded.value",
-    )
-    .and_then(|mut stmt| stmt.execute(params![root, key, text]))
-    .ctx("write shared state")?;
-    Ok(())
-}
+    async fn write_state(
+        &mut self,
+        root: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        let text = encode_value(value, "shared state value")?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO run_state (root_run, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (root_run, key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut stmt| stmt.execute(params![root, key, text]))
+            .ctx("write shared state")?;
+        Ok(())
+    }
 
-/// Complete a shared-state record: perform it on the namespace `root` and fill its outputs.
-pub(crate) fn state_op(
-    conn: &Connection,
-    root: &str,
-    body: EventBody,
-) -> Result<EventBody, StoreError> {
-    Ok(match body {
-        EventBody::StateGet { cmd, key, .. } => {
-            let value = read_state(conn, root, &key)?;
-            EventBody::StateGet { cmd, key, value }
-        }
-        EventBody::StateSet { cmd, key, value } => {
-            write_state(conn, root, &key, &value)?;
-            EventBody::StateSet { cmd, key, value }
-        }
-        EventBody::StateIncr { cmd, key, by, .. } => {
-            let value = match read_state(conn, root, &key)? {
-                None => Some(by),
-                Some(v) => v.as_i64().map(|n| n.saturating_add(by)),
-            };
-            if let Some(n) = value {
-                write_state(conn, root, &key, &Value::from(n))?;
-            }
-            EventBody::StateIncr {
-                cmd,
-                key,
-                by,
-                value,
-            }
-        }
-        EventBody::StateDelete { cmd, key, .. } => {
-            let n = conn
-                .prepare_cached("DELETE FROM run_state WHERE root_run = ?1 AND key = ?2")
-                .and_then(|mut stmt| stmt.execute([root, &key]))
-                .ctx("delete shared state")?;
-            EventBody::StateDelete {
-                cmd,
-                key,
-                existed: n > 0,
-            }
-        }
-        other => other,
-    })
+    async fn delete_state(&mut self, root: &str, key: &str) -> Result<bool, StoreError> {
+        let n = self
+            .0
+            .prepare_cached("DELETE FROM run_state WHERE root_run = ?1 AND key = ?2")
+            .and_then(|mut stmt| stmt.execute([root, key]))
+            .ctx("delete shared state")?;
+        Ok(n > 0)
+    }
 }
 
 /// Create a hook thread's run and its `RunStarted` entry. `Ok(None)` if the id exists (a

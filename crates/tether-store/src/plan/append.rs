@@ -10,6 +10,7 @@ use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 
 use super::signal::{self, SignalBackend, SignalOutcome};
+use super::state::{self, StateBackend};
 use crate::{Ending, StoreError};
 
 /// A hook to register.
@@ -47,17 +48,13 @@ pub struct NewThread<'a> {
 }
 
 /// The side effects of an append's entries, done by a backend in the batch's transaction
-/// (signals through [`SignalBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
+/// (signals through [`SignalBackend`], shared state through [`StateBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
 /// then says.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait AppendBackend: SignalBackend {
+pub trait AppendBackend: SignalBackend + StateBackend {
     /// The namespace (root run) of `run_id`, taking whatever lock its shared state needs;
     /// asked once per append, at the first entry that needs it.
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError>;
-
-    /// Apply a `StateGet` / `StateSet` / `StateIncr` / `StateDelete` to the state of
-    /// namespace `root`; the entry with its outputs filled in.
-    async fn state_op(&mut self, root: &str, body: EventBody) -> Result<EventBody, StoreError>;
 
     /// Create a hook thread (nothing if its id is taken).
     async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError>;
@@ -116,7 +113,7 @@ pub async fn plan_append<B: AppendBackend>(
             | EventBody::StateIncr { .. }
             | EventBody::StateDelete { .. } => {
                 let ns = namespace(backend, &mut root, run_id).await?;
-                backend.state_op(&ns, body).await?
+                state::state_op(backend, &ns, body).await?
             }
             EventBody::HookSpawned {
                 ref hook_id,

@@ -19,11 +19,6 @@ impl AppendBackend for Fixed {
         Ok("root".into())
     }
 
-    async fn state_op(&mut self, root: &str, body: EventBody) -> Result<EventBody, StoreError> {
-        self.calls.push(format!("state {root}"));
-        Ok(body)
-    }
-
     async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError> {
         self.calls.push(format!(
             "thread {} in {}",
@@ -44,6 +39,26 @@ impl AppendBackend for Fixed {
     ) -> Result<(), StoreError> {
         self.calls.push(format!("release {token}"));
         Ok(())
+    }
+}
+
+impl StateBackend for Fixed {
+    async fn read_state(&mut self, root: &str, _key: &str) -> Result<Option<Value>, StoreError> {
+        self.calls.push(format!("state {root}"));
+        Ok(None)
+    }
+
+    async fn write_state(
+        &mut self,
+        _root: &str,
+        _key: &str,
+        _value: &Value,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn delete_state(&mut self, _root: &str, _key: &str) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 

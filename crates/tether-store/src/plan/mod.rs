@@ -13,6 +13,7 @@
 //!   transaction implements.
 //! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
 //!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
+//! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
 //! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
 //!   the row primitives of [`signal::SignalBackend`].
 
@@ -21,7 +22,9 @@ pub mod batch;
 pub mod resume;
 pub mod run;
 pub mod signal;
+pub mod state;
 
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use signal::{Released, SignalBackend, SignalOutcome};
+pub use state::StateBackend;
