@@ -130,7 +130,7 @@ impl From<OpRejected> for EngineError {
             OpRejected::RunExists { run_id } => EngineError::RunExists { run_id },
             // Leases are the engine's own business; a caller never meets them.
             other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
-                EngineError::Store(StoreError::Unavailable(other.to_string()))
+                EngineError::Store(StoreError::unavailable(other.to_string()))
             }
         }
     }

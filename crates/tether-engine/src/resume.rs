@@ -145,7 +145,7 @@ impl Engine {
                 })
             }
             Err(rejected) => Err(rejected.into()),
-            Ok(other) => Err(EngineError::Store(StoreError::Corrupt(format!(
+            Ok(other) => Err(EngineError::Store(StoreError::corrupt(format!(
                 "resume answered {other:?}"
             )))),
         }

@@ -277,15 +277,15 @@ mod tests {
             (EngineError::HookDefinitionMissing { name: "d".into() }, 500),
             (EngineError::ShuttingDown, 503),
             (
-                EngineError::Store(tether_store::StoreError::Unavailable("disk".into())),
+                EngineError::Store(tether_store::StoreError::unavailable("disk")),
                 503,
             ),
             (
-                EngineError::Store(tether_store::StoreError::Full("disk".into())),
+                EngineError::Store(tether_store::StoreError::full("disk")),
                 507,
             ),
             (
-                EngineError::Store(tether_store::StoreError::ReadOnly("ro".into())),
+                EngineError::Store(tether_store::StoreError::read_only("ro")),
                 503,
             ),
         ];
@@ -328,9 +328,9 @@ mod tests {
             EngineError::IdempotencyKeyReused,
             EngineError::RunExists { run_id: "r".into() },
             EngineError::HookDefinitionMissing { name: "d".into() },
-            EngineError::Store(tether_store::StoreError::Full("f".into())),
-            EngineError::Store(tether_store::StoreError::ReadOnly("r".into())),
-            EngineError::Store(tether_store::StoreError::Unavailable("u".into())),
+            EngineError::Store(tether_store::StoreError::full("f")),
+            EngineError::Store(tether_store::StoreError::read_only("r")),
+            EngineError::Store(tether_store::StoreError::unavailable("u")),
             EngineError::ShuttingDown,
             EngineError::HookSelfTarget {
                 message: "m".into(),

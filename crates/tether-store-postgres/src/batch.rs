@@ -7,15 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use deadpool_postgres::Transaction;
-use tether_core::event::{CommandIndex, EventBody, RunStatus};
-use tether_store::{Ending, Fence, OpResult, StoreError, WriteOp};
+use tether_core::event::{CommandIndex, EventBody};
+use tether_store::plan::RunRow;
+use tether_store::{Ending, OpResult, StoreError, WriteOp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::buffer::{RunUpdate, WriteBuffer};
+use crate::error::{db_err, Ctx};
 use crate::pipeline::{self, OwnedParams, Pipeline};
 use crate::rows::{col, from_db, opt_from_db, parse_status};
-use crate::write::{batch_error, BatchError, Wctx};
 
 /// The run columns `status, last_seq, wake_at, owner, lease_until, epoch`, starting at column
 /// `at` of `row`.
@@ -83,26 +84,6 @@ pub(crate) struct Batch<'t, 'c> {
     buffer: Mutex<WriteBuffer>,
 }
 
-/// The parts of a run the write path needs.
-pub(crate) struct RunRow {
-    pub(crate) status: RunStatus,
-    pub(crate) last_seq: u64,
-    pub(crate) wake_at: Option<u64>,
-    pub(crate) owner: Option<String>,
-    pub(crate) lease_until: Option<u64>,
-    pub(crate) epoch: u64,
-}
-
-impl RunRow {
-    /// Whether `fence` (if any) matches the run's owner and epoch.
-    pub(crate) fn fence_holds(&self, fence: Option<&Fence>) -> bool {
-        match fence {
-            None => true,
-            Some(f) => self.owner.as_deref() == Some(f.node.as_str()) && self.epoch == f.epoch,
-        }
-    }
-}
-
 /// Largest `pg_notify` payload PostgreSQL takes is 8,000 bytes; longer run ids go unannounced
 /// (a notification is only a wake-up hint: the engine polls as well).
 const MAX_NOTIFY_PAYLOAD: usize = 7_999;
@@ -136,7 +117,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         op: &WriteOp,
         result: &OpResult,
         writes_before: u64,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), StoreError> {
         self.forget_changed(op);
         if result.is_ok() {
             for (run_id, seq) in self.op_grown.drain(..) {
@@ -144,18 +125,17 @@ impl<'t, 'c> Batch<'t, 'c> {
                 *last = (*last).max(seq);
             }
         } else if self.writes.load(Ordering::Relaxed) != writes_before {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "a refused op ({result:?}) wrote rows; the batch was rolled back (a bug in \
                  tether-store-postgres: refusals must be decided before writing)"
-            ))
-            .into());
+            )));
         }
         Ok(())
     }
 
     /// After the last op: send the buffered writes and the notifications, and read every
     /// reply (the batch may commit once this returns `Ok`).
-    pub(crate) async fn finish(&self, channel: &str, instance: &str) -> Result<(), BatchError> {
+    pub(crate) async fn finish(&self, channel: &str, instance: &str) -> Result<(), StoreError> {
         self.flush_buffer().await?;
         // `pg_notify(channel, '~instance~run_id:last_seq')` (see [`crate::notify::payload`])
         // for every run whose journal grew (runs that received a delivery from another run's
@@ -185,7 +165,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         sql: &str,
         params: OwnedParams,
         what: &'static str,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), StoreError> {
         self.flush_buffer().await?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.send_now(sql, params, what).await
@@ -198,7 +178,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         sql: &str,
         params: OwnedParams,
         what: &'static str,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), StoreError> {
         let stmt = self
             .checked(self.tx.prepare_cached(sql).await, what)
             .await?;
@@ -220,7 +200,7 @@ impl<'t, 'c> Batch<'t, 'c> {
     }
 
     /// Send what the write buffer holds (pipelined, one statement per kind).
-    async fn flush_buffer(&self) -> Result<(), BatchError> {
+    async fn flush_buffer(&self) -> Result<(), StoreError> {
         let statements = self
             .buffer
             .lock()
@@ -238,12 +218,12 @@ impl<'t, 'c> Batch<'t, 'c> {
         &self,
         result: Result<T, tokio_postgres::Error>,
         what: &str,
-    ) -> Result<T, BatchError> {
+    ) -> Result<T, StoreError> {
         match result {
             Ok(v) => Ok(v),
             Err(error) => Err(match self.pipeline.settle().await {
                 Err(earlier) => earlier,
-                Ok(()) => batch_error(&error, what),
+                Ok(()) => db_err(what, error),
             }),
         }
     }
@@ -254,7 +234,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         sql: &str,
         params: &Params<'_>,
         what: &str,
-    ) -> Result<u64, BatchError> {
+    ) -> Result<u64, StoreError> {
         self.flush_buffer().await?;
         let stmt = self
             .checked(self.tx.prepare_cached(sql).await, what)
@@ -275,7 +255,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         sql: &str,
         params: &Params<'_>,
         what: &str,
-    ) -> Result<Option<Row>, BatchError> {
+    ) -> Result<Option<Row>, StoreError> {
         self.flush_buffer().await?;
         let stmt = self
             .checked(self.tx.prepare_cached(sql).await, what)
@@ -292,7 +272,7 @@ impl<'t, 'c> Batch<'t, 'c> {
     /// Lock, before any op runs and in one order (by id), the rows of the runs the batch names
     /// (the holders of the tokens it resumes included): two nodes writing to the same runs
     /// then queue up instead of deadlocking. Skipped when the batch names at most one run.
-    pub(crate) async fn prelock(&mut self, ops: &[WriteOp]) -> Result<(), BatchError> {
+    pub(crate) async fn prelock(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let mut run_ids: Vec<&str> = Vec::new();
         let mut tokens: Vec<&str> = Vec::new();
         for op in ops {
@@ -329,12 +309,12 @@ impl<'t, 'c> Batch<'t, 'c> {
                  FOR UPDATE",
             )
             .await
-            .wctx("lock runs")?;
+            .ctx("lock runs")?;
         let holders_stmt = self
             .tx
             .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
             .await
-            .wctx("look up hooks")?;
+            .ctx("look up hooks")?;
         // The hook lookup is sent right behind the lock, without waiting for it: the server
         // runs it once the lock is taken, so it reads the holders after the lock (a holder
         // whose row is held now keeps its hooks until the batch ends; the resume checks it
@@ -343,11 +323,11 @@ impl<'t, 'c> Batch<'t, 'c> {
         let lookup_params: [&(dyn ToSql + Sync); 1] = [&tokens];
         let lock = self.tx.query(&stmt, &lock_params);
         let (rows, found) = if tokens.is_empty() {
-            (lock.await.wctx("lock runs")?, Vec::new())
+            (lock.await.ctx("lock runs")?, Vec::new())
         } else {
             let lookup = self.tx.query(&holders_stmt, &lookup_params);
             let (rows, found) = futures::future::join(lock, lookup).await;
-            (rows.wctx("lock runs")?, found.wctx("look up hooks")?)
+            (rows.ctx("lock runs")?, found.ctx("look up hooks")?)
         };
         for row in rows {
             let run_id: String = col(&row, 0, "lock runs")?;
@@ -379,7 +359,7 @@ impl<'t, 'c> Batch<'t, 'c> {
     }
 
     /// Lock a run's row and read it; `None` if there is no such run.
-    pub(crate) async fn lock_run(&mut self, run_id: &str) -> Result<Option<RunRow>, BatchError> {
+    pub(crate) async fn lock_run(&mut self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
         if let Some(run) = self.rows.remove(run_id) {
             return Ok(Some(run));
         }

@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 
 use tether_core::event::Event;
+use tether_store::StoreError;
 
 use crate::pipeline::OwnedParams;
 use crate::rows::{encode_body, to_db};
-use crate::write::BatchError;
 
 /// One statement made from the buffer: SQL, parameters, and what it does (for errors).
 pub(crate) type Statement = (&'static str, OwnedParams, &'static str);
@@ -62,7 +62,7 @@ fn params3(tokens: Vec<String>, runs: Vec<String>, cmds: Vec<i64>) -> OwnedParam
 
 impl WriteBuffer {
     /// Keep journal entries of `run_id`.
-    pub(crate) fn events(&mut self, run_id: &str, events: &[Event]) -> Result<(), BatchError> {
+    pub(crate) fn events(&mut self, run_id: &str, events: &[Event]) -> Result<(), StoreError> {
         for event in events {
             self.ev_runs.push(run_id.to_owned());
             self.ev_seqs.push(to_db(event.seq, "journal seq")?);

@@ -70,21 +70,21 @@ pub(crate) struct Settings {
 pub(crate) fn settings(url: &str, options: &PostgresOptions) -> Result<Settings, StoreError> {
     let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
     if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "`{}` is not a PostgreSQL URL; expected postgres://user@host:port/database",
             redact_url(url)
         )));
     }
     let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| {
-        StoreError::Config(format!(
+        StoreError::config(format!(
             "cannot use database URL `{}`: {}",
             redact_url(url),
             crate::error::describe(&e)
         ))
     })?;
     if options.pool_size == 0 {
-        return Err(StoreError::Config(
-            "the PostgreSQL pool size must be at least 1".into(),
+        return Err(StoreError::config(
+            "the PostgreSQL pool size must be at least 1",
         ));
     }
     // Session settings: Tether's defaults first, then whatever the URL says (which wins), then
@@ -131,7 +131,7 @@ pub(crate) fn check_schema(schema: &str) -> Result<(), StoreError> {
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !first_ok || !rest_ok || schema.len() > MAX_SCHEMA_LEN || schema.starts_with("pg_") {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "unusable schema name `{schema}`: use lower-case letters, digits and `_`, starting \
              with a letter or `_` (not `pg_`), at most {MAX_SCHEMA_LEN} characters"
         )));

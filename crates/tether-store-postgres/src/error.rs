@@ -21,34 +21,35 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     message.replace(['\n', '\r'], " ")
 }
 
-/// Map a driver error: anything the server or the connection reports is `Unavailable`, except
-/// values that do not decode (`Corrupt`) and data the server itself says is damaged.
-pub(crate) fn db_err(context: &str, e: &tokio_postgres::Error) -> StoreError {
-    let message = format!("{context}: {}", describe(e));
+/// Map a driver error: values that do not decode and data the server itself says is damaged
+/// are `Corrupt`; a transaction the server aborted to break a deadlock or a serialization
+/// conflict is `Conflict` (running it again may succeed at once); anything else the server or
+/// the connection reports is `Unavailable`. The driver's error is kept as the source.
+pub(crate) fn db_err(context: &str, e: tokio_postgres::Error) -> StoreError {
+    let message = format!("{context}: {}", describe(&e));
+    let code = e.code();
     let corrupt = matches!(
-        e.code(),
+        code,
         Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED
     );
-    if corrupt || is_decode_error(e) {
-        StoreError::Corrupt(message)
+    let conflict = matches!(
+        code,
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    );
+    let error = if corrupt || is_decode_error(&e) {
+        StoreError::corrupt(message)
+    } else if conflict {
+        StoreError::conflict(message)
     } else {
-        StoreError::Unavailable(message)
-    }
+        StoreError::unavailable(message)
+    };
+    error.with_source(e)
 }
 
 /// Whether the error came from reading a column into a Rust value (a stored value of the
 /// wrong type or range).
 fn is_decode_error(e: &tokio_postgres::Error) -> bool {
     e.code().is_none() && e.to_string().starts_with("error deserializing column")
-}
-
-/// Whether the failed batch may simply be run again: the server aborted it to break a
-/// deadlock or a serialization conflict with another writer.
-pub(crate) fn is_transient_conflict(e: &tokio_postgres::Error) -> bool {
-    matches!(
-        e.code(),
-        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    )
 }
 
 /// Adds context to driver results: `tx.execute(..).await.ctx("insert event")?`.
@@ -59,7 +60,7 @@ pub(crate) trait Ctx<T> {
 
 impl<T> Ctx<T> for Result<T, tokio_postgres::Error> {
     fn ctx(self, context: &str) -> Result<T, StoreError> {
-        self.map_err(|e| db_err(context, &e))
+        self.map_err(|e| db_err(context, e))
     }
 }
 
@@ -70,24 +71,24 @@ pub(crate) fn pool_err(context: &str, e: &deadpool_postgres::PoolError) -> Store
         deadpool_postgres::PoolError::Backend(e) => describe(e),
         other => describe(other),
     };
-    StoreError::Unavailable(format!("{context}: no connection to PostgreSQL: {why}"))
+    StoreError::unavailable(format!("{context}: no connection to PostgreSQL: {why}"))
 }
 
 /// A stored JSON value that does not decode: the database holds something this code did not
 /// write.
 pub(crate) fn decode_err(what: &str, e: &serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("cannot decode {what}: {e}"))
+    StoreError::corrupt(format!("cannot decode {what}: {e}"))
 }
 
 /// A value that does not encode as JSON (not expected to happen with `serde_json::Value`).
 pub(crate) fn encode_err(what: &str, e: &serde_json::Error) -> StoreError {
-    StoreError::Unavailable(format!("cannot encode {what} as JSON: {e}"))
+    StoreError::unavailable(format!("cannot encode {what} as JSON: {e}"))
 }
 
 /// A number this backend stores as `BIGINT` is beyond its range (the SQLite backend refuses
 /// such writes the same way).
 pub(crate) fn out_of_range(what: &str, v: u64) -> StoreError {
-    StoreError::Unavailable(format!(
+    StoreError::unavailable(format!(
         "cannot store {what} {v}: PostgreSQL BIGINT holds at most {}",
         i64::MAX
     ))
@@ -95,5 +96,5 @@ pub(crate) fn out_of_range(what: &str, v: u64) -> StoreError {
 
 /// A stored number that no record can hold (negative, or too large).
 pub(crate) fn bad_number(what: &str, v: i64) -> StoreError {
-    StoreError::Corrupt(format!("stored {what} {v} is out of range"))
+    StoreError::corrupt(format!("stored {what} {v} is out of range"))
 }

@@ -1,26 +1,19 @@
-//! The journal ops of a group commit: `CreateRun`, `Append` (and `RequestCancel`, an append of
-//! `CancelRequested`), `MarkBlocked` and `Checkpoint`.
+//! Journal writes of a batch: entries into the write buffer, a delivered entry, a run's
+//! ending.
 
-use std::collections::VecDeque;
-
-use serde_json::Value;
-use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{
-    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, WakeAt,
-};
+use tether_core::event::Event;
+use tether_store::{Ending, StoreError};
 
 use crate::buffer::RunUpdate;
-use crate::hooks::{register_hook, release_hook, NewHook};
-use crate::rows::{encode_error_info, encode_value, opt_to_db, to_db};
-use crate::threads::{self, SignalOutcome};
-use crate::write::{Batch, BatchError};
+use crate::rows::{encode_error_info, encode_value, to_db};
+use crate::write::Batch;
 
 /// Write journal entries of one run (kept in the batch's write buffer).
 pub(crate) fn insert_events(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     events: &[Event],
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -37,7 +30,7 @@ pub(crate) fn append_delivered(
     b: &mut Batch<'_, '_>,
     run_id: &str,
     event: &Event,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     insert_events(b, run_id, std::slice::from_ref(event))?;
     b.update_run(
         run_id,
@@ -52,299 +45,15 @@ pub(crate) fn append_delivered(
     Ok(())
 }
 
-/// Create a run with its `RunStarted` entry.
-pub(crate) async fn create_run(
-    b: &mut Batch<'_, '_>,
-    run_id: &str,
-    workflow: &str,
-    input: &Value,
-    at_ms: u64,
-    claim: Option<&FirstClaim>,
-) -> Result<OpResult, BatchError> {
-    let input_json = encode_value(input, "run input")?;
-    let at = to_db(at_ms, "commit time")?;
-    let row = FirstClaim::new_run_row(claim);
-    let lease_until = opt_to_db(row.lease_until_ms, "lease end")?;
-    let epoch = to_db(row.epoch, "epoch")?;
-    let inserted = b
-        .execute(
-            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                               owner, lease_until, epoch)
-             VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8)
-             ON CONFLICT (id) DO NOTHING",
-            &[
-                &run_id,
-                &workflow,
-                &row.status.as_str(),
-                &input_json,
-                &at,
-                &row.owner,
-                &lease_until,
-                &epoch,
-            ],
-            "insert run",
-        )
-        .await?;
-    if inserted == 0 {
-        return Ok(Err(OpRejected::RunExists {
-            run_id: run_id.to_owned(),
-        }));
-    }
-    // The new row is ours until commit.
-    b.mark_locked(run_id);
-    let event = run_started(workflow.to_owned(), input.clone(), at_ms);
-    insert_events(b, run_id, std::slice::from_ref(&event))?;
-    Ok(Ok(OpOutcome::Appended {
-        run_id: run_id.to_owned(),
-        events: vec![event],
-    }))
-}
-
-/// How an `Append` changes the run besides its journal.
-pub(crate) struct Change<'a> {
-    /// New non-terminal status, if it changes.
-    pub(crate) status: Option<RunStatus>,
-    /// New wake-up time, if it changes.
-    pub(crate) wake_at: WakeAt,
-    /// The writer's claim, if it checks one.
-    pub(crate) fence: Option<&'a Fence>,
-    /// Commit time.
-    pub(crate) at_ms: u64,
-}
-
-/// Append entries (registering and releasing hooks, ending the run on a terminal entry) and
-/// update the run's status and wake-up time.
-pub(crate) async fn append(
-    b: &mut Batch<'_, '_>,
-    run_id: &str,
-    events: &[EventBody],
-    change: Change<'_>,
-) -> Result<OpResult, BatchError> {
-    let Some(run) = b.lock_run(run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    // As on SQLite: the fence is checked before whether the run has finished.
-    if !run.fence_holds(change.fence) {
-        return Ok(Err(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }));
-    }
-    if run.status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status: run.status,
-        }));
-    }
-    let at_ms = change.at_ms;
-    let mut seq = run.last_seq;
-    let mut ending = None;
-    let mut written = Vec::with_capacity(events.len());
-    // The namespace, found (and its shared state locked) at the first command needing it.
-    let mut root: Option<String> = None;
-    // Entries still to write; a signal taken at once puts its `SignalReceived` in front.
-    let mut queue: VecDeque<EventBody> = events.iter().cloned().collect();
-    while let Some(body) = queue.pop_front() {
-        let body = match body {
-            EventBody::HookCreated {
-                cmd,
-                token,
-                kind,
-                metadata,
-                definition,
-                generated,
-            } => {
-                let hook = NewHook {
-                    run_id,
-                    cmd,
-                    token: &token,
-                    kind: &kind,
-                    metadata: &metadata,
-                    definition: definition.as_deref(),
-                    at_ms,
-                };
-                match register_hook(b, &hook).await? {
-                    None => EventBody::HookCreated {
-                        cmd,
-                        token,
-                        kind,
-                        metadata,
-                        definition,
-                        generated,
-                    },
-                    Some(holder_run) => EventBody::HookConflict {
-                        cmd,
-                        token,
-                        holder_run,
-                    },
-                }
-            }
-            EventBody::HookDisposed {
-                hook_cmd,
-                ref token,
-                ..
-            } => {
-                release_hook(b, token, run_id, hook_cmd).await?;
-                body
-            }
-            EventBody::StateGet { .. }
-            | EventBody::StateSet { .. }
-            | EventBody::StateIncr { .. }
-            | EventBody::StateDelete { .. } => {
-                let ns = match &root {
-                    Some(ns) => ns.clone(),
-                    None => threads::lock_namespace(b, run_id).await?,
-                };
-                let done = threads::state_op(b, &ns, body).await?;
-                root = Some(ns);
-                done
-            }
-            EventBody::HookSpawned {
-                ref hook_id,
-                ref workflow,
-                ref args,
-                ref retry,
-                ref fail_signal,
-                ..
-            } => {
-                let ns = match &root {
-                    Some(ns) => ns.clone(),
-                    None => threads::lock_namespace(b, run_id).await?,
-                };
-                let info = ThreadInfo {
-                    root_run: ns.clone(),
-                    parent_run: run_id.to_owned(),
-                    retry: retry.clone(),
-                    fail_signal: fail_signal.clone(),
-                };
-                let thread = threads::NewThread {
-                    hook_id,
-                    workflow,
-                    args,
-                    info,
-                    at_ms,
-                };
-                // A taken id (only on a repeated outside request) creates nothing.
-                threads::create_thread(b, thread).await?;
-                tether_store::crash_point!("store.mid_spawn");
-                root = Some(ns);
-                body
-            }
-            EventBody::SignalSent {
-                cmd,
-                signal_id,
-                payload,
-                ..
-            } => {
-                let delivered_to =
-                    match threads::deliver_signal(b, &signal_id, &payload, at_ms, run_id).await? {
-                        SignalOutcome::ToSelf { wait_cmd } => {
-                            queue.push_front(EventBody::SignalReceived {
-                                wait_cmd,
-                                payload: payload.clone(),
-                            });
-                            Some(run_id.to_owned())
-                        }
-                        SignalOutcome::To(other) => Some(other),
-                        SignalOutcome::Kept => None,
-                    };
-                EventBody::SignalSent {
-                    cmd,
-                    signal_id,
-                    payload,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalReleased {
-                cmd,
-                wait_cmd,
-                signal_id,
-                ..
-            } => {
-                let released =
-                    threads::release_wait(b, run_id, wait_cmd, &signal_id, &written, at_ms).await?;
-                let returned = released.returned.is_some();
-                let delivered_to = match (released.outcome, released.returned) {
-                    (SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
-                        queue.push_front(EventBody::SignalReceived {
-                            wait_cmd: to,
-                            payload,
-                        });
-                        Some(run_id.to_owned())
-                    }
-                    (SignalOutcome::ToSelf { .. }, None) | (SignalOutcome::Kept, _) => None,
-                    (SignalOutcome::To(other), _) => Some(other),
-                };
-                EventBody::SignalReleased {
-                    cmd,
-                    wait_cmd,
-                    signal_id,
-                    returned,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalWaited { cmd, ref signal_id } => {
-                if let Some(payload) =
-                    threads::wait_signal(b, run_id, cmd, signal_id, at_ms).await?
-                {
-                    queue.push_front(EventBody::SignalReceived {
-                        wait_cmd: cmd,
-                        payload,
-                    });
-                }
-                body
-            }
-            other => {
-                if let Some(end) = Ending::of(&other) {
-                    ending = Some(end);
-                }
-                other
-            }
-        };
-        seq += 1;
-        written.push(Event { seq, at_ms, body });
-    }
-    insert_events(b, run_id, &written)?;
-
-    let last_seq = to_db(seq, "journal seq")?;
-    let at = to_db(at_ms, "commit time")?;
-    match ending {
-        Some(end) => finish_run(b, run_id, &end, last_seq, at)?,
-        None => {
-            let status = change.status.unwrap_or(run.status);
-            let wake_at = match change.wake_at {
-                WakeAt::Keep => run.wake_at,
-                WakeAt::Set(at) => at,
-            };
-            let wake_at = opt_to_db(wake_at, "wake-up time")?;
-            b.update_run(
-                run_id,
-                RunUpdate {
-                    last_seq,
-                    updated_at: at,
-                    status: Some(status.as_str()),
-                    wake_at: Some(wake_at),
-                    end: None,
-                },
-            );
-        }
-    }
-    Ok(Ok(OpOutcome::Appended {
-        run_id: run_id.to_owned(),
-        events: written,
-    }))
-}
-
 /// Set the terminal status, output and error, clear `wake_at` and the lease, and release every
 /// hook of the run.
-fn finish_run(
+pub(crate) fn finish_run(
     b: &Batch<'_, '_>,
     run_id: &str,
     end: &Ending,
     last_seq: i64,
     at: i64,
-) -> Result<(), BatchError> {
+) -> Result<(), StoreError> {
     let output = end
         .output
         .as_ref()
@@ -363,61 +72,4 @@ fn finish_run(
     );
     b.buffer().ended(run_id);
     Ok(())
-}
-
-/// Record an error on the run, keeping its journal and status.
-pub(crate) async fn mark_blocked(
-    b: &mut Batch<'_, '_>,
-    run_id: &str,
-    error: &ErrorInfo,
-    fence: Option<&Fence>,
-    at_ms: u64,
-) -> Result<OpResult, BatchError> {
-    let Some(run) = b.lock_run(run_id).await? else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    if !run.fence_holds(fence) {
-        return Ok(Err(OpRejected::Fenced {
-            run_id: run_id.to_owned(),
-        }));
-    }
-    let error = encode_error_info(error)?;
-    b.execute(
-        "UPDATE runs SET error = $2, updated_at = $3 WHERE id = $1",
-        &[&run_id, &error, &to_db(at_ms, "commit time")?],
-        "mark run blocked",
-    )
-    .await?;
-    Ok(Ok(OpOutcome::Updated))
-}
-
-/// Raise the run's checkpoint mark (never lower it).
-pub(crate) async fn checkpoint(
-    b: &mut Batch<'_, '_>,
-    run_id: &str,
-    applied_seq: u64,
-) -> Result<OpResult, BatchError> {
-    // A mark past any seq this backend can store covers the whole journal.
-    let mark = crate::rows::bound(applied_seq);
-    if b.holds(run_id) {
-        // The row is locked by this batch, so the run exists: nothing to decide, the mark
-        // goes with the batch's other writes.
-        b.buffer().checkpoint(run_id, mark);
-        return Ok(Ok(OpOutcome::Updated));
-    }
-    let n = b
-        .execute(
-            "UPDATE runs SET applied_seq = GREATEST(applied_seq, $2) WHERE id = $1",
-            &[&run_id, &mark],
-            "record checkpoint",
-        )
-        .await?;
-    if n == 0 {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    }
-    Ok(Ok(OpOutcome::Updated))
 }

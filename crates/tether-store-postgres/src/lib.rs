@@ -44,18 +44,20 @@
 //! # drop((store, staging)); Ok(()) }
 //! ```
 
+mod append;
 mod batch;
 mod buffer;
 mod config;
 mod error;
 mod hooks;
 mod journal;
-mod lease;
 mod migrate;
 mod notify;
+mod ops;
 mod pipeline;
 mod read;
 mod rows;
+mod signals;
 mod threads;
 mod write;
 
@@ -165,7 +167,7 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| {
-                StoreError::Config(format!("cannot build a connection pool: {}", describe(&e)))
+                StoreError::config(format!("cannot build a connection pool: {}", describe(&e)))
             })?;
         let redacted = redact_url(url);
         let mut client = pool

@@ -1,20 +1,16 @@
-//! Versioned schema migrations, applied in one transaction when a store is opened. The
-//! transaction holds a database-wide advisory lock, so processes starting at once take turns.
+//! The PostgreSQL side of the migration runner ([`tether_store::migrate`]): its scripts and
+//! its connection, in one transaction when a store is opened. The transaction holds a
+//! database-wide advisory lock, so processes starting at once take turns.
 
+use tether_store::migrate::{self, Migration, MigrationTx, SchemaConn};
 use tether_store::StoreError;
+use tokio_postgres::GenericClient;
 
 use crate::error::Ctx;
 
 /// Key of the advisory lock migrations hold (`"tether"` in ASCII); any constant shared by all
 /// Tether processes would do.
 const MIGRATION_LOCK: i64 = 0x7465_7468_6572;
-
-/// One schema step: SQL applied once, in version order, recorded in `schema_migrations`.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every migration this code knows, in order. Never edit a released one: add the next.
 const MIGRATIONS: &[Migration] = &[
@@ -37,7 +33,7 @@ const MIGRATIONS: &[Migration] = &[
 
 /// The schema version this code creates and expects.
 pub(crate) fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
+    migrate::latest_version(MIGRATIONS)
 }
 
 /// Bring the schema up to [`latest_version`] in one transaction, creating `schema` first when
@@ -68,57 +64,9 @@ pub(crate) async fn migrate(
         .await
         .ctx(&format!("create schema {schema}"))?;
     }
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    BIGINT NOT NULL PRIMARY KEY,
-             applied_at BIGINT NOT NULL
-         )",
-    )
-    .await
-    .ctx("create schema_migrations")?;
-    let current = current_version(&*tx).await?;
-    let latest = latest_version();
-    if current > latest {
-        return Err(StoreError::Config(format!(
-            "the database schema is at version {current}, newer than the version {latest} this \
-             build of Tether knows; run a newer Tether against it (or use another database)"
-        )));
-    }
-    let now = crate::rows::bound(now_ms);
-    let mut applied = 0;
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let what = format!("apply migration {:04}_{}", m.version, m.name);
-        tx.batch_execute(m.sql).await.ctx(&what)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-            &[&m.version, &now],
-        )
-        .await
-        .ctx(&what)?;
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            schema = schema.unwrap_or("(default)"),
-            "applied schema migration"
-        );
-        applied += 1;
-    }
+    let applied = migrate::run_migrations(&mut Sql(&*tx), MIGRATIONS, now_ms).await?;
     tx.commit().await.ctx("commit migrations")?;
     Ok(applied)
-}
-
-/// The highest migration recorded in `schema_migrations` (0 when none), on a connection or
-/// inside a transaction.
-async fn current_version(client: &impl tokio_postgres::GenericClient) -> Result<i64, StoreError> {
-    client
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
-        .await
-        .ctx("read schema version")?
-        .try_get(0)
-        .ctx("read schema version")
 }
 
 /// Check, without writing anything, that `schema` (or the default one) holds Tether's tables
@@ -132,17 +80,63 @@ pub(crate) async fn check_version(
         || "the default schema".to_owned(),
         |s| format!("schema `{s}`"),
     );
-    let exists: bool = client
-        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-        .await
-        .ctx("look for schema_migrations")?
-        .try_get(0)
-        .ctx("look for schema_migrations")?;
-    if !exists {
-        return tether_store::check_read_only_schema(None, latest_version(), &where_);
+    migrate::check_schema(&mut Sql(&***client), MIGRATIONS, &where_).await
+}
+
+/// A connection or a transaction, as the runner sees it.
+struct Sql<'c, C>(&'c C);
+
+impl<C: GenericClient + Sync> SchemaConn for Sql<'_, C> {
+    async fn schema_version(&mut self) -> Result<Option<i64>, StoreError> {
+        let exists: bool = self
+            .0
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await
+            .ctx("look for schema_migrations")?
+            .try_get(0)
+            .ctx("look for schema_migrations")?;
+        if !exists {
+            return Ok(None);
+        }
+        self.0
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+                &[],
+            )
+            .await
+            .ctx("read schema version")?
+            .try_get(0)
+            .map(Some)
+            .ctx("read schema version")
     }
-    let current = current_version(&***client).await?;
-    tether_store::check_read_only_schema(Some(current), latest_version(), &where_)
+}
+
+impl<C: GenericClient + Sync> MigrationTx for Sql<'_, C> {
+    async fn create_version_table(&mut self) -> Result<(), StoreError> {
+        self.0
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    BIGINT NOT NULL PRIMARY KEY,
+                     applied_at BIGINT NOT NULL
+                 )",
+            )
+            .await
+            .ctx("create schema_migrations")
+    }
+
+    async fn apply(&mut self, m: &Migration, now_ms: u64) -> Result<(), StoreError> {
+        let what = format!("apply migration {:04}_{}", m.version, m.name);
+        self.0.batch_execute(m.sql).await.ctx(&what)?;
+        let now = crate::rows::bound(now_ms);
+        self.0
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&m.version, &now],
+            )
+            .await
+            .ctx(&what)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -151,13 +145,6 @@ mod tests {
 
     #[test]
     fn versions_are_increasing_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(
-                m.version,
-                i as i64 + 1,
-                "migration {} is out of order",
-                m.name
-            );
-        }
+        migrate::assert_ordered(MIGRATIONS);
     }
 }

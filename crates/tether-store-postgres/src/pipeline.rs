@@ -12,9 +12,10 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 
+use tether_store::StoreError;
 use tokio_postgres::types::ToSql;
 
-use crate::write::{BatchError, Wctx};
+use crate::error::Ctx;
 
 /// Owned query parameters, kept by a pipelined statement until its reply is read.
 pub(crate) type OwnedParams = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -38,10 +39,10 @@ impl<'t> Pipeline<'t> {
         &self,
         what: &'static str,
         mut reply: Reply<'t>,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), StoreError> {
         let first = std::future::poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await;
         match first {
-            Poll::Ready(result) => result.map(drop).wctx(what),
+            Poll::Ready(result) => result.map(drop).ctx(what),
             Poll::Pending => {
                 self.lock().push((what, reply));
                 Ok(())
@@ -52,10 +53,10 @@ impl<'t> Pipeline<'t> {
     /// Read the replies of every statement sent so far; the first failure is the batch's
     /// error (the server aborts the transaction there, and every later statement fails with a
     /// message that would hide the cause).
-    pub(crate) async fn settle(&self) -> Result<(), BatchError> {
+    pub(crate) async fn settle(&self) -> Result<(), StoreError> {
         let replies = std::mem::take(&mut *self.lock());
         for (what, reply) in replies {
-            reply.await.wctx(what)?;
+            reply.await.ctx(what)?;
         }
         Ok(())
     }

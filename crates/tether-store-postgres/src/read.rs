@@ -174,7 +174,7 @@ pub(crate) async fn get_state(
         let value: Option<String> = col(row, 1, "read shared state")?;
         if let (Some(key), Some(value)) = (key, value) {
             let value = serde_json::from_str(&value)
-                .map_err(|e| StoreError::Corrupt(format!("shared state {key:?}: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("shared state {key:?}: {e}")))?;
             map.insert(key, value);
         }
     }
@@ -203,7 +203,7 @@ pub(crate) async fn count_runs(pool: &Pool) -> Result<Vec<RunCount>, StoreError>
             let status: String = col(row, 1, "count runs: status")?;
             let count: i64 = col(row, 2, "count runs: count")?;
             let status = RunStatus::parse(&status).ok_or_else(|| {
-                StoreError::Corrupt(format!(
+                StoreError::corrupt(format!(
                     "runs of {workflow:?} have unknown status `{status}`"
                 ))
             })?;

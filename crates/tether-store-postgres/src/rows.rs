@@ -118,7 +118,7 @@ pub(crate) fn event_from_row(row: &Row, run_id: &str) -> Result<Event, StoreErro
 /// Parse a stored status.
 pub(crate) fn parse_status(s: &str, run_id: &str) -> Result<RunStatus, StoreError> {
     RunStatus::parse(s)
-        .ok_or_else(|| StoreError::Corrupt(format!("run {run_id} has unknown status `{s}`")))
+        .ok_or_else(|| StoreError::corrupt(format!("run {run_id} has unknown status `{s}`")))
 }
 
 /// Encode a JSON value for storage.

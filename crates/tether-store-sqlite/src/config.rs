@@ -22,7 +22,7 @@ pub(crate) fn database_path(url_or_path: &str) -> Result<PathBuf, StoreError> {
             };
             for param in query.into_iter().flat_map(|q| q.split('&')) {
                 if !param.is_empty() && param != "mode=rwc" {
-                    return Err(StoreError::Config(format!(
+                    return Err(StoreError::config(format!(
                         "unsupported parameter `{param}` in database URL `{url_or_path}` \
                          (only `mode=rwc` is accepted)"
                     )));
@@ -33,12 +33,12 @@ pub(crate) fn database_path(url_or_path: &str) -> Result<PathBuf, StoreError> {
         None => url_or_path,
     };
     if path.is_empty() {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "no database file in `{url_or_path}`; expected sqlite://path/to/file.db or a path"
         )));
     }
     if path == ":memory:" || path.starts_with("file:") {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "`{url_or_path}` is not supported: give the path of a database file \
              (in-memory and URI databases are not durable or not shared by connections)"
         )));

@@ -45,7 +45,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         .ctx("read synchronous")?;
     // 2 = FULL, 3 = EXTRA: both fsync on every commit.
     if synchronous < 2 {
-        return Err(StoreError::Config(format!(
+        return Err(StoreError::config(format!(
             "SQLite kept synchronous={synchronous}; refusing to run without fsync on commit"
         )));
     }

@@ -7,23 +7,23 @@ use tether_store::StoreError;
 /// (I/O, locks) is `Unavailable`.
 pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> StoreError {
     use rusqlite::{Error, ErrorCode};
-    match &e {
+    let message = format!("{context}: {e}");
+    let error = match &e {
         Error::SqliteFailure(f, _)
             if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
         {
-            StoreError::Corrupt(format!("{context}: {e}"))
+            StoreError::corrupt(message)
         }
-        Error::SqliteFailure(f, _) if f.code == ErrorCode::DiskFull => {
-            StoreError::Full(format!("{context}: {e}"))
-        }
+        Error::SqliteFailure(f, _) if f.code == ErrorCode::DiskFull => StoreError::full(message),
         Error::SqliteFailure(f, _) if f.code == ErrorCode::ReadOnly => {
-            StoreError::ReadOnly(format!("{context}: {e}"))
+            StoreError::read_only(message)
         }
         Error::FromSqlConversionFailure(..)
         | Error::IntegralValueOutOfRange(..)
-        | Error::InvalidColumnType(..) => StoreError::Corrupt(format!("{context}: {e}")),
-        _ => StoreError::Unavailable(format!("{context}: {e}")),
-    }
+        | Error::InvalidColumnType(..) => StoreError::corrupt(message),
+        _ => StoreError::unavailable(message),
+    };
+    error.with_source(e)
 }
 
 /// Adds context to rusqlite results: `stmt.execute(..).ctx("insert event")?`.
@@ -41,15 +41,15 @@ impl<T> Ctx<T> for rusqlite::Result<T> {
 /// A stored JSON value that does not decode: the database holds something this code did not
 /// write.
 pub(crate) fn decode_err(what: &str, e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("cannot decode {what}: {e}"))
+    StoreError::corrupt(format!("cannot decode {what}: {e}")).with_source(e)
 }
 
 /// A value that does not encode as JSON (not expected to happen with `serde_json::Value`).
 pub(crate) fn encode_err(what: &str, e: serde_json::Error) -> StoreError {
-    StoreError::Unavailable(format!("cannot encode {what} as JSON: {e}"))
+    StoreError::unavailable(format!("cannot encode {what} as JSON: {e}")).with_source(e)
 }
 
 /// A blocking task that panicked or was cancelled.
 pub(crate) fn join_err(what: &str, e: tokio::task::JoinError) -> StoreError {
-    StoreError::Unavailable(format!("{what}: background task failed: {e}"))
+    StoreError::unavailable(format!("{what}: background task failed: {e}")).with_source(e)
 }

@@ -3,24 +3,15 @@
 //! with its idempotency key).
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
-use tether_core::event::{CommandIndex, Event, EventBody};
-use tether_store::{HookRef, OpOutcome, OpRejected, OpResult, StoreError};
+use tether_core::event::{CommandIndex, Event};
+use tether_store::plan::resume::ResumeBackend;
+use tether_store::plan::{NewHook, RunRow};
+use tether_store::StoreError;
 
+use crate::append::Tx;
 use crate::error::Ctx;
 use crate::rows::encode_value;
-use crate::write::{insert_event, open_run};
-
-/// A hook to register.
-pub(crate) struct NewHook<'a> {
-    pub(crate) run_id: &'a str,
-    pub(crate) cmd: CommandIndex,
-    pub(crate) token: &'a str,
-    pub(crate) kind: &'a str,
-    pub(crate) metadata: &'a Value,
-    pub(crate) definition: Option<&'a str>,
-    pub(crate) at_ms: u64,
-}
+use crate::write::{insert_event, read_run};
 
 /// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
 /// key on `hooks.token` decides, not a prior lookup.
@@ -56,7 +47,7 @@ pub(crate) fn register_hook(
         .ctx("find hook holder")?;
     match holder {
         Some(holder) => Ok(Some(holder)),
-        None => Err(StoreError::Unavailable(format!(
+        None => Err(StoreError::unavailable(format!(
             "hook insert for run {} conflicted, but no hook holds its token",
             hook.run_id
         ))),
@@ -76,82 +67,69 @@ pub(crate) fn release_hook(
     Ok(())
 }
 
-pub(crate) fn resume(
-    conn: &Connection,
-    token: String,
-    payload: Value,
-    idempotency_key: Option<String>,
-    expect: Option<HookRef>,
-    at_ms: u64,
-) -> Result<OpResult, StoreError> {
-    // A key used before wins over everything else, even if the hook has been released since:
-    // a retried delivery (the same payload) gets the first answer, another payload is refused.
-    // A key recorded before digests were stored (NULL) matches any payload.
-    let digest = idempotency_key
-        .as_ref()
-        .map(|_| tether_store::payload_digest(&payload));
-    if let (Some(key), Some(digest)) = (&idempotency_key, &digest) {
-        let first: Option<(String, Option<String>)> = conn
+impl ResumeBackend for Tx<'_> {
+    async fn first_answer(
+        &mut self,
+        token: &str,
+        key: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.0
             .prepare_cached(
                 "SELECT run_id, payload_digest FROM idempotency WHERE token = ?1 AND key = ?2",
             )
             .and_then(|mut stmt| {
-                stmt.query_row([&token, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                stmt.query_row([token, key], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
             })
-            .ctx("look up idempotency key")?;
-        if let Some((first_run, first_digest)) = first {
-            if first_digest.is_some_and(|first| first != *digest) {
-                return Ok(Err(OpRejected::IdempotencyKeyReused {
-                    token,
-                    key: key.clone(),
-                }));
-            }
-            return Ok(Ok(OpOutcome::Resumed {
-                run_id: first_run,
-                event: None,
-            }));
-        }
+            .ctx("look up idempotency key")
     }
-    let holder: Option<(String, CommandIndex)> = conn
-        .prepare_cached("SELECT run_id, hook_cmd FROM hooks WHERE token = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([&token], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .ctx("look up hook")?;
-    let Some((run_id, hook_cmd)) = holder else {
-        return Ok(Err(OpRejected::HookNotFound { token }));
-    };
-    if let Some(expect) = &expect {
-        if expect.run_id != run_id || expect.hook_cmd != hook_cmd {
-            return Ok(Err(OpRejected::HookNotFound { token }));
-        }
+
+    async fn hook_holder(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<(String, CommandIndex)>, StoreError> {
+        self.0
+            .prepare_cached("SELECT run_id, hook_cmd FROM hooks WHERE token = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([token], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .ctx("look up hook")
     }
-    // Hooks of finished runs are released, so this only refuses on damaged data.
-    let run = match open_run(conn, &run_id)? {
-        Ok(run) => run,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let event = Event {
-        seq: run.last_seq + 1,
-        at_ms,
-        body: EventBody::HookReceived { hook_cmd, payload },
-    };
-    insert_event(conn, &run_id, &event)?;
-    conn.prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![run_id, event.seq, at_ms]))
-        .ctx("update run")?;
-    if let Some(key) = &idempotency_key {
-        conn.prepare_cached(
-            "INSERT INTO idempotency (token, key, run_id, created_at, payload_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![token, key, run_id, at_ms, digest]))
-        .ctx("record idempotency key")?;
+
+    fn holds(&self, _run_id: &str) -> bool {
+        // The one writer connection's immediate transaction excludes every other writer.
+        true
     }
-    Ok(Ok(OpOutcome::Resumed {
-        run_id,
-        event: Some(event),
-    }))
+
+    async fn lock_run(&mut self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+        read_run(self.0, run_id)
+    }
+
+    async fn record_key(
+        &mut self,
+        token: &str,
+        key: &str,
+        run_id: &str,
+        digest: &str,
+        at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO idempotency (token, key, run_id, created_at, payload_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![token, key, run_id, at_ms, digest]))
+            .ctx("record idempotency key")?;
+        Ok(true)
+    }
+
+    async fn append_delivered(&mut self, run_id: &str, event: &Event) -> Result<(), StoreError> {
+        insert_event(self.0, run_id, event)?;
+        self.0
+            .prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![run_id, event.seq, event.at_ms]))
+            .ctx("update run")?;
+        Ok(())
+    }
 }

@@ -21,15 +21,16 @@
 //! # drop(store); Ok(()) }
 //! ```
 
+mod append;
 mod config;
 mod conn;
 mod error;
 mod hooks;
-mod lease;
 mod lock;
 mod migrate;
 mod read;
 mod rows;
+mod signals;
 mod threads;
 mod write;
 
@@ -99,7 +100,7 @@ impl SqliteStore {
         let path = config::database_path(url_or_path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!("create directory {}: {e}", parent.display()))
+                StoreError::unavailable(format!("create directory {}: {e}", parent.display()))
             })?;
         }
         // Before the first connection: a second process must not even migrate the file.
@@ -134,7 +135,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let path = config::database_path(&location)?;
             if !path.is_file() {
-                return Err(StoreError::Config(format!(
+                return Err(StoreError::config(format!(
                     "no database file at {} (nothing was created: this open only reads)",
                     path.display()
                 )));

@@ -61,13 +61,13 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| {
-            StoreError::Unavailable(format!("create lock file {}: {e}", path.display()))
+            StoreError::unavailable(format!("create lock file {}: {e}", path.display()))
         })?;
     match FileExt::try_lock(&file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let holder = read_holder(&mut file);
-            return Err(StoreError::Config(format!(
+            return Err(StoreError::config(format!(
                 "database {} is already open in another {}: one process per SQLite file; \
                  stop the other process, or use PostgreSQL for several nodes",
                 db.display(),
@@ -75,7 +75,7 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock, StoreError> {
             )));
         }
         Err(TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "lock {}: {e}",
                 path.display()
             )));

@@ -1,16 +1,12 @@
-//! Versioned schema migrations, applied in one transaction when a store is opened.
+//! The SQLite side of the migration runner ([`tether_store::migrate`]): its scripts and its
+//! connection, in one immediate transaction when a store is opened.
 
+use futures::executor::block_on;
 use rusqlite::{params, Connection, TransactionBehavior};
+use tether_store::migrate::{self, Migration, MigrationTx, SchemaConn};
 use tether_store::StoreError;
 
 use crate::error::Ctx;
-
-/// One schema step: SQL applied once, in version order, recorded in `schema_migrations`.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every migration this code knows, in order. Never edit a released one: add the next.
 const MIGRATIONS: &[Migration] = &[
@@ -38,7 +34,7 @@ const MIGRATIONS: &[Migration] = &[
 
 /// The schema version this code creates and expects.
 pub(crate) fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
+    migrate::latest_version(MIGRATIONS)
 }
 
 /// Bring the schema up to [`latest_version`] in one immediate transaction; returns how many
@@ -48,66 +44,69 @@ pub(crate) fn migrate(conn: &mut Connection, now_ms: u64) -> Result<usize, Store
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("begin migration transaction")?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    INTEGER NOT NULL PRIMARY KEY,
-             applied_at INTEGER NOT NULL
-         )",
-    )
-    .ctx("create schema_migrations")?;
-    let current = current_version(&tx)?;
-    let latest = latest_version();
-    if current > latest {
-        return Err(StoreError::Config(format!(
-            "the database schema is at version {current}, newer than the version {latest} this \
-             build of Tether knows; run a newer Tether against it (or use another database file)"
-        )));
-    }
-    let mut applied = 0;
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let what = format!("apply migration {:04}_{}", m.version, m.name);
-        tx.execute_batch(m.sql).ctx(&what)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![m.version, now_ms],
-        )
-        .ctx(&what)?;
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "applied schema migration"
-        );
-        applied += 1;
-    }
+    let mut sql = Sql(&tx);
+    // SQLite never pends: the runner's futures finish on their first poll.
+    let applied = block_on(migrate::run_migrations(&mut sql, MIGRATIONS, now_ms))?;
     tx.commit().ctx("commit migrations")?;
     Ok(applied)
-}
-
-/// The highest migration recorded in `schema_migrations` (0 when none).
-fn current_version(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |row| row.get(0),
-    )
-    .ctx("read schema version")
 }
 
 /// Check, without writing anything, that the database at `path` holds Tether's tables at
 /// exactly [`latest_version`] (for read-only opens, which must not create or migrate).
 pub(crate) fn check_version(conn: &Connection, path: &str) -> Result<(), StoreError> {
-    let exists: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
-            [],
-            |row| row.get(0),
-        )
-        .ctx("look for schema_migrations")?;
-    if !exists {
-        return tether_store::check_read_only_schema(None, latest_version(), path);
+    block_on(migrate::check_schema(&mut Sql(conn), MIGRATIONS, path))
+}
+
+/// A connection (or a transaction: it derefs to one) as the runner sees it.
+struct Sql<'c>(&'c Connection);
+
+impl SchemaConn for Sql<'_> {
+    async fn schema_version(&mut self) -> Result<Option<i64>, StoreError> {
+        let exists: bool = self
+            .0
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+                [],
+                |row| row.get(0),
+            )
+            .ctx("look for schema_migrations")?;
+        if !exists {
+            return Ok(None);
+        }
+        self.0
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |row| row.get(0),
+            )
+            .map(Some)
+            .ctx("read schema version")
     }
-    let current = current_version(conn)?;
-    tether_store::check_read_only_schema(Some(current), latest_version(), path)
+}
+
+impl MigrationTx for Sql<'_> {
+    async fn create_version_table(&mut self) -> Result<(), StoreError> {
+        self.0
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version    INTEGER NOT NULL PRIMARY KEY,
+                     applied_at INTEGER NOT NULL
+                 )",
+            )
+            .ctx("create schema_migrations")
+    }
+
+    async fn apply(&mut self, m: &Migration, now_ms: u64) -> Result<(), StoreError> {
+        let what = format!("apply migration {:04}_{}", m.version, m.name);
+        self.0.execute_batch(m.sql).ctx(&what)?;
+        self.0
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![m.version, now_ms],
+            )
+            .ctx(&what)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -137,14 +136,7 @@ mod tests {
 
     #[test]
     fn versions_are_increasing_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(
-                m.version,
-                i as i64 + 1,
-                "migration {} is out of order",
-                m.name
-            );
-        }
+        migrate::assert_ordered(MIGRATIONS);
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub(crate) fn get_state(
     let mut map = serde_json::Map::new();
     for (k, v) in rows {
         let value = serde_json::from_str(&v)
-            .map_err(|e| StoreError::Corrupt(format!("shared state {k:?}: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("shared state {k:?}: {e}")))?;
         map.insert(k, value);
     }
     Ok(Some(map))
@@ -222,7 +222,7 @@ pub(crate) fn count_runs(conn: &Connection) -> Result<Vec<RunCount>, StoreError>
     rows.into_iter()
         .map(|(workflow, status, count)| {
             let status = RunStatus::parse(&status).ok_or_else(|| {
-                StoreError::Corrupt(format!(
+                StoreError::corrupt(format!(
                     "runs of {workflow:?} have unknown status `{status}`"
                 ))
             })?;

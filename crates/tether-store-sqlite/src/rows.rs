@@ -154,7 +154,7 @@ impl RawEvent {
 /// Parse a stored status.
 pub(crate) fn parse_status(s: &str, run_id: &str) -> Result<RunStatus, StoreError> {
     RunStatus::parse(s)
-        .ok_or_else(|| StoreError::Corrupt(format!("run {run_id} has unknown status `{s}`")))
+        .ok_or_else(|| StoreError::corrupt(format!("run {run_id} has unknown status `{s}`")))
 }
 
 /// Encode a JSON value for storage.

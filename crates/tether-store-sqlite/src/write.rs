@@ -1,18 +1,19 @@
-//! Group commit: a batch of [`WriteOp`]s applied in order in one immediate transaction. Every
-//! op decides whether it is refused from reads alone, before it writes anything, so a refused
-//! op leaves no trace without a savepoint per op (checked in [`commit`]).
+//! Group commit on SQLite: a batch of [`WriteOp`]s applied in order in one immediate
+//! transaction by the one executor ([`tether_store::plan::batch`]), with this connection as
+//! its [`BatchBackend`]: the SQL of each row primitive. Every op decides whether it is refused
+//! from reads alone, before it writes anything, so a refused op leaves no trace without a
+//! savepoint per op (checked by [`BatchBackend::end_op`] on the connection's change count).
 
+use futures::executor::block_on;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
-use tether_store::{
-    run_started, Ending, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt,
-    WriteOp,
-};
+use tether_core::event::{ErrorInfo, Event, EventBody};
+use tether_store::plan::batch::{apply_batch, BatchBackend};
+use tether_store::plan::{self, AppendPlan, NewThread, RunChange, RunRow};
+use tether_store::{Ending, Fence, FirstClaim, OpRejected, OpResult, StoreError, WriteOp};
 
+use crate::append::Tx;
 use crate::error::Ctx;
-use crate::hooks::{register_hook, release_hook, resume, NewHook};
-use crate::lease::{check_fence, claim, release, renew};
 use crate::rows::{encode_body, encode_error_info, encode_value, parse_status};
 use crate::threads;
 
@@ -30,192 +31,230 @@ pub(crate) fn commit(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .ctx("begin write transaction")?;
-    let mut results = Vec::with_capacity(ops.len());
-    for (i, op) in ops.into_iter().enumerate() {
-        if i > 0 {
-            tether_store::crash_point!("store.mid_batch");
-        }
-        // No savepoint per op: every op decides a refusal from reads, before it writes (a
-        // savepoint would copy each page the op touches into a sub-journal). Checked here: a
-        // refused op that changed rows is a bug, and fails the whole batch rather than keep a
-        // trace of the refused op.
-        let before = tx.total_changes();
-        let what = op_name(&op);
-        let result = apply(&tx, op)?;
-        if result.is_err() && tx.total_changes() != before {
-            return Err(StoreError::Corrupt(format!(
-                "a refused {what} op changed rows; the batch was rolled back (a bug in \
-                 tether-store-sqlite: refusals must be decided before writing)"
-            )));
-        }
-        results.push(result);
-    }
+    // SQLite never pends: the executor's future finishes on its first poll.
+    let results = block_on(apply_batch(&mut Tx(&tx), &ops))?;
     tx.commit().ctx("commit write transaction")?;
     Ok(results)
 }
 
-/// The op's kind, for error messages.
-fn op_name(op: &WriteOp) -> &'static str {
-    match op {
-        WriteOp::CreateRun { .. } => "create_run",
-        WriteOp::Append { .. } => "append",
-        WriteOp::Resume { .. } => "resume",
-        WriteOp::RequestCancel { .. } => "request_cancel",
-        WriteOp::MarkBlocked { .. } => "mark_blocked",
-        WriteOp::Checkpoint { .. } => "checkpoint",
-        WriteOp::Claim { .. } => "claim",
-        WriteOp::Release { .. } => "release",
-        WriteOp::RenewLeases { .. } => "renew_leases",
-        WriteOp::Signal { .. } => "signal",
-        WriteOp::SpawnHook { .. } => "spawn_hook",
+impl BatchBackend for Tx<'_> {
+    fn begin_op(&mut self) -> u64 {
+        self.0.total_changes()
+    }
+
+    fn end_op(
+        &mut self,
+        op: &WriteOp,
+        result: &OpResult,
+        writes_before: u64,
+    ) -> Result<(), StoreError> {
+        if result.is_err() && self.0.total_changes() != writes_before {
+            return Err(StoreError::corrupt(format!(
+                "a refused op ({op:?}) changed rows; the batch was rolled back (a bug in \
+                 tether-store-sqlite: refusals must be decided before writing)"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn insert_run(
+        &mut self,
+        run_id: &str,
+        input: &Value,
+        claim: Option<&FirstClaim>,
+        started: &Event,
+    ) -> Result<bool, StoreError> {
+        let EventBody::RunStarted { workflow, .. } = &started.body else {
+            return Err(StoreError::corrupt(
+                "a run's first entry must be RunStarted",
+            ));
+        };
+        let input_json = encode_value(input, "run input")?;
+        let row = FirstClaim::new_run_row(claim);
+        let inserted = self
+            .0
+            .prepare_cached(
+                "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
+                                   owner, lease_until, epoch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    run_id,
+                    workflow,
+                    row.status.as_str(),
+                    input_json,
+                    started.at_ms,
+                    row.owner,
+                    row.lease_until_ms,
+                    row.epoch
+                ])
+            })
+            .ctx("insert run")?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        insert_event(self.0, run_id, started)?;
+        Ok(true)
+    }
+
+    async fn write_append(
+        &mut self,
+        run_id: &str,
+        run: &RunRow,
+        plan: &AppendPlan,
+        change: RunChange,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.0;
+        for event in &plan.written {
+            insert_event(conn, run_id, event)?;
+        }
+        let seq = plan.last_seq(run.last_seq);
+        if let Some(end) = &plan.ending {
+            return finish_run(conn, run_id, end, seq, at_ms);
+        }
+        // Name only the columns that change: SQLite rewrites the entry of every index on a
+        // column the UPDATE names, changed or not (status and wake_at are indexed).
+        let result = match (change.status, change.wake_at) {
+            (None, None) => conn
+                .prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![run_id, seq, at_ms])),
+            (Some(status), None) => conn
+                .prepare_cached(
+                    "UPDATE runs SET status = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![run_id, status.as_str(), seq, at_ms])),
+            (None, Some(wake_at)) => conn
+                .prepare_cached(
+                    "UPDATE runs SET wake_at = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![run_id, wake_at, seq, at_ms])),
+            (Some(status), Some(wake_at)) => conn
+                .prepare_cached(
+                    "UPDATE runs SET status = ?2, wake_at = ?3, last_seq = ?4, updated_at = ?5
+                     WHERE id = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![run_id, status.as_str(), wake_at, seq, at_ms])
+                }),
+        };
+        result.ctx("update run")?;
+        Ok(())
+    }
+
+    async fn write_blocked(
+        &mut self,
+        run_id: &str,
+        error: &ErrorInfo,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let error = encode_error_info(error)?;
+        self.0
+            .prepare_cached("UPDATE runs SET error = ?2, updated_at = ?3 WHERE id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![run_id, error, at_ms]))
+            .ctx("mark run blocked")?;
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, run_id: &str, applied_seq: u64) -> Result<bool, StoreError> {
+        let n = self
+            .0
+            .prepare_cached("UPDATE runs SET applied_seq = MAX(applied_seq, ?2) WHERE id = ?1")
+            .and_then(|mut stmt| stmt.execute(params![run_id, applied_seq as i64]))
+            .ctx("record checkpoint")?;
+        Ok(n > 0)
+    }
+
+    async fn write_claim(
+        &mut self,
+        run_id: &str,
+        node: &str,
+        lease_until_ms: u64,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![run_id, node, lease_until_ms, epoch]))
+            .ctx("claim run")?;
+        Ok(())
+    }
+
+    async fn release(&mut self, run_id: &str, fence: &Fence) -> Result<bool, StoreError> {
+        if read_run(self.0, run_id)?.is_none() {
+            return Ok(false);
+        }
+        self.0
+            .prepare_cached(
+                "UPDATE runs SET owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND owner = ?2 AND epoch = ?3",
+            )
+            .and_then(|mut stmt| stmt.execute(params![run_id, fence.node, fence.epoch]))
+            .ctx("release run")?;
+        Ok(true)
+    }
+
+    async fn renew(&mut self, node: &str, lease_until_ms: u64) -> Result<u64, StoreError> {
+        let count = self
+            .0
+            .prepare_cached("UPDATE runs SET lease_until = ?2 WHERE owner = ?1")
+            .and_then(|mut stmt| stmt.execute(params![node, lease_until_ms]))
+            .ctx("renew leases")?;
+        Ok(count as u64)
+    }
+
+    async fn root_of(&mut self, run_id: &str) -> Result<String, StoreError> {
+        threads::root_of(self.0, run_id)
+    }
+
+    async fn insert_thread(&mut self, thread: NewThread<'_>) -> Result<Option<Event>, StoreError> {
+        threads::create_thread(self.0, thread)
     }
 }
 
-/// Apply one op.
-fn apply(conn: &Connection, op: WriteOp) -> Result<OpResult, StoreError> {
-    match op {
-        WriteOp::CreateRun {
-            run_id,
-            workflow,
-            input,
-            at_ms,
-            claim,
-        } => create_run(conn, run_id, workflow, input, at_ms, claim.as_ref()),
-        WriteOp::Append {
-            run_id,
-            events,
-            status,
-            wake_at,
-            fence,
-            at_ms,
-        } => append(conn, run_id, events, status, wake_at, fence.as_ref(), at_ms),
-        WriteOp::Resume {
-            token,
-            payload,
-            idempotency_key,
-            expect,
-            at_ms,
-        } => resume(conn, token, payload, idempotency_key, expect, at_ms),
-        WriteOp::RequestCancel {
-            run_id,
-            reason,
-            at_ms,
-        } => append(
-            conn,
-            run_id,
-            vec![EventBody::CancelRequested { reason }],
-            None,
-            WakeAt::Keep,
-            None,
-            at_ms,
-        ),
-        WriteOp::MarkBlocked {
-            run_id,
-            error,
-            fence,
-            at_ms,
-        } => match check_fence(conn, &run_id, fence.as_ref())? {
-            Some(refused) => Ok(Err(refused)),
-            None => mark_blocked(conn, run_id, &error, at_ms),
-        },
-        WriteOp::Claim {
-            run_id,
-            node,
-            lease_until_ms,
-            now_ms,
-        } => claim(conn, run_id, &node, lease_until_ms, now_ms),
-        WriteOp::Release { run_id, fence } => release(conn, run_id, &fence),
-        WriteOp::RenewLeases {
-            node,
-            lease_until_ms,
-        } => renew(conn, &node, lease_until_ms),
-        WriteOp::Checkpoint {
-            run_id,
-            applied_seq,
-        } => checkpoint(conn, run_id, applied_seq),
-        WriteOp::Signal {
-            signal_id,
-            payload,
-            at_ms,
-        } => threads::signal(conn, signal_id, payload, at_ms),
-        WriteOp::SpawnHook {
-            run_id,
-            hook_id,
-            workflow,
-            args,
-            retry,
-            at_ms,
-        } => threads::spawn_hook(
-            conn,
-            threads::SpawnHookOp {
-                run_id,
-                hook_id,
-                workflow,
-                args,
-                retry,
-                at_ms,
-            },
-        ),
-    }
-}
-
-/// The parts of a run the write path needs.
-pub(crate) struct RunState {
-    status: RunStatus,
-    pub(crate) last_seq: u64,
-    wake_at: Option<u64>,
+/// The run's row as the planner reads it, `None` if there is no such run.
+pub(crate) fn read_run(conn: &Connection, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    type Row = (String, u64, Option<u64>, Option<String>, Option<u64>, u64);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT status, last_seq, wake_at, owner, lease_until, epoch FROM runs WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([run_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .ctx("load run")?;
+    let Some((status, last_seq, wake_at, owner, lease_until, epoch)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(RunRow {
+        status: parse_status(&status, run_id)?,
+        last_seq,
+        wake_at,
+        owner,
+        lease_until,
+        epoch,
+    }))
 }
 
 /// The run if it exists and is not finished, else the refusal.
 pub(crate) fn open_run(
     conn: &Connection,
     run_id: &str,
-) -> Result<Result<RunState, OpRejected>, StoreError> {
-    open_fenced_run(conn, run_id, None)
-}
-
-/// The run if it exists, `fence` (if any) matches its owner and epoch, and it is not finished,
-/// in one read of the run's row; else the refusal: `RunNotFound`, then `Fenced`, then
-/// `RunFinished`, in that order.
-fn open_fenced_run(
-    conn: &Connection,
-    run_id: &str,
-    fence: Option<&Fence>,
-) -> Result<Result<RunState, OpRejected>, StoreError> {
-    type Row = (String, u64, Option<u64>, Option<String>, u64);
-    let row: Option<Row> = conn
-        .prepare_cached("SELECT status, last_seq, wake_at, owner, epoch FROM runs WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()
-        })
-        .ctx("load run")?;
-    let Some((status, last_seq, wake_at, owner, epoch)) = row else {
-        return Ok(Err(OpRejected::RunNotFound {
-            run_id: run_id.to_owned(),
-        }));
-    };
-    if let Some(fence) = fence {
-        if owner.as_deref() != Some(fence.node.as_str()) || epoch != fence.epoch {
-            return Ok(Err(OpRejected::Fenced {
-                run_id: run_id.to_owned(),
-            }));
-        }
-    }
-    let status = parse_status(&status, run_id)?;
-    if status.is_terminal() {
-        return Ok(Err(OpRejected::RunFinished {
-            run_id: run_id.to_owned(),
-            status,
-        }));
-    }
-    Ok(Ok(RunState {
-        status,
-        last_seq,
-        wake_at,
-    }))
+) -> Result<Result<RunRow, OpRejected>, StoreError> {
+    Ok(plan::open(read_run(conn, run_id)?, run_id, None))
 }
 
 /// Write one journal entry.
@@ -239,267 +278,6 @@ pub(crate) fn insert_event(
     })
     .ctx("insert journal entry")?;
     Ok(())
-}
-
-fn create_run(
-    conn: &Connection,
-    run_id: String,
-    workflow: String,
-    input: Value,
-    at_ms: u64,
-    claim: Option<&FirstClaim>,
-) -> Result<OpResult, StoreError> {
-    let input_json = encode_value(&input, "run input")?;
-    let row = FirstClaim::new_run_row(claim);
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                               owner, lease_until, epoch)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                run_id,
-                workflow,
-                row.status.as_str(),
-                input_json,
-                at_ms,
-                row.owner,
-                row.lease_until_ms,
-                row.epoch
-            ])
-        })
-        .ctx("insert run")?;
-    if inserted == 0 {
-        return Ok(Err(OpRejected::RunExists { run_id }));
-    }
-    let event = run_started(workflow, input, at_ms);
-    insert_event(conn, &run_id, &event)?;
-    Ok(Ok(OpOutcome::Appended {
-        run_id,
-        events: vec![event],
-    }))
-}
-
-fn append(
-    conn: &Connection,
-    run_id: String,
-    events: Vec<EventBody>,
-    status: Option<RunStatus>,
-    wake_at: WakeAt,
-    fence: Option<&Fence>,
-    at_ms: u64,
-) -> Result<OpResult, StoreError> {
-    let run = match open_fenced_run(conn, &run_id, fence)? {
-        Ok(run) => run,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let mut seq = run.last_seq;
-    let mut ending = None;
-    let mut written = Vec::with_capacity(events.len());
-    let mut root: Option<String> = None;
-    let mut queue: std::collections::VecDeque<EventBody> = events.into();
-    while let Some(body) = queue.pop_front() {
-        let body = match body {
-            EventBody::StateGet { .. }
-            | EventBody::StateSet { .. }
-            | EventBody::StateIncr { .. }
-            | EventBody::StateDelete { .. } => {
-                if root.is_none() {
-                    root = Some(threads::root_of(conn, &run_id)?);
-                }
-                threads::state_op(conn, root.as_deref().unwrap_or(&run_id), body)?
-            }
-            EventBody::HookSpawned {
-                ref hook_id,
-                ref workflow,
-                ref args,
-                ref retry,
-                ref fail_signal,
-                ..
-            } => {
-                if root.is_none() {
-                    root = Some(threads::root_of(conn, &run_id)?);
-                }
-                let info = ThreadInfo {
-                    root_run: root.clone().unwrap_or_else(|| run_id.clone()),
-                    parent_run: run_id.clone(),
-                    retry: retry.clone(),
-                    fail_signal: fail_signal.clone(),
-                };
-                threads::create_thread(
-                    conn,
-                    threads::NewThread {
-                        hook_id,
-                        workflow,
-                        args,
-                        info,
-                        at_ms,
-                    },
-                )?;
-                tether_store::crash_point!("store.mid_spawn");
-                body
-            }
-            EventBody::SignalSent {
-                cmd,
-                signal_id,
-                payload,
-                ..
-            } => {
-                let delivered_to =
-                    match threads::deliver_signal(conn, &signal_id, &payload, at_ms, &run_id)? {
-                        threads::SignalOutcome::ToSelf { wait_cmd } => {
-                            queue.push_front(EventBody::SignalReceived {
-                                wait_cmd,
-                                payload: payload.clone(),
-                            });
-                            Some(run_id.clone())
-                        }
-                        threads::SignalOutcome::To(other) => Some(other),
-                        threads::SignalOutcome::Kept => None,
-                    };
-                EventBody::SignalSent {
-                    cmd,
-                    signal_id,
-                    payload,
-                    delivered_to,
-                }
-            }
-            EventBody::SignalWaited { cmd, ref signal_id } => {
-                if let Some(payload) = threads::wait_signal(conn, &run_id, cmd, signal_id, at_ms)? {
-                    queue.push_front(EventBody::SignalReceived {
-                        wait_cmd: cmd,
-                        payload,
-                    });
-                }
-                body
-            }
-            EventBody::SignalReleased {
-                cmd,
-                wait_cmd,
-                signal_id,
-                ..
-            } => {
-                let released =
-                    threads::release_wait(conn, &run_id, wait_cmd, &signal_id, &written, at_ms)?;
-                let returned = released.returned.is_some();
-                let delivered_to = match (released.outcome, released.returned) {
-                    (threads::SignalOutcome::ToSelf { wait_cmd: to }, Some(payload)) => {
-                        queue.push_front(EventBody::SignalReceived {
-                            wait_cmd: to,
-                            payload,
-                        });
-                        Some(run_id.clone())
-                    }
-                    (threads::SignalOutcome::ToSelf { .. }, None) => None,
-                    (threads::SignalOutcome::To(other), _) => Some(other),
-                    (threads::SignalOutcome::Kept, _) => None,
-                };
-                EventBody::SignalReleased {
-                    cmd,
-                    wait_cmd,
-                    signal_id,
-                    returned,
-                    delivered_to,
-                }
-            }
-            EventBody::HookCreated {
-                cmd,
-                token,
-                kind,
-                metadata,
-                definition,
-                generated,
-            } => {
-                let hook = NewHook {
-                    run_id: &run_id,
-                    cmd,
-                    token: &token,
-                    kind: &kind,
-                    metadata: &metadata,
-                    definition: definition.as_deref(),
-                    at_ms,
-                };
-                match register_hook(conn, &hook)? {
-                    None => EventBody::HookCreated {
-                        cmd,
-                        token,
-                        kind,
-                        metadata,
-                        definition,
-                        generated,
-                    },
-                    Some(holder_run) => EventBody::HookConflict {
-                        cmd,
-                        token,
-                        holder_run,
-                    },
-                }
-            }
-            EventBody::HookDisposed {
-                hook_cmd,
-                ref token,
-                ..
-            } => {
-                release_hook(conn, token, &run_id, hook_cmd)?;
-                body
-            }
-            other => {
-                if let Some(end) = Ending::of(&other) {
-                    ending = Some(end);
-                }
-                other
-            }
-        };
-        seq += 1;
-        let event = Event { seq, at_ms, body };
-        insert_event(conn, &run_id, &event)?;
-        written.push(event);
-    }
-
-    match ending {
-        Some(end) => finish_run(conn, &run_id, &end, seq, at_ms)?,
-        None => {
-            // Name only the columns that change: SQLite rewrites the entry of every index on
-            // a column the UPDATE names, changed or not (status and wake_at are indexed).
-            let status = status.filter(|s| *s != run.status);
-            let wake_at = match wake_at {
-                WakeAt::Set(at) if at != run.wake_at => Some(at),
-                _ => None,
-            };
-            let result = match (status, wake_at) {
-                (None, None) => conn
-                    .prepare_cached("UPDATE runs SET last_seq = ?2, updated_at = ?3 WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.execute(params![run_id, seq, at_ms])),
-                (Some(status), None) => conn
-                    .prepare_cached(
-                        "UPDATE runs SET status = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
-                    )
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![run_id, status.as_str(), seq, at_ms])
-                    }),
-                (None, Some(wake_at)) => conn
-                    .prepare_cached(
-                        "UPDATE runs SET wake_at = ?2, last_seq = ?3, updated_at = ?4 WHERE id = ?1",
-                    )
-                    .and_then(|mut stmt| stmt.execute(params![run_id, wake_at, seq, at_ms])),
-                (Some(status), Some(wake_at)) => conn
-                    .prepare_cached(
-                        "UPDATE runs SET status = ?2, wake_at = ?3, last_seq = ?4, updated_at = ?5
-                         WHERE id = ?1",
-                    )
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![run_id, status.as_str(), wake_at, seq, at_ms])
-                    }),
-            };
-            result.ctx("update run")?;
-        }
-    }
-    Ok(Ok(OpOutcome::Appended {
-        run_id,
-        events: written,
-    }))
 }
 
 /// Set the terminal status, output and error, clear `wake_at` and release every hook.
@@ -541,34 +319,6 @@ fn finish_run(
         .and_then(|mut stmt| stmt.execute([run_id]))
         .ctx("drop signal waits of finished run")?;
     Ok(())
-}
-
-fn mark_blocked(
-    conn: &Connection,
-    run_id: String,
-    error: &ErrorInfo,
-    at_ms: u64,
-) -> Result<OpResult, StoreError> {
-    let error = encode_error_info(error)?;
-    let updated = conn
-        .prepare_cached("UPDATE runs SET error = ?2, updated_at = ?3 WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![run_id, error, at_ms]))
-        .ctx("mark run blocked")?;
-    if updated == 0 {
-        return Ok(Err(OpRejected::RunNotFound { run_id }));
-    }
-    Ok(Ok(OpOutcome::Updated))
-}
-
-fn checkpoint(conn: &Connection, run_id: String, applied_seq: u64) -> Result<OpResult, StoreError> {
-    let n = conn
-        .prepare_cached("UPDATE runs SET applied_seq = MAX(applied_seq, ?2) WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![run_id, applied_seq as i64]))
-        .ctx("record checkpoint")?;
-    if n == 0 {
-        return Ok(Err(OpRejected::RunNotFound { run_id }));
-    }
-    Ok(Ok(OpOutcome::Updated))
 }
 
 /// Append one delivery entry (a payload, a signal) to a run that is not the one being written.

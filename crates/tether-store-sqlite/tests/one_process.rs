@@ -39,7 +39,7 @@ fn refused(result: Result<SqliteStore, StoreError>, path: &std::path::Path) -> S
             );
             assert!(msg.contains("one process per SQLite file"), "{msg}");
             assert!(msg.contains("PostgreSQL"), "says what to do: {msg}");
-            msg
+            msg.to_string()
         }
         other => panic!("expected StoreError::Config, got {other:?}"),
     }

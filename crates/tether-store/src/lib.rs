@@ -17,11 +17,15 @@
 
 pub mod crash;
 mod digest;
+mod error;
+pub mod migrate;
+pub mod plan;
 mod redact;
 mod schema;
 mod types;
 
 pub use digest::payload_digest;
+pub use error::{Detail, ErrorSource, StoreError};
 pub use redact::redact_url;
 pub use schema::check_read_only_schema;
 pub use types::*;

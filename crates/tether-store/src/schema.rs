@@ -18,15 +18,15 @@ pub fn check_read_only_schema(
     what: &str,
 ) -> Result<(), StoreError> {
     match current {
-        None => Err(StoreError::Config(format!(
+        None => Err(StoreError::config(format!(
             "{what} holds no Tether tables (nothing was created: this open only reads); check \
              the database location and schema"
         ))),
-        Some(current) if current < latest => Err(StoreError::Config(format!(
+        Some(current) if current < latest => Err(StoreError::config(format!(
             "{what} is at schema version {current}, older than the version {latest} this build \
              expects; start this build's server on it once to migrate it (nothing was written)"
         ))),
-        Some(current) if current > latest => Err(StoreError::Config(format!(
+        Some(current) if current > latest => Err(StoreError::config(format!(
             "{what} is at schema version {current}, newer than the version {latest} this build \
              knows; use a newer build"
         ))),

@@ -464,30 +464,6 @@ pub enum OpRejected {
 /// The result of one write op.
 pub type OpResult = Result<OpOutcome, OpRejected>;
 
-/// A backend failure. The batch it happened in was not kept.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database could not do what was asked (I/O error, disk full, read-only file, lost
-    /// connection). Usually worth retrying later.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    /// Stored data could not be read back (a bug or a damaged database).
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    /// The store was opened with settings it cannot use (bad URL, unsupported schema version).
-    #[error("storage misconfigured: {0}")]
-    Config(String),
-    /// The database is out of space (disk full, or its size limit reached); nothing of the
-    /// batch was kept. Writes work again once space is freed; reads go on meanwhile.
-    #[error("storage full: {0}")]
-    Full(String),
-    /// The database refuses writes (a read-only file or mount, or a store set to refuse them);
-    /// nothing of the batch was kept. Reads go on.
-    #[error("storage read-only: {0}")]
-    ReadOnly(String),
-}
-
 /// How a terminal journal entry leaves its run (the contract of `RunCompleted`, `RunFailed`,
 /// `RunCancelled` in [`WriteOp::Append`]); every backend applies it the same way.
 #[derive(Clone, Debug, PartialEq)]

@@ -87,7 +87,7 @@ impl Actor {
                 Some(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
                 _ => Exit::Done,
             },
-            Err(e) => Exit::Failed(e.to_string()),
+            Err(e) => Exit::from(e),
         })
     }
 }

@@ -18,7 +18,7 @@ impl Actor {
             .store
             .load_journal(&self.run_id, 0)
             .await
-            .map_err(|e| Exit::Failed(e.to_string()))
+            .map_err(Exit::from)
     }
 
     /// Load and claim the run: its workflow and journal. `Ok(None)`: nothing to run.
@@ -32,7 +32,7 @@ impl Actor {
         let record = match inner.store.get_run(&self.run_id).await {
             Ok(Some(r)) if !r.status.is_terminal() => r,
             Ok(_) => return Ok(None),
-            Err(e) => return Err(Exit::Failed(e.to_string())),
+            Err(e) => return Err(Exit::from(e)),
         };
         let Some(workflow) = inner.registry.get(&record.workflow) else {
             let err = tether_core::ErrorInfo::new(
@@ -66,14 +66,14 @@ impl Actor {
                 return Ok(None)
             }
             Ok(other) => return Err(Exit::Failed(format!("claim answered {other:?}"))),
-            Err(e) => return Err(Exit::Failed(e.to_string())),
+            Err(e) => return Err(Exit::from(e)),
         }
         // Read the journal after the claim: nothing can be appended by a previous owner since.
         let journal = inner
             .store
             .load_journal(&self.run_id, 0)
             .await
-            .map_err(|e| Exit::Failed(e.to_string()))?;
+            .map_err(Exit::from)?;
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
         Ok(Some((workflow, journal)))
@@ -131,7 +131,7 @@ impl Actor {
         match self.inner.writer.write(op).await {
             Ok(Err(OpRejected::Fenced { .. })) => Exit::NotMine,
             Ok(_) => Exit::Blocked,
-            Err(e) => Exit::Failed(e.to_string()),
+            Err(e) => Exit::from(e),
         }
     }
 }

@@ -194,7 +194,7 @@ impl Actor {
             .store
             .load_journal(&self.run_id, machine.last_seq())
             .await
-            .map_err(|e| Exit::Failed(e.to_string()))?;
+            .map_err(Exit::from)?;
         self.apply(machine, events).await
     }
 

@@ -15,9 +15,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tether_core::{Event, EventBody, RunStatus};
-use tether_store::{Fence, WriteOp};
+use tether_store::{Fence, StoreError, WriteOp};
 use tokio::task::JoinSet;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, error, info_span, warn, Instrument};
 
 use crate::activity::Ticket;
 use crate::engine::Inner;
@@ -68,10 +68,25 @@ enum Exit {
     Evicted,
     /// Code and journal disagree; the run is marked and left alone until restart.
     Blocked,
-    /// A storage failure; rebuild later.
+    /// A storage failure worth retrying ([`StoreError::is_retryable`]); rebuild later.
     Failed(String),
+    /// A terminal storage failure (damaged data, bad settings): rebuilding would fail the same
+    /// way, so the run is left alone until restart, like a blocked one.
+    Broken(String),
     /// Another node holds the run (its claim was refused, or this node's was fenced off).
     NotMine,
+}
+
+impl From<StoreError> for Exit {
+    /// A store failure ends the actor: retryable ones rebuild the run later, terminal ones
+    /// leave it alone.
+    fn from(e: StoreError) -> Exit {
+        if e.is_retryable() {
+            Exit::Failed(e.to_string())
+        } else {
+            Exit::Broken(e.to_string())
+        }
+    }
 }
 /// The task of a live run: `slot` is its entry in the live-run cache (see `live_runs.rs`),
 /// `starting` counts it as busy until it first waits.
@@ -103,7 +118,7 @@ pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, sta
         let exit = actor.run(&mut rx).await;
         // Give the run up for others, unless it ended (the store cleared its owner) or is
         // held elsewhere anyway.
-        if let (Some(fence), Exit::Evicted | Exit::Blocked | Exit::Failed(_)) =
+        if let (Some(fence), Exit::Evicted | Exit::Blocked | Exit::Failed(_) | Exit::Broken(_)) =
             (&actor.fence, &exit)
         {
             inner.writer.write_detached(WriteOp::Release {
@@ -136,6 +151,11 @@ pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, sta
             warn!(%run_id, %why, "run stopped on a storage failure; it will be rebuilt");
             inner.live.remove(&run_id, generation);
             inner.wake_later(run_id);
+        }
+        Exit::Broken(why) => {
+            error!(%run_id, %why, "run stopped on a terminal storage failure; it is left alone until restart");
+            inner.live.remove(&run_id, generation);
+            inner.live.block(run_id);
         }
     }
     drop(busy);

@@ -2,7 +2,7 @@
 //! carrying the actor's fence.
 
 use tether_core::{EventBody, RunMachine, RunStatus};
-use tether_store::{OpRejected, StoreError, WakeAt, WriteOp};
+use tether_store::{OpRejected, WakeAt, WriteOp};
 
 use super::{Actor, Exit};
 
@@ -58,11 +58,7 @@ impl Actor {
                 Err(Exit::Done)
             }
             Ok(Err(other)) => Err(Exit::Failed(other.to_string())),
-            Err(e) => Err(Exit::Failed(store_msg(&e))),
+            Err(e) => Err(Exit::from(e)),
         }
     }
-}
-
-fn store_msg(e: &StoreError) -> String {
-    e.to_string()
 }

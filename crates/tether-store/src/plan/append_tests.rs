@@ -1,0 +1,259 @@
+//! The append planner in memory: a backend whose answers are fixed.
+
+use serde_json::json;
+
+use super::*;
+use crate::OpRejected;
+
+/// Token `taken` is held by run `other`; a signal `me` goes to the sender's own wait 7; a wait
+/// on `kept` takes a kept payload at once; a released wait had taken `back`, which goes to
+/// run `waiter` (waiting on `s`).
+#[derive(Default)]
+struct Fixed {
+    calls: Vec<String>,
+}
+
+impl AppendBackend for Fixed {
+    async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError> {
+        self.calls.push(format!("namespace {run_id}"));
+        Ok("root".into())
+    }
+
+    async fn create_thread(&mut self, thread: NewThread<'_>) -> Result<(), StoreError> {
+        self.calls.push(format!(
+            "thread {} in {}",
+            thread.hook_id, thread.info.root_run
+        ));
+        Ok(())
+    }
+
+    async fn register_hook(&mut self, hook: &NewHook<'_>) -> Result<Option<String>, StoreError> {
+        Ok((hook.token == "taken").then(|| "other".to_owned()))
+    }
+
+    async fn release_hook(
+        &mut self,
+        token: &str,
+        _run_id: &str,
+        _hook_cmd: CommandIndex,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("release {token}"));
+        Ok(())
+    }
+}
+
+impl StateBackend for Fixed {
+    async fn read_state(&mut self, root: &str, _key: &str) -> Result<Option<Value>, StoreError> {
+        self.calls.push(format!("state {root}"));
+        Ok(None)
+    }
+
+    async fn write_state(
+        &mut self,
+        _root: &str,
+        _key: &str,
+        _value: &Value,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn delete_state(&mut self, _root: &str, _key: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+impl SignalBackend for Fixed {
+    async fn lock_signal(&mut self, _signal_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn take_waiter(
+        &mut self,
+        signal_id: &str,
+    ) -> Result<Option<(String, CommandIndex)>, StoreError> {
+        Ok(match signal_id {
+            "me" => Some(("r".into(), 7)),
+            "s" => Some(("waiter".into(), 1)),
+            _ => None,
+        })
+    }
+
+    async fn keep_signal(
+        &mut self,
+        signal_id: &str,
+        _payload: &Value,
+        _at_ms: u64,
+        first: bool,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("keep {signal_id} first={first}"));
+        Ok(())
+    }
+
+    async fn take_kept(&mut self, signal_id: &str) -> Result<Option<Value>, StoreError> {
+        Ok((signal_id == "kept").then(|| json!("k")))
+    }
+
+    async fn add_wait(
+        &mut self,
+        signal_id: &str,
+        _run_id: &str,
+        cmd: CommandIndex,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("wait {cmd} on {signal_id}"));
+        Ok(())
+    }
+
+    async fn forget_wait(
+        &mut self,
+        _run_id: &str,
+        _wait_cmd: CommandIndex,
+        _signal_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn last_wait_entry(
+        &mut self,
+        _run_id: &str,
+        wait_cmd: CommandIndex,
+    ) -> Result<Option<EventBody>, StoreError> {
+        Ok(Some(EventBody::SignalReceived {
+            wait_cmd,
+            payload: json!("back"),
+        }))
+    }
+
+    async fn append_delivery(
+        &mut self,
+        run_id: &str,
+        body: EventBody,
+        at_ms: u64,
+    ) -> Result<Result<Event, OpRejected>, StoreError> {
+        self.calls.push(format!("deliver to {run_id}"));
+        Ok(Ok(Event {
+            seq: 1,
+            at_ms,
+            body,
+        }))
+    }
+}
+
+fn hook(cmd: CommandIndex, token: &str) -> EventBody {
+    EventBody::HookCreated {
+        cmd,
+        token: token.into(),
+        kind: "hook".into(),
+        metadata: json!(null),
+        definition: None,
+        generated: false,
+    }
+}
+
+fn plan(events: Vec<EventBody>) -> (AppendPlan, Vec<String>) {
+    let mut backend = Fixed::default();
+    let planned = futures::executor::block_on(plan_append(&mut backend, "r", events, 4, 9));
+    match planned {
+        Ok(p) => (p, backend.calls),
+        Err(e) => panic!("the fixed backend does not fail: {e}"),
+    }
+}
+
+#[test]
+fn a_taken_token_is_written_as_a_conflict_and_entries_are_numbered_on() {
+    let (p, _) = plan(vec![hook(1, "free"), hook(2, "taken")]);
+    assert_eq!(p.written[0].body, hook(1, "free"));
+    assert_eq!(
+        p.written[1].body,
+        EventBody::HookConflict {
+            cmd: 2,
+            token: "taken".into(),
+            holder_run: "other".into()
+        }
+    );
+    assert_eq!(p.written.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 6]);
+    assert!(p.written.iter().all(|e| e.at_ms == 9));
+    assert_eq!(p.last_seq(4), 6);
+    assert_eq!(p.ending, None);
+}
+
+#[test]
+fn a_signal_taken_at_once_is_received_right_after() {
+    let (p, _) = plan(vec![
+        EventBody::SignalWaited {
+            cmd: 3,
+            signal_id: "kept".into(),
+        },
+        EventBody::SignalSent {
+            cmd: 4,
+            signal_id: "me".into(),
+            payload: json!(1),
+            delivered_to: None,
+        },
+    ]);
+    let bodies: Vec<_> = p.written.into_iter().map(|e| e.body).collect();
+    assert_eq!(
+        bodies[1],
+        EventBody::SignalReceived {
+            wait_cmd: 3,
+            payload: json!("k")
+        }
+    );
+    assert!(matches!(&bodies[2], EventBody::SignalSent { delivered_to: Some(r), .. } if r == "r"));
+    assert_eq!(
+        bodies[3],
+        EventBody::SignalReceived {
+            wait_cmd: 7,
+            payload: json!(1)
+        }
+    );
+}
+
+#[test]
+fn a_release_records_the_given_back_payload_and_its_recipient() {
+    let (p, calls) = plan(vec![EventBody::SignalReleased {
+        cmd: 5,
+        wait_cmd: 3,
+        signal_id: "s".into(),
+        returned: false,
+        delivered_to: None,
+    }]);
+    assert_eq!(
+        p.written[0].body,
+        EventBody::SignalReleased {
+            cmd: 5,
+            wait_cmd: 3,
+            signal_id: "s".into(),
+            returned: true,
+            delivered_to: Some("waiter".into())
+        }
+    );
+    assert_eq!(calls, ["deliver to waiter"]);
+}
+
+#[test]
+fn the_namespace_is_asked_once_and_a_terminal_entry_ends_the_run() {
+    let (p, calls) = plan(vec![
+        EventBody::StateGet {
+            cmd: 1,
+            key: "k".into(),
+            value: None,
+        },
+        EventBody::StateGet {
+            cmd: 2,
+            key: "k".into(),
+            value: None,
+        },
+        EventBody::HookDisposed {
+            cmd: 3,
+            hook_cmd: 1,
+            token: "t".into(),
+        },
+        EventBody::RunCompleted { output: json!(2) },
+    ]);
+    assert_eq!(
+        calls,
+        ["namespace r", "state root", "state root", "release t"]
+    );
+    assert_eq!(p.ending.map(|e| e.output), Some(Some(json!(2))));
+}

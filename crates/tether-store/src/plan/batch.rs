@@ -1,0 +1,314 @@
+//! The one executor of a group commit: walks a batch's ops in order, decides each with the
+//! planner and has the backend's transaction ([`BatchBackend`]) read and write the rows. A
+//! refused op writes nothing (checked after each op by the backend's write count); every
+//! backend runs this same loop, crash points included.
+
+use serde_json::Value;
+use tether_core::event::{ErrorInfo, Event, EventBody, ThreadInfo};
+use tether_core::RetryPolicy;
+
+use super::append::{plan_append, AppendBackend, AppendPlan, NewThread};
+use super::resume::{self, Delivery, ResumeBackend};
+use super::run::{self, RunChange, RunRow};
+use super::signal::{self, SignalBackend};
+use crate::{Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
+
+/// A backend's write transaction, as the executor drives it: the row primitives of every op
+/// (on top of those of appends, resumes and signals). Each is a few statements of SQL.
+#[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
+pub trait BatchBackend: AppendBackend + ResumeBackend + SignalBackend {
+    /// Before an op: a count of what the transaction has written so far.
+    fn begin_op(&mut self) -> u64;
+
+    /// After an op: fail the batch if the op was refused but wrote (`writes_before`: what
+    /// [`BatchBackend::begin_op`] said), and forget whatever the backend cached about it.
+    fn end_op(
+        &mut self,
+        op: &WriteOp,
+        result: &OpResult,
+        writes_before: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Insert a new run with the lease columns of `claim` and its entry 1 `started`;
+    /// `false` (nothing written) when the id is taken.
+    async fn insert_run(
+        &mut self,
+        run_id: &str,
+        input: &Value,
+        claim: Option<&FirstClaim>,
+        started: &Event,
+    ) -> Result<bool, StoreError>;
+
+    /// Write an append's entries and update the run: its ending when the plan has one, else
+    /// `last_seq`, `updated_at` and the columns in `change`.
+    async fn write_append(
+        &mut self,
+        run_id: &str,
+        run: &RunRow,
+        plan: &AppendPlan,
+        change: RunChange,
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Record `error` on the run (status and journal unchanged).
+    async fn write_blocked(
+        &mut self,
+        run_id: &str,
+        error: &ErrorInfo,
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Raise the run's checkpoint mark to `applied_seq` (never lower); `false` if there is no
+    /// such run.
+    async fn checkpoint(&mut self, run_id: &str, applied_seq: u64) -> Result<bool, StoreError>;
+
+    /// Write a granted claim: owner, lease end, epoch.
+    async fn write_claim(
+        &mut self,
+        run_id: &str,
+        node: &str,
+        lease_until_ms: u64,
+        epoch: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Clear owner and lease if `fence` matches them; `false` if there is no such run.
+    async fn release(&mut self, run_id: &str, fence: &Fence) -> Result<bool, StoreError>;
+
+    /// Extend every lease of `node`; how many runs it holds.
+    async fn renew(&mut self, node: &str, lease_until_ms: u64) -> Result<u64, StoreError>;
+
+    /// The namespace (root run) of `run_id`, without locking its state.
+    async fn root_of(&mut self, run_id: &str) -> Result<String, StoreError>;
+
+    /// Create a hook thread and its entry 1; `None` (nothing written) when the id is taken.
+    async fn insert_thread(&mut self, thread: NewThread<'_>) -> Result<Option<Event>, StoreError>;
+}
+
+/// Apply `ops` in order in the backend's transaction; one result per op. On `Err` the caller
+/// rolls the transaction back.
+pub async fn apply_batch<B: BatchBackend>(
+    b: &mut B,
+    ops: &[WriteOp],
+) -> Result<Vec<OpResult>, StoreError> {
+    let mut results = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            crate::crash_point!("store.mid_batch");
+        }
+        // No savepoint per op: every op decides a refusal from reads, before it writes.
+        let before = b.begin_op();
+        let result = apply_op(b, op).await?;
+        b.end_op(op, &result, before)?;
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Apply one op.
+async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, StoreError> {
+    match op {
+        WriteOp::CreateRun {
+            run_id,
+            workflow,
+            input,
+            at_ms,
+            claim,
+        } => {
+            let started = crate::run_started(workflow.clone(), input.clone(), *at_ms);
+            if !b
+                .insert_run(run_id, input, claim.as_ref(), &started)
+                .await?
+            {
+                return Ok(Err(OpRejected::RunExists {
+                    run_id: run_id.clone(),
+                }));
+            }
+            Ok(Ok(OpOutcome::Appended {
+                run_id: run_id.clone(),
+                events: vec![started],
+            }))
+        }
+        WriteOp::Append {
+            run_id,
+            events,
+            status,
+            wake_at,
+            fence,
+            at_ms,
+        } => {
+            let change = Change {
+                status: *status,
+                wake_at: *wake_at,
+                fence: fence.as_ref(),
+                at_ms: *at_ms,
+            };
+            append(b, run_id, events.clone(), change).await
+        }
+        WriteOp::RequestCancel {
+            run_id,
+            reason,
+            at_ms,
+        } => {
+            let cancel = vec![EventBody::CancelRequested {
+                reason: reason.clone(),
+            }];
+            let change = Change {
+                status: None,
+                wake_at: WakeAt::Keep,
+                fence: None,
+                at_ms: *at_ms,
+            };
+            append(b, run_id, cancel, change).await
+        }
+        WriteOp::Resume {
+            token,
+            payload,
+            idempotency_key,
+            expect,
+            at_ms,
+        } => {
+            let delivery = Delivery {
+                token,
+                payload,
+                key: idempotency_key.as_deref(),
+                expect: expect.as_ref(),
+                at_ms: *at_ms,
+            };
+            resume::resume(b, delivery).await
+        }
+        WriteOp::MarkBlocked {
+            run_id,
+            error,
+            fence,
+            at_ms,
+        } => {
+            let row = b.lock_run(run_id).await?;
+            if let Err(refused) = run::fenced(row, run_id, fence.as_ref()) {
+                return Ok(Err(refused));
+            }
+            b.write_blocked(run_id, error, *at_ms).await?;
+            Ok(Ok(OpOutcome::Updated))
+        }
+        WriteOp::Checkpoint {
+            run_id,
+            applied_seq,
+        } => Ok(if b.checkpoint(run_id, *applied_seq).await? {
+            Ok(OpOutcome::Updated)
+        } else {
+            Err(not_found(run_id))
+        }),
+        WriteOp::Claim {
+            run_id,
+            node,
+            lease_until_ms,
+            now_ms,
+        } => {
+            let row = b.lock_run(run_id).await?;
+            let epoch = match run::claim(row.as_ref(), run_id, node, *now_ms) {
+                Ok(epoch) => epoch,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            b.write_claim(run_id, node, *lease_until_ms, epoch).await?;
+            Ok(Ok(OpOutcome::Claimed { epoch }))
+        }
+        WriteOp::Release { run_id, fence } => Ok(if b.release(run_id, fence).await? {
+            Ok(OpOutcome::Updated)
+        } else {
+            Err(not_found(run_id))
+        }),
+        WriteOp::RenewLeases {
+            node,
+            lease_until_ms,
+        } => {
+            let count = b.renew(node, *lease_until_ms).await?;
+            Ok(Ok(OpOutcome::Renewed { count }))
+        }
+        WriteOp::Signal {
+            signal_id,
+            payload,
+            at_ms,
+        } => signal::signal_op(b, signal_id, payload, *at_ms).await,
+        WriteOp::SpawnHook {
+            run_id,
+            hook_id,
+            workflow,
+            args,
+            retry,
+            at_ms,
+        } => spawn_hook(b, run_id, hook_id, workflow, args, retry, *at_ms).await,
+    }
+}
+
+/// How an append changes the run besides its journal.
+struct Change<'a> {
+    status: Option<tether_core::RunStatus>,
+    wake_at: WakeAt,
+    fence: Option<&'a Fence>,
+    at_ms: u64,
+}
+
+/// An append (or a cancel request): checks, the plan of its entries, the writes.
+async fn append<B: BatchBackend>(
+    b: &mut B,
+    run_id: &str,
+    events: Vec<EventBody>,
+    change: Change<'_>,
+) -> Result<OpResult, StoreError> {
+    let row = b.lock_run(run_id).await?;
+    let run = match run::open(row, run_id, change.fence) {
+        Ok(run) => run,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let plan = plan_append(b, run_id, events, run.last_seq, change.at_ms).await?;
+    let columns = RunChange::of(&run, change.status, change.wake_at);
+    b.write_append(run_id, &run, &plan, columns, change.at_ms)
+        .await?;
+    Ok(Ok(OpOutcome::Appended {
+        run_id: run_id.to_owned(),
+        events: plan.written,
+    }))
+}
+
+/// A hook thread started from outside in the namespace of `run_id`.
+async fn spawn_hook<B: BatchBackend>(
+    b: &mut B,
+    run_id: &str,
+    hook_id: &str,
+    workflow: &str,
+    args: &Value,
+    retry: &RetryPolicy,
+    at_ms: u64,
+) -> Result<OpResult, StoreError> {
+    let row = b.lock_run(run_id).await?;
+    if let Err(refused) = run::open(row, run_id, None) {
+        return Ok(Err(refused));
+    }
+    let info = ThreadInfo {
+        root_run: b.root_of(run_id).await?,
+        parent_run: run_id.to_owned(),
+        retry: retry.clone(),
+        fail_signal: None,
+    };
+    let thread = NewThread {
+        hook_id,
+        workflow,
+        args,
+        info,
+        at_ms,
+    };
+    Ok(match b.insert_thread(thread).await? {
+        Some(event) => Ok(OpOutcome::Appended {
+            run_id: hook_id.to_owned(),
+            events: vec![event],
+        }),
+        None => Err(OpRejected::RunExists {
+            run_id: hook_id.to_owned(),
+        }),
+    })
+}
+
+fn not_found(run_id: &str) -> OpRejected {
+    OpRejected::RunNotFound {
+        run_id: run_id.to_owned(),
+    }
+}

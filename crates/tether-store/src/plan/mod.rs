@@ -1,0 +1,30 @@
+//! The planner: the pure, I/O-free half of every write. Given the rows a backend read (and
+//! locked), it decides what an op does and when it is refused; the backend only reads, writes
+//! and appends what it is told.
+//!
+//! - [`batch`]: the one executor of a group commit ([`batch::apply_batch`]), over the
+//!   [`batch::BatchBackend`] primitives of a backend's transaction.
+//! - [`run`]: a run row as the write path sees it ([`RunRow`]), the checks every op makes on
+//!   it (not found, fenced off, finished), the lease rules (claim) and which run columns an
+//!   append changes.
+//! - [`append`]: what an append writes, entry by entry (hook registration or
+//!   `HookConflict`, dispose release, state ops, spawns, signal send / wait / release with the
+//!   given-back rule, the ending), over the small [`append::AppendBackend`] trait a backend's
+//!   transaction implements.
+//! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
+//!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
+//! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
+//! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
+//!   the row primitives of [`signal::SignalBackend`].
+
+pub mod append;
+pub mod batch;
+pub mod resume;
+pub mod run;
+pub mod signal;
+pub mod state;
+
+pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
+pub use run::{claim, fenced, open, RunChange, RunRow};
+pub use signal::{Released, SignalBackend, SignalOutcome};
+pub use state::StateBackend;
