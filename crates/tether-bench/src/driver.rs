@@ -1,16 +1,18 @@
-//! One interface over the two ways a workload reaches the engine: direct calls (`inproc`) or
-//! HTTP requests to a server running in this process (`http`, with `tether-client`).
+//! One interface over the two ways a workload reaches an engine in this process: direct calls
+//! (`inproc`) or HTTP requests to a server running in this process (`http`, with
+//! `tether-client`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tether::store::Store;
 use tether::Client;
 use tether::{Engine, EngineConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{registry, Mode, WAIT};
-use crate::store::FreshStore;
+use crate::{registry, Mode, WAIT};
 
 /// A running engine, reached in-process or over HTTP.
 pub(crate) struct Driver {
@@ -25,13 +27,13 @@ struct Http {
 }
 
 impl Driver {
-    /// Start an engine with `config` on the fresh store (and a server, in `http` mode).
+    /// Start an engine with `config` on `store` (and a server, in `http` mode).
     pub(crate) async fn start(
-        fresh: &FreshStore,
+        store: Arc<dyn Store>,
         mode: Mode,
         config: EngineConfig,
     ) -> Result<Driver, String> {
-        let engine = Engine::start(fresh.store(), registry(), config);
+        let engine = Engine::start(store, registry(), config);
         let http = match mode {
             Mode::Inproc => None,
             Mode::Http => {
@@ -65,11 +67,7 @@ impl Driver {
         Ok(Driver { engine, http })
     }
 
-    /// The engine (for measurements that need more than the API offers).
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
+    /// Start a run of `workflow`; its id once the start is durable.
     pub(crate) async fn start_run(&self, workflow: &str, input: Value) -> Result<String, String> {
         match &self.http {
             Some(h) => h
@@ -85,6 +83,7 @@ impl Driver {
         }
     }
 
+    /// Deliver `payload` to the hook holding `token`; answers once it is durable.
     pub(crate) async fn resume(&self, token: &str, payload: Value) -> Result<String, String> {
         match &self.http {
             Some(h) => h
@@ -100,7 +99,7 @@ impl Driver {
         }
     }
 
-    /// Wait for the run to end; its output.
+    /// Wait for the run to end (over HTTP: a held long-poll); its output.
     pub(crate) async fn output(&self, run_id: &str) -> Result<Value, String> {
         let (status, output) = match &self.http {
             Some(h) => {
@@ -126,6 +125,7 @@ impl Driver {
         }
     }
 
+    /// Stop the server (if any) and the engine.
     pub(crate) async fn shutdown(self) {
         if let Some(h) = self.http {
             let _ = h.stop.send(true);
