@@ -37,9 +37,11 @@ impl Driver {
         let http = match mode {
             Mode::Inproc => None,
             Mode::Http => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
+                // Every held wait is a socket at each end, both in this process.
+                if let Err(e) = tether_server::raise_fd_limit() {
+                    tracing::warn!(error = %e, "cannot raise the open-file limit");
+                }
+                let listener = listen().map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
                 let addr = listener
                     .local_addr()
                     .map_err(|e| format!("local addr: {e}"))?;
@@ -54,7 +56,7 @@ impl Driver {
                     let _ = rx.wait_for(|s| *s).await;
                 }));
                 let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(256)
+                    .pool_max_idle_per_host(IDLE_CONNECTIONS)
                     .build()
                     .map_err(|e| format!("http client: {e}"))?;
                 Some(Http {
@@ -65,6 +67,25 @@ impl Driver {
             }
         };
         Ok(Driver { engine, http })
+    }
+
+    /// Over HTTP, open `k` connections to the server at once and leave them idle in the
+    /// client's pool, so requests sent later (held waits, resumes) do not each open one
+    /// inside the measured time. Does nothing in-process.
+    pub(crate) async fn warm_connections(&self, k: usize) -> Result<(), String> {
+        let Some(h) = &self.http else {
+            return Ok(());
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..k.min(IDLE_CONNECTIONS) {
+            let client = h.client.clone();
+            calls.spawn(async move { client.health().await.map(|_| ()) });
+        }
+        while let Some(done) = calls.join_next().await {
+            done.map_err(|e| format!("a warm-up request failed: {e}"))?
+                .map_err(|e| format!("warm-up GET /healthz: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Start a run of `workflow`; its id once the start is durable.
@@ -133,4 +154,16 @@ impl Driver {
         }
         self.engine.shutdown().await;
     }
+}
+
+/// Most idle connections the HTTP client keeps (above the 1,000 held waits plus senders).
+const IDLE_CONNECTIONS: usize = 2048;
+
+/// A listener on a free loopback port with a deep accept queue: a burst of a thousand
+/// connects must not overflow it (a dropped SYN is retried after a second, which would be
+/// measured as the engine's time). The kernel caps the depth at `net.core.somaxconn`.
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.listen(4096)
 }

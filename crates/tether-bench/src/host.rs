@@ -5,18 +5,11 @@
 use std::path::{Component, Path};
 
 /// The commit this harness was built from (`-dirty` when tracked files differed then), or
-/// `unknown` outside a git checkout. Falls back to asking git at run time.
+/// `unknown` when it was built outside a git checkout.
 pub fn commit() -> String {
     match option_env!("TETHER_GIT_COMMIT") {
-        Some(c) if c != "unknown" && !c.is_empty() => c.to_string(),
-        _ => std::process::Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "unknown".to_string()),
+        Some(c) if !c.is_empty() => c.to_string(),
+        _ => "unknown".to_string(),
     }
 }
 

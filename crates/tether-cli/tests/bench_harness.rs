@@ -104,7 +104,7 @@ fn stream_kills_a_child_server_and_reports_what_it_found() {
     assert_eq!(line["acknowledged_before_kill"], 20, "{line}");
     assert_eq!(line["replayed_events"], 22, "{line}");
     assert_eq!(line["received"], 40, "{line}");
-    assert!(line["rebuilds_after_restart"].is_number(), "{line}");
+    assert!(line["cache_misses_after_restart"].is_number(), "{line}");
 }
 
 #[test]

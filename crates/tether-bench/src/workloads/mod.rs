@@ -23,6 +23,10 @@ use crate::driver::Driver;
 /// each). With more runs than this, the rest queue for a free slot.
 pub(crate) const HELD_WAITS: usize = 1000;
 
+/// How long the waits opened before a timed phase get to reach the engine or server (not
+/// timed itself).
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The engine configuration every in-process workload runs with.
 fn config() -> EngineConfig {
     EngineConfig::default()

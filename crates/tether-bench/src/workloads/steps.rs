@@ -22,6 +22,7 @@ pub(crate) async fn run(
     c: usize,
 ) -> Result<Value, String> {
     let d = Arc::new(Driver::start(store, mode, config()).await?);
+    d.warm_connections(c).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();

@@ -99,7 +99,7 @@ pub(crate) async fn run(fresh: &FreshStore, tether_bin: &Path, n: usize) -> Resu
             ))
         }
     };
-    let rebuilds = server.metric("tether_live_run_cache_misses_total").await?;
+    let misses = server.metric("tether_live_run_cache_misses_total").await?;
     let (rss, peak) = server.rss_mb();
     let _ = server.kill9().await; // the data is thrown away
     let Some(restart) = restart else {
@@ -129,7 +129,7 @@ pub(crate) async fn run(fresh: &FreshStore, tether_bin: &Path, n: usize) -> Resu
         "kill_to_listening_ms": ms(restart.to_listening),
         "kill_to_accepted_ms": ms(restart.to_accepted),
         "replayed_events": replayed,
-        "rebuilds_after_restart": rebuilds,
+        "cache_misses_after_restart": misses,
         "received": received,
         "server_rss_mb": rss,
         "server_peak_rss_mb": peak,

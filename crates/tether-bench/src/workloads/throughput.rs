@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tether::store::Store;
 
-use super::{config, start_waiting, Completions, HELD_WAITS};
+use super::{config, start_waiting, Completions, HELD_WAITS, SETTLE};
 use crate::driver::Driver;
 use crate::host;
 use crate::stats::per_s;
@@ -25,9 +25,11 @@ pub(crate) async fn run(
 ) -> Result<Value, String> {
     let d = Arc::new(Driver::start(store, mode, config()).await?);
     let runs = start_waiting(&d, "tp", n, c).await?;
+    // One connection per held wait and per sender, opened before anything is timed.
+    d.warm_connections(n.min(HELD_WAITS) + c).await?;
     let completions = Completions::watch(&d, &runs);
     // Let the waits reach the engine (or the server) before the first resume.
-    tokio::task::yield_now().await;
+    tokio::time::sleep(SETTLE).await;
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
