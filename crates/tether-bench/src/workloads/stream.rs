@@ -48,7 +48,12 @@ pub(crate) async fn run(fresh: &FreshStore, tether_bin: &Path, n: usize) -> Resu
         .client()
         .start_run("collect", &json!({}))
         .await
-        .map_err(|e| format!("cannot start the collect run: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "cannot start the collect run: {e}; the server binary must serve the bundled \
+                 examples (the tether binary does)"
+            )
+        })?;
     let token = hook_token(server.client(), &run).await?;
     let mut samples = Vec::with_capacity(n);
     let mut restart = None;
