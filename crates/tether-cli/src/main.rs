@@ -1,13 +1,11 @@
 //! `tether`: Tether's own binary. It is a [`tether::App`] with the bundled example workflows
-//! registered (`tether dev` serves them), plus `tether bench`, the benchmark workloads.
-
-mod bench;
-mod store;
+//! registered (`tether dev` serves them), plus `tether bench`, the benchmark workloads of the
+//! `tether-bench` crate.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tether::cli::{AppCommand, ClientOpts, TelemetryOptions};
+use tether::cli::{AppCommand, ClientOpts, CommandError, TelemetryOptions};
 
 /// Tether: durable workflows with hooks.
 #[derive(Debug, Parser)]
@@ -25,7 +23,7 @@ enum Command {
     App(AppCommand),
     /// Run a benchmark workload against a fresh store and print one JSON line of figures
     /// (see BENCHMARKS.md).
-    Bench(bench::BenchArgs),
+    Bench(tether_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,8 +36,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::App(command) => app.execute(cli.global, command),
-        Command::Bench(args) => {
-            tether::cli::block_on(&TelemetryOptions::default(), bench::run(args))
-        }
+        Command::Bench(args) => tether::cli::block_on(&TelemetryOptions::default(), bench(args)),
     }
+}
+
+/// `tether bench`: run the workload and print its JSON line. The stream workload starts this
+/// same binary's `serve` as a child process.
+async fn bench(args: tether_bench::BenchArgs) -> Result<(), CommandError> {
+    let me = std::env::current_exe().map_err(|e| {
+        CommandError::Failed(format!("cannot find the tether binary's own path: {e}"))
+    })?;
+    let line = tether_bench::run(&args, &me).await?;
+    println!("{line}");
+    Ok(())
 }

@@ -1,6 +1,7 @@
-//! `tether bench` runs every workload once at a tiny size and prints one JSON line with the
-//! fields BENCHMARKS.md relies on. This proves the harness works; it never checks a timing
-//! (figures come from release builds, see BENCHMARKS.md).
+//! `tether bench` (the `tether-bench` crate behind the real binary) runs every workload once
+//! at a tiny size and prints one JSON line with the fields BENCHMARKS.md relies on. This proves
+//! the harness works; it never checks a timing (figures come from release builds, see
+//! BENCHMARKS.md). Counts it observes (payloads, journal entries) are checked.
 
 mod common;
 
@@ -40,11 +41,25 @@ fn positive(line: &Value, field: &str) -> f64 {
     v
 }
 
+/// The fields every line has: what ran, where, at which commit, memory, and both rates.
 fn common_fields(line: &Value, workload: &str, db: &str, mode: &str, n: u64) {
     assert_eq!(line["workload"], workload, "{line}");
     assert_eq!(line["db"], db, "{line}");
     assert_eq!(line["mode"], mode, "{line}");
     assert_eq!(line["n"], n, "{line}");
+    let commit = line["commit"].as_str().unwrap_or_default();
+    assert!(!commit.is_empty(), "commit missing: {line}");
+    assert!(line.get("fs").is_some(), "fs missing: {line}");
+    if db == "sqlite" && cfg!(target_os = "linux") {
+        assert!(
+            line["fs"].is_string(),
+            "fs not read from /proc/mounts: {line}"
+        );
+    }
+    positive(line, "rss_mb");
+    positive(line, "peak_rss_mb");
+    positive(line, "accepted_per_s");
+    positive(line, "completed_per_s");
 }
 
 #[test]
@@ -70,16 +85,53 @@ fn resume_throughput_over_http() {
     ]);
     common_fields(&line, "resume-throughput", "sqlite", "http", 40);
     positive(&line, "per_s");
-    positive(&line, "rss_mb");
+    positive(&line, "complete_per_s");
+    assert_eq!(line["held_waits"], 40, "{line}");
 }
 
 #[test]
-fn stream_reports_first_last_and_restart() {
+fn stream_kills_a_child_server_and_reports_what_it_found() {
     let line = bench(&["stream", "--n", "40"]);
-    common_fields(&line, "stream", "sqlite", "inproc", 40);
+    common_fields(&line, "stream", "sqlite", "http", 40);
     positive(&line, "first_ms");
     positive(&line, "last_ms");
-    positive(&line, "restart_replay_ms");
+    positive(&line, "kill_to_listening_ms");
+    positive(&line, "kill_to_accepted_ms");
+    positive(&line, "server_rss_mb");
+    positive(&line, "server_peak_rss_mb");
+    // Observed, not computed: the 20 payloads acknowledged before the kill, plus the run's
+    // start and its hook, were in the journal the new process read; the run got all 40.
+    assert_eq!(line["acknowledged_before_kill"], 20, "{line}");
+    assert_eq!(line["replayed_events"], 22, "{line}");
+    assert_eq!(line["received"], 40, "{line}");
+    assert!(line["cache_misses_after_restart"].is_number(), "{line}");
+}
+
+#[test]
+fn stream_refuses_inproc_with_a_reason() {
+    let out = tether()
+        .args(["bench", "stream", "--n", "4", "--mode", "inproc"])
+        .output()
+        .expect("run tether bench");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drop --mode inproc"), "{stderr}");
+}
+
+#[test]
+fn dir_puts_the_database_where_asked_and_cleans_up() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().to_str().expect("utf-8 temp path");
+    let line = bench(&["steps", "--n", "2", "--dir", dir]);
+    let used = line["dir"].as_str().unwrap_or_default();
+    assert!(
+        used.starts_with(dir),
+        "dir {used:?} is not under {dir:?}: {line}"
+    );
+    let left: Vec<_> = std::fs::read_dir(parent.path())
+        .expect("read --dir")
+        .collect();
+    assert!(left.is_empty(), "the bench left files in --dir: {left:?}");
 }
 
 #[test]

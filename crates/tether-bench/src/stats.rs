@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 /// Milliseconds with three decimals.
-pub(crate) fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// The `p`-th percentile (0..=100) of `samples` in ms (nearest rank).
-pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+pub fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -18,12 +18,22 @@ pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 /// Mean of `samples` in ms.
-pub(crate) fn mean(samples: &[Duration]) -> f64 {
+pub fn mean(samples: &[Duration]) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
     let total: Duration = samples.iter().sum();
     ms(total / samples.len() as u32)
+}
+
+/// `count` per second over `took`, rounded (0 when nothing was timed).
+pub fn per_s(count: usize, took: Duration) -> f64 {
+    let secs = took.as_secs_f64();
+    if secs > 0.0 {
+        (count as f64 / secs).round()
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -37,5 +47,11 @@ mod tests {
         assert_eq!(percentile(&mut v, 99.0), 99.0);
         assert_eq!(percentile(&mut v, 100.0), 100.0);
         assert_eq!(mean(&v[..4]), 2.5);
+    }
+
+    #[test]
+    fn rates_round_and_never_divide_by_zero() {
+        assert_eq!(per_s(1000, Duration::from_millis(250)), 4000.0);
+        assert_eq!(per_s(3, Duration::ZERO), 0.0);
     }
 }

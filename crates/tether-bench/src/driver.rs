@@ -1,16 +1,18 @@
-//! One interface over the two ways a workload reaches the engine: direct calls (`inproc`) or
-//! HTTP requests to a server running in this process (`http`, with `tether-client`).
+//! One interface over the two ways a workload reaches an engine in this process: direct calls
+//! (`inproc`) or HTTP requests to a server running in this process (`http`, with
+//! `tether-client`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tether::store::Store;
 use tether::Client;
 use tether::{Engine, EngineConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{registry, Mode, WAIT};
-use crate::store::FreshStore;
+use crate::{registry, Mode, WAIT};
 
 /// A running engine, reached in-process or over HTTP.
 pub(crate) struct Driver {
@@ -25,19 +27,21 @@ struct Http {
 }
 
 impl Driver {
-    /// Start an engine with `config` on the fresh store (and a server, in `http` mode).
+    /// Start an engine with `config` on `store` (and a server, in `http` mode).
     pub(crate) async fn start(
-        fresh: &FreshStore,
+        store: Arc<dyn Store>,
         mode: Mode,
         config: EngineConfig,
     ) -> Result<Driver, String> {
-        let engine = Engine::start(fresh.store(), registry(), config);
+        let engine = Engine::start(store, registry(), config);
         let http = match mode {
             Mode::Inproc => None,
             Mode::Http => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
+                // Every held wait is a socket at each end, both in this process.
+                if let Err(e) = tether_server::raise_fd_limit() {
+                    tracing::warn!(error = %e, "cannot raise the open-file limit");
+                }
+                let listener = listen().map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
                 let addr = listener
                     .local_addr()
                     .map_err(|e| format!("local addr: {e}"))?;
@@ -52,7 +56,7 @@ impl Driver {
                     let _ = rx.wait_for(|s| *s).await;
                 }));
                 let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(256)
+                    .pool_max_idle_per_host(IDLE_CONNECTIONS)
                     .build()
                     .map_err(|e| format!("http client: {e}"))?;
                 Some(Http {
@@ -65,11 +69,26 @@ impl Driver {
         Ok(Driver { engine, http })
     }
 
-    /// The engine (for measurements that need more than the API offers).
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
+    /// Over HTTP, open `k` connections to the server at once and leave them idle in the
+    /// client's pool, so requests sent later (held waits, resumes) do not each open one
+    /// inside the measured time. Does nothing in-process.
+    pub(crate) async fn warm_connections(&self, k: usize) -> Result<(), String> {
+        let Some(h) = &self.http else {
+            return Ok(());
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..k.min(IDLE_CONNECTIONS) {
+            let client = h.client.clone();
+            calls.spawn(async move { client.health().await.map(|_| ()) });
+        }
+        while let Some(done) = calls.join_next().await {
+            done.map_err(|e| format!("a warm-up request failed: {e}"))?
+                .map_err(|e| format!("warm-up GET /healthz: {e}"))?;
+        }
+        Ok(())
     }
 
+    /// Start a run of `workflow`; its id once the start is durable.
     pub(crate) async fn start_run(&self, workflow: &str, input: Value) -> Result<String, String> {
         match &self.http {
             Some(h) => h
@@ -85,6 +104,7 @@ impl Driver {
         }
     }
 
+    /// Deliver `payload` to the hook holding `token`; answers once it is durable.
     pub(crate) async fn resume(&self, token: &str, payload: Value) -> Result<String, String> {
         match &self.http {
             Some(h) => h
@@ -100,7 +120,7 @@ impl Driver {
         }
     }
 
-    /// Wait for the run to end; its output.
+    /// Wait for the run to end (over HTTP: a held long-poll); its output.
     pub(crate) async fn output(&self, run_id: &str) -> Result<Value, String> {
         let (status, output) = match &self.http {
             Some(h) => {
@@ -126,6 +146,7 @@ impl Driver {
         }
     }
 
+    /// Stop the server (if any) and the engine.
     pub(crate) async fn shutdown(self) {
         if let Some(h) = self.http {
             let _ = h.stop.send(true);
@@ -133,4 +154,16 @@ impl Driver {
         }
         self.engine.shutdown().await;
     }
+}
+
+/// Most idle connections the HTTP client keeps (above the 1,000 held waits plus senders).
+const IDLE_CONNECTIONS: usize = 2048;
+
+/// A listener on a free loopback port with a deep accept queue: a burst of a thousand
+/// connects must not overflow it (a dropped SYN is retried after a second, which would be
+/// measured as the engine's time). The kernel caps the depth at `net.core.somaxconn`.
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.listen(4096)
 }

@@ -1,0 +1,234 @@
+//! Tether's benchmark harness: the workloads other engines are measured with, run against a
+//! fresh store, one JSON line of figures per run. The `tether` binary's `bench` command is
+//! [`BenchArgs`] handed to [`run`]; BENCHMARKS.md says how each workload measures. Timings are
+//! measured here, never asserted in tests.
+//!
+//! Every line names the workload, the backend, the mode, the commit the harness was built from,
+//! the file system under the database file and the resident memory (current and peak), next
+//! to the workload's own figures, among them an accepted and a completed rate.
+
+mod child;
+mod driver;
+mod error;
+pub mod host;
+pub mod stats;
+mod store;
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Map, Value};
+use tether::{Ctx, HookOptions, Registry, WorkflowError};
+
+pub use error::BenchError;
+use store::FreshStore;
+
+/// Arguments of `tether bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload to run.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// Store to run against: `sqlite` (a fresh file in a temp dir, the default) or a
+    /// `postgres://` URL (a fresh schema in that database, dropped afterwards).
+    #[arg(long, default_value = "sqlite")]
+    pub db: String,
+    /// Where the SQLite file goes (in a new temp dir inside it, removed afterwards). Default:
+    /// the system's temp dir, which is often tmpfs (memory: no real fsync), so pass a
+    /// directory on the disk you mean to measure. The line's `fs` says which file system it
+    /// was.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Drive the engine in-process, or through the HTTP API with a real HTTP client. Default:
+    /// `inproc`; `stream` always runs over HTTP against a child `tether serve` (it kills and
+    /// restarts that process).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Size of the workload (runs, payloads or steps; each workload has its own default).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Concurrent senders / starters.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// The workloads (same names as in DESIGN §6 and BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// One run at a time waits on a hook; time from resume to the run's output being observed.
+    ResumeLatency,
+    /// `n` runs waiting (default 1,000); all resumed by `concurrency` senders while every
+    /// run's result is awaited at once.
+    ResumeThroughput,
+    /// One run receives `n` payloads (default 10,000) on one hook, from a child `tether serve`
+    /// killed with SIGKILL half way and started again on the same database.
+    Stream,
+    /// Runs of 10 sequential no-op steps (`n` runs, default 200).
+    Steps,
+    /// `n` runs (default 100,000) each waiting on a hook: memory, and resuming a random one.
+    Suspended,
+}
+
+impl Workload {
+    /// The workload's name on the command line and in the JSON line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ResumeLatency => "resume-latency",
+            Workload::ResumeThroughput => "resume-throughput",
+            Workload::Stream => "stream",
+            Workload::Steps => "steps",
+            Workload::Suspended => "suspended",
+        }
+    }
+}
+
+/// How the workload reaches the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Calls on the engine in this process.
+    Inproc,
+    /// Requests to an HTTP server (in this process; for `stream`, a child process), through
+    /// `tether-client`.
+    Http,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Inproc => "inproc",
+            Mode::Http => "http",
+        }
+    }
+}
+
+/// Run the benchmark `args` describe; its JSON line of figures. `tether_bin` is the binary
+/// whose `serve` command the stream workload starts as a child (the `tether` binary itself:
+/// `std::env::current_exe()`).
+pub async fn run(args: &BenchArgs, tether_bin: &Path) -> Result<Value, BenchError> {
+    let mode = mode_of(args)?;
+    let fresh = FreshStore::prepare(&args.db, args.dir.as_deref()).map_err(BenchError::Store)?;
+    let fs = fresh.dir().and_then(host::fs_type);
+    let dir = fresh.dir().map(|d| d.display().to_string());
+    let figures = run_on(args, mode, &fresh, tether_bin).await;
+    let backend = fresh.backend();
+    fresh.cleanup().await;
+    let figures = figures?;
+    let (rss, peak) = host::rss_mb(None);
+    let mut line = Map::new();
+    line.insert("workload".into(), json!(args.workload.name()));
+    line.insert("db".into(), json!(backend));
+    line.insert("mode".into(), json!(mode.name()));
+    line.insert("concurrency".into(), json!(args.concurrency));
+    line.insert("commit".into(), json!(host::commit()));
+    line.insert("fs".into(), json!(fs));
+    line.insert("dir".into(), json!(dir));
+    if let Value::Object(figures) = figures {
+        line.extend(figures);
+    }
+    // This process's memory, unless the workload measured its own at a better moment.
+    line.entry("rss_mb").or_insert(json!(rss));
+    line.entry("peak_rss_mb").or_insert(json!(peak));
+    Ok(Value::Object(line))
+}
+
+/// The mode to run in: `--mode`, or the workload's own default.
+fn mode_of(args: &BenchArgs) -> Result<Mode, BenchError> {
+    match (args.workload, args.mode) {
+        (Workload::Stream, Some(Mode::Inproc)) => Err(BenchError::Usage(
+            "the stream workload kills a real `tether serve` process half way, so it runs over \
+             HTTP only: drop --mode inproc (or pass --mode http)"
+                .into(),
+        )),
+        (Workload::Stream, _) => Ok(Mode::Http),
+        (_, mode) => Ok(mode.unwrap_or(Mode::Inproc)),
+    }
+}
+
+async fn run_on(
+    args: &BenchArgs,
+    mode: Mode,
+    fresh: &FreshStore,
+    tether_bin: &Path,
+) -> Result<Value, BenchError> {
+    let c = args.concurrency.max(1);
+    let open = || async { fresh.open().await.map_err(BenchError::Store) };
+    let figures = match args.workload {
+        Workload::ResumeLatency => {
+            workloads::latency::run(open().await?, mode, args.n.unwrap_or(200)).await
+        }
+        Workload::ResumeThroughput => {
+            workloads::throughput::run(open().await?, mode, args.n.unwrap_or(1000), c).await
+        }
+        Workload::Stream => {
+            workloads::stream::run(fresh, tether_bin, args.n.unwrap_or(10_000)).await
+        }
+        Workload::Steps => {
+            workloads::steps::run(open().await?, mode, args.n.unwrap_or(200), c).await
+        }
+        Workload::Suspended => {
+            workloads::suspended::run(open().await?, mode, args.n.unwrap_or(100_000), c).await
+        }
+    };
+    figures.map_err(BenchError::Failed)
+}
+
+/// Waits for one payload on a hook with the token it is given; returns the payload.
+async fn bench_wait(ctx: Ctx, token: String) -> Result<Value, WorkflowError> {
+    let hook = ctx
+        .create_hook::<Value>(HookOptions::new().token(token))
+        .await?;
+    hook.await
+}
+
+/// The bundled examples plus the benchmark's own workflow.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    tether_examples::register(&mut r);
+    r.workflow("bench_wait", bench_wait);
+    r
+}
+
+/// How long a workload waits for one run to end before giving up.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> BenchArgs {
+        let argv = std::iter::once("bench").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.bench,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn stream_defaults_to_http_and_refuses_inproc() {
+        assert_eq!(mode_of(&parse(&["stream"])).ok(), Some(Mode::Http));
+        let err = mode_of(&parse(&["stream", "--mode", "inproc"])).err();
+        assert!(matches!(err, Some(BenchError::Usage(m)) if m.contains("--mode inproc")));
+        assert_eq!(mode_of(&parse(&["steps"])).ok(), Some(Mode::Inproc));
+        assert_eq!(
+            mode_of(&parse(&["resume-throughput", "--mode", "http"])).ok(),
+            Some(Mode::Http)
+        );
+    }
+
+    #[test]
+    fn dir_is_taken() {
+        let args = parse(&["suspended", "--dir", "/var/tmp", "--n", "10"]);
+        assert_eq!(args.dir.as_deref(), Some(Path::new("/var/tmp")));
+        assert_eq!(args.n, Some(10));
+    }
+}

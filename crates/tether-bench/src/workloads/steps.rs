@@ -1,0 +1,60 @@
+//! `steps`: `n` runs of 10 sequential no-op steps, `c` at a time; each starter starts a run and
+//! waits for its result.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tether::store::Store;
+
+use super::config;
+use crate::driver::Driver;
+use crate::stats::per_s;
+use crate::Mode;
+
+/// `per_s`: steps per second. `accepted_per_s`: runs started (acknowledged) per second, to the
+/// last start; `completed_per_s`: runs finished per second.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    mode: Mode,
+    n: usize,
+    c: usize,
+) -> Result<Value, String> {
+    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    d.warm_connections(c).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let d = d.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last_start = None;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let run = d.start_run("steps", json!({ "n": 10 })).await?;
+                last_start = Some(Instant::now());
+                d.output(&run).await?;
+            }
+            Ok::<_, String>(last_start)
+        }));
+    }
+    let mut last_start: Option<Instant> = None;
+    for t in tasks {
+        if let Some(at) = t.await.map_err(|e| e.to_string())?? {
+            last_start = Some(last_start.map_or(at, |l| l.max(at)));
+        }
+    }
+    let took = t0.elapsed();
+    let started = last_start.map_or(took, |at| at.saturating_duration_since(t0));
+    if let Ok(d) = Arc::try_unwrap(d) {
+        d.shutdown().await;
+    }
+    Ok(json!({
+        "n": n,
+        "steps": n * 10,
+        "per_s": per_s(n * 10, took),
+        "accepted_per_s": per_s(n, started),
+        "completed_per_s": per_s(n, took),
+    }))
+}

@@ -1,0 +1,71 @@
+//! `resume-throughput`: `n` runs waiting; a wait for every run's result is opened (over HTTP:
+//! held long-polls), then `c` senders resume them all.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tether::store::Store;
+
+use super::{config, start_waiting, Completions, HELD_WAITS, SETTLE};
+use crate::driver::Driver;
+use crate::host;
+use crate::stats::per_s;
+use crate::Mode;
+
+/// `per_s`/`accepted_per_s`: resumes acknowledged per second, first resume sent to last
+/// acknowledged. `complete_per_s`/`completed_per_s`: runs whose end was observed per second,
+/// first resume sent to last end observed.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    mode: Mode,
+    n: usize,
+    c: usize,
+) -> Result<Value, String> {
+    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    let runs = start_waiting(&d, "tp", n, c).await?;
+    // One connection per held wait and per sender, opened before anything is timed.
+    d.warm_connections(n.min(HELD_WAITS) + c).await?;
+    let completions = Completions::watch(&d, &runs);
+    // Let the waits reach the engine (or the server) before the first resume.
+    tokio::time::sleep(SETTLE).await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let d = d.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, String>(());
+                }
+                d.resume(&format!("tp-{i}"), json!({ "i": i })).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let accepted = t0.elapsed();
+    let completed = completions
+        .last()
+        .await?
+        .map_or(accepted, |at| at.saturating_duration_since(t0));
+    let (rss, peak) = host::rss_mb(None);
+    if let Ok(d) = Arc::try_unwrap(d) {
+        d.shutdown().await;
+    }
+    Ok(json!({
+        "n": n,
+        "per_s": per_s(n, accepted),
+        "complete_per_s": per_s(n, completed),
+        "accepted_per_s": per_s(n, accepted),
+        "completed_per_s": per_s(n, completed),
+        "held_waits": n.min(HELD_WAITS),
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }))
+}
