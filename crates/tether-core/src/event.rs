@@ -284,6 +284,20 @@ pub enum EventBody {
         /// The payload.
         payload: Value,
     },
+    /// `ctx.patched(change_id)` (or `ctx.deprecate_patch`) was first reached by code that has
+    /// the change: from here on the run takes the new branch. A marker takes no command index
+    /// (the commands after it keep the indexes they have in journals written before the
+    /// change); replay finds it by its change id and `after_seq`. See `docs/versioning.md`.
+    Patched {
+        /// The change id passed to `ctx.patched`.
+        change_id: String,
+        /// The index the next command took when the marker was written (for reading only).
+        at_cmd: CommandIndex,
+        /// The last journal entry the code had been given when it asked: a replay asks at
+        /// the same point of the journal, whatever was appended between the question and the
+        /// marker's commit.
+        after_seq: u64,
+    },
     /// A hook thread's attempt failed and it will run again from the start at `retry_at_ms`
     /// (entries before this one belong to earlier attempts; replay starts after the last one).
     AttemptFailed {
@@ -341,6 +355,7 @@ impl EventBody {
             EventBody::SignalWaited { .. } => "signal_waited",
             EventBody::SignalReleased { .. } => "signal_released",
             EventBody::SignalReceived { .. } => "signal_received",
+            EventBody::Patched { .. } => "patched",
             EventBody::AttemptFailed { .. } => "attempt_failed",
             EventBody::CancelRequested { .. } => "cancel_requested",
             EventBody::RunCompleted { .. } => "run_completed",
