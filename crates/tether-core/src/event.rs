@@ -483,6 +483,28 @@ mod tests {
     }
 
     #[test]
+    fn a_patch_marker_is_plain_json_without_a_command_index() {
+        let e = Event {
+            seq: 2,
+            at_ms: 10,
+            body: EventBody::Patched {
+                change_id: "quote-v2".into(),
+                at_cmd: 1,
+                after_seq: 1,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"seq": 2, "at_ms": 10, "type": "patched",
+                "change_id": "quote-v2", "at_cmd": 1, "after_seq": 1})
+        );
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+        assert_eq!(e.body.kind(), "patched");
+        assert_eq!(e.body.command_index(), None);
+    }
+
+    #[test]
     fn status_round_trips() {
         for s in RunStatus::ALL {
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
