@@ -10,7 +10,8 @@
 //!
 //! This module holds the state and its slots; issuing commands is in `issue.rs` (steps,
 //! timers, hooks, drawn values) and `signals.rs` (commands answered by their own record,
-//! signal waits and their releases), applying journal entries in `apply.rs`.
+//! signal waits and their releases), versioning markers (`ctx.patched`, which take no command
+//! index) in `patches.rs`, applying journal entries in `apply.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
