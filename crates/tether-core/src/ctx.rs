@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::error::{StepError, WorkflowError};
 use crate::event::HOOK_KIND_TOKEN;
 use crate::hook::{CreateHook, HookOptions};
+use crate::patch::Patch;
 use crate::state::{Drawn, Shared};
 use crate::step::{RetryPolicy, StepFuture, StepTask};
 use crate::timer::Sleep;
@@ -188,6 +189,43 @@ impl Ctx {
             Drawn::Uuid(s) => s.parse().unwrap_or(live),
             _ => live,
         }
+    }
+
+    /// Whether the run takes the new branch of the change `change_id` (Temporal's patching
+    /// model; see `docs/versioning.md`):
+    ///
+    /// ```ignore
+    /// if ctx.patched("send-receipt").await {
+    ///     ctx.step("receipt", order.clone(), send_receipt).await?; // new code
+    /// }
+    /// ```
+    ///
+    /// The first time a run reaches this call with code that has it, a marker
+    /// ([`crate::EventBody::Patched`]) is journaled and the answer is `true`, once the marker
+    /// is committed (so nothing of the new branch runs before the journal says the run took
+    /// it); a replay that reaches the marker answers `true` again, across restarts. A run that
+    /// went on past this point under the code before the change (its journal goes on, with no
+    /// marker here) answers `false` at once and must take the old branch; nothing is written.
+    /// A marker takes no command index, so the commands after it keep their indexes in old
+    /// journals. Once `true` for a change id, `true` for the rest of the run. Decided when
+    /// called, like every `ctx` command.
+    pub fn patched(&self, change_id: &str) -> Patch {
+        let answer = self.state.lock().patched(change_id);
+        Patch {
+            state: self.state.clone(),
+            change_id: change_id.to_string(),
+            answer,
+        }
+    }
+
+    /// The old branch of change `change_id` is gone: journal its marker like
+    /// [`Ctx::patched`] (so code that still asks `patched` takes the new branch for this run),
+    /// without branching and without waiting (nothing depends on the answer). Replaying a run that passed this point under the code before the
+    /// change fails with a non-determinism error naming the change (that run needs the old
+    /// branch back). Once no run older than the deprecation remains, the call can go too:
+    /// markers no code asks for are ignored.
+    pub fn deprecate_patch(&self, change_id: &str) {
+        self.state.lock().deprecate_patch(change_id)
     }
 
     /// Create a token hook receiving payloads of type `T`. Resolves once the hook holds its

@@ -284,6 +284,20 @@ pub enum EventBody {
         /// The payload.
         payload: Value,
     },
+    /// `ctx.patched(change_id)` (or `ctx.deprecate_patch`) was first reached by code that has
+    /// the change: from here on the run takes the new branch. A marker takes no command index
+    /// (the commands after it keep the indexes they have in journals written before the
+    /// change); replay finds it by its change id and `after_seq`. See `docs/versioning.md`.
+    Patched {
+        /// The change id passed to `ctx.patched`.
+        change_id: String,
+        /// The index the next command took when the marker was written (for reading only).
+        at_cmd: CommandIndex,
+        /// The last journal entry the code had been given when it asked: a replay asks at
+        /// the same point of the journal, whatever was appended between the question and the
+        /// marker's commit.
+        after_seq: u64,
+    },
     /// A hook thread's attempt failed and it will run again from the start at `retry_at_ms`
     /// (entries before this one belong to earlier attempts; replay starts after the last one).
     AttemptFailed {
@@ -341,6 +355,7 @@ impl EventBody {
             EventBody::SignalWaited { .. } => "signal_waited",
             EventBody::SignalReleased { .. } => "signal_released",
             EventBody::SignalReceived { .. } => "signal_received",
+            EventBody::Patched { .. } => "patched",
             EventBody::AttemptFailed { .. } => "attempt_failed",
             EventBody::CancelRequested { .. } => "cancel_requested",
             EventBody::RunCompleted { .. } => "run_completed",
@@ -465,6 +480,28 @@ mod tests {
         assert_eq!(v["payload"]["a"], 1);
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_patch_marker_is_plain_json_without_a_command_index() {
+        let e = Event {
+            seq: 2,
+            at_ms: 10,
+            body: EventBody::Patched {
+                change_id: "quote-v2".into(),
+                at_cmd: 1,
+                after_seq: 1,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"seq": 2, "at_ms": 10, "type": "patched",
+                "change_id": "quote-v2", "at_cmd": 1, "after_seq": 1})
+        );
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
+        assert_eq!(e.body.kind(), "patched");
+        assert_eq!(e.body.command_index(), None);
     }
 
     #[test]

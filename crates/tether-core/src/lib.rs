@@ -36,6 +36,7 @@ pub mod error;
 pub mod event;
 pub mod hook;
 pub mod machine;
+pub mod patch;
 pub mod race;
 mod record;
 pub mod redact;
@@ -59,6 +60,7 @@ pub use hook::{
     TypedResumeError,
 };
 pub use machine::{DueTimer, Progress, RunMachine};
+pub use patch::Patch;
 pub use race::{join, join3, join_all, race, Either, Race};
 pub use redact::{redact_token, RedactedToken};
 pub use step::{RetryPolicy, StepBody, StepFuture, StepTask};

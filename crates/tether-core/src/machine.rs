@@ -124,6 +124,7 @@ impl RunMachine {
         }
         let mut st = RunState::new(run_id.to_string(), env);
         st.set_recorded(recorded);
+        st.set_outline(current);
         st.workflow = workflow_name;
         st.cancelled = earlier_cancel;
         st.exec_signal = thread.as_ref().and_then(|t| t.fail_signal.clone());

@@ -86,10 +86,10 @@ pub use schemars::JsonSchema;
 
 pub use tether_core::{
     define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, ErrorSource, Event,
-    EventBody, ExecHook, Hook, HookDef, HookOptions, Next, Race, Recv, Registry, RegistryError,
-    RespondWith, ResumeHook, RetryPolicy, RunStatus, SendSignal, Sleep, SpawnHook, SpawnOptions,
-    StepError, StepResultExt, TypedResumeError, WaitFor, WaitForTimeout, Webhook, WebhookBody,
-    WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
+    EventBody, ExecHook, Hook, HookDef, HookOptions, Next, Patch, Race, Recv, Registry,
+    RegistryError, RespondWith, ResumeHook, RetryPolicy, RunStatus, SendSignal, Sleep, SpawnHook,
+    SpawnOptions, StepError, StepResultExt, TypedResumeError, WaitFor, WaitForTimeout, Webhook,
+    WebhookBody, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
     DEFAULT_TASK_QUEUE,
 };
 pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
@@ -170,6 +170,12 @@ pub mod seed_idioms {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/versioning.md`: changing a workflow under waiting runs with `ctx.patched`, the whole
+/// cycle compiled and run.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/versioning.md")]
+pub struct VersioningDoctests;
 
 /// `docs/hooks/schemas.md`: a hook publishing its payload's JSON Schema, compiled.
 #[cfg(doctest)]

@@ -77,6 +77,7 @@ fn summary(e: &Value) -> String {
         "signal_sent" => format!("{} payload={}", f("signal_id"), f("payload")),
         "signal_waited" => f("signal_id"),
         "signal_received" => format!("payload={}", f("payload")),
+        "patched" => format!("change {} (new branch from here)", f("change_id")),
         "attempt_failed" => format!("attempt {}: {}", f("attempt"), error(e)),
         "cancel_requested" | "run_cancelled" => f("reason"),
         "run_completed" => format!("output={}", f("output")),
@@ -108,5 +109,11 @@ mod tests {
         );
         assert!(lines[2].contains("h-1 (enrich_hook)"), "{out}");
         assert!(lines[2].contains("greeting := hi"), "{out}");
+    }
+
+    #[test]
+    fn a_patch_marker_names_its_change() {
+        let e = json!({"seq": 2, "type": "patched", "change_id": "quote-v2", "at_cmd": 1});
+        assert_eq!(summary(&e), "change quote-v2 (new branch from here)");
     }
 }

@@ -10,6 +10,7 @@ impl RunState {
     /// Apply one committed journal entry. `seq` is its position (for error messages).
     pub fn apply(&mut self, seq: u64, body: &EventBody) {
         let unexpected = |what: String| ReplayError::Unexpected { seq, message: what };
+        self.applied_seq = self.applied_seq.max(seq);
         match body {
             EventBody::StepCompleted { cmd, name, .. }
             | EventBody::StepFailed { cmd, name, .. } => {
@@ -132,6 +133,13 @@ impl RunState {
                     None => self.fail(unexpected(format!(
                         "a signal arrived for wait #{wait_cmd} but the code did not wait"
                     ))),
+                }
+            }
+            // Markers answer `ctx.patched` by their place in the journal (see `patches.rs`);
+            // one this execution wrote releases the `Patch` waiting for its commit.
+            EventBody::Patched { change_id, .. } => {
+                if let Some(Some(w)) = self.patches_uncommitted.remove(change_id) {
+                    w.wake();
                 }
             }
             EventBody::AttemptFailed { .. } => {}

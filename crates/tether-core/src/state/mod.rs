@@ -10,9 +10,12 @@
 //!
 //! This module holds the state and its slots; issuing commands is in `issue.rs` (steps,
 //! timers, hooks, drawn values) and `signals.rs` (commands answered by their own record,
-//! signal waits and their releases), applying journal entries in `apply.rs`.
+//! signal waits and their releases), versioning markers (`ctx.patched`, which take no command
+//! index) in `patches.rs`, applying journal entries in `apply.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use self::patches::Outline;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -25,6 +28,7 @@ use crate::step::StepTask;
 
 mod apply;
 mod issue;
+mod patches;
 mod signals;
 
 pub(crate) type Shared = Arc<parking_lot::Mutex<RunState>>;
@@ -115,6 +119,15 @@ pub(crate) struct RunState {
     pub cancelled: Option<Option<String>>,
     /// The first replay error seen; the executor stops the run on it.
     pub error: Option<ReplayError>,
+    /// The loaded journal in order (after `RunStarted`), for the patch decisions.
+    outline: Vec<(u64, Outline)>,
+    /// Position of the last journal entry applied.
+    applied_seq: u64,
+    /// Change ids `ctx.patched` answered `true` in this execution.
+    patches_taken: HashSet<String>,
+    /// Markers written by this execution and not committed yet, with the waker of a
+    /// [`crate::patch::Patch`] waiting for the commit.
+    pub patches_uncommitted: HashMap<String, Option<Waker>>,
     /// Set while the workflow future is being dropped without finishing (eviction, shutdown):
     /// drops then must not issue commands.
     pub teardown: bool,
@@ -158,6 +171,7 @@ pub(crate) fn describe(body: &EventBody) -> String {
         EventBody::HookSpawned { workflow, .. } => format!("spawn of hook {workflow:?}"),
         EventBody::SignalSent { signal_id, .. } => format!("signal {signal_id:?}"),
         EventBody::SignalWaited { signal_id, .. } => format!("wait for signal {signal_id:?}"),
+        EventBody::Patched { change_id, .. } => format!("patch marker {change_id:?}"),
         EventBody::SignalReleased {
             wait_cmd,
             signal_id,
@@ -187,6 +201,10 @@ impl RunState {
             signals_sent: HashSet::new(),
             cancelled: None,
             error: None,
+            outline: Vec::new(),
+            applied_seq: 0,
+            patches_taken: HashSet::new(),
+            patches_uncommitted: HashMap::new(),
             teardown: false,
         }
     }

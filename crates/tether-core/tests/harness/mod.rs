@@ -49,6 +49,7 @@ mod replay;
 mod sim;
 mod store;
 mod trio;
+mod upgrade;
 mod util;
 
 use std::future::Future;

@@ -35,13 +35,14 @@ pub fn execute(task: &StepTask) -> EventBody {
 }
 
 /// Entries the machine issues for its own commands (everything with a command index except step
-/// results, which the step runner writes).
+/// results, which the step runner writes, and patch markers, which take no index).
 pub fn is_command_record(body: &EventBody) -> bool {
-    body.command_index().is_some()
-        && !matches!(
-            body,
-            EventBody::StepCompleted { .. } | EventBody::StepFailed { .. }
-        )
+    matches!(body, EventBody::Patched { .. })
+        || body.command_index().is_some()
+            && !matches!(
+                body,
+                EventBody::StepCompleted { .. } | EventBody::StepFailed { .. }
+            )
 }
 
 /// The journal, one entry a line, for failure messages.
