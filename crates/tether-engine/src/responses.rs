@@ -100,11 +100,18 @@ impl Engine {
     /// does) and wait up to `timeout` for the response the workflow sends with
     /// `WebhookRequest::respond_with`, whichever node sharing the store runs it. `Ok(None)`:
     /// no response came in time (the request is in the run's journal all the same).
+    ///
+    /// With an `idempotency_key` (a verified delivery's id) already used for this token,
+    /// nothing is stored again and nobody waits: the answer is
+    /// [`WebhookResponse::duplicate`] (`200 {"duplicate": true}`). A key first used with
+    /// another request is [`EngineError::IdempotencyKeyReused`], as for
+    /// [`Engine::resume_hook`].
     pub async fn resume_webhook(
         &self,
         token: &str,
         request: &WebhookRequest,
         timeout: Duration,
+        idempotency_key: Option<String>,
     ) -> Result<Option<WebhookResponse>, EngineError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let payload = serde_json::to_value(request).map_err(|e| EngineError::InvalidPayload {
@@ -112,7 +119,14 @@ impl Engine {
         })?;
         // Waiting before the request is stored: the run may answer before `resume` returns.
         let mut expected = self.inner.responses.expect(&request.request_id);
-        let accepted = self.resume_accepted(token, payload, None).await?;
+        let keyed = idempotency_key.is_some();
+        let accepted = self
+            .resume_accepted(token, payload, idempotency_key)
+            .await?;
+        if keyed && accepted.seq.is_none() {
+            // Accepted before: the first request was (or is being) answered.
+            return Ok(Some(WebhookResponse::duplicate()));
+        }
         let run_id = accepted.run_id;
         // Only a store shared with other nodes can hold a reply this node did not commit.
         let watch = self.inner.shared_store.then_some(accepted.seq.unwrap_or(0));
