@@ -154,7 +154,7 @@ pub mod prelude {
     pub use tether_core::{
         define_hook, join, race, Ctx, Either, Hook, HookDef, HookOptions, Registry, RetryPolicy,
         SpawnOptions, StepError, StepResultExt, WebhookOptions, WebhookRequest, WebhookResponse,
-        WorkflowError, WorkflowResultExt,
+        WebhookVerifier, WorkflowError, WorkflowResultExt,
     };
     pub use tether_engine::{Engine, EngineConfig};
 
