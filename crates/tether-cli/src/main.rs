@@ -27,6 +27,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The bundled `github_events` example's webhook secret: a documented development value
+    // when the variable is unset (set before any thread starts). Only its name is journaled.
+    if std::env::var_os(tether_examples::github_events::SECRET_ENV).is_none() {
+        std::env::set_var(
+            tether_examples::github_events::SECRET_ENV,
+            tether_examples::github_events::DEV_SECRET,
+        );
+    }
     let app = tether::App::new()
         .register(tether_examples::register)
         .about("Tether: durable workflows with hooks. `tether dev` serves the bundled examples.");

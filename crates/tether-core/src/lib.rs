@@ -47,6 +47,7 @@ pub mod threads;
 pub mod time_fmt;
 pub mod timer;
 pub mod webhook;
+pub mod webhook_verify;
 pub mod workflow;
 
 pub use ctx::Ctx;
@@ -73,4 +74,5 @@ pub use webhook::{
     RespondWith, Webhook, WebhookBody, WebhookOptions, WebhookReply, WebhookRequest,
     WebhookResponse, HOOK_KIND_WEBHOOK, RESPOND_WITH_STEP, WEBHOOK_PATH,
 };
+pub use webhook_verify::{SecretName, WebhookVerifier, DEFAULT_TOLERANCE_SECS};
 pub use workflow::{ErasedWorkflow, Registry, RegistryError};

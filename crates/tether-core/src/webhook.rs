@@ -22,6 +22,7 @@ use crate::error::WorkflowError;
 use crate::event::EventBody;
 use crate::hook::{CreateHook, Hook, HookOptions};
 use crate::step::RetryPolicy;
+use crate::webhook_verify::WebhookVerifier;
 
 /// The `kind` of webhook hooks.
 pub const HOOK_KIND_WEBHOOK: &str = "webhook";
@@ -62,6 +63,12 @@ impl WebhookResponse {
             headers: BTreeMap::new(),
             body: Some(WebhookBody::Json(body)),
         }
+    }
+
+    /// `200 {"duplicate": true}`: what a manual-mode webhook answers a verified delivery it
+    /// had already accepted (nothing is stored again, and the workflow is not waited for).
+    pub fn duplicate() -> Self {
+        WebhookResponse::json(200, json!({ "duplicate": true }))
     }
 
     /// A status with a text body.
@@ -129,6 +136,9 @@ pub struct WebhookOptions {
     pub respond_with: RespondWith,
     /// Metadata shown where hooks are listed.
     pub metadata: Option<Value>,
+    /// How requests are verified (`None`: any request is accepted); see
+    /// [`crate::webhook_verify`].
+    pub verify: Option<WebhookVerifier>,
 }
 
 impl WebhookOptions {
@@ -137,6 +147,7 @@ impl WebhookOptions {
         WebhookOptions {
             respond_with: RespondWith::Static { response },
             metadata: None,
+            verify: None,
         }
     }
 
@@ -145,17 +156,30 @@ impl WebhookOptions {
         WebhookOptions {
             respond_with: RespondWith::Manual { timeout_ms: 30_000 },
             metadata: None,
+            verify: None,
         }
+    }
+
+    /// Verify every request with `verifier` before it reaches the workflow (a request that
+    /// fails is answered `401` and not stored), and store a retried delivery once.
+    pub fn verified(mut self, verifier: WebhookVerifier) -> Self {
+        self.verify = Some(verifier);
+        self
     }
 }
 
-/// The metadata stored with a webhook hook: the user's metadata and the response mode.
+/// The metadata stored with a webhook hook: the user's metadata, the response mode and the
+/// verifier (which names its secret, never holds it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WebhookMeta {
     /// The user's metadata.
     pub metadata: Value,
     /// How callers are answered.
     pub respond_with: RespondWith,
+    /// How requests are verified; absent in hooks stored before verification existed, and
+    /// left out when `None` (so an unverified webhook journals what it always did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<WebhookVerifier>,
 }
 
 /// One HTTP request received by a webhook.
@@ -291,6 +315,7 @@ impl Ctx {
         let meta = WebhookMeta {
             metadata: options.metadata.unwrap_or(Value::Null),
             respond_with: options.respond_with,
+            verify: options.verify,
         };
         let metadata = serde_json::to_value(&meta).unwrap_or(Value::Null);
         let create: CreateHook<WebhookRequest> = self.create_hook_inner(

@@ -65,6 +65,6 @@ pub use clock::Clock;
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{Metrics, MetricsSnapshot, WEBHOOK_REJECT_REASONS};
 pub use start::{StartOptions, Started};
 pub use system_env::SystemEnvironment;

@@ -18,6 +18,7 @@
 //! | `tether_live_run_cache_misses_total` | counter | ... whose run had to be rebuilt (replay) |
 //! | `tether_lease_takeovers_total` | counter | runs this node claimed from another node's lease |
 //! | `tether_run_count_errors_total` | counter | scrapes whose `tether_runs` query failed |
+//! | `tether_webhook_rejected_total{reason}` | counter | webhook requests refused by their verifier |
 //!
 //! The hot path only touches atomics: counters are created up front (refusal reasons included)
 //! and the histograms are lock-free ([`AtomicHistogram`]).
@@ -51,6 +52,14 @@ const REASONS: [&str; 10] = [
     "storage_full",
     "storage_read_only",
     "shutting_down",
+];
+
+/// Why a verified webhook's request was refused (the server's error code without `webhook_`).
+pub const WEBHOOK_REJECT_REASONS: [&str; 4] = [
+    "signature_missing",
+    "signature_invalid",
+    "timestamp_stale",
+    "secret_missing",
 ];
 
 /// Upper bounds of the latency histograms, in seconds (100 µs to 10 s).
@@ -90,6 +99,7 @@ pub struct Metrics {
     cache_misses: Counter,
     lease_takeovers: Counter,
     run_count_errors: Counter,
+    webhook_rejected: Family<ReasonLabels, Counter>,
     /// The last run counts read and when (scrapes within `run_count_max_age` reuse them; one
     /// scrape at a time queries the store).
     run_counts: tokio::sync::Mutex<Option<(Instant, Vec<RunCount>)>>,
@@ -186,6 +196,17 @@ impl Metrics {
             "Scrapes whose count of runs by workflow and status failed (tether_runs omitted)",
             run_count_errors.clone(),
         );
+        let webhook_rejected = Family::<ReasonLabels, Counter>::default();
+        for r in WEBHOOK_REJECT_REASONS {
+            drop(webhook_rejected.get_or_create(&ReasonLabels {
+                reason: r.to_owned(),
+            }));
+        }
+        registry.register(
+            "tether_webhook_rejected",
+            "Webhook requests refused by their verifier (never stored), by reason",
+            webhook_rejected.clone(),
+        );
         Metrics {
             registry,
             resumes_accepted,
@@ -199,6 +220,7 @@ impl Metrics {
             cache_misses,
             lease_takeovers,
             run_count_errors,
+            webhook_rejected,
             run_counts: tokio::sync::Mutex::new(None),
         }
     }
@@ -223,6 +245,15 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// A verified webhook refused a request, for `reason` (one of [`WEBHOOK_REJECT_REASONS`]).
+    pub fn webhook_rejected(&self, reason: &str) {
+        self.webhook_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// A live run applied a resumed payload `elapsed` after its commit.
@@ -524,6 +555,7 @@ mod tests {
         m.resume_refused("hook_not_found");
         m.resume_refused("something_new");
         m.commit_done(3, Duration::from_millis(2));
+        m.webhook_rejected("signature_invalid");
         let counts = [RunCount {
             workflow: "approval".into(),
             status: tether_core::RunStatus::Suspended,
@@ -544,6 +576,8 @@ mod tests {
             "tether_journal_commit_seconds_bucket{le=\"0.0025\"} 1",
             "tether_journal_commit_seconds_bucket{le=\"+Inf\"} 1",
             "tether_live_runs 5",
+            "tether_webhook_rejected_total{reason=\"signature_invalid\"} 1",
+            "tether_webhook_rejected_total{reason=\"timestamp_stale\"} 0",
         ] {
             assert!(text.contains(expected), "{expected} missing in\n{text}");
         }

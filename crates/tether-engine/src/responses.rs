@@ -33,13 +33,26 @@ pub(crate) struct ResponseHub {
 
 impl ResponseHub {
     /// Wait for the response to `request_id`; the wait ends when the returned guard drops.
+    /// A request id already waited for here (a verified delivery retried while its first
+    /// request still waits: same id) leaves that first wait alone; the newcomer's guard
+    /// receives nothing and removes nothing (its request is answered as a duplicate).
     pub(crate) fn expect(&self, request_id: &str) -> Expected<'_> {
+        let mut waiting = self.waiting.lock();
+        if waiting.contains_key(request_id) {
+            return Expected {
+                hub: self,
+                request_id: request_id.to_owned(),
+                rx: None,
+                owner: false,
+            };
+        }
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().insert(request_id.to_owned(), tx);
+        waiting.insert(request_id.to_owned(), tx);
         Expected {
             hub: self,
             request_id: request_id.to_owned(),
             rx: Some(rx),
+            owner: true,
         }
     }
 
@@ -74,11 +87,15 @@ pub(crate) struct Expected<'a> {
     request_id: String,
     /// Taken once answered or once the hub dropped the sender.
     rx: Option<oneshot::Receiver<WebhookResponse>>,
+    /// Whether this guard's sender is the one in the hub (else another wait owns the id).
+    owner: bool,
 }
 
 impl Drop for Expected<'_> {
     fn drop(&mut self) {
-        self.hub.waiting.lock().remove(&self.request_id);
+        if self.owner {
+            self.hub.waiting.lock().remove(&self.request_id);
+        }
     }
 }
 
@@ -100,11 +117,18 @@ impl Engine {
     /// does) and wait up to `timeout` for the response the workflow sends with
     /// `WebhookRequest::respond_with`, whichever node sharing the store runs it. `Ok(None)`:
     /// no response came in time (the request is in the run's journal all the same).
+    ///
+    /// With an `idempotency_key` (a verified delivery's id) already used for this token,
+    /// nothing is stored again and nobody waits: the answer is
+    /// [`WebhookResponse::duplicate`] (`200 {"duplicate": true}`). A key first used with
+    /// another request is [`EngineError::IdempotencyKeyReused`], as for
+    /// [`Engine::resume_hook`].
     pub async fn resume_webhook(
         &self,
         token: &str,
         request: &WebhookRequest,
         timeout: Duration,
+        idempotency_key: Option<String>,
     ) -> Result<Option<WebhookResponse>, EngineError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let payload = serde_json::to_value(request).map_err(|e| EngineError::InvalidPayload {
@@ -112,7 +136,14 @@ impl Engine {
         })?;
         // Waiting before the request is stored: the run may answer before `resume` returns.
         let mut expected = self.inner.responses.expect(&request.request_id);
-        let accepted = self.resume_accepted(token, payload, None).await?;
+        let keyed = idempotency_key.is_some();
+        let accepted = self
+            .resume_accepted(token, payload, idempotency_key)
+            .await?;
+        if keyed && accepted.seq.is_none() {
+            // Accepted before: the first request was (or is being) answered.
+            return Ok(Some(WebhookResponse::duplicate()));
+        }
         let run_id = accepted.run_id;
         // Only a store shared with other nodes can hold a reply this node did not commit.
         let watch = self.inner.shared_store.then_some(accepted.seq.unwrap_or(0));
@@ -191,6 +222,11 @@ mod tests {
         };
         hub.committed(&serde_json::to_value(&reply).expect("encode"));
         assert_eq!(wait.local().await, WebhookResponse::text(201, "ok"));
+        // A second wait on an id already waited for leaves the first one in place.
+        let first = hub.expect("r3");
+        drop(hub.expect("r3"));
+        assert_eq!(hub.len(), 2, "r2, and r3's first wait (r1 was answered)");
+        drop(first);
         drop(other);
         drop(wait);
         assert_eq!(hub.len(), 0, "answered and abandoned waits are gone");

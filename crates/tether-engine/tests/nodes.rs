@@ -259,7 +259,7 @@ async fn a_manual_webhook_response_reaches_a_request_taken_by_another_node() {
         body: Some(WebhookBody::Json(json!({"n": 1}))),
     };
     let response = a
-        .resume_webhook(&token, &request, Duration::from_secs(20))
+        .resume_webhook(&token, &request, Duration::from_secs(20), None)
         .await
         .unwrap();
     assert_eq!(

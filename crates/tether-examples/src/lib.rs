@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod collect;
 pub mod enrich;
+pub mod github_events;
 pub mod handoff;
 pub mod slack_bot;
 pub mod steps;
@@ -32,5 +33,6 @@ pub fn register(registry: &mut Registry) {
         .workflow("enrich", enrich::enrich)
         .workflow("enrich_hook", enrich::enrich_hook)
         .workflow("wait_signal", wait_signal::wait_signal)
-        .workflow("webhook_echo", webhook_echo::webhook_echo);
+        .workflow("webhook_echo", webhook_echo::webhook_echo)
+        .workflow("github_events", github_events::github_events);
 }

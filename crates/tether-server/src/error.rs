@@ -40,6 +40,21 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
     ),
     ("request_error", 400, "any other refused request"),
     ("unauthorized", 401, "the API token is missing or wrong"),
+    (
+        "webhook_signature_missing",
+        401,
+        "a verified webhook's request lacks its signature (or signed timestamp); nothing was stored",
+    ),
+    (
+        "webhook_signature_invalid",
+        401,
+        "a verified webhook's request has a wrong signature; nothing was stored",
+    ),
+    (
+        "webhook_timestamp_stale",
+        401,
+        "a verified webhook's signed timestamp is outside its tolerance; nothing was stored",
+    ),
     ("not_found", 404, "no such route"),
     (
         "workflow_not_found",
@@ -109,6 +124,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "storage_read_only",
         503,
         "the storage backend is read-only; retry later",
+    ),
+    (
+        "webhook_secret_missing",
+        503,
+        "the server has no value for a verified webhook's secret (a configuration error); nothing was stored",
     ),
     (
         "shutting_down",
@@ -348,6 +368,17 @@ mod tests {
             ApiError::method_not_allowed("GET"),
             ApiError::webhook_timeout(1),
         ]);
+        use crate::webhook_verify::Refusal;
+        answers.extend(
+            [
+                Refusal::SignatureMissing("m".into()),
+                Refusal::SignatureInvalid,
+                Refusal::TimestampStale { tolerance_secs: 1 },
+                Refusal::SecretMissing("N".into()),
+            ]
+            .into_iter()
+            .map(Refusal::into_api_error),
+        );
         for e in &answers {
             assert!(
                 listed(e.code, e.status.as_u16()),

@@ -49,6 +49,7 @@ mod protocol_errors;
 mod routes;
 mod serve;
 mod ui;
+mod webhook_verify;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -64,6 +65,7 @@ use tokio::sync::watch;
 
 pub use error::ApiError;
 pub use serve::{raise_fd_limit, ServeLimits};
+pub use webhook_verify::WebhookSecrets;
 
 /// Room allowed around a run's input in `POST /v1/runs` (the `{"workflow": ..., "input": ...}`
 /// envelope), on top of the engine's payload limit, which the engine checks on the input itself.
@@ -87,6 +89,10 @@ pub struct ServerOptions {
     /// still unfinished then is answered `408 request_timeout` (and its connection closed).
     /// Answers, server-sent event streams included, are not limited. Default 30 s.
     pub body_timeout: Duration,
+    /// Secrets of verified webhooks, by the name a webhook's verifier gives; a name not
+    /// configured here is read from the environment variable of that name at each request.
+    /// Default: none configured (the environment only).
+    pub webhook_secrets: WebhookSecrets,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -97,6 +103,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("stopping", &self.stopping.is_some())
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("body_timeout", &self.body_timeout)
+            .field("webhook_secrets", &self.webhook_secrets)
             .finish()
     }
 }
@@ -108,6 +115,7 @@ impl Default for ServerOptions {
             stopping: None,
             api_token: None,
             body_timeout: Duration::from_secs(30),
+            webhook_secrets: WebhookSecrets::default(),
         }
     }
 }

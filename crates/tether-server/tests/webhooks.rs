@@ -188,6 +188,7 @@ async fn a_manual_webhook_without_an_answer_times_out_with_504() {
         let options = tether_core::WebhookOptions {
             respond_with: tether_core::RespondWith::Manual { timeout_ms: 100 },
             metadata: Some(json!({"purpose": "test"})),
+            verify: None,
         };
         let mut hook = ctx.create_webhook(options).await?;
         let req = hook.recv().await?;

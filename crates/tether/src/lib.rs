@@ -92,6 +92,7 @@ pub use tether_core::{
     WebhookBody, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
     DEFAULT_TASK_QUEUE,
 };
+pub use tether_core::{SecretName, WebhookVerifier};
 pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
 
 #[cfg(feature = "server")]
@@ -129,7 +130,7 @@ pub mod postgres {
 #[cfg(feature = "server")]
 pub mod server {
     pub use axum::Router;
-    pub use tether_server::{router, serve, ApiError, ServerOptions};
+    pub use tether_server::{router, serve, ApiError, ServerOptions, WebhookSecrets};
 }
 
 /// Checking stored runs against the code (what `replay` runs).
@@ -153,7 +154,7 @@ pub mod prelude {
     pub use tether_core::{
         define_hook, join, race, Ctx, Either, Hook, HookDef, HookOptions, Registry, RetryPolicy,
         SpawnOptions, StepError, StepResultExt, WebhookOptions, WebhookRequest, WebhookResponse,
-        WorkflowError, WorkflowResultExt,
+        WebhookVerifier, WorkflowError, WorkflowResultExt,
     };
     pub use tether_engine::{Engine, EngineConfig};
 
@@ -181,3 +182,8 @@ pub struct VersioningDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/hooks/schemas.md")]
 pub struct HookSchemaDoctests;
+
+/// `docs/hooks/verified-webhooks.md`: a webhook verified with the GitHub preset, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/hooks/verified-webhooks.md")]
+pub struct VerifiedWebhookDoctests;

@@ -3,6 +3,14 @@
 //! gets the webhook's fixed response, or, in manual mode, the one the workflow sends (504 after
 //! the webhook's timeout), whichever node sharing the store runs the workflow
 //! ([`tether_engine::Engine::resume_webhook`]).
+//!
+//! A verified webhook ([`tether_core::WebhookVerifier`]) checks the request first
+//! (`webhook_verify.rs`): a refused one is answered `401` (`503` when the server lacks the
+//! secret), counted in `tether_webhook_rejected_total{reason}`, and not stored. A verified
+//! request carrying the sender's delivery id is stored under the idempotency key
+//! `delivery:{id}` with that id as its `request_id`, so a retried delivery (even with other
+//! headers: a new timestamp, a retry counter) is stored once and answered as a duplicate: the
+//! static response, or in manual mode `200 {"duplicate": true}` at once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +22,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use tether_core::webhook::{RespondWith, WebhookMeta};
+use tether_core::WebhookVerifier;
 use tether_core::{WebhookBody, WebhookRequest, WebhookResponse, HOOK_KIND_WEBHOOK};
 use tether_engine::EngineError;
 
@@ -114,9 +123,11 @@ fn to_http(resp: WebhookResponse) -> Response {
     responses(
         (status = "default", description = "The webhook's response: any status, headers and body the workflow chose"),
         (status = 400, description = "`invalid_json` (the body could not be read)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "A verified webhook refused the request, nothing was stored: `webhook_signature_missing` (no signature, or no timestamp where the sender signs one), `webhook_signature_invalid`, `webhook_timestamp_stale` (outside the tolerance)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found` (unknown token, or not a webhook)", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`webhook_secret_missing` (the server has no value for the secret the webhook names: a configuration error), or a storage error", body = crate::openapi::ErrorBody),
         (status = 504, description = "`webhook_timeout`", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -144,8 +155,17 @@ pub(crate) async fn call(
         ))
     })?;
     let bytes = body_bytes(body, state.payload_limit())?;
+    let delivery = match &meta.verify {
+        Some(verifier) => checked(&state, verifier, &headers, &bytes)?,
+        None => None,
+    };
+    let request_id = delivery
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let key = delivery;
+    let keyed = key.is_some();
     let request = build_request(
-        uuid::Uuid::new_v4().to_string(),
+        request_id,
         method.as_str(),
         &token,
         query.as_deref(),
@@ -156,15 +176,68 @@ pub(crate) async fn call(
         RespondWith::Static { response } => {
             let payload = serde_json::to_value(&request)
                 .map_err(|e| ApiError::internal(format!("cannot encode the request: {e}")))?;
-            state.engine.resume_hook(&token, payload, None).await?;
-            Ok(to_http(response))
+            match state.engine.resume_hook(&token, payload, key).await {
+                // A retried delivery whose headers changed: already stored, answered alike.
+                Ok(_) | Err(EngineError::IdempotencyKeyReused) if keyed => Ok(to_http(response)),
+                Ok(_) => Ok(to_http(response)),
+                Err(e) => Err(e.into()),
+            }
         }
         RespondWith::Manual { timeout_ms } => {
             let wait = Duration::from_millis(timeout_ms);
-            match state.engine.resume_webhook(&token, &request, wait).await? {
-                Some(response) => Ok(to_http(response)),
-                None => Err(ApiError::webhook_timeout(timeout_ms)),
+            match state
+                .engine
+                .resume_webhook(&token, &request, wait, key)
+                .await
+            {
+                Ok(Some(response)) => Ok(to_http(response)),
+                Ok(None) => Err(ApiError::webhook_timeout(timeout_ms)),
+                Err(EngineError::IdempotencyKeyReused) if keyed => {
+                    Ok(to_http(WebhookResponse::duplicate()))
+                }
+                Err(e) => Err(e.into()),
             }
         }
     }
+}
+
+/// Verify a request; `Ok` carries its delivery key (`delivery:{id}`, or `delivery:sha256:…`
+/// for an id too long or odd to be a key), if the sender gave a delivery id. A refusal is
+/// counted by reason; the secret never appears in a log or an answer.
+fn checked(
+    state: &AppState,
+    verifier: &WebhookVerifier,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
+    let now_secs = state.engine.clock().now_ms() / 1000;
+    match crate::webhook_verify::verify(
+        verifier,
+        &state.options.webhook_secrets,
+        headers,
+        body,
+        now_secs,
+    ) {
+        Ok(id) => Ok(id.map(|id| delivery_key(&id))),
+        Err(refusal) => {
+            state.engine.metrics().webhook_rejected(refusal.reason());
+            tracing::debug!(
+                reason = refusal.reason(),
+                "webhook request refused by its verifier"
+            );
+            Err(refusal.into_api_error())
+        }
+    }
+}
+
+/// The idempotency key (and request id) of a delivery id.
+fn delivery_key(id: &str) -> String {
+    let plain = id.len() <= 200 && id.chars().all(|c| c.is_ascii_graphic());
+    if plain {
+        return format!("delivery:{id}");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("delivery:sha256:{hex}")
 }
