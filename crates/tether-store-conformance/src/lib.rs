@@ -28,6 +28,7 @@ mod hook_resume;
 mod hooks;
 mod journal;
 mod leases;
+mod retention;
 mod runs;
 mod support;
 mod threads;
@@ -38,6 +39,7 @@ pub use hook_resume::*;
 pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
+pub use retention::*;
 pub use runs::*;
 pub use threads::*;
 
@@ -162,6 +164,10 @@ macro_rules! __conformance_cases {
                 a_release_only_looks_at_the_current_attempt,
                 // counts
                 count_runs_groups_by_workflow_and_status,
+                // retention
+                retention_deletes_ended_namespaces_only,
+                retention_deletes_in_capped_batches,
+                idempotency_keys_are_forgotten_after_the_window,
             }
         }
     };
