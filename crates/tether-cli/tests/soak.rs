@@ -293,7 +293,8 @@ async fn mixed_load_with_kills_stays_flat_and_delivers_once() {
     // Runs of the first wave ended more than the retention ago: deleted.
     let mut deleted = 0;
     if secs > 3 * RETENTION_SECS {
-        for id in tally.first.lock().expect("lock").iter() {
+        let first = tally.first.lock().expect("lock").clone();
+        for id in &first {
             match client.get_run(id).await {
                 Err(ClientError::Api { status: 404, .. }) => deleted += 1,
                 other => panic!("run {id} ended long ago and should be deleted: {other:?}"),
