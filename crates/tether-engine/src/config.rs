@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 
+/// How long idempotency keys are remembered unless configured otherwise: 24 hours.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// Settings of an [`crate::Engine`]. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
@@ -36,6 +39,17 @@ pub struct EngineConfig {
     /// [`Clock::manual`] clock lets tests move time by hand: timers fire when it is moved
     /// past them, without real waiting (see [`crate::Engine::settle`]).
     pub clock: Clock,
+    /// How long ended runs are kept (`--retention`). `None` (the default) keeps them for
+    /// ever. With `Some(d)`, namespaces whose runs all ended more than `d` ago are deleted
+    /// with everything of theirs (see `tether_store::retention`), in batches.
+    pub retention: Option<Duration>,
+    /// How long an idempotency key is remembered (default 24 h, `--idempotency-window`); a
+    /// retry after it is a new request. `None` remembers keys for as long as their run is kept.
+    pub idempotency_window: Option<Duration>,
+    /// How often retention and the idempotency window are applied, at most (default 60 s;
+    /// never less often than a quarter of the shorter of the two, so a short retention is
+    /// kept to closely).
+    pub retention_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +65,9 @@ impl Default for EngineConfig {
             public_url: None,
             run_count_max_age: Duration::from_secs(5),
             clock: Clock::system(),
+            retention: None,
+            idempotency_window: Some(DEFAULT_IDEMPOTENCY_WINDOW),
+            retention_interval: Duration::from_secs(60),
         }
     }
 }

@@ -159,6 +159,10 @@ impl Engine {
         tasks.keep(tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx)));
         tasks.keep(tokio::spawn(poll_loop(Arc::downgrade(&inner))));
         tasks.keep(tokio::spawn(heartbeat_loop(Arc::downgrade(&inner))));
+        if crate::retention::enabled(&inner.config) {
+            let weak = Arc::downgrade(&inner);
+            tasks.keep(tokio::spawn(crate::retention::retention_loop(weak)));
+        }
         if let Some(changes) = changes {
             tasks.keep(tokio::spawn(listen_loop(Arc::downgrade(&inner), changes)));
         }

@@ -19,6 +19,8 @@
 //! | `tether_lease_takeovers_total` | counter | runs this node claimed from another node's lease |
 //! | `tether_run_count_errors_total` | counter | scrapes whose `tether_runs` query failed |
 //! | `tether_webhook_rejected_total{reason}` | counter | webhook requests refused by their verifier |
+//! | `tether_runs_deleted_total` | counter | ended runs deleted by retention (threads included) |
+//! | `tether_idempotency_keys_deleted_total` | counter | idempotency keys past their window |
 //!
 //! The hot path only touches atomics: counters are created up front (refusal reasons included)
 //! and the histograms are lock-free ([`AtomicHistogram`]).
@@ -100,6 +102,8 @@ pub struct Metrics {
     lease_takeovers: Counter,
     run_count_errors: Counter,
     webhook_rejected: Family<ReasonLabels, Counter>,
+    runs_deleted: Counter,
+    keys_deleted: Counter,
     /// The last run counts read and when (scrapes within `run_count_max_age` reuse them; one
     /// scrape at a time queries the store).
     run_counts: tokio::sync::Mutex<Option<(Instant, Vec<RunCount>)>>,
@@ -207,8 +211,22 @@ impl Metrics {
             "Webhook requests refused by their verifier (never stored), by reason",
             webhook_rejected.clone(),
         );
+        let runs_deleted = Counter::default();
+        registry.register(
+            "tether_runs_deleted",
+            "Ended runs deleted by retention (--retention), hook threads included",
+            runs_deleted.clone(),
+        );
+        let keys_deleted = Counter::default();
+        registry.register(
+            "tether_idempotency_keys_deleted",
+            "Idempotency keys forgotten at the end of their window (--idempotency-window)",
+            keys_deleted.clone(),
+        );
         Metrics {
             registry,
+            runs_deleted,
+            keys_deleted,
             resumes_accepted,
             resumes_refused,
             refused_known,
@@ -285,6 +303,12 @@ impl Metrics {
         self.lease_takeovers.inc();
     }
 
+    /// Retention deleted `runs` ended runs and forgot `keys` idempotency keys.
+    pub(crate) fn retention_done(&self, runs: u64, keys: u64) {
+        self.runs_deleted.inc_by(runs);
+        self.keys_deleted.inc_by(keys);
+    }
+
     /// The numbers as they are now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut refused: Vec<(String, u64)> = REASONS
@@ -303,6 +327,8 @@ impl Metrics {
             live_run_cache_hits: self.cache_hits.get(),
             live_run_cache_misses: self.cache_misses.get(),
             lease_takeovers: self.lease_takeovers.get(),
+            runs_deleted: self.runs_deleted.get(),
+            idempotency_keys_deleted: self.keys_deleted.get(),
         }
     }
 
@@ -425,6 +451,10 @@ pub struct MetricsSnapshot {
     pub live_run_cache_misses: u64,
     /// Runs claimed from another node's lease.
     pub lease_takeovers: u64,
+    /// Ended runs deleted by retention.
+    pub runs_deleted: u64,
+    /// Idempotency keys forgotten at the end of their window.
+    pub idempotency_keys_deleted: u64,
 }
 
 /// How many observations a histogram has and their sum (seconds or ops).

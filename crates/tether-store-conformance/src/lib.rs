@@ -32,6 +32,7 @@ mod hooks;
 mod journal;
 mod leases;
 mod payloads;
+mod retention;
 mod runs;
 mod support;
 mod threads;
@@ -43,6 +44,7 @@ pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
 pub use payloads::*;
+pub use retention::*;
 pub use runs::*;
 pub use threads::*;
 
@@ -173,6 +175,10 @@ macro_rules! __conformance_cases {
                 count_runs_groups_by_workflow_and_status,
                 // payloads (found by the differential test)
                 a_payload_with_a_nul_character_can_be_given_back,
+                // retention
+                retention_deletes_ended_namespaces_only,
+                retention_deletes_in_capped_batches,
+                idempotency_keys_are_forgotten_after_the_window,
             }
         }
     };

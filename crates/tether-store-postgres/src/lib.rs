@@ -56,6 +56,7 @@ mod notify;
 mod ops;
 mod pipeline;
 mod read;
+mod retention;
 mod rows;
 mod signals;
 mod threads;
@@ -320,6 +321,18 @@ impl Store for PostgresStore {
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
         read::count_runs(&self.inner.pool).await
+    }
+
+    async fn delete_ended_before(
+        &self,
+        cutoff_ms: u64,
+        max_runs: usize,
+    ) -> Result<u64, StoreError> {
+        retention::delete_ended_before(&self.inner.pool, cutoff_ms, max_runs).await
+    }
+
+    async fn delete_keys_before(&self, cutoff_ms: u64, max_keys: usize) -> Result<u64, StoreError> {
+        retention::delete_keys_before(&self.inner.pool, cutoff_ms, max_keys).await
     }
 
     fn backend_name(&self) -> &'static str {

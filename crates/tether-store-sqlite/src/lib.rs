@@ -29,6 +29,7 @@ mod hooks;
 mod lock;
 mod migrate;
 mod read;
+mod retention;
 mod rows;
 mod signals;
 mod threads;
@@ -306,6 +307,26 @@ impl Store for SqliteStore {
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
         self.read("count_runs", read::count_runs).await
+    }
+
+    async fn delete_ended_before(
+        &self,
+        cutoff_ms: u64,
+        max_runs: usize,
+    ) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            retention::delete_ended_before(&mut inner.writer.lock(), cutoff_ms, max_runs)
+        })
+        .await
+        .map_err(|e| join_err("delete_ended_before", e))?
+    }
+
+    async fn delete_keys_before(&self, cutoff_ms: u64, max_keys: usize) -> Result<u64, StoreError> {
+        self.with_writer("delete_keys_before", move |c| {
+            retention::delete_keys_before(c, cutoff_ms, max_keys)
+        })
+        .await
     }
 
     fn backend_name(&self) -> &'static str {

@@ -21,6 +21,7 @@ mod error;
 pub mod migrate;
 pub mod plan;
 mod redact;
+pub mod retention;
 mod schema;
 mod types;
 
@@ -89,6 +90,34 @@ pub trait Store: Send + Sync + 'static {
     /// own workflow), one entry per pair that has at least one run, ordered by workflow then
     /// status name. One grouped query: metrics scrapes call it.
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError>;
+
+    /// Delete up to `max_runs` ended namespaces (a main run and its hook threads) that
+    /// [`retention`] allows deleting at `cutoff_ms` (ms since the Unix epoch), with their
+    /// journals, hooks, idempotency keys, waits, shared state and kept signals, in one
+    /// transaction; returns how many runs (threads included) were deleted. On a store shared
+    /// by several nodes, one node at a time deletes: a call made while another node is
+    /// deleting returns `Ok(0)`. The default refuses: a backend must implement the rule.
+    async fn delete_ended_before(
+        &self,
+        cutoff_ms: u64,
+        max_runs: usize,
+    ) -> Result<u64, StoreError> {
+        let _ = (cutoff_ms, max_runs);
+        Err(StoreError::config(format!(
+            "the {} store cannot delete ended runs; run without --retention",
+            self.backend_name()
+        )))
+    }
+
+    /// Forget up to `max_keys` idempotency keys recorded before `cutoff_ms`, in one
+    /// transaction; returns how many were forgotten (see [`retention`]). The default refuses.
+    async fn delete_keys_before(&self, cutoff_ms: u64, max_keys: usize) -> Result<u64, StoreError> {
+        let _ = (cutoff_ms, max_keys);
+        Err(StoreError::config(format!(
+            "the {} store cannot forget idempotency keys; run with --idempotency-window off",
+            self.backend_name()
+        )))
+    }
 
     /// A short name of the backend (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;

@@ -8,6 +8,7 @@ use tether_engine::EngineConfig;
 
 use crate::telemetry::{LogFormat, TelemetryOptions};
 
+use super::window::{parse_window, Window};
 use crate::error::CommandError;
 use crate::store::{backend_of, Backend, OpenOptions};
 
@@ -128,6 +129,15 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub(super) max_connections: usize,
+    /// Delete ended runs (with their journals, hooks, keys and hook threads) this long after
+    /// they ended, e.g. `7d`, `12h` (units ms, s, m, h, d). Off by default: runs are kept for
+    /// ever. In a cluster one node at a time deletes, in batches.
+    #[arg(long, env = "TETHER_RETENTION", value_name = "DURATION", default_value = "off", value_parser = parse_window)]
+    pub(super) retention: Window,
+    /// How long an `Idempotency-Key` is remembered; a retry after it is a new request
+    /// (`off`: as long as its run is kept).
+    #[arg(long, env = "TETHER_IDEMPOTENCY_WINDOW", value_name = "DURATION", default_value = "24h", value_parser = parse_window)]
+    pub(super) idempotency_window: Window,
 }
 
 impl ServeArgs {
@@ -221,6 +231,8 @@ impl ServeArgs {
             node_id: self.node_id.clone(),
             lease: Duration::from_millis(self.lease_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
+            retention: self.retention.0,
+            idempotency_window: self.idempotency_window.0,
             ..EngineConfig::default()
         }
     }
@@ -264,6 +276,19 @@ mod tests {
         assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:9999"));
         assert_eq!(config.lease, Duration::from_secs(2));
         assert_eq!(config.poll_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn retention_is_off_and_keys_last_a_day_unless_told() {
+        let config = parse(&[]).engine_config("127.0.0.1:1".parse().unwrap());
+        assert_eq!(config.retention, None);
+        assert_eq!(config.idempotency_window, Some(Duration::from_secs(86_400)));
+        let args = parse(&["--retention", "7d", "--idempotency-window", "off"]);
+        let config = args.engine_config("127.0.0.1:1".parse().unwrap());
+        assert_eq!(config.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(config.idempotency_window, None);
+        let e = Cli::try_parse_from(["serve", "--retention", "7 weeks"]).unwrap_err();
+        assert!(e.to_string().contains("ms, s, m, h or d"), "{e}");
     }
 
     #[test]

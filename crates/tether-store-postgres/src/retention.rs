@@ -1,0 +1,126 @@
+//! Retention on PostgreSQL: the rule of [`tether_store::retention`] in SQL. Several nodes share
+//! the database, so each batch first takes a transaction-scoped advisory lock without
+//! waiting: one node deletes at a time, the others find it taken and skip their turn.
+
+use deadpool_postgres::Pool;
+use tether_store::StoreError;
+
+use crate::error::{pool_err, Ctx};
+use crate::rows::bound;
+
+/// Lock of one retention batch, per schema (so stores in separate schemas of one database,
+/// such as tests, do not keep each other waiting): keys `(hashtext(RETENTION_LOCK),
+/// hashtext(current_schema()))`.
+const RETENTION_LOCK: &str = "tether_retention";
+
+/// The ended main runs the rule allows deleting at `$1`, oldest first, at most `$2`.
+const SELECT_ROOTS: &str = "
+    SELECT r.id FROM runs r
+     WHERE r.root_run IS NULL
+       AND r.status IN ('completed', 'failed', 'cancelled')
+       AND r.updated_at < $1
+       AND NOT EXISTS (
+           SELECT 1 FROM runs t
+            WHERE t.root_run = r.id
+              AND (t.status NOT IN ('completed', 'failed', 'cancelled') OR t.updated_at >= $1))
+     ORDER BY r.updated_at
+     LIMIT $2
+     FOR UPDATE OF r SKIP LOCKED";
+
+/// [`tether_store::Store::delete_ended_before`] in one transaction; `Ok(0)` when another
+/// node holds the retention lock.
+pub(crate) async fn delete_ended_before(
+    pool: &Pool,
+    cutoff_ms: u64,
+    max_runs: usize,
+) -> Result<u64, StoreError> {
+    let what = "delete ended runs";
+    let mut client = pool.get().await.map_err(|e| pool_err(what, &e))?;
+    let tx = client
+        .transaction()
+        .await
+        .ctx("begin retention transaction")?;
+    let locked: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext(current_schema()))",
+            &[&RETENTION_LOCK],
+        )
+        .await
+        .ctx("take the retention lock")?
+        .try_get(0)
+        .ctx("take the retention lock")?;
+    if !locked {
+        tracing::debug!("another node is deleting ended runs; skipping this turn");
+        return Ok(0);
+    }
+    let limit = i64::try_from(max_runs).unwrap_or(i64::MAX);
+    let roots: Vec<String> = tx
+        .query(SELECT_ROOTS, &[&bound(cutoff_ms), &limit])
+        .await
+        .ctx("select ended runs to delete")?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .ctx("select ended runs to delete")?;
+    if roots.is_empty() {
+        tx.commit().await.ctx("commit retention")?;
+        return Ok(0);
+    }
+    let threads: Vec<String> = tx
+        .query("SELECT id FROM runs WHERE root_run = ANY($1)", &[&roots])
+        .await
+        .ctx("select the threads of ended runs")?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .ctx("select the threads of ended runs")?;
+    let mut runs = roots.clone();
+    runs.extend(threads);
+    let done_signals: Vec<String> = runs.iter().map(|id| format!("{id}/done")).collect();
+    tx.execute(
+        "DELETE FROM signals WHERE signal_id = ANY($1)",
+        &[&done_signals],
+    )
+    .await
+    .ctx("delete the kept signals of ended runs")?;
+    for (table, column, ids) in [
+        ("signal_waits", "run_id", &runs),
+        ("idempotency", "run_id", &runs),
+        ("hooks", "run_id", &runs),
+        ("events", "run_id", &runs),
+        ("run_state", "root_run", &roots),
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE {column} = ANY($1)"),
+            &[ids],
+        )
+        .await
+        .ctx(&format!("delete the {table} rows of ended runs"))?;
+    }
+    let deleted = tx
+        .execute("DELETE FROM runs WHERE id = ANY($1)", &[&runs])
+        .await
+        .ctx("delete ended runs")?;
+    tx.commit().await.ctx("commit retention")?;
+    Ok(deleted)
+}
+
+/// [`tether_store::Store::delete_keys_before`]: the oldest keys first, in one statement.
+pub(crate) async fn delete_keys_before(
+    pool: &Pool,
+    cutoff_ms: u64,
+    max_keys: usize,
+) -> Result<u64, StoreError> {
+    let what = "delete expired idempotency keys";
+    let client = pool.get().await.map_err(|e| pool_err(what, &e))?;
+    let limit = i64::try_from(max_keys).unwrap_or(i64::MAX);
+    client
+        .execute(
+            "DELETE FROM idempotency WHERE (token, key) IN (
+                 SELECT token, key FROM idempotency WHERE created_at < $1
+                  ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&bound(cutoff_ms), &limit],
+        )
+        .await
+        .ctx(what)
+}
