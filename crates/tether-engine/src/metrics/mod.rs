@@ -26,17 +26,19 @@
 //! and the histograms are lock-free ([`AtomicHistogram`]).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tether_store::RunCount;
+
+mod histogram;
+
+use histogram::AtomicHistogram;
+pub use histogram::HistogramSummary;
 
 /// The `Content-Type` of [`crate::Engine::render_metrics`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -457,125 +459,9 @@ pub struct MetricsSnapshot {
     pub idempotency_keys_deleted: u64,
 }
 
-/// How many observations a histogram has and their sum (seconds or ops).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct HistogramSummary {
-    /// Observations.
-    pub count: u64,
-    /// Their sum, in the histogram's unit.
-    pub sum: f64,
-}
-
-/// A histogram with fixed buckets updated with atomics only (`prometheus_client`'s own
-/// histogram takes a lock per observation). Values are kept as integers in a small unit
-/// (nanoseconds for durations), so the sum is exact and needs no compare-and-swap loop.
-#[derive(Clone, Debug)]
-pub(crate) struct AtomicHistogram {
-    inner: Arc<HistogramInner>,
-}
-
-#[derive(Debug)]
-struct HistogramInner {
-    /// Upper bounds in the exposed unit, ascending (`+Inf` implied).
-    bounds: Vec<f64>,
-    /// The same bounds in integer units.
-    unit_bounds: Vec<u64>,
-    /// One per bound plus the `+Inf` bucket; not cumulative.
-    buckets: Vec<AtomicU64>,
-    /// Sum of the observations, in integer units.
-    sum_units: AtomicU64,
-    /// Exposed unit per integer unit (1e-9 for nanoseconds).
-    scale: f64,
-}
-
-impl AtomicHistogram {
-    /// A histogram over `bounds` (exposed unit) of values recorded in units of `scale`.
-    fn new(bounds: &[f64], scale: f64) -> AtomicHistogram {
-        let unit_bounds = bounds.iter().map(|b| (b / scale).round() as u64).collect();
-        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
-        AtomicHistogram {
-            inner: Arc::new(HistogramInner {
-                bounds: bounds.to_vec(),
-                unit_bounds,
-                buckets,
-                sum_units: AtomicU64::new(0),
-                scale,
-            }),
-        }
-    }
-
-    /// A latency histogram in seconds, recorded in nanoseconds.
-    fn seconds() -> AtomicHistogram {
-        AtomicHistogram::new(&SECONDS_BOUNDS, 1e-9)
-    }
-
-    fn observe_duration(&self, d: Duration) {
-        self.observe_units(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    }
-
-    fn observe_units(&self, v: u64) {
-        let i = self.inner.unit_bounds.partition_point(|b| *b < v);
-        self.inner.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.inner.sum_units.fetch_add(v, Ordering::Relaxed);
-    }
-
-    fn summary(&self) -> HistogramSummary {
-        HistogramSummary {
-            count: self
-                .inner
-                .buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .sum(),
-            sum: self.inner.sum_units.load(Ordering::Relaxed) as f64 * self.inner.scale,
-        }
-    }
-}
-
-impl EncodeMetric for AtomicHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
-        let inner = &self.inner;
-        let mut buckets = Vec::with_capacity(inner.buckets.len());
-        let mut count = 0;
-        for (i, b) in inner.buckets.iter().enumerate() {
-            let n = b.load(Ordering::Relaxed);
-            count += n;
-            let bound = inner.bounds.get(i).copied().unwrap_or(f64::INFINITY);
-            buckets.push((bound, n));
-        }
-        let sum = inner.sum_units.load(Ordering::Relaxed) as f64 * inner.scale;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_buckets_and_sum() {
-        let h = AtomicHistogram::seconds();
-        h.observe_duration(Duration::from_micros(50)); // first bucket
-        h.observe_duration(Duration::from_micros(100)); // on the bound: first bucket
-        h.observe_duration(Duration::from_millis(3)); // le 0.005
-        h.observe_duration(Duration::from_secs(60)); // +Inf
-        let s = h.summary();
-        assert_eq!(s.count, 4);
-        assert!((s.sum - 60.003_15).abs() < 1e-9, "{}", s.sum);
-        let counts: Vec<u64> = h
-            .inner
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts[0], 2);
-        assert_eq!(counts[5], 1);
-        assert_eq!(counts[16], 1);
-    }
 
     #[test]
     fn renders_every_metric_with_the_tether_prefix() {
