@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_digest",
         sql: include_str!("../migrations/0003_idempotency_digest.sql"),
     },
+    Migration {
+        version: 4,
+        name: "pending_payloads",
+        sql: include_str!("../migrations/0004_pending_payloads.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_digest",
         sql: include_str!("../migrations/0004_idempotency_digest.sql"),
     },
+    Migration {
+        version: 5,
+        name: "pending_payloads",
+        sql: include_str!("../migrations/0005_pending_payloads.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.
