@@ -26,8 +26,10 @@ impl Engine {
     /// make one run) and keep the payload until a hook registers the token: it then receives
     /// every kept payload in the order they were accepted.
     ///
-    /// The workflow and input are checked like a start's, and a run already there with the
-    /// chosen id but another workflow or input is refused with [`EngineError::RunExists`].
+    /// The workflow and input are checked like a start's. When a hook holds the token, the
+    /// payload goes to it whatever the workflow and input say; when none does, a run already
+    /// there with the chosen id but another workflow or input is refused with
+    /// [`EngineError::RunExists`] (nothing kept).
     /// A payload that meets a hook is checked against its definition as by
     /// [`Engine::resume_hook`]; a kept payload cannot be (there is no hook yet): only the
     /// workflow decoding it checks it. A kept payload waits for a hook with its token even if
