@@ -58,6 +58,13 @@ pub async fn resume_or_keep<B: ResumeBackend + PendingBackend>(
     b: &mut B,
     d: Delivery<'_>,
 ) -> Result<OpResult, StoreError> {
+    // A hook holding the token: a resume, without the token's lock (an append registering a
+    // hook takes its run's lock, then the token's: taking them the other way round here
+    // would risk a deadlock on the common path).
+    match resume::resume(b, d).await? {
+        Err(OpRejected::HookNotFound { .. }) => {}
+        other => return Ok(other),
+    }
     // Under the token's lock, "no hook holds it" stays true until the payload is kept: the
     // append registering a hook takes the same lock before it takes the kept payloads.
     b.lock_token(d.token).await?;
@@ -73,6 +80,7 @@ pub async fn resume_or_keep<B: ResumeBackend + PendingBackend>(
             });
         }
     }
+    // Looked at again under the lock: a hook registered (and committed) meanwhile takes it.
     match resume::resume(b, d).await? {
         Err(OpRejected::HookNotFound { .. }) => {}
         other => return Ok(other),
