@@ -57,7 +57,7 @@ impl Engine {
         result
     }
 
-    async fn resume_checked(
+    pub(crate) async fn resume_checked(
         &self,
         token: &str,
         payload: Value,

@@ -189,6 +189,9 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                 engine.deliver(run_id, vec![delivered]);
             }
         }
-        OpOutcome::Updated | OpOutcome::Claimed { .. } | OpOutcome::Renewed { .. } => {}
+        OpOutcome::Updated
+        | OpOutcome::Kept
+        | OpOutcome::Claimed { .. }
+        | OpOutcome::Renewed { .. } => {}
     }
 }

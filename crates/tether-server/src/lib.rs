@@ -194,7 +194,7 @@ impl Route {
 /// Every route of the server, the web UI's included (`limit` is the engine's payload limit).
 /// The only place a route is added: [`router`] serves exactly these.
 fn route_table(limit: usize) -> Vec<Route> {
-    use routes::{hooks, meta, metrics, runs, threads, webhooks};
+    use routes::{hooks, meta, metrics, resume_or_start, runs, threads, webhooks};
     let mut table = vec![
         Route::post("/v1/runs", runs::start_run)
             .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
@@ -208,6 +208,12 @@ fn route_table(limit: usize) -> Vec<Route> {
         Route::post("/v1/runs/{run_id}/cancel", runs::cancel),
         Route::post("/v1/hooks/{token}", hooks::resume).body_limit(limit),
         Route::get("/v1/hooks/{token}", hooks::get_hook),
+        // The payload and the input, each up to the payload limit.
+        Route::post(
+            "/v1/hooks/{token}/resume-or-start",
+            resume_or_start::resume_or_start,
+        )
+        .body_limit(limit.saturating_mul(2).saturating_add(ENVELOPE_ALLOWANCE)),
         Route::any("/.well-known/workflow/v1/webhook/{token}", webhooks::call).body_limit(limit),
         Route::get("/v1/workflows", meta::workflows),
         Route::get("/healthz", meta::healthz),

@@ -333,6 +333,7 @@ and webhook URLs never do."
         crate::routes::threads::signal,
         crate::routes::hooks::resume,
         crate::routes::hooks::get_hook,
+        crate::routes::resume_or_start::resume_or_start,
         crate::routes::webhooks::call,
         crate::routes::meta::workflows,
         crate::routes::meta::healthz,
@@ -368,6 +369,8 @@ and webhook URLs never do."
         crate::routes::runs::StartRun,
         crate::routes::runs::CancelBody,
         crate::routes::threads::SpawnBody,
+        crate::routes::resume_or_start::ResumeOrStart,
+        crate::routes::resume_or_start::ResumedOrStarted,
     )),
     modifiers(&CommonErrors),
     tags(

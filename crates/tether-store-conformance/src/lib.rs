@@ -27,6 +27,7 @@
 
 mod counts;
 mod hook_idempotency;
+mod hook_keep;
 mod hook_resume;
 mod hooks;
 mod journal;
@@ -39,6 +40,7 @@ mod threads;
 
 pub use counts::*;
 pub use hook_idempotency::*;
+pub use hook_keep::*;
 pub use hook_resume::*;
 pub use hooks::*;
 pub use journal::*;
@@ -152,6 +154,10 @@ macro_rules! __conformance_cases {
                 used_idempotency_key_is_checked_before_the_hook,
                 idempotency_key_with_the_same_payload_gets_the_first_answer,
                 idempotency_key_with_another_payload_is_refused,
+                // payloads kept for a token no hook holds yet
+                kept_payloads_follow_the_hook_that_registers_their_token,
+                a_kept_payloads_key_is_deduplicated,
+                resume_or_keep_to_an_active_hook_resumes,
                 // leases
                 claims_fence_off_older_claims,
                 a_run_created_claimed_is_running_and_owned,

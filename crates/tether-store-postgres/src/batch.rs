@@ -284,7 +284,9 @@ impl<'t, 'c> Batch<'t, 'c> {
                 | WriteOp::Claim { run_id, .. }
                 | WriteOp::Release { run_id, .. }
                 | WriteOp::SpawnHook { run_id, .. } => run_ids.push(run_id),
-                WriteOp::Resume { token, .. } => tokens.push(token),
+                WriteOp::Resume { token, .. } | WriteOp::ResumeOrKeep { token, .. } => {
+                    tokens.push(token)
+                }
                 WriteOp::CreateRun { .. }
                 | WriteOp::RenewLeases { .. }
                 | WriteOp::Signal { .. } => {}

@@ -54,6 +54,7 @@ mod journal;
 mod migrate;
 mod notify;
 mod ops;
+mod pending;
 mod pipeline;
 mod read;
 mod retention;

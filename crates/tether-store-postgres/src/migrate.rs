@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/0004_retention.sql"),
     },
+    Migration {
+        version: 5,
+        name: "pending_payloads",
+        sql: include_str!("../migrations/0005_pending_payloads.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

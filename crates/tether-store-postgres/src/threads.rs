@@ -20,6 +20,9 @@ const STATE_LOCKS: i32 = 0x5445_5401;
 /// Advisory lock class of a signal id's queues (kept signals, waits), so a signal and a wait
 /// for the same id arriving at once on two nodes cannot miss each other.
 pub(crate) const SIGNAL_LOCKS: i32 = 0x5445_5402;
+/// Advisory lock class of a token's kept payloads, so a payload kept for a token and a hook
+/// registering it at once on two nodes cannot miss each other.
+pub(crate) const TOKEN_LOCKS: i32 = 0x5445_5403;
 
 /// Take the transaction-scoped advisory lock `(class, hash(name))`.
 pub(crate) async fn advisory_lock(

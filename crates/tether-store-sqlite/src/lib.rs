@@ -28,6 +28,7 @@ mod error;
 mod hooks;
 mod lock;
 mod migrate;
+mod pending;
 mod read;
 mod retention;
 mod rows;

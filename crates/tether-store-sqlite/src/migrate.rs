@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/0005_retention.sql"),
     },
+    Migration {
+        version: 6,
+        name: "pending_payloads",
+        sql: include_str!("../migrations/0006_pending_payloads.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -251,6 +251,24 @@ pub enum WriteOp {
         /// Commit time.
         at_ms: u64,
     },
+    /// [`WriteOp::Resume`] when an active hook holds `token`; when none does, the payload is
+    /// *kept* for the token instead, last in line, and delivered (as `HookReceived`, oldest
+    /// first, in the same transaction) by the append that registers a hook with that token
+    /// first, whichever run it belongs to. An `idempotency_key` used before for this token,
+    /// kept or delivered, answers the first answer with the same payload and is refused with
+    /// `IdempotencyKeyReused` with another. A kept payload is checked against no hook
+    /// definition: only the workflow decoding it checks it.
+    /// Outcome: [`OpOutcome::Resumed`], or [`OpOutcome::Kept`].
+    ResumeOrKeep {
+        /// The hook token.
+        token: String,
+        /// The payload.
+        payload: Value,
+        /// Optional idempotency key (scoped to the token).
+        idempotency_key: Option<String>,
+        /// Commit time.
+        at_ms: u64,
+    },
     /// Append `CancelRequested` to a run. Refused with `RunNotFound` / `RunFinished`.
     /// Outcome: [`OpOutcome::Appended`].
     RequestCancel {
@@ -392,6 +410,9 @@ pub enum OpOutcome {
     },
     /// The run was updated; nothing was appended.
     Updated,
+    /// No hook holds the token: the payload is kept for the first hook registered with it
+    /// (or was kept before, for a repeated idempotency key).
+    Kept,
     /// The lease was taken; writes for the run carry this epoch in their [`Fence`].
     Claimed {
         /// The run's new epoch.

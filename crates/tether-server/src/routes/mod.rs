@@ -3,6 +3,7 @@
 pub(crate) mod hooks;
 pub(crate) mod meta;
 pub(crate) mod metrics;
+pub(crate) mod resume_or_start;
 pub(crate) mod runs;
 pub(crate) mod threads;
 pub(crate) mod webhooks;

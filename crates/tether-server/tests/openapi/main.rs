@@ -212,6 +212,44 @@ async fn the_servers_answers_validate_against_the_document() {
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let done = wait(&mut c, &run).await;
     assert_eq!(done["status"], "completed", "{done}");
+
+    // resume-or-start: a payload for a token whose run does not exist yet, then refusals.
+    let ros = "/v1/hooks/{token}/resume-or-start";
+    let body = |text: &str, channel: &str| json!({"payload": {"text": text}, "workflow": "slack_bot", "input": {"channel": channel}});
+    let a = c
+        .post(
+            ros,
+            "/v1/hooks/slack_messages:doc/resume-or-start",
+            body("hi", "doc"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(a.json.as_ref().map(|j| &j["started"]), Some(&json!(true)));
+    let a = c
+        .post(
+            ros,
+            "/v1/hooks/slack_messages:doc/resume-or-start",
+            body("/stop", "doc"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(a.json.as_ref().map(|j| &j["started"]), Some(&json!(false)));
+    let a = c
+        .post(
+            ros,
+            "/v1/hooks/slack_messages:doc/resume-or-start",
+            json!({"payload": 1, "workflow": "nope"}),
+        )
+        .await;
+    assert_eq!(code(&a), "workflow_not_found");
+    let a = c
+        .post(
+            ros,
+            "/v1/hooks/slack_messages:x/resume-or-start",
+            json!({"payload": 1}),
+        )
+        .await;
+    assert_eq!(code(&a), "invalid_json");
     c.get("/v1/runs/{run_id}", &format!("/v1/runs/{run}")).await;
     c.get(
         "/v1/runs/{run_id}/events",

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 
+use super::keep::{self, PendingBackend};
 use super::signal::{self, SignalBackend, SignalOutcome};
 use super::state::{self, StateBackend};
 use crate::{Ending, StoreError};
@@ -48,10 +49,11 @@ pub struct NewThread<'a> {
 }
 
 /// The side effects of an append's entries, done by a backend in the batch's transaction
-/// (signals through [`SignalBackend`], shared state through [`StateBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
+/// (signals through [`SignalBackend`], shared state through [`StateBackend`], kept payloads
+/// through [`PendingBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
 /// then says.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait AppendBackend: SignalBackend + StateBackend {
+pub trait AppendBackend: SignalBackend + StateBackend + PendingBackend {
     /// The namespace (root run) of `run_id`, taking whatever lock its shared state needs;
     /// asked once per append, at the first entry that needs it.
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError>;
@@ -224,14 +226,24 @@ pub async fn plan_append<B: AppendBackend>(
                     at_ms,
                 };
                 match backend.register_hook(&hook).await? {
-                    None => EventBody::HookCreated {
-                        cmd,
-                        token,
-                        kind,
-                        metadata,
-                        definition,
-                        generated,
-                    },
+                    None => {
+                        // Payloads kept for the token follow the hook, oldest first.
+                        let kept = keep::take_for_hook(backend, &token, run_id, at_ms).await?;
+                        for payload in kept.into_iter().rev() {
+                            queue.push_front(EventBody::HookReceived {
+                                hook_cmd: cmd,
+                                payload,
+                            });
+                        }
+                        EventBody::HookCreated {
+                            cmd,
+                            token,
+                            kind,
+                            metadata,
+                            definition,
+                            generated,
+                        }
+                    }
                     Some(holder_run) => EventBody::HookConflict {
                         cmd,
                         token,

@@ -3,11 +3,13 @@
 use serde_json::json;
 
 use super::*;
+use crate::plan::KeptPayload;
 use crate::OpRejected;
 
 /// Token `taken` is held by run `other`; a signal `me` goes to the sender's own wait 7; a wait
 /// on `kept` takes a kept payload at once; a released wait had taken `back`, which goes to
-/// run `waiter` (waiting on `s`).
+/// run `waiter` (waiting on `s`); payloads `a`, `b` (the first with key `k`) are kept for
+/// token `waiting`.
 #[derive(Default)]
 struct Fixed {
     calls: Vec<String>,
@@ -38,6 +40,49 @@ impl AppendBackend for Fixed {
         _hook_cmd: CommandIndex,
     ) -> Result<(), StoreError> {
         self.calls.push(format!("release {token}"));
+        Ok(())
+    }
+}
+
+impl PendingBackend for Fixed {
+    async fn lock_token(&mut self, _token: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn kept_key(&mut self, _token: &str, _key: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    async fn keep_payload(
+        &mut self,
+        _token: &str,
+        _kept: &KeptPayload,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn take_kept_payloads(&mut self, token: &str) -> Result<Vec<KeptPayload>, StoreError> {
+        if token != "waiting" {
+            return Ok(Vec::new());
+        }
+        let kept = |payload: &str, key: Option<&str>| KeptPayload {
+            payload: json!(payload),
+            key: key.map(str::to_owned),
+            digest: key.map(|_| "d".to_owned()),
+        };
+        Ok(vec![kept("a", Some("k")), kept("b", None)])
+    }
+
+    async fn record_delivered_key(
+        &mut self,
+        token: &str,
+        key: &str,
+        run_id: &str,
+        _digest: &str,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("key {key} of {token} to {run_id}"));
         Ok(())
     }
 }
@@ -256,4 +301,24 @@ fn the_namespace_is_asked_once_and_a_terminal_entry_ends_the_run() {
         ["namespace r", "state root", "state root", "release t"]
     );
     assert_eq!(p.ending.map(|e| e.output), Some(Some(json!(2))));
+}
+
+#[test]
+fn payloads_kept_for_a_token_follow_its_hook_oldest_first() {
+    let (p, calls) = plan(vec![hook(2, "waiting"), hook(3, "free")]);
+    let bodies: Vec<_> = p.written.into_iter().map(|e| e.body).collect();
+    let received = |payload: &str| EventBody::HookReceived {
+        hook_cmd: 2,
+        payload: json!(payload),
+    };
+    assert_eq!(
+        bodies,
+        [
+            hook(2, "waiting"),
+            received("a"),
+            received("b"),
+            hook(3, "free")
+        ]
+    );
+    assert_eq!(calls, ["key k of waiting to r"]);
 }

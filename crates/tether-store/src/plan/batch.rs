@@ -8,6 +8,7 @@ use tether_core::event::{ErrorInfo, Event, EventBody, ThreadInfo};
 use tether_core::RetryPolicy;
 
 use super::append::{plan_append, AppendBackend, AppendPlan, NewThread};
+use super::keep::{self, PendingBackend};
 use super::resume::{self, Delivery, ResumeBackend};
 use super::run::{self, RunChange, RunRow};
 use super::signal::{self, SignalBackend};
@@ -16,7 +17,7 @@ use crate::{Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, Wake
 /// A backend's write transaction, as the executor drives it: the row primitives of every op
 /// (on top of those of appends, resumes and signals). Each is a few statements of SQL.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait BatchBackend: AppendBackend + ResumeBackend + SignalBackend {
+pub trait BatchBackend: AppendBackend + ResumeBackend + SignalBackend + PendingBackend {
     /// Before an op: a count of what the transaction has written so far.
     fn begin_op(&mut self) -> u64;
 
@@ -175,6 +176,21 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
                 at_ms: *at_ms,
             };
             resume::resume(b, delivery).await
+        }
+        WriteOp::ResumeOrKeep {
+            token,
+            payload,
+            idempotency_key,
+            at_ms,
+        } => {
+            let delivery = Delivery {
+                token,
+                payload,
+                key: idempotency_key.as_deref(),
+                expect: None,
+                at_ms: *at_ms,
+            };
+            keep::resume_or_keep(b, delivery).await
         }
         WriteOp::MarkBlocked {
             run_id,

@@ -13,18 +13,22 @@
 //!   transaction implements.
 //! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
 //!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
+//! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
+//!   ([`keep::PendingBackend`]).
 //! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
 //! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
 //!   the row primitives of [`signal::SignalBackend`].
 
 pub mod append;
 pub mod batch;
+pub mod keep;
 pub mod resume;
 pub mod run;
 pub mod signal;
 pub mod state;
 
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
+pub use keep::{KeptPayload, PendingBackend};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use signal::{Released, SignalBackend, SignalOutcome};
 pub use state::StateBackend;
