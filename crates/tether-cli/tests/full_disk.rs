@@ -156,27 +156,12 @@ async fn sqlite_on_a_really_full_filesystem() {
 
     // Space comes back: everything accepted, and everything still to send, once, in order.
     std::fs::remove_file(&filler).expect("remove the filler");
-    tokio::time::timeout(PATIENCE * 2, senders)
-        .await
-        .expect("the senders finish once space is back")
-        .expect("a sender panicked");
-    for s in &streams {
-        assert_stream(&c, &s.run_id, PAYLOADS).await;
-    }
-    let errors = tally.api_errors();
-    let unexpected: Vec<_> = errors
-        .iter()
-        .filter(|(status, code, _)| !(*status == 507 && code == "storage_full"))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "only 507 storage_full while full, got: {unexpected:?}"
-    );
+    finish_streams(senders, &c, &streams, PAYLOADS).await;
+    let refused = tally.assert_only_errors(507, "storage_full");
     eprintln!(
         "{} payloads answered before the disk filled up, {} refused attempts with 507, all \
          {total} delivered once",
-        answered_when_full,
-        errors.len()
+        answered_when_full, refused
     );
     drop(server);
     assert_eq!(integrity(&db), "ok", "the database is sound after recovery");

@@ -35,13 +35,7 @@ fn with_app_name(url: &str, name: &str) -> String {
 /// Every error answer the senders saw must be a clear `503 storage_unavailable` with a
 /// message; returns how many there were.
 fn assert_clear_errors(tally: &Tally) -> usize {
-    let errors = tally.api_errors();
-    for (status, code, message) in &errors {
-        assert_eq!(*status, 503, "{code}: {message}");
-        assert_eq!(code, "storage_unavailable", "{message}");
-        assert!(!message.trim().is_empty(), "an error without a message");
-    }
-    errors.len()
+    tally.assert_only_errors(503, "storage_unavailable")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

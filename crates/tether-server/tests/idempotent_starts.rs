@@ -5,54 +5,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Value};
-use tempfile::TempDir;
-use tether_core::Registry;
-use tether_engine::{Engine, EngineConfig, StartOptions};
-use tether_server::{router, ServerOptions};
+use tether_engine::{Engine, StartOptions};
 use tether_store::RunFilter;
-use tether_store_sqlite::SqliteStore;
-use tower::ServiceExt;
+
+mod keyed_support;
+
+use keyed_support::{api, post};
 
 /// Callers racing on one id or key.
 const CALLERS: usize = 32;
-
-async fn api() -> (Router, Engine, TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let store = SqliteStore::open(&path.display().to_string())
-        .await
-        .expect("open store");
-    let mut registry = Registry::new();
-    tether_examples::register(&mut registry);
-    let engine = Engine::start(Arc::new(store), registry, EngineConfig::default());
-    (
-        router(engine.clone(), ServerOptions::default()),
-        engine,
-        dir,
-    )
-}
-
-async fn post(r: &Router, uri: &str, body: Value, key: Option<&str>) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header("content-type", "application/json");
-    if let Some(key) = key {
-        req = req.header("Idempotency-Key", key);
-    }
-    let req = req.body(Body::from(body.to_string())).expect("a request");
-    let resp = r.clone().oneshot(req).await.expect("an answer");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    let value = serde_json::from_slice(&bytes).expect("a JSON body");
-    (status, value)
-}
 
 /// `CALLERS` posts of `body` to `uri` at once; their answers.
 async fn race(r: &Router, uri: &str, body: Value, key: Option<&str>) -> Vec<(StatusCode, Value)> {

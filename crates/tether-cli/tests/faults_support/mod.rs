@@ -133,6 +133,33 @@ impl Tally {
     pub fn api_errors(&self) -> Vec<(u16, String, String)> {
         self.api_errors.lock().expect("tally lock").clone()
     }
+
+    /// Every error answer seen was `status` `code` with a message; how many there were.
+    pub fn assert_only_errors(&self, status: u16, code: &str) -> usize {
+        let errors = self.api_errors();
+        for (s, c, message) in &errors {
+            assert_eq!((*s, c.as_str()), (status, code), "{message}");
+            assert!(!message.trim().is_empty(), "an error without a message");
+        }
+        errors.len()
+    }
+}
+
+/// Wait (at most twice [`PATIENCE`]) for `senders` to finish, then check that every stream
+/// holds exactly its `last` payloads, in order, each once.
+pub async fn finish_streams(
+    senders: tokio::task::JoinHandle<()>,
+    client: &Client,
+    streams: &[Stream],
+    last: u64,
+) {
+    tokio::time::timeout(PATIENCE * 2, senders)
+        .await
+        .expect("the senders finish once the fault is over")
+        .expect("a sender panicked");
+    for s in streams {
+        assert_stream(client, &s.run_id, last).await;
+    }
 }
 
 /// Send payloads `1..=last` of each stream from `tasks` concurrent senders; sender `t` owns
