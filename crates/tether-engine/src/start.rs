@@ -36,12 +36,10 @@ impl StartOptions {
     /// The run id a start with `key` as its idempotency key gets: a UUID (version 8) made
     /// from the key's SHA-256, the same on every node and after every restart.
     pub fn run_id_for_key(key: &str) -> String {
-        let digest = tether_store::payload_digest(&Value::String(format!("tether.run:{key}")));
+        let digest =
+            tether_store::payload_digest_bytes(&Value::String(format!("tether.run:{key}")));
         let mut bytes = [0u8; 16];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte =
-                u8::from_str_radix(digest.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-        }
+        bytes.copy_from_slice(&digest[..16]);
         uuid::Builder::from_custom_bytes(bytes)
             .into_uuid()
             .to_string()

@@ -13,16 +13,21 @@ use sha2::{Digest, Sha256};
 /// sorted maps. So two payloads that differ only in whitespace or in the order of object keys
 /// have the same digest; any other difference (a value, `1` against `1.0`) changes it.
 pub fn payload_digest(payload: &Value) -> String {
-    // Serializing a `Value` cannot fail (its keys are strings): hash whatever was written.
-    let mut hasher = Sha256::new();
-    let _ = serde_json::to_writer(HashWriter(&mut hasher), payload);
-    let digest = hasher.finalize();
+    let digest = payload_digest_bytes(payload);
     let mut hex = String::with_capacity(64);
     for byte in digest.iter() {
         hex.push(char::from(HEX[usize::from(byte >> 4)]));
         hex.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     hex
+}
+
+/// [`payload_digest`] as its 32 bytes (for ids derived from a key, without a hex round trip).
+pub fn payload_digest_bytes(payload: &Value) -> [u8; 32] {
+    // Serializing a `Value` cannot fail (its keys are strings): hash whatever was written.
+    let mut hasher = Sha256::new();
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), payload);
+    hasher.finalize().into()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -25,7 +25,7 @@ pub mod retention;
 mod schema;
 mod types;
 
-pub use digest::payload_digest;
+pub use digest::{payload_digest, payload_digest_bytes};
 pub use error::{Detail, ErrorSource, StoreError};
 pub use redact::redact_url;
 pub use schema::check_read_only_schema;
