@@ -155,6 +155,24 @@ def test_signal_to_wait_signal(client: TetherClient) -> None:
     assert kept.delivered_to is None
 
 
+def test_signal_idempotency_key_delivers_once(client: TetherClient) -> None:
+    signal_id = unique("order")
+    run_id = client.start_run("wait_signal", {"signal_id": signal_id})
+    key = unique("pay")
+    first = client.signal(signal_id, {"paid": 1}, idempotency_key=key)
+    again = client.signal(signal_id, {"paid": 1}, idempotency_key=key)
+    assert first == again == (signal_id, run_id)
+    # The same key with another payload is refused (409), nothing stored.
+    with pytest.raises(IdempotencyKeyReusedError) as e:
+        client.signal(signal_id, {"paid": 2}, idempotency_key=key)
+    assert (e.value.status, e.value.code) == (409, "idempotency_key_reused")
+    # Nothing else was kept: a new wait on the signal finds nothing, the next send reaches it.
+    second = client.start_run("wait_signal", {"signal_id": signal_id})
+    assert client.signal(signal_id, {"paid": 3}).delivered_to == second
+    assert client.get_run(run_id, wait_ms=5000)["output"] == {"paid": 1}
+    assert client.get_run(second, wait_ms=5000)["output"] == {"paid": 3}
+
+
 def test_spawn_hook_and_state(client: TetherClient) -> None:
     run_id = client.start_run("enrich", {"name": "ada", "wait": True})
     hook_id = client.spawn_hook(

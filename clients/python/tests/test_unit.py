@@ -121,6 +121,7 @@ def test_requests_are_built_as_the_api_expects() -> None:
     assert json.loads(start.content) == {"workflow": "approval", "input": {"order_id": "o-1"}}
     assert start.headers["Idempotency-Key"], "a start always carries a key (retries are safe)"
     assert signal.url.raw_path == b"/v1/signals/s%2F1" and json.loads(signal.content) == [1, 2]
+    assert signal.headers["Idempotency-Key"], "a signal always carries a key (retries are safe)"
     assert spawn.url.raw_path == b"/v1/runs/r%201/hooks"
     assert json.loads(spawn.content) == {
         "workflow_name": "enrich_hook",
@@ -133,6 +134,16 @@ def test_requests_are_built_as_the_api_expects() -> None:
     assert get.url.params["wait_ms"] == "1500"
     # The long-poll gets its wait on top of the client's timeout.
     assert get.extensions["timeout"]["read"] == pytest.approx(30.0 + 1.5)
+
+
+def test_signal_sends_the_given_key() -> None:
+    seen, transport = recorder(lambda r: httpx.Response(202, json={"signal_id": "s", "delivered_to": "r-1"}))
+    with TetherClient("http://h:1", transport=transport) as c:
+        assert c.signal("s", {}, idempotency_key="k1") == ("s", "r-1")
+        c.signal("s", {})
+        c.signal("s", {})
+    keys = [r.headers["Idempotency-Key"] for r in seen]
+    assert keys[0] == "k1" and len(set(keys)) == 3
 
 
 def test_resume_without_a_key_generates_a_fresh_one_per_call() -> None:
@@ -274,8 +285,17 @@ def test_requests_without_a_key_are_not_repeated_once_sent() -> None:
     seen, transport = recorder(lambda r: err(503, "storage_unavailable"))
     with TetherClient("http://h:1", transport=transport, backoff=0) as c:
         with pytest.raises(StorageError):
-            c.signal("s", {})
+            c.spawn_hook("r-1", "w", {})
     assert len(seen) == 1
+    # So is a lost answer to a signal: the server answers a repeated key with the first answer.
+    def kept() -> httpx.Response:
+        return httpx.Response(202, json={"signal_id": "s", "delivered_to": None})
+
+    seen, transport = recorder(fails_once_then(kept, httpx.ReadError))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.signal("s", {}) == ("s", None)
+    assert len(seen) == 2
+    assert seen[0].headers["Idempotency-Key"] == seen[1].headers["Idempotency-Key"]
     # But a connection that was never made sent nothing: retried.
     seen, transport = recorder(fails_once_then(RUN_ID, httpx.ConnectError))
     with TetherClient("http://h:1", transport=transport, backoff=0) as c:

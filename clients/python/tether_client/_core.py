@@ -379,8 +379,16 @@ class ClientCore:
         return Call("POST", f"/v1/runs/{encode_segment(run_id)}/cancel", _ignore, body=body)
 
     @staticmethod
-    def _signal(signal_id: str, payload: JSON) -> "Call[SignalResult]":
-        return Call("POST", f"/v1/signals/{encode_segment(signal_id)}", _signal, body=payload)
+    def _signal(signal_id: str, payload: JSON, idempotency_key: Optional[str]) -> "Call[SignalResult]":
+        # Always a key: a retry after a lost answer must never deliver the signal twice.
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        return Call(
+            "POST",
+            f"/v1/signals/{encode_segment(signal_id)}",
+            _signal,
+            body=payload,
+            idempotency_key=key,
+        )
 
     @staticmethod
     def _spawn_hook(

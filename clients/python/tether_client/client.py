@@ -164,10 +164,16 @@ class TetherClient(ClientCore):
         :class:`RunFinishedError` if it has already ended."""
         self._send(self._cancel_run(run_id, reason))
 
-    def signal(self, signal_id: str, payload: JSON) -> SignalResult:
+    def signal(self, signal_id: str, payload: JSON, idempotency_key: Optional[str] = None) -> SignalResult:
         """Send a signal: a run waiting on ``signal_id`` gets it now, or it is kept for a later
-        wait. Returns ``(signal_id, delivered_to)`` (``delivered_to``: the run, or ``None``)."""
-        return self._send(self._signal(signal_id, payload))
+        wait. Returns ``(signal_id, delivered_to)`` (``delivered_to``: the run, or ``None``).
+
+        Sent with ``Idempotency-Key: idempotency_key`` (a fresh UUID when none is given), the
+        same on every retry, so a retry never delivers twice; reuse your own key to make a
+        repeated call answer the first ``delivered_to`` and store nothing. The same key with
+        another payload raises :class:`IdempotencyKeyReusedError`.
+        """
+        return self._send(self._signal(signal_id, payload, idempotency_key))
 
     def spawn_hook(
         self,

@@ -94,8 +94,8 @@ export interface ThreadRetryPolicy {
 }
 
 /**
- * How the client retries a request that may safely be repeated (a hook resume, which always
- * carries an `Idempotency-Key`): after a {@link NetworkError} or a `503` answer, with
+ * How the client retries a request that may safely be repeated (a hook resume or a signal,
+ * which always carry an `Idempotency-Key`): after a {@link NetworkError} or a `503` answer, with
  * exponential back-off (and jitter) between attempts.
  */
 export interface RetryOptions {
@@ -146,6 +146,18 @@ export interface ResumeHookOptions extends CallOptions {
    * The `Idempotency-Key`: a second resume of the same token with the same key stores nothing
    * new and gets the first answer. When absent the client generates one for this call, so its
    * own retries never deliver twice.
+   */
+  idempotencyKey?: string;
+  /** Overrides the client's retry options for this call; `false` disables retries. */
+  retry?: RetryOptions | false;
+}
+
+/** Options of {@link TetherClient.signal}. */
+export interface SignalOptions extends CallOptions {
+  /**
+   * The `Idempotency-Key` (scoped to the signal id): a second send with the same key and
+   * payload delivers nothing new and gets the first answer (the same `deliveredTo`). When
+   * absent the client generates one for this call, so its own retries never deliver twice.
    */
   idempotencyKey?: string;
   /** Overrides the client's retry options for this call; `false` disables retries. */
@@ -477,14 +489,20 @@ export class TetherClient {
 
   /**
    * Send a signal: a run waiting on `signalId` gets it now, or it is kept until one waits.
-   * Not idempotent, so never retried by the client.
+   *
+   * Always sent with an `Idempotency-Key` (yours, or one generated for this call), and retried
+   * with that same key after a network error or a `503`, so a retry never delivers twice. The
+   * same key with another payload: {@link IdempotencyKeyReusedError}, nothing stored.
    */
-  async signal(signalId: string, payload: unknown, options: CallOptions = {}): Promise<SignalResult> {
+  async signal(signalId: string, payload: unknown, options: SignalOptions = {}): Promise<SignalResult> {
+    const key = options.idempotencyKey || newIdempotencyKey();
     const answer = await this.#request({
       method: "POST",
       path: `/v1/signals/${encodePathSegment(signalId)}`,
       body: payload === undefined ? null : payload,
+      headers: { "Idempotency-Key": key },
       signal: options.signal,
+      retry: options.retry === undefined ? this.#retry : TetherClient.#retryOptions(options.retry, this.#retry),
     });
     const a = (answer ?? {}) as { signal_id?: unknown; delivered_to?: unknown };
     return {

@@ -216,6 +216,21 @@ describe("against tether dev", { skip }, () => {
     assert.deepEqual(run.output, { n: 8 });
   });
 
+  test("a signal's idempotencyKey delivers once; another payload is refused", async () => {
+    const runId = await tether.startRun("wait_signal", { signal_id: "order-9" });
+    const first = await tether.signal("order-9", { paid: 1 }, { idempotencyKey: "pay-9" });
+    const again = await tether.signal("order-9", { paid: 1 }, { idempotencyKey: "pay-9" });
+    assert.deepEqual(first, { signalId: "order-9", deliveredTo: runId });
+    assert.deepEqual(again, first);
+    await assert.rejects(
+      tether.signal("order-9", { paid: 2 }, { idempotencyKey: "pay-9" }),
+      (e) => e instanceof IdempotencyKeyReusedError && e.status === 409,
+    );
+    const second = await tether.startRun("wait_signal", { signal_id: "order-9" });
+    assert.equal((await tether.signal("order-9", { paid: 3 })).deliveredTo, second);
+    assert.deepEqual((await tether.waitForRun(runId, 5000)).output, { paid: 1 });
+  });
+
   test("spawnHook on enrich: a hook thread on enrich_hook updates the shared state", async () => {
     const runId = await tether.startRun("enrich", { name: "ada", wait: true });
     // The run's own exec_hook thread has run once before it waits on its hook.

@@ -243,7 +243,10 @@ describe("retries", () => {
     await assert.rejects(client.resumeHook("t", {}, { retry: false }), NetworkError);
     assert.equal(n, 1);
     n = 0;
-    await assert.rejects(client.signal("s", {}), (e) => e instanceof NetworkError && /ECONNREFUSED/.test(e.message));
+    await assert.rejects(
+      client.signal("s", {}, { retry: false }),
+      (e) => e instanceof NetworkError && /ECONNREFUSED/.test(e.message),
+    );
     assert.equal(n, 1);
     n = 0;
     await assert.rejects(client.cancelRun("r"), NetworkError);
@@ -256,6 +259,26 @@ describe("retries", () => {
     n = 0;
     await assert.rejects(client.startRun("w", {}, { retry: false }), NetworkError);
     assert.equal(n, 1);
+    // So does a signal (the server answers a repeat with where the first one went).
+    n = 0;
+    await assert.rejects(client.signal("s", {}), NetworkError);
+    assert.ok(n > 1, `a signal is retried (sent ${n} times)`);
+  });
+
+  test("a signal carries the given key, or a new one per call", async () => {
+    const keys = [];
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      fetch: async (_url, init) => {
+        keys.push(init.headers["Idempotency-Key"]);
+        return json(202, { signal_id: "s", delivered_to: "r1" });
+      },
+    });
+    assert.deepEqual(await client.signal("s", {}, { idempotencyKey: "mine" }), { signalId: "s", deliveredTo: "r1" });
+    await client.signal("s", {});
+    await client.signal("s", {});
+    assert.equal(keys[0], "mine");
+    assert.equal(new Set(keys).size, 3);
   });
 
   test("an aborted call rejects with the abort reason and is not retried", async () => {

@@ -184,6 +184,34 @@ async fn hooks_resume_and_signal() {
     assert_eq!(run.output, Some(json!({"x": 1})));
     let text = cli_ok(url, None, &["signal", "sig-2", "--payload", "2"]);
     assert!(text.contains("sig-2"), "{text}");
+
+    // A keyed signal: a retry gets the first answer (kept), another payload is refused.
+    let keyed = |payload: &str| {
+        cli(
+            url,
+            None,
+            &[
+                "signal",
+                "sig-3",
+                "--payload",
+                payload,
+                "--idempotency-key",
+                "s1",
+                "--json",
+            ],
+        )
+    };
+    for _ in 0..2 {
+        let sent = keyed("3");
+        assert_eq!(sent.code, 0, "{sent:?}");
+        assert_eq!(
+            parse(&sent.stdout),
+            json!({ "signal_id": "sig-3", "delivered_to": null })
+        );
+    }
+    let reused = keyed("4");
+    assert_eq!(reused.code, 1, "{reused:?}");
+    assert!(reused.stderr.contains("idempotency"), "{reused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

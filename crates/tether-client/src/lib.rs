@@ -312,9 +312,26 @@ impl Client {
         signal_id: &str,
         payload: &P,
     ) -> Result<Option<String>, ClientError> {
+        self.signal_idempotent(signal_id, payload, None).await
+    }
+
+    /// [`Client::signal`] with an `idempotency_key` (scoped to `signal_id`): retrying with the
+    /// same key and payload delivers nothing new and returns the first answer (the run it was
+    /// delivered to, or `None` if it was kept): use one when retrying after a
+    /// [`ClientError::Transport`] error. The same key with another payload is refused
+    /// ([`ClientError::Api`] with code `idempotency_key_reused`) and nothing is stored.
+    pub async fn signal_idempotent<P: Serialize + ?Sized>(
+        &self,
+        signal_id: &str,
+        payload: &P,
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<String>, ClientError> {
         let path = format!("/v1/signals/{}", encode_path_segment(signal_id));
-        let answer: Value =
-            send(self.request(Method::POST, &path).json(&to_value(payload)?)).await?;
+        let mut req = self.request(Method::POST, &path).json(&to_value(payload)?);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let answer: Value = send(req).await?;
         Ok(answer
             .get("delivered_to")
             .and_then(Value::as_str)

@@ -43,8 +43,11 @@ pub struct EngineConfig {
     /// ever. With `Some(d)`, namespaces whose runs all ended more than `d` ago are deleted
     /// with everything of theirs (see `tether_store::retention`), in batches.
     pub retention: Option<Duration>,
-    /// How long an idempotency key is remembered (default 24 h, `--idempotency-window`); a
-    /// retry after it is a new request. `None` remembers keys for as long as their run is kept.
+    /// How long an idempotency key (of a start, resume, spawn or signal) is remembered
+    /// (default 24 h, `--idempotency-window`); a retry after it is a new request. A payload
+    /// kept by `resume_or_start` for a token no hook registered within it is dropped. `None`
+    /// remembers keys for as long as their run is kept (a kept signal's key and a kept
+    /// payload: for ever).
     pub idempotency_window: Option<Duration>,
     /// How often retention and the idempotency window are applied, at most (default 60 s;
     /// never less often than a quarter of the shorter of the two, so a short retention is

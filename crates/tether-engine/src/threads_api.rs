@@ -15,20 +15,41 @@ impl Engine {
         signal_id: &str,
         payload: Value,
     ) -> Result<Option<String>, EngineError> {
+        self.signal_with(signal_id, payload, None).await
+    }
+
+    /// [`Engine::signal`] with an idempotency key, scoped to `signal_id`: a retried send with
+    /// the same key and payload stores nothing and answers as the first send did (the run it
+    /// was delivered to, or `None` if it was kept, whoever took it since); the same key with
+    /// another payload is refused with [`EngineError::IdempotencyKeyReused`], storing nothing.
+    /// Keys are forgotten after the idempotency window (`EngineConfig::idempotency_window`).
+    pub async fn signal_with(
+        &self,
+        signal_id: &str,
+        payload: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<String>, EngineError> {
         self.alive()?;
         if !plausible(signal_id) {
             return Err(EngineError::InvalidPayload {
                 message: format!("a signal id must be 1 to {MAX_ID_LEN} bytes without NUL"),
             });
         }
+        if idempotency_key.is_some_and(|k| !plausible(k)) {
+            return Err(EngineError::InvalidPayload {
+                message: format!("the idempotency key must be 1 to {MAX_ID_LEN} bytes without NUL"),
+            });
+        }
         self.check_size(&payload)?;
         let op = WriteOp::Signal {
             signal_id: signal_id.to_string(),
             payload,
+            idempotency_key: idempotency_key.map(str::to_owned),
             at_ms: self.inner.now_ms(),
         };
         match self.inner.writer.write(op).await?? {
             OpOutcome::Appended { run_id, .. } => Ok(Some(run_id)),
+            OpOutcome::SignalRepeated { delivered_to } => Ok(delivered_to),
             _ => Ok(None),
         }
     }

@@ -191,6 +191,7 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
         }
         OpOutcome::Updated
         | OpOutcome::Kept
+        | OpOutcome::SignalRepeated { .. }
         | OpOutcome::Claimed { .. }
         | OpOutcome::Renewed { .. } => {}
     }

@@ -35,6 +35,7 @@ mod leases;
 mod payloads;
 mod retention;
 mod runs;
+mod signal_keys;
 mod support;
 mod threads;
 
@@ -48,6 +49,7 @@ pub use leases::*;
 pub use payloads::*;
 pub use retention::*;
 pub use runs::*;
+pub use signal_keys::*;
 pub use threads::*;
 
 use tether_store::Store;
@@ -177,6 +179,10 @@ macro_rules! __conformance_cases {
                 a_released_wait_gives_its_payload_back_first_in_line,
                 a_payload_given_back_goes_to_a_waiting_run,
                 a_release_only_looks_at_the_current_attempt,
+                // signal idempotency keys
+                a_delivered_signals_key_answers_the_same_run,
+                a_kept_signals_key_answers_kept,
+                a_signal_key_with_another_payload_is_refused,
                 // counts
                 count_runs_groups_by_workflow_and_status,
                 // payloads (found by the differential test)
@@ -185,6 +191,8 @@ macro_rules! __conformance_cases {
                 retention_deletes_ended_namespaces_only,
                 retention_deletes_in_capped_batches,
                 idempotency_keys_are_forgotten_after_the_window,
+                signal_keys_are_forgotten_after_the_window,
+                kept_payloads_are_dropped_after_the_window,
             }
         }
     };

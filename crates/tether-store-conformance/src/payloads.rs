@@ -32,6 +32,7 @@ pub async fn a_payload_with_a_nul_character_can_be_given_back(store: &dyn Store)
         WriteOp::Signal {
             signal_id: "s".into(),
             payload: with_nul(),
+            idempotency_key: None,
             at_ms: T0 + 2,
         },
     )

@@ -44,6 +44,7 @@ async fn signal(store: &dyn Store, signal_id: &str) {
         WriteOp::Signal {
             signal_id: signal_id.into(),
             payload: json!({ "to": signal_id }),
+            idempotency_key: None,
             at_ms: T0 + 20,
         },
     )

@@ -38,6 +38,7 @@ fn signal_op(signal_id: &str, payload: Value) -> WriteOp {
     WriteOp::Signal {
         signal_id: signal_id.into(),
         payload,
+        idempotency_key: None,
         at_ms: T0 + 50,
     }
 }

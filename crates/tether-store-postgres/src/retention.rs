@@ -3,6 +3,7 @@
 //! waiting: one node deletes at a time, the others find it taken and skip their turn.
 
 use deadpool_postgres::Pool;
+use tether_store::retention::{Windowed, WINDOWED};
 use tether_store::StoreError;
 
 use crate::error::{pool_err, Ctx};
@@ -86,6 +87,7 @@ pub(crate) async fn delete_ended_before(
     for (table, column, ids) in [
         ("signal_waits", "run_id", &runs),
         ("idempotency", "run_id", &runs),
+        ("signal_keys", "delivered_to", &runs),
         ("hooks", "run_id", &runs),
         ("events", "run_id", &runs),
         ("run_state", "root_run", &roots),
@@ -105,22 +107,52 @@ pub(crate) async fn delete_ended_before(
     Ok(deleted)
 }
 
-/// [`tether_store::Store::delete_keys_before`]: the oldest keys first, in one statement.
+/// [`tether_store::Store::delete_keys_before`]: each kind of [`WINDOWED`] in turn, the oldest
+/// first, with what the kinds before it left of `max_keys`, in one transaction (rows another
+/// transaction holds are skipped: they go next time).
 pub(crate) async fn delete_keys_before(
     pool: &Pool,
     cutoff_ms: u64,
     max_keys: usize,
 ) -> Result<u64, StoreError> {
     let what = "delete expired idempotency keys";
-    let client = pool.get().await.map_err(|e| pool_err(what, &e))?;
-    let limit = i64::try_from(max_keys).unwrap_or(i64::MAX);
-    client
-        .execute(
-            "DELETE FROM idempotency WHERE (token, key) IN (
-                 SELECT token, key FROM idempotency WHERE created_at < $1
-                  ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            &[&bound(cutoff_ms), &limit],
-        )
+    let mut client = pool.get().await.map_err(|e| pool_err(what, &e))?;
+    let tx = client
+        .transaction()
         .await
-        .ctx(what)
+        .ctx("begin the idempotency window's transaction")?;
+    let mut deleted = 0u64;
+    for kind in WINDOWED {
+        let left = (max_keys as u64).saturating_sub(deleted);
+        if left == 0 {
+            break;
+        }
+        let (sql, what) = match kind {
+            Windowed::HookKey => (
+                "DELETE FROM idempotency WHERE (token, key) IN (
+                     SELECT token, key FROM idempotency WHERE created_at < $1
+                      ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "delete expired idempotency keys",
+            ),
+            Windowed::SignalKey => (
+                "DELETE FROM signal_keys WHERE (signal_id, key) IN (
+                     SELECT signal_id, key FROM signal_keys WHERE created_at < $1
+                      ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "delete expired signal keys",
+            ),
+            Windowed::KeptPayload => (
+                "DELETE FROM pending_payloads WHERE id IN (
+                     SELECT id FROM pending_payloads WHERE created_at < $1
+                      ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "delete expired kept payloads",
+            ),
+        };
+        let limit = i64::try_from(left).unwrap_or(i64::MAX);
+        deleted += tx
+            .execute(sql, &[&bound(cutoff_ms), &limit])
+            .await
+            .ctx(what)?;
+    }
+    tx.commit().await.ctx("commit the idempotency window")?;
+    Ok(deleted)
 }

@@ -1,10 +1,11 @@
 //! The signal rows of PostgreSQL as the planner's [`SignalBackend`]: kept signals, registered
-//! waits and the journal query a released wait needs, under a per-signal advisory lock. The
+//! waits, signal idempotency keys and the journal query a released wait needs, under a
+//! per-signal advisory lock. The
 //! rules are in [`tether_store::plan::signal`].
 
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
-use tether_store::plan::SignalBackend;
+use tether_store::plan::{SignalBackend, SignalKey};
 use tether_store::{OpRejected, StoreError};
 
 use crate::error::decode_err;
@@ -15,6 +16,54 @@ use crate::write::Batch;
 impl SignalBackend for Batch<'_, '_> {
     async fn lock_signal(&mut self, signal_id: &str) -> Result<(), StoreError> {
         advisory_lock(self, SIGNAL_LOCKS, signal_id, "lock signal").await
+    }
+
+    async fn signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+    ) -> Result<Option<SignalKey>, StoreError> {
+        let what = "look up a signal's idempotency key";
+        let row = self
+            .query_opt(
+                "SELECT payload_digest, delivered_to FROM signal_keys
+                 WHERE signal_id = $1 AND key = $2",
+                &[&signal_id, &key],
+                what,
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SignalKey {
+            digest: col(&row, 0, what)?,
+            delivered_to: col(&row, 1, what)?,
+        }))
+    }
+
+    async fn record_signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+        first: &SignalKey,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        // No `ON CONFLICT`: the key was looked up unused under the signal's lock, so a
+        // conflict would mean a second delivery; it fails the batch instead.
+        self.execute(
+            "INSERT INTO signal_keys (signal_id, key, payload_digest, delivered_to, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &signal_id,
+                &key,
+                &first.digest,
+                &first.delivered_to,
+                &to_db(at_ms, "commit time")?,
+            ],
+            "record a signal's idempotency key",
+        )
+        .await?;
+        Ok(())
     }
 
     async fn take_waiter(

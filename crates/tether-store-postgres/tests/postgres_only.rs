@@ -675,6 +675,7 @@ async fn signals_and_waits_racing_across_instances_always_meet() {
                 let op = WriteOp::Signal {
                     signal_id: format!("s{i}"),
                     payload: json!(i),
+                    idempotency_key: None,
                     at_ms: 3,
                 };
                 let result = commit_one(a.as_ref(), op).await;

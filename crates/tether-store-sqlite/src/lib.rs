@@ -324,10 +324,12 @@ impl Store for SqliteStore {
     }
 
     async fn delete_keys_before(&self, cutoff_ms: u64, max_keys: usize) -> Result<u64, StoreError> {
-        self.with_writer("delete_keys_before", move |c| {
-            retention::delete_keys_before(c, cutoff_ms, max_keys)
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            retention::delete_keys_before(&mut inner.writer.lock(), cutoff_ms, max_keys)
         })
         .await
+        .map_err(|e| join_err("delete_keys_before", e))?
     }
 
     fn backend_name(&self) -> &'static str {

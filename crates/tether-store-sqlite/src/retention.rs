@@ -2,6 +2,7 @@
 //! database file, so no cluster-wide lock is needed: the writer connection serialises.
 
 use rusqlite::{params, Connection, TransactionBehavior};
+use tether_store::retention::{Windowed, WINDOWED};
 use tether_store::StoreError;
 
 use crate::error::Ctx;
@@ -31,6 +32,7 @@ const DELETE_NAMESPACES: &str = "
     DELETE FROM signals WHERE signal_id IN (SELECT id || '/done' FROM temp.retention_runs);
     DELETE FROM signal_waits WHERE run_id IN (SELECT id FROM temp.retention_runs);
     DELETE FROM idempotency WHERE run_id IN (SELECT id FROM temp.retention_runs);
+    DELETE FROM signal_keys WHERE delivered_to IN (SELECT id FROM temp.retention_runs);
     DELETE FROM hooks WHERE run_id IN (SELECT id FROM temp.retention_runs);
     DELETE FROM events WHERE run_id IN (SELECT id FROM temp.retention_runs);
     DELETE FROM run_state WHERE root_run IN (SELECT id FROM temp.retention_roots);";
@@ -74,21 +76,47 @@ pub(crate) fn delete_ended_before(
     Ok(runs as u64)
 }
 
-/// [`tether_store::Store::delete_keys_before`]: the oldest keys first, in one statement.
+/// [`tether_store::Store::delete_keys_before`]: each kind of [`WINDOWED`] in turn, the oldest
+/// first, with what the kinds before it left of `max_keys`, in one immediate transaction.
 pub(crate) fn delete_keys_before(
-    conn: &Connection,
+    conn: &mut Connection,
     cutoff_ms: u64,
     max_keys: usize,
 ) -> Result<u64, StoreError> {
     let cutoff = i64::try_from(cutoff_ms).unwrap_or(i64::MAX);
-    let limit = i64::try_from(max_keys).unwrap_or(i64::MAX);
-    let n = conn
-        .execute(
-            "DELETE FROM idempotency WHERE (token, key) IN (
-                 SELECT token, key FROM idempotency WHERE created_at < ?1
-                  ORDER BY created_at LIMIT ?2)",
-            params![cutoff, limit],
-        )
-        .ctx("delete expired idempotency keys")?;
-    Ok(n as u64)
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("begin the idempotency window's transaction")?;
+    let mut deleted = 0u64;
+    for kind in WINDOWED {
+        let left = (max_keys as u64).saturating_sub(deleted);
+        if left == 0 {
+            break;
+        }
+        let (sql, what) = match kind {
+            Windowed::HookKey => (
+                "DELETE FROM idempotency WHERE (token, key) IN (
+                     SELECT token, key FROM idempotency WHERE created_at < ?1
+                      ORDER BY created_at LIMIT ?2)",
+                "delete expired idempotency keys",
+            ),
+            Windowed::SignalKey => (
+                "DELETE FROM signal_keys WHERE (signal_id, key) IN (
+                     SELECT signal_id, key FROM signal_keys WHERE created_at < ?1
+                      ORDER BY created_at LIMIT ?2)",
+                "delete expired signal keys",
+            ),
+            Windowed::KeptPayload => (
+                "DELETE FROM pending_payloads WHERE id IN (
+                     SELECT id FROM pending_payloads WHERE created_at < ?1
+                      ORDER BY created_at, id LIMIT ?2)",
+                "delete expired kept payloads",
+            ),
+        };
+        let limit = i64::try_from(left).unwrap_or(i64::MAX);
+        let n = tx.execute(sql, params![cutoff, limit]).ctx(what)?;
+        deleted += n as u64;
+    }
+    tx.commit().ctx("commit the idempotency window")?;
+    Ok(deleted)
 }

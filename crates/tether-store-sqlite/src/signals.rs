@@ -1,11 +1,11 @@
 //! The signal rows of SQLite as the planner's [`SignalBackend`]: kept signals, registered
-//! waits and the journal query a released wait needs. The rules are in
+//! waits, signal idempotency keys and the journal query a released wait needs. The rules are in
 //! [`tether_store::plan::signal`].
 
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
-use tether_store::plan::SignalBackend;
+use tether_store::plan::{SignalBackend, SignalKey};
 use tether_store::{OpRejected, StoreError};
 
 use crate::append::Tx;
@@ -15,6 +15,53 @@ use crate::rows::encode_value;
 impl SignalBackend for Tx<'_> {
     async fn lock_signal(&mut self, _signal_id: &str) -> Result<(), StoreError> {
         // One writer connection in an immediate transaction: nobody else writes meanwhile.
+        Ok(())
+    }
+
+    async fn signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+    ) -> Result<Option<SignalKey>, StoreError> {
+        self.0
+            .prepare_cached(
+                "SELECT payload_digest, delivered_to FROM signal_keys
+                 WHERE signal_id = ?1 AND key = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([signal_id, key], |r| {
+                    Ok(SignalKey {
+                        digest: r.get(0)?,
+                        delivered_to: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .ctx("look up a signal's idempotency key")
+    }
+
+    async fn record_signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+        first: &SignalKey,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO signal_keys (signal_id, key, payload_digest, delivered_to, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    signal_id,
+                    key,
+                    first.digest,
+                    first.delivered_to,
+                    at_ms
+                ])
+            })
+            .ctx("record a signal's idempotency key")?;
         Ok(())
     }
 

@@ -17,14 +17,20 @@
 //!
 //! Deleting a namespace removes, in one transaction: its runs, their journals, their hooks
 //! (an ended run has none left, but nothing may point at a deleted run), the idempotency keys
-//! that point at its runs, their registered signal waits, the namespace's shared state, and
-//! the kept signals addressed to its `exec_hook` threads (signal id `{thread id}/done`, which
-//! nobody can wait for any more).
+//! that point at its runs (resume keys, and the keys of signals delivered to them), their
+//! registered signal waits, the namespace's shared state, and the kept signals addressed to
+//! its `exec_hook` threads (signal id `{thread id}/done`, which nobody can wait for any more).
 //!
 //! # Idempotency keys
 //!
-//! A key is remembered for a window: [`crate::Store::delete_keys_before`] forgets the keys
-//! recorded before `cutoff_ms`. A retry with a forgotten key is treated as a new request.
+//! A key is remembered for a window: [`crate::Store::delete_keys_before`] forgets what
+//! [`WINDOWED`] lists, recorded before `cutoff_ms`, in that order, oldest first within each
+//! kind, with one budget of `max_keys` rows for all of them: the keys of resumes (and of kept
+//! payloads delivered since), the keys of signals sent from outside (scoped to their signal
+//! id; a kept signal's key has no run to go with, so only the window removes it), and the
+//! payloads kept by `ResumeOrKeep` for a token no hook registered within the window (with
+//! their keys: the payload is dropped, nobody will take it). A retry with a forgotten key is
+//! treated as a new request.
 //!
 //! # Batches
 //!
@@ -45,6 +51,25 @@ pub const ENDED_STATUSES: [RunStatus; 3] = [
 
 /// How many namespaces (or idempotency keys) one retention transaction deletes at most.
 pub const RETENTION_BATCH: usize = 500;
+
+/// What the idempotency window forgets (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Windowed {
+    /// The idempotency keys of resumes (and of kept payloads delivered since).
+    HookKey,
+    /// The idempotency keys of signals sent from outside ([`crate::WriteOp::Signal`]).
+    SignalKey,
+    /// Payloads kept for a token no hook has registered ([`crate::WriteOp::ResumeOrKeep`]).
+    KeptPayload,
+}
+
+/// The order in which [`crate::Store::delete_keys_before`] spends its budget: each kind gets
+/// what the kinds before it left.
+pub const WINDOWED: [Windowed; 3] = [
+    Windowed::HookKey,
+    Windowed::SignalKey,
+    Windowed::KeptPayload,
+];
 
 /// Whether `run` has ended and was last updated before `cutoff_ms`.
 pub fn run_is_expired(run: &RunRecord, cutoff_ms: u64) -> bool {

@@ -340,11 +340,21 @@ pub enum WriteOp {
     /// the same run gets its `SignalReceived` right after the release), else kept *first* in
     /// line of the signals with that id. The store fills `returned` and `delivered_to`. A
     /// finished run's waits are dropped.
+    ///
+    /// With an `idempotency_key` (scoped to `signal_id`) already used, nothing is written:
+    /// with the same payload (the same [`payload_digest`](crate::payload_digest)) the first
+    /// answer is given again, [`OpOutcome::SignalRepeated`] naming the run the first send was
+    /// delivered to (or `None` if it was kept, whoever took it since); with another payload
+    /// the op is refused with `IdempotencyKeyReused` (its `token` is the signal id).
+    /// Otherwise the key is recorded, with the payload's digest and where the signal went, in
+    /// the same transaction as the delivery.
     Signal {
         /// The signal id.
         signal_id: String,
         /// The payload.
         payload: Value,
+        /// Optional idempotency key (scoped to the signal id).
+        idempotency_key: Option<String>,
         /// Commit time.
         at_ms: u64,
     },
@@ -418,6 +428,12 @@ pub enum OpOutcome {
         /// The run's new epoch.
         epoch: u64,
     },
+    /// A [`WriteOp::Signal`] with an idempotency key used before, with the same payload:
+    /// nothing was written; the first send's answer.
+    SignalRepeated {
+        /// The run the first send was delivered to, or `None` if it was kept.
+        delivered_to: Option<String>,
+    },
     /// Leases were extended.
     Renewed {
         /// How many runs the node holds.
@@ -455,7 +471,7 @@ pub enum OpRejected {
          use a new key for a new payload"
     )]
     IdempotencyKeyReused {
-        /// The token.
+        /// The token (for a [`WriteOp::Signal`]: the signal id).
         token: String,
         /// The key.
         key: String,

@@ -1,4 +1,4 @@
-//! `signal ID --payload JSON`.
+//! `signal ID --payload JSON [--idempotency-key K]`.
 
 use clap::Args;
 use serde_json::json;
@@ -15,12 +15,19 @@ pub struct SignalArgs {
     /// The payload, as JSON.
     #[arg(long, value_name = "JSON", default_value = "null")]
     payload: String,
+    /// Retrying with the same key and payload delivers nothing new and gives the first answer;
+    /// the same key with another payload is refused.
+    #[arg(long, value_name = "K")]
+    idempotency_key: Option<String>,
 }
 
 /// Send the signal; prints the run it was delivered to, if any.
 pub(crate) async fn run(opts: &ClientOpts, args: SignalArgs) -> Result<(), CommandError> {
     let payload = parse_json("--payload", &args.payload)?;
-    let delivered_to = opts.client().signal(&args.signal_id, &payload).await?;
+    let delivered_to = opts
+        .client()
+        .signal_idempotent(&args.signal_id, &payload, args.idempotency_key.as_deref())
+        .await?;
     if opts.json {
         return print_json(&json!({ "signal_id": args.signal_id, "delivered_to": delivered_to }));
     }

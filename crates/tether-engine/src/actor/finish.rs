@@ -79,6 +79,7 @@ impl Actor {
             WriteOp::Signal {
                 signal_id,
                 payload,
+                idempotency_key: None,
                 at_ms: self.inner.now_ms(),
             },
         ];

@@ -20,7 +20,7 @@
 //! | `tether_run_count_errors_total` | counter | scrapes whose `tether_runs` query failed |
 //! | `tether_webhook_rejected_total{reason}` | counter | webhook requests refused by their verifier |
 //! | `tether_runs_deleted_total` | counter | ended runs deleted by retention (threads included) |
-//! | `tether_idempotency_keys_deleted_total` | counter | idempotency keys past their window |
+//! | `tether_idempotency_keys_deleted_total` | counter | idempotency keys (and kept payloads) past their window |
 //!
 //! The hot path only touches atomics: counters are created up front (refusal reasons included)
 //! and the histograms are lock-free ([`AtomicHistogram`]).
@@ -222,7 +222,7 @@ impl Metrics {
         let keys_deleted = Counter::default();
         registry.register(
             "tether_idempotency_keys_deleted",
-            "Idempotency keys forgotten at the end of their window (--idempotency-window)",
+            "Idempotency keys (and payloads kept for no hook) forgotten at the end of their window (--idempotency-window)",
             keys_deleted.clone(),
         );
         Metrics {

@@ -128,23 +128,32 @@ pub(crate) async fn get_state(
 
 /// `POST /v1/signals/{signal_id}`, body = the payload → `202 {"signal_id", "delivered_to"}`
 /// (`delivered_to` is the waiting run that got it, or null when it is kept for a later wait).
+/// A retry with the same `Idempotency-Key` and payload gets the first answer and stores
+/// nothing new; the same key with another payload is refused with
+/// `409 idempotency_key_reused` (nothing stored).
 #[utoipa::path(
     post,
     path = "/v1/signals/{signal_id}",
     tag = "threads",
     summary = "Send a signal",
-    params(("signal_id" = String, Path, description = "The signal")),
+    description = "Delivers the payload to the oldest run waiting on the signal, or keeps it for the next wait. A retry with the same `Idempotency-Key` and payload gets the first answer again (the same `delivered_to`, even if a kept signal has been taken since) and stores nothing new; the same key with another payload is refused with `409 idempotency_key_reused` and nothing is stored.",
+    params(
+        ("signal_id" = String, Path, description = "The signal"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes the send idempotent (scoped to the signal id, bound to the payload it was first used with; forgotten after the idempotency window)"),
+    ),
     request_body(content = Value, description = "The payload: any JSON"),
     responses(
-        (status = 202, description = "Delivered or kept", body = crate::openapi::SignalSent),
+        (status = 202, description = "Delivered or kept (or sent before with the same `Idempotency-Key` and payload)", body = crate::openapi::SignalSent),
         (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`idempotency_key_reused` (the key was first used with another payload; nothing stored)", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub(crate) async fn signal(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let signal_id = path_of(
@@ -155,7 +164,11 @@ pub(crate) async fn signal(
     )?;
     let bytes = body_bytes(body, state.payload_limit())?;
     let payload: Value = parse_json(&bytes)?;
-    let delivered_to = state.engine.signal(&signal_id, payload).await?;
+    let key = idempotency_key(&headers);
+    let delivered_to = state
+        .engine
+        .signal_with(&signal_id, payload, key.as_deref())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "signal_id": signal_id, "delivered_to": delivered_to })),

@@ -1,6 +1,6 @@
-//! What the tests of keyed requests share (`idempotent_starts.rs`, `resume_or_start.rs`): a
-//! router over a real SQLite engine with the bundled examples, and a JSON `POST` with an
-//! optional `Idempotency-Key`.
+//! What the tests of keyed requests share (`idempotent_starts.rs`, `resume_or_start.rs`,
+//! `keyed_signals.rs`): a router over a real SQLite engine with the bundled examples, and a
+//! JSON `POST` with an optional `Idempotency-Key`.
 #![allow(dead_code)]
 
 use std::sync::Arc;

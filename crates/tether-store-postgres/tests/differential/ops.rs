@@ -1,6 +1,7 @@
 //! Random batches of write ops over a small universe of ids, so that ops collide: the same
-//! run created twice, a token held by another run, a key reused with another payload, a
-//! fence gone stale, a signal waited on by two runs, a write to a finished run.
+//! run created twice, a token held by another run, a key reused with another payload (of a
+//! resume or of a signal), a fence gone stale, a signal waited on by two runs, a write to a
+//! finished run.
 
 use proptest::collection::vec;
 use proptest::option;
@@ -277,13 +278,18 @@ fn op() -> impl Strategy<Value = WriteOp> {
             run_id,
             fence,
         }),
-        3 => (one_of(SIGNALS), value(), at()).prop_map(|(signal_id, payload, at_ms)| {
-            WriteOp::Signal {
+        3 => (
+            one_of(SIGNALS),
+            value(),
+            option::of(one_of(IDEMPOTENCY_KEYS)),
+            at(),
+        )
+            .prop_map(|(signal_id, payload, idempotency_key, at_ms)| WriteOp::Signal {
                 signal_id,
                 payload,
+                idempotency_key,
                 at_ms,
-            }
-        }),
+            }),
         1 => (run_id(), one_of(THREAD_IDS), one_of(WORKFLOWS), value(), at()).prop_map(
             |(run_id, hook_id, workflow, args, at_ms)| WriteOp::SpawnHook {
                 run_id,

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::plan::KeptPayload;
-use crate::OpRejected;
+use crate::plan::{KeptPayload, SignalKey};
+use crate::{OpOutcome, OpRejected};
 
 /// Token `taken` is held by run `other`; a signal `me` goes to the sender's own wait 7; a wait
 /// on `kept` takes a kept payload at once; a released wait had taken `back`, which goes to
@@ -13,6 +13,7 @@ use crate::OpRejected;
 #[derive(Default)]
 struct Fixed {
     calls: Vec<String>,
+    signal_keys: std::collections::HashMap<(String, String), SignalKey>,
 }
 
 impl AppendBackend for Fixed {
@@ -109,6 +110,30 @@ impl StateBackend for Fixed {
 
 impl SignalBackend for Fixed {
     async fn lock_signal(&mut self, _signal_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+    ) -> Result<Option<SignalKey>, StoreError> {
+        Ok(self
+            .signal_keys
+            .get(&(signal_id.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn record_signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+        first: &SignalKey,
+        _at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("key {key} of {signal_id}"));
+        self.signal_keys
+            .insert((signal_id.to_owned(), key.to_owned()), first.clone());
         Ok(())
     }
 
@@ -321,4 +346,48 @@ fn payloads_kept_for_a_token_follow_its_hook_oldest_first() {
         ]
     );
     assert_eq!(calls, ["key k of waiting to r"]);
+}
+
+/// A signal's key is recorded with where the signal went; the same key answers that again
+/// (same payload) or refuses (another), without delivering; keys are per signal id.
+#[test]
+fn a_signal_key_answers_its_first_answer() {
+    use crate::plan::signal::signal_op;
+    let mut b = Fixed::default();
+    let mut send = |signal_id: &str, payload: Value, key: Option<&str>| {
+        futures::executor::block_on(signal_op(&mut b, signal_id, &payload, key, 5))
+            .expect("no store error")
+    };
+    assert!(
+        matches!(send("s", json!(1), Some("k")), Ok(OpOutcome::Appended { run_id, .. }) if run_id == "waiter")
+    );
+    assert_eq!(
+        send("s", json!(1), Some("k")),
+        Ok(OpOutcome::SignalRepeated {
+            delivered_to: Some("waiter".into())
+        })
+    );
+    assert_eq!(
+        send("s", json!(2), Some("k")),
+        Err(OpRejected::IdempotencyKeyReused {
+            token: "s".into(),
+            key: "k".into()
+        })
+    );
+    assert_eq!(send("nobody", json!(1), Some("k")), Ok(OpOutcome::Updated));
+    assert_eq!(
+        send("nobody", json!(1), Some("k")),
+        Ok(OpOutcome::SignalRepeated { delivered_to: None })
+    );
+    assert_eq!(send("nobody", json!(1), None), Ok(OpOutcome::Updated));
+    assert_eq!(
+        b.calls,
+        [
+            "deliver to waiter",
+            "key k of s",
+            "keep nobody first=false",
+            "key k of nobody",
+            "keep nobody first=false",
+        ]
+    );
 }

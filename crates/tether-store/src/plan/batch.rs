@@ -242,8 +242,9 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
         WriteOp::Signal {
             signal_id,
             payload,
+            idempotency_key,
             at_ms,
-        } => signal::signal_op(b, signal_id, payload, *at_ms).await,
+        } => signal::signal_op(b, signal_id, payload, idempotency_key.as_deref(), *at_ms).await,
         WriteOp::SpawnHook {
             run_id,
             hook_id,

@@ -16,7 +16,8 @@
 //! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
 //!   ([`keep::PendingBackend`]).
 //! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
-//! - [`signal`]: where a signal goes, what a wait takes, what a released wait gives back, over
+//! - [`signal`]: where a signal goes (its idempotency key checked first, under the signal's
+//!   lock), what a wait takes, what a released wait gives back, over
 //!   the row primitives of [`signal::SignalBackend`].
 
 pub mod append;
@@ -30,5 +31,5 @@ pub mod state;
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use keep::{KeptPayload, PendingBackend};
 pub use run::{claim, fenced, open, RunChange, RunRow};
-pub use signal::{Released, SignalBackend, SignalOutcome};
+pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};
 pub use state::StateBackend;

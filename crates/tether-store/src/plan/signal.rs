@@ -1,11 +1,21 @@
 //! Signals (the contract on [`crate::WriteOp::Signal`]): where a sent signal goes (the oldest
-//! wait whose run is still going, else kept), what a wait takes, and what releasing a wait
-//! gives back. The backend provides row primitives ([`SignalBackend`]); the rules are here.
+//! wait whose run is still going, else kept), what a signal's idempotency key answers, what a
+//! wait takes, and what releasing a wait gives back. The backend provides row primitives
+//! ([`SignalBackend`]); the rules are here.
 
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
 
-use crate::{OpOutcome, OpRejected, OpResult, StoreError};
+use crate::{payload_digest, OpOutcome, OpRejected, OpResult, StoreError};
+
+/// What an idempotency key of a signal id remembers: the first send's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignalKey {
+    /// The [`payload_digest`] of the payload the key was first used with.
+    pub digest: String,
+    /// The run the first send was delivered to; `None` when it was kept.
+    pub delivered_to: Option<String>,
+}
 
 /// The rows of signals, waits and journals a signal touches, in the batch's transaction.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
@@ -13,6 +23,23 @@ pub trait SignalBackend {
     /// Serialise the writers of `signal_id` for the rest of the transaction (a backend with
     /// one writer needs nothing).
     async fn lock_signal(&mut self, signal_id: &str) -> Result<(), StoreError>;
+
+    /// What idempotency key `key` of `signal_id` answered first, if it was used.
+    async fn signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+    ) -> Result<Option<SignalKey>, StoreError>;
+
+    /// Record that `key` of `signal_id` answered `first` (the key is unused: the planner
+    /// looked under the signal's lock).
+    async fn record_signal_key(
+        &mut self,
+        signal_id: &str,
+        key: &str,
+        first: &SignalKey,
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
 
     /// Remove and return the oldest wait on `signal_id`: its run and wait command.
     async fn take_waiter(
@@ -146,23 +173,52 @@ pub async fn send<B: SignalBackend>(
 }
 
 /// [`crate::WriteOp::Signal`]: a signal from outside, `Appended` to the run that took it or
-/// kept (`Updated`).
+/// kept (`Updated`); with an idempotency key used before, the first answer again
+/// (`SignalRepeated`) or a refusal, writing nothing.
 pub async fn signal_op<B: SignalBackend>(
     b: &mut B,
     signal_id: &str,
     payload: &Value,
+    key: Option<&str>,
     at_ms: u64,
 ) -> Result<OpResult, StoreError> {
+    // Under the signal's lock, a key looked up unused stays unused until it is recorded below:
+    // every send with that key queues up here, so only one of them ever delivers.
     b.lock_signal(signal_id).await?;
-    Ok(Ok(
-        match hand_over(b, signal_id, payload, at_ms, None, false).await? {
-            Delivered::To(run_id, event) => OpOutcome::Appended {
-                run_id,
-                events: vec![*event],
-            },
-            Delivered::ToSelf(_) | Delivered::Kept => OpOutcome::Updated,
+    let digest = key.map(|_| payload_digest(payload));
+    if let (Some(key), Some(digest)) = (key, &digest) {
+        if let Some(first) = b.signal_key(signal_id, key).await? {
+            return Ok(if first.digest == *digest {
+                Ok(OpOutcome::SignalRepeated {
+                    delivered_to: first.delivered_to,
+                })
+            } else {
+                Err(OpRejected::IdempotencyKeyReused {
+                    token: signal_id.to_owned(),
+                    key: key.to_owned(),
+                })
+            });
+        }
+    }
+    let delivered = hand_over(b, signal_id, payload, at_ms, None, false).await?;
+    if let (Some(key), Some(digest)) = (key, digest) {
+        let delivered_to = match &delivered {
+            Delivered::To(run_id, _) => Some(run_id.clone()),
+            Delivered::ToSelf(_) | Delivered::Kept => None,
+        };
+        let first = SignalKey {
+            digest,
+            delivered_to,
+        };
+        b.record_signal_key(signal_id, key, &first, at_ms).await?;
+    }
+    Ok(Ok(match delivered {
+        Delivered::To(run_id, event) => OpOutcome::Appended {
+            run_id,
+            events: vec![*event],
         },
-    ))
+        Delivered::ToSelf(_) | Delivered::Kept => OpOutcome::Updated,
+    }))
 }
 
 /// `SignalWaited { cmd }` of `run_id`: the oldest kept signal's payload (taken), or `None`

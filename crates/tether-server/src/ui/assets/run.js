@@ -360,7 +360,9 @@
   wire("signal-form", "signal", () => {
     const id = $("signal-id").value.trim();
     if (!id) return Promise.reject(new Error("Enter a signal id."));
-    return api("POST", "/v1/signals/" + encodeURIComponent(id), $("signal-payload").value);
+    const key = $("signal-key").value.trim();
+    return api("POST", "/v1/signals/" + encodeURIComponent(id), $("signal-payload").value,
+      key ? { "Idempotency-Key": key } : {});
   }, (a) => a && a.delivered_to
     ? "Delivered to " + a.delivered_to + "." : "Accepted; kept until a run waits for it.");
 
