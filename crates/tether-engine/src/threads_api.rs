@@ -81,12 +81,6 @@ impl Engine {
         self.alive()?;
         self.check_size(&options.args)?;
         let run = self.get_run(run_id).await?;
-        if run.status.is_terminal() {
-            return Err(EngineError::RunFinished {
-                run_id: run_id.to_string(),
-                status: run.status,
-            });
-        }
         let (workflow, _queue) =
             tether_core::check_target(&run.workflow, &options).map_err(|e| {
                 // One code on every path: the workflow API's own.
@@ -101,6 +95,30 @@ impl Engine {
                     }
                 }
             })?;
+        let hook_id = match idempotency_key {
+            Some(key) => {
+                let digest =
+                    tether_store::payload_digest(&Value::String(format!("tether.spawn:{key}")));
+                format!("{run_id}.k{}", digest.get(..32).unwrap_or(&digest))
+            }
+            None => format!("{run_id}.x{}", uuid::Uuid::now_v7().simple()),
+        };
+        if run.status.is_terminal() {
+            // A retry of a keyed spawn that succeeded before the run ended gets its first
+            // answer, not `run_finished`.
+            if idempotency_key.is_some() {
+                if let Some(started) = self
+                    .keyed_thread(&hook_id, &workflow, &options.args)
+                    .await?
+                {
+                    return Ok(started);
+                }
+            }
+            return Err(EngineError::RunFinished {
+                run_id: run_id.to_string(),
+                status: run.status,
+            });
+        }
         let Some(wf) = self.inner.registry.get(&workflow) else {
             return Err(EngineError::WorkflowNotFound {
                 name: workflow,
@@ -112,14 +130,6 @@ impl Engine {
                 workflow: workflow.clone(),
                 message,
             })?;
-        let hook_id = match idempotency_key {
-            Some(key) => {
-                let digest =
-                    tether_store::payload_digest(&Value::String(format!("tether.spawn:{key}")));
-                format!("{run_id}.k{}", digest.get(..32).unwrap_or(&digest))
-            }
-            None => format!("{run_id}.x{}", uuid::Uuid::now_v7().simple()),
-        };
         let op = WriteOp::SpawnHook {
             run_id: run_id.to_string(),
             hook_id: hook_id.clone(),
@@ -139,18 +149,41 @@ impl Engine {
                 run_id: hook_id,
                 created: true,
             }),
-            Err(EngineError::RunExists { .. }) if idempotency_key.is_some() => {
-                let thread = self.get_run(&hook_id).await?;
-                if thread.workflow == workflow && thread.input == options.args {
-                    Ok(Started {
-                        run_id: hook_id,
-                        created: false,
-                    })
-                } else {
-                    Err(EngineError::IdempotencyKeyReused)
-                }
-            }
+            Err(EngineError::RunExists { .. }) if idempotency_key.is_some() => self
+                .keyed_thread(&hook_id, &workflow, &options.args)
+                .await?
+                .ok_or(EngineError::IdempotencyKeyReused),
+            // The run ended between the read above and the write: a first spawn with this
+            // key may still have landed before.
+            Err(e @ EngineError::RunFinished { .. }) if idempotency_key.is_some() => self
+                .keyed_thread(&hook_id, &workflow, &options.args)
+                .await?
+                .ok_or(e),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The first answer of a keyed spawn: the thread `hook_id` if a spawn with the key
+    /// created it (`None` if none did), or [`EngineError::IdempotencyKeyReused`] when it was
+    /// started with another workflow or args.
+    async fn keyed_thread(
+        &self,
+        hook_id: &str,
+        workflow: &str,
+        args: &Value,
+    ) -> Result<Option<Started>, EngineError> {
+        let thread = match self.get_run(hook_id).await {
+            Ok(thread) => thread,
+            Err(EngineError::RunNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if thread.workflow == workflow && thread.input == *args {
+            Ok(Some(Started {
+                run_id: hook_id.to_string(),
+                created: false,
+            }))
+        } else {
+            Err(EngineError::IdempotencyKeyReused)
         }
     }
 

@@ -178,3 +178,47 @@ async fn spawns_with_an_idempotency_key_make_one_thread() {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "idempotency_key_reused", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_spawn_retried_after_its_run_ended_gets_its_first_answer() {
+    let (r, engine, _dir) = api().await;
+    let (s, v) = post(
+        &r,
+        "/v1/runs",
+        json!({"workflow": "enrich", "input": {"name": "ana", "wait": true}}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let run = v["run_id"].as_str().expect("a run id").to_owned();
+    let uri = format!("/v1/runs/{run}/hooks");
+    let body = json!({"workflow_name": "enrich_hook", "args": {}});
+    let (s, first) = post(&r, &uri, body.clone(), Some("spawn-late")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+
+    engine.cancel_run(&run, None).await.expect("cancel");
+    let ended = engine
+        .wait_for_run(&run, std::time::Duration::from_secs(10))
+        .await
+        .expect("the run ends");
+    assert!(ended.status.is_terminal(), "{ended:?}");
+
+    // The retry (the first answer was lost on its way back) names the same thread.
+    let (s, again) = post(&r, &uri, body.clone(), Some("spawn-late")).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["hook_id"], first["hook_id"], "{again}");
+    // Another payload under the key is still refused as a reused key...
+    let (s, v) = post(
+        &r,
+        &uri,
+        json!({"workflow_name": "enrich_hook", "args": {"other": true}}),
+        Some("spawn-late"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "idempotency_key_reused", "{v}");
+    // ...and a new key is told the run has ended.
+    let (s, v) = post(&r, &uri, body, Some("spawn-new")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "run_finished", "{v}");
+}
