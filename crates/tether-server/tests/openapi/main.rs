@@ -233,7 +233,10 @@ async fn the_servers_answers_validate_against_the_document() {
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
-    let url = a.json.as_ref().unwrap()["url"].as_str().unwrap().to_string();
+    let url = a.json.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let link = &url[url.find("/l/").unwrap()..];
     let a = c.call_as(None, Method::GET, "/l/{link}", link, None).await;
     assert_eq!(a.status, StatusCode::OK);
