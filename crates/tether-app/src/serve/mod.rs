@@ -2,7 +2,7 @@
 //! web UI, metrics and webhooks; stop cleanly on Ctrl-C or SIGTERM.
 
 mod args;
-mod window;
+pub(crate) mod window;
 
 use std::io::Write;
 use std::time::Duration;
