@@ -36,7 +36,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use encode::encode_path_segment;
-pub use types::{ErrorBody, HookInfo, RunInfo};
+pub use types::{ErrorBody, HookInfo, ResumeLink, RunInfo};
 
 use types::{ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 
@@ -268,6 +268,29 @@ impl Client {
         }
         let answer: RunId = send(req).await?;
         Ok(answer.run_id)
+    }
+
+    /// Make a resume link for the hook holding `token`: a signed URL that resumes it with
+    /// `payload` once, for anyone holding it, without the API token (`GET` shows a
+    /// confirmation page, `POST` resumes). `expires_in` defaults to a day (at most the
+    /// server's idempotency window: longer is `invalid_link`); `label` is shown on the page.
+    /// The payload is checked against the hook's definition now (`invalid_payload`).
+    pub async fn create_resume_link<P: Serialize + ?Sized>(
+        &self,
+        token: &str,
+        payload: &P,
+        expires_in: Option<Duration>,
+        label: Option<&str>,
+    ) -> Result<ResumeLink, ClientError> {
+        let path = format!("/v1/hooks/{}/links", encode_path_segment(token));
+        let mut body = json!({ "payload": to_value(payload)? });
+        if let Some(d) = expires_in {
+            body["expires_in_ms"] = json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        }
+        if let Some(label) = label {
+            body["label"] = json!(label);
+        }
+        send(self.request(Method::POST, &path).json(&body)).await
     }
 
     /// Ask a run to cancel (it ends as `cancelled` at its next await). A finished run is an

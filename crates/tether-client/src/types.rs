@@ -62,6 +62,15 @@ pub(crate) struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// A resume link made by [`crate::Client::create_resume_link`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeLink {
+    /// The link: a confirmation page on `GET`, the resume on `POST` (once). A credential.
+    pub url: String,
+    /// When it stops working, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
 /// `{"run_id": ...}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunId {

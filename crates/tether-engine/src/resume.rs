@@ -63,6 +63,19 @@ impl Engine {
         payload: Value,
         idempotency_key: Option<String>,
     ) -> Result<Accepted, EngineError> {
+        self.resume_bound(token, payload, idempotency_key, None)
+            .await
+    }
+
+    /// [`Engine::resume_checked`] for the hook `bound` only, when given: a token held by
+    /// another hook (a chosen token taken again by a later run) is not found.
+    pub(crate) async fn resume_bound(
+        &self,
+        token: &str,
+        payload: Value,
+        idempotency_key: Option<String>,
+        bound: Option<&HookRef>,
+    ) -> Result<Accepted, EngineError> {
         self.alive()?;
         if !plausible(token) {
             return Err(EngineError::HookNotFound);
@@ -73,7 +86,9 @@ impl Engine {
             });
         }
         self.check_size(&payload)?;
-        let cached = self.inner.hooks.get(token);
+        let is_bound =
+            |h: &CachedHook| bound.is_none_or(|b| b.run_id == h.run_id && b.hook_cmd == h.hook_cmd);
+        let cached = self.inner.hooks.get(token).filter(|h| is_bound(h));
         if let Some(hook) = cached {
             match self
                 .resume_as(token, Some(&hook), payload.clone(), idempotency_key.clone())
@@ -96,6 +111,7 @@ impl Engine {
             definition: h.definition,
             webhook: h.kind == tether_core::HOOK_KIND_WEBHOOK,
         });
+        let hook = hook.filter(|h| is_bound(h));
         self.resume_as(token, hook.as_ref(), payload, idempotency_key)
             .await
     }
@@ -151,7 +167,11 @@ impl Engine {
         }
     }
 
-    fn validate(&self, definition: Option<&str>, payload: &Value) -> Result<(), EngineError> {
+    pub(crate) fn validate(
+        &self,
+        definition: Option<&str>,
+        payload: &Value,
+    ) -> Result<(), EngineError> {
         let Some(def) = definition else {
             return Ok(());
         };
@@ -167,7 +187,7 @@ impl Engine {
 /// A webhook's run reads each payload as a [`tether_core::WebhookRequest`]: anything else
 /// (a plain `POST /v1/hooks/{token}` with some JSON) would fail the run when it decodes it, so
 /// it is refused here, before it is stored.
-fn check_webhook_request(token: &str, payload: &Value) -> Result<(), EngineError> {
+pub(crate) fn check_webhook_request(token: &str, payload: &Value) -> Result<(), EngineError> {
     use serde::Deserialize;
     tether_core::WebhookRequest::deserialize(payload)
         .map(|_| ())

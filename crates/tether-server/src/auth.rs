@@ -1,6 +1,7 @@
 //! API-token authentication: with [`crate::ServerOptions::api_token`] set, every `/v1/...`,
 //! `/metrics` and `/openapi.json` request must carry `Authorization: Bearer <token>`.
-//! `/healthz` and webhook URLs never do (a webhook's token is its own credential).
+//! `/healthz`, resume links (`/l/{link}`) and webhook URLs never do (a webhook's token, a
+//! signed link, is its own credential).
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -86,5 +87,8 @@ mod tests {
         assert!(!protected("/v1runs"));
         assert!(!protected("/healthz"));
         assert!(!protected("/.well-known/workflow/v1/webhook/abc"));
+        // Resume links: made behind the token, used without it.
+        assert!(protected("/v1/hooks/tok/links"));
+        assert!(!protected("/l/k1.abc.def"));
     }
 }

@@ -38,6 +38,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         400,
         "a hook thread may not target the run's own workflow on the default task queue",
     ),
+    (
+        "invalid_link",
+        400,
+        "a resume link cannot be made as asked (an expiry past the idempotency window, a label too long, a webhook's token)",
+    ),
     ("request_error", 400, "any other refused request"),
     ("unauthorized", 401, "the API token is missing or wrong"),
     (
@@ -54,6 +59,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "webhook_timestamp_stale",
         401,
         "a verified webhook's signed timestamp is outside its tolerance; nothing was stored",
+    ),
+    (
+        "link_invalid",
+        403,
+        "the resume link is altered, cut short, or signed by a key this server does not have",
     ),
     ("not_found", 404, "no such route"),
     (
@@ -82,6 +92,12 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "idempotency_key_reused",
         409,
         "the Idempotency-Key was first used with another payload; nothing was stored",
+    ),
+    ("link_expired", 410, "the resume link has expired"),
+    (
+        "link_used",
+        410,
+        "the resume link was used before (a link works once)",
     ),
     (
         "request_timeout",
@@ -368,6 +384,7 @@ mod tests {
             ApiError::method_not_allowed("GET"),
             ApiError::webhook_timeout(1),
         ]);
+        answers.extend(crate::routes::links::every_error());
         use crate::webhook_verify::Refusal;
         answers.extend(
             [

@@ -1,7 +1,8 @@
 //! The safety net behind "every error is JSON": an error answer that is not
 //! `application/json` (an extractor's plain-text rejection, in a route that forgot to map it)
 //! is rewritten as `{"error": {"code", "message"}}` with the same status. Webhook answers are
-//! left alone: a workflow chooses those itself.
+//! left alone (a workflow chooses those itself), and so are a resume link's (`/l/{link}`:
+//! HTML error pages for a browser).
 
 use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
@@ -31,16 +32,18 @@ pub(crate) fn code_of(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: make every non-webhook error answer a JSON error.
+/// Middleware: make every non-webhook error answer a JSON error (a resume link's error pages,
+/// HTML for a browser, stay HTML).
 pub(crate) async fn ensure_json(req: Request, next: Next) -> Response {
-    let webhook = req.uri().path().starts_with(tether_core::WEBHOOK_PATH);
+    let path = req.uri().path();
+    let exempt = path.starts_with(tether_core::WEBHOOK_PATH) || path.starts_with("/l/");
     let resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if webhook || is_json || !(status.is_client_error() || status.is_server_error()) {
+    if exempt || is_json || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
     let (parts, body) = resp.into_parts();

@@ -14,6 +14,8 @@
 //! | `POST /v1/runs/{run_id}/cancel` `{"reason"?}` | `202 {"run_id"}` |
 //! | `POST /v1/hooks/{token}` payload (`Idempotency-Key` honoured) | `202 {"run_id"}` |
 //! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
+//! | `POST /v1/hooks/{token}/links` `{"payload", "expires_in_ms"?, "label"?}` | `201 {"url", "expires_at_ms"}`: a resume link |
+//! | `GET /l/{link}`, `POST /l/{link}` | a resume link's confirmation page; its use (once) |
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here (see [`routes`]) |
@@ -24,8 +26,8 @@
 //!
 //! With [`ServerOptions::api_token`] set, every `/v1/...` route, `/metrics` and
 //! `/openapi.json` need `Authorization: Bearer <token>` (else `401 unauthorized` with
-//! `WWW-Authenticate: Bearer`); `/healthz`, the UI's pages and webhook URLs
-//! (`/.well-known/workflow/v1/webhook/{token}`) never do.
+//! `WWW-Authenticate: Bearer`); `/healthz`, the UI's pages, resume links (`/l/{link}`) and
+//! webhook URLs (`/.well-known/workflow/v1/webhook/{token}`) never do.
 //!
 //! ```no_run
 //! # async fn demo(engine: tether_engine::Engine) -> std::io::Result<()> {
@@ -44,6 +46,7 @@ mod error;
 pub mod fuzzing;
 mod json;
 mod json_errors;
+mod links;
 mod openapi;
 mod protocol_errors;
 mod routes;
@@ -64,6 +67,7 @@ use tether_engine::Engine;
 use tokio::sync::watch;
 
 pub use error::ApiError;
+pub use links::{LinkKeyError, LinkKeys};
 pub use serve::{raise_fd_limit, ServeLimits};
 pub use webhook_verify::WebhookSecrets;
 
@@ -93,6 +97,11 @@ pub struct ServerOptions {
     /// configured here is read from the environment variable of that name at each request.
     /// Default: none configured (the environment only).
     pub webhook_secrets: WebhookSecrets,
+    /// The keys resume links are signed and verified with (`POST /v1/hooks/{token}/links`,
+    /// `/l/{link}`): the first signs, all verify. Default: a random key made when the
+    /// options are, so links work on this process only (not on other nodes, not after a
+    /// restart).
+    pub link_keys: LinkKeys,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -104,6 +113,8 @@ impl std::fmt::Debug for ServerOptions {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("body_timeout", &self.body_timeout)
             .field("webhook_secrets", &self.webhook_secrets)
+            // Key ids only, never the secrets.
+            .field("link_keys", &self.link_keys)
             .finish()
     }
 }
@@ -116,6 +127,7 @@ impl Default for ServerOptions {
             api_token: None,
             body_timeout: Duration::from_secs(30),
             webhook_secrets: WebhookSecrets::default(),
+            link_keys: LinkKeys::generate(),
         }
     }
 }
@@ -194,7 +206,7 @@ impl Route {
 /// Every route of the server, the web UI's included (`limit` is the engine's payload limit).
 /// The only place a route is added: [`router`] serves exactly these.
 fn route_table(limit: usize) -> Vec<Route> {
-    use routes::{hooks, meta, metrics, resume_or_start, runs, threads, webhooks};
+    use routes::{hooks, links, meta, metrics, resume_or_start, runs, threads, webhooks};
     let mut table = vec![
         Route::post("/v1/runs", runs::start_run)
             .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
@@ -214,6 +226,10 @@ fn route_table(limit: usize) -> Vec<Route> {
             resume_or_start::resume_or_start,
         )
         .body_limit(limit.saturating_mul(2).saturating_add(ENVELOPE_ALLOWANCE)),
+        // Resume links: made behind the API token, used without it (`/l/` is not `/v1/`).
+        Route::post("/v1/hooks/{token}/links", links::create).body_limit(links::CREATE_BODY_LIMIT),
+        Route::get("/l/{link}", links::show),
+        Route::post("/l/{link}", links::use_link).body_limit(links::USE_BODY_LIMIT),
         Route::any("/.well-known/workflow/v1/webhook/{token}", webhooks::call).body_limit(limit),
         Route::get("/v1/workflows", meta::workflows),
         Route::get("/healthz", meta::healthz),

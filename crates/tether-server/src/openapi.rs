@@ -318,8 +318,8 @@ get `400 bad_request`, `405 method_not_allowed` (a known path, another method), 
 `414 uri_too_long`, `415 unsupported_media_type`, `422 invalid_request` or \
 `431 headers_too_large` from the HTTP layer, and `404 not_found` for an unknown path.\n\n\
 With an API token configured, every `/v1/...` route, `/metrics` and `/openapi.json` need \
-`Authorization: Bearer <token>` (else `401 unauthorized`); `/healthz`, the web UI's pages \
-and webhook URLs never do."
+`Authorization: Bearer <token>` (else `401 unauthorized`); `/healthz`, the web UI's pages, \
+resume links (`/l/{link}`) and webhook URLs never do."
     ),
     paths(
         crate::routes::runs::start_run,
@@ -334,6 +334,9 @@ and webhook URLs never do."
         crate::routes::hooks::resume,
         crate::routes::hooks::get_hook,
         crate::routes::resume_or_start::resume_or_start,
+        crate::routes::links::create,
+        crate::routes::links::show,
+        crate::routes::links::use_link,
         crate::routes::webhooks::call,
         crate::routes::meta::workflows,
         crate::routes::meta::healthz,
@@ -371,6 +374,9 @@ and webhook URLs never do."
         crate::routes::threads::SpawnBody,
         crate::routes::resume_or_start::ResumeOrStart,
         crate::routes::resume_or_start::ResumedOrStarted,
+        crate::routes::links::CreateLink,
+        crate::routes::links::LinkCreated,
+        crate::routes::links::LinkUsed,
     )),
     modifiers(&CommonErrors),
     tags(
@@ -445,7 +451,9 @@ impl Modify for CommonErrors {
                 }
             }
             let protected = crate::auth::protected(path);
-            let engine = path.starts_with("/v1/") || path.starts_with("/.well-known/");
+            let engine = path.starts_with("/v1/")
+                || path.starts_with("/.well-known/")
+                || path.starts_with("/l/");
             for op in operations(item) {
                 let responses = &mut op.responses.responses;
                 if protected {

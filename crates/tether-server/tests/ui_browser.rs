@@ -1,7 +1,8 @@
 //! The web UI in a real headless Chromium, driven through chromedriver (WebDriver): the runs
 //! list updates live, a run page resumes a hook through its form (invalid JSON and invalid
 //! payloads are refused inline), the page turns `completed` without reloading, a payload sent
-//! from outside shows up live, hook threads get lanes, hostile data stays text, cancel works.
+//! from outside shows up live, hook threads get lanes, hostile data stays text, cancel works;
+//! a resume link's page resumes its run once.
 //! Screenshots of each stage go to `target/ui-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium`, `chromium-driver`; `.ci/run`
@@ -224,6 +225,7 @@ async fn the_ui_in_chromium() {
         shots: screenshot_dir(),
     };
     scenario(&ui).await;
+    resume_link(&ui).await;
     with_a_token(&ui).await;
     let Ui {
         browser, server, ..
@@ -446,6 +448,68 @@ async fn scenario(ui: &Ui) {
 }
 
 /// With an API token, the page asks for it, keeps it, and then shows the data live.
+/// A resume link's page (docs/hooks/resume-links.md): the label and payload shown as text
+/// (a hostile label stays inert under the page's CSP), the button resumes the run, a second
+/// press says the link was used.
+async fn resume_link(ui: &Ui) {
+    let s = &ui.server;
+    let run = s
+        .start_run("approval", json!({ "order_id": "o-link" }))
+        .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while s.get_json(&format!("/v1/runs/{run}/hooks")).await[0]["token"].is_null() {
+        assert!(tokio::time::Instant::now() < deadline, "no hook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = s.first_token(&run).await;
+    let hostile = r#"<img src=x onerror="window.__pwned=1">"#;
+    let body = json!({"payload": {"approved": true, "comment": "by link"}, "label": hostile});
+    let (status, made) = s
+        .post(&format!("/v1/hooks/{token}/links"), &body.to_string())
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let url = made["url"].as_str().expect("a url").to_string();
+
+    ui.browser.goto(&url).await.expect("open the link");
+    ui.wait_until("the link's label", &text_is("#label", hostile))
+        .await;
+    ui.wait_until(
+        "the link's payload",
+        &shown_and_contains("#payload", "\"approved\": true"),
+    )
+    .await;
+    ui.assert_not_injected().await;
+    ui.shot("13-resume-link").await;
+    assert_ne!(
+        s.get_json(&format!("/v1/runs/{run}")).await["status"],
+        "completed"
+    );
+
+    ui.click("#confirm").await;
+    ui.wait_until("the link used", &text_is("#done", "Done"))
+        .await;
+    ui.shot("14-resume-link-done").await;
+    let done = s
+        .engine
+        .wait_for_run(&run, PATIENCE)
+        .await
+        .expect("the run");
+    assert_eq!(
+        done.output.as_ref().map(|o| &o["approved"]),
+        Some(&json!(true))
+    );
+
+    // Back to the page, pressed again: used.
+    ui.browser.goto(&url).await.expect("open the link again");
+    ui.click("#confirm").await;
+    ui.wait_until(
+        "the link refused",
+        &shown_and_contains("#refused", "already used"),
+    )
+    .await;
+    ui.shot("15-resume-link-used").await;
+}
+
 async fn with_a_token(ui: &Ui) {
     let s = Server::start(Some("s3cret")).await;
     let resp = s

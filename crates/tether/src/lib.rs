@@ -187,3 +187,9 @@ pub struct HookSchemaDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/hooks/verified-webhooks.md")]
 pub struct VerifiedWebhookDoctests;
+
+/// `docs/hooks/resume-links.md`: an approval e-mail with "approve" and "reject" links,
+/// compiled.
+#[cfg(all(doctest, feature = "server"))]
+#[doc = include_str!("../../../docs/hooks/resume-links.md")]
+pub struct ResumeLinkDoctests;

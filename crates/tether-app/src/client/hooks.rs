@@ -1,4 +1,4 @@
-//! `hooks resume`.
+//! `hooks resume`, `hooks link`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -28,6 +28,22 @@ enum HooksAction {
         #[arg(long, value_name = "K")]
         idempotency_key: Option<String>,
     },
+    /// Make a resume link for the hook holding TOKEN: a URL that resumes it with the payload
+    /// once, for anyone holding it (no API token); prints the URL.
+    Link {
+        /// The hook's token.
+        token: String,
+        /// The payload the link delivers, as JSON (at most 2048 bytes).
+        #[arg(long, value_name = "JSON")]
+        payload: String,
+        /// How long the link works, e.g. `2h`, `30m` (default a day; at most the server's
+        /// idempotency window).
+        #[arg(long, value_name = "DURATION", value_parser = crate::serve::window::parse_window)]
+        expires_in: Option<crate::serve::window::Window>,
+        /// What the link's page shows above the payload.
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
 }
 
 /// Run a `tether hooks` command.
@@ -53,6 +69,32 @@ pub(crate) async fn run(opts: &ClientOpts, cmd: HooksCommand) -> Result<(), Comm
                 print_json(&json!({ "run_id": run_id }))
             } else {
                 println!("{run_id}");
+                Ok(())
+            }
+        }
+        HooksAction::Link {
+            token,
+            payload,
+            expires_in,
+            label,
+        } => {
+            let payload = parse_json("--payload", &payload)?;
+            let expires_in = match expires_in {
+                Some(crate::serve::window::Window(None)) => {
+                    return Err(CommandError::Usage(
+                        "--expires-in must be a duration (a link cannot live for ever)".into(),
+                    ))
+                }
+                Some(crate::serve::window::Window(d)) => d,
+                None => None,
+            };
+            let link = client
+                .create_resume_link(&token, &payload, expires_in, label.as_deref())
+                .await?;
+            if opts.json {
+                print_json(&json!({ "url": link.url, "expires_at_ms": link.expires_at_ms }))
+            } else {
+                println!("{}", link.url);
                 Ok(())
             }
         }

@@ -138,6 +138,39 @@ pub struct ServeArgs {
     /// (`off`: as long as its run is kept).
     #[arg(long, env = "TETHER_IDEMPOTENCY_WINDOW", value_name = "DURATION", default_value = "24h", value_parser = parse_window)]
     pub(super) idempotency_window: Window,
+    /// A key that signs resume links, `KID=SECRET` (secret of 32 bytes or more, e.g.
+    /// `openssl rand -base64 32`). Repeat it, or separate keys with commas in
+    /// `TETHER_LINK_KEYS`: the first signs, all verify (to rotate, put the new key first and
+    /// drop the old one once its links have expired). Every node needs the same keys. Without
+    /// one, a random key is made at start: links stop working at restart and on other nodes.
+    #[arg(
+        long = "link-key",
+        env = "TETHER_LINK_KEYS",
+        hide_env_values = true,
+        value_name = "KID=SECRET",
+        value_delimiter = ','
+    )]
+    pub(super) link_keys: Vec<LinkKeySpec>,
+}
+
+/// One `--link-key` as given (`Debug` shows its id only).
+#[derive(Clone)]
+pub(crate) struct LinkKeySpec(String);
+
+impl std::fmt::Debug for LinkKeySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kid = self.0.split_once('=').map_or("?", |(kid, _)| kid);
+        write!(f, "LinkKeySpec({kid}=<redacted>)")
+    }
+}
+
+impl std::str::FromStr for LinkKeySpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Checked as a whole by `ServeArgs::link_keys`, which names the flag.
+        Ok(LinkKeySpec(s.to_owned()))
+    }
 }
 
 impl ServeArgs {
@@ -176,6 +209,7 @@ impl ServeArgs {
                 )));
             }
         }
+        self.link_keys()?;
         if let Some(id) = &self.node_id {
             if id.trim().is_empty() || id.chars().any(char::is_control) {
                 return Err(CommandError::Usage(
@@ -184,6 +218,15 @@ impl ServeArgs {
             }
         }
         Ok(backend)
+    }
+
+    /// The keys resume links are signed with: the configured ones, else one generated now.
+    pub(super) fn link_keys(&self) -> Result<tether_server::LinkKeys, CommandError> {
+        if self.link_keys.is_empty() {
+            return Ok(tether_server::LinkKeys::generate());
+        }
+        tether_server::LinkKeys::parse(self.link_keys.iter().map(|k| k.0.as_str()))
+            .map_err(|e| CommandError::Usage(format!("--link-key (TETHER_LINK_KEYS): {e}")))
     }
 
     /// How the store is opened.
@@ -348,5 +391,28 @@ mod tests {
         }
         let e = parse(&[]).check(Some(" ")).unwrap_err();
         assert!(e.to_string().contains("--api-token"), "{e}");
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn link_keys_are_configured_or_generated_and_never_shown() {
+        let args = parse(&[]);
+        assert!(args.link_keys().unwrap().is_generated());
+        let one = format!("k2={SECRET}-2");
+        let two = format!("k1={SECRET}-1");
+        let args = parse(&["--link-key", &one, "--link-key", &two]);
+        args.check(None).unwrap();
+        assert_eq!(args.link_keys().unwrap().kids(), ["k2", "k1"]);
+        let shown = format!("{args:?}");
+        assert!(!shown.contains(SECRET) && shown.contains("k2"), "{shown}");
+        let args = parse(&["--link-key", &format!("{one},{two}")]);
+        assert_eq!(args.link_keys().unwrap().kids(), ["k2", "k1"]);
+        let e = parse(&["--link-key", "k1=short"]).check(None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("--link-key") && !e.to_string().contains("short"),
+            "{e}"
+        );
     }
 }

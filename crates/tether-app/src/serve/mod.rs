@@ -2,7 +2,7 @@
 //! web UI, metrics and webhooks; stop cleanly on Ctrl-C or SIGTERM.
 
 mod args;
-mod window;
+pub(crate) mod window;
 
 use std::io::Write;
 use std::time::Duration;
@@ -53,12 +53,21 @@ pub(crate) async fn run(
              it can start, resume and cancel runs; set --api-token (or TETHER_API_TOKEN)"
         );
     }
+    let link_keys = args.link_keys()?;
+    if link_keys.is_generated() {
+        eprintln!(
+            "tether: warning: no --link-key (TETHER_LINK_KEYS): resume links are signed with a \
+             key made at start; they stop working when this process restarts and are refused \
+             by other nodes"
+        );
+    }
     let config = args.engine_config(local);
     let engine = Engine::start(store, registry, config);
     tracing::info!(
         db = %redact_url(&args.db),
         node = %engine.node_id(),
         auth = api_token.is_some(),
+        link_keys = %link_keys.kids().join(", "),
         workflows = %engine.registry().workflow_names().join(", "),
         "engine started"
     );
@@ -68,6 +77,7 @@ pub(crate) async fn run(
         stopping: Some(stop_rx.clone()),
         api_token,
         body_timeout: args.body_timeout(),
+        link_keys,
         ..ServerOptions::default()
     };
     let router = tether_server::router(engine.clone(), options);

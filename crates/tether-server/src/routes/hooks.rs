@@ -19,7 +19,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The token of the path (percent-decoded by axum); one that does not decode to UTF-8 names
 /// no hook.
-fn token_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn token_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     match path {
         Ok(Path(token)) => Ok(token),
         Err(_) => Err(EngineError::HookNotFound.into()),

@@ -1,6 +1,7 @@
 //! The handlers, one module per resource.
 
 pub(crate) mod hooks;
+pub(crate) mod links;
 pub(crate) mod meta;
 pub(crate) mod metrics;
 pub(crate) mod resume_or_start;

@@ -213,6 +213,44 @@ async fn the_servers_answers_validate_against_the_document() {
     let done = wait(&mut c, &run).await;
     assert_eq!(done["status"], "completed", "{done}");
 
+    // Resume links: made behind the token; a page and one use without it.
+    let run2 = start(&mut c, "approval", json!({"order_id": "o-2"})).await;
+    let token2 = first_hook(&mut c, &run2).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let links = "/v1/hooks/{token}/links";
+    let create = format!("/v1/hooks/{token2}/links");
+    let a = c
+        .post(links, &create, json!({"payload": {"approved": "yes"}}))
+        .await;
+    assert_eq!(code(&a), "invalid_payload");
+    let a = c
+        .post(
+            links,
+            &create,
+            json!({"payload": {"approved": true, "comment": "ok"}, "label": "Approve o-2?"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let url = a.json.as_ref().unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = &url[url.find("/l/").unwrap()..];
+    let a = c.call_as(None, Method::GET, "/l/{link}", link, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = c
+        .call_as(None, Method::GET, "/l/{link}", "/l/k1.nope.nope", None)
+        .await;
+    assert_eq!(code(&a), "link_invalid");
+    let a = c.call_as(None, Method::POST, "/l/{link}", link, None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = c.call_as(None, Method::POST, "/l/{link}", link, None).await;
+    assert_eq!((a.status, code(&a)), (StatusCode::GONE, "link_used"));
+    let done = wait(&mut c, &run2).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
     // resume-or-start: a payload for a token whose run does not exist yet, then refusals.
     let ros = "/v1/hooks/{token}/resume-or-start";
     let body = |text: &str, channel: &str| json!({"payload": {"text": text}, "workflow": "slack_bot", "input": {"channel": channel}});
