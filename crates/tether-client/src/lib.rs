@@ -36,7 +36,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use encode::encode_path_segment;
-pub use types::{ErrorBody, HookInfo, ResumeLink, RunInfo};
+pub use types::{ErrorBody, HookInfo, LinkOptions, ResumeLink, RunInfo};
 
 use types::{ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 
@@ -272,23 +272,26 @@ impl Client {
 
     /// Make a resume link for the hook holding `token`: a signed URL that resumes it with
     /// `payload` once, for anyone holding it, without the API token (`GET` shows a
-    /// confirmation page, `POST` resumes). `expires_in` defaults to a day (at most the
-    /// server's idempotency window: longer is `invalid_link`); `label` is shown on the page.
+    /// confirmation page, `POST` resumes). [`LinkOptions`]: the expiry (a day by default, at
+    /// most the server's idempotency window: longer is `invalid_link`), the label shown on
+    /// the page, the set of links answering one question (the first used wins).
     /// The payload is checked against the hook's definition now (`invalid_payload`).
     pub async fn create_resume_link<P: Serialize + ?Sized>(
         &self,
         token: &str,
         payload: &P,
-        expires_in: Option<Duration>,
-        label: Option<&str>,
+        options: LinkOptions,
     ) -> Result<ResumeLink, ClientError> {
         let path = format!("/v1/hooks/{}/links", encode_path_segment(token));
         let mut body = json!({ "payload": to_value(payload)? });
-        if let Some(d) = expires_in {
+        if let Some(d) = options.expires_in {
             body["expires_in_ms"] = json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         }
-        if let Some(label) = label {
+        if let Some(label) = options.label {
             body["label"] = json!(label);
+        }
+        if let Some(set) = options.set {
+            body["set"] = json!(set);
         }
         send(self.request(Method::POST, &path).json(&body)).await
     }

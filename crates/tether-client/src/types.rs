@@ -1,5 +1,7 @@
 //! The JSON shapes of the API's answers.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -60,6 +62,53 @@ pub struct ErrorBody {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ErrorEnvelope {
     pub error: ErrorBody,
+}
+
+/// What a resume link is made with besides its payload ([`crate::Client::create_resume_link`]).
+///
+/// ```
+/// use std::time::Duration;
+/// let options = tether_client::LinkOptions::new()
+///     .expires_in(Duration::from_secs(3600))
+///     .label("Approve order o-1?")
+///     .set("decision");
+/// assert_eq!(options.set.as_deref(), Some("decision"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkOptions {
+    /// How long the link works (default a day; at most the server's idempotency window).
+    pub expires_in: Option<Duration>,
+    /// What the confirmation page shows above the payload.
+    pub label: Option<String>,
+    /// A name shared by links answering one question (an "approve" and a "reject" link): the
+    /// first of the set used wins, the others then answer `410 link_used`.
+    pub set: Option<String>,
+}
+
+impl LinkOptions {
+    /// No expiry (the server's default), label or set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long the link works.
+    pub fn expires_in(mut self, d: Duration) -> Self {
+        self.expires_in = Some(d);
+        self
+    }
+
+    /// What the confirmation page shows above the payload.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// The set the link belongs to (the first of a set used wins).
+    pub fn set(mut self, set: impl Into<String>) -> Self {
+        self.set = Some(set.into());
+        self
+    }
 }
 
 /// A resume link made by [`crate::Client::create_resume_link`].

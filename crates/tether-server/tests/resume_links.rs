@@ -126,6 +126,11 @@ async fn refusals(a: &Node) {
             "payload_too_large",
         ),
         (
+            json!({"payload": decision(true), "set": ""}),
+            StatusCode::BAD_REQUEST,
+            "invalid_link",
+        ),
+        (
             json!({"payload": decision(true), "extra": 1}),
             StatusCode::BAD_REQUEST,
             "invalid_json",
@@ -180,6 +185,43 @@ async fn sqlite_a_link_shows_a_page_then_resumes_once() {
     let a = node(sqlite(&dir).await, Setup::default()).await;
     works_once(&a, &a).await;
     refusals(&a).await;
+    a.shutdown().await;
+}
+
+/// An "approve" and a "reject" link of one set: the first used wins, the other is used up.
+async fn one_of_a_set(a: &Node) {
+    let (run, token) = a.approval_run("o-set").await;
+    let approve = a
+        .link(
+            &token,
+            json!({"payload": decision(true), "set": "decision"}),
+        )
+        .await;
+    let reject = a
+        .link(
+            &token,
+            json!({"payload": decision(false), "set": "decision"}),
+        )
+        .await;
+    let (status, answer) = a.use_link(&reject).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    for url in [&approve, &reject] {
+        let (status, answer) = a.use_link(url).await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (StatusCode::GONE, json!("link_used")),
+            "{answer}"
+        );
+    }
+    let output = a.output(&run).await;
+    assert_eq!(output["approved"], json!(false), "{output}");
+}
+
+#[tokio::test]
+async fn sqlite_links_of_one_set_answer_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let a = node(sqlite(&dir).await, Setup::default()).await;
+    one_of_a_set(&a).await;
     a.shutdown().await;
 }
 
@@ -382,6 +424,7 @@ async fn postgres_a_link_works_once_across_nodes() {
     );
     assert_eq!(b.output(&run).await["approved"], json!(false));
     refusals(&b).await;
+    one_of_a_set(&a).await;
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -98,7 +98,7 @@ pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
 #[cfg(feature = "server")]
 pub use tether_app::App;
 #[cfg(feature = "server")]
-pub use tether_client::{Client, ClientError};
+pub use tether_client::{Client, ClientError, LinkOptions};
 
 /// Storage: the contract every backend implements, and what it reads back.
 pub mod store {

@@ -43,6 +43,10 @@ enum HooksAction {
         /// What the link's page shows above the payload.
         #[arg(long, value_name = "TEXT")]
         label: Option<String>,
+        /// The set of links answering one question (e.g. `decision` for an approve and a
+        /// reject link): the first of the set used wins, the others answer `410 link_used`.
+        #[arg(long, value_name = "NAME")]
+        set: Option<String>,
     },
 }
 
@@ -77,6 +81,7 @@ pub(crate) async fn run(opts: &ClientOpts, cmd: HooksCommand) -> Result<(), Comm
             payload,
             expires_in,
             label,
+            set,
         } => {
             let payload = parse_json("--payload", &payload)?;
             let expires_in = match expires_in {
@@ -88,9 +93,17 @@ pub(crate) async fn run(opts: &ClientOpts, cmd: HooksCommand) -> Result<(), Comm
                 Some(crate::serve::window::Window(d)) => d,
                 None => None,
             };
-            let link = client
-                .create_resume_link(&token, &payload, expires_in, label.as_deref())
-                .await?;
+            let mut options = tether_client::LinkOptions::new();
+            if let Some(d) = expires_in {
+                options = options.expires_in(d);
+            }
+            if let Some(label) = label {
+                options = options.label(label);
+            }
+            if let Some(set) = set {
+                options = options.set(set);
+            }
+            let link = client.create_resume_link(&token, &payload, options).await?;
             if opts.json {
                 print_json(&json!({ "url": link.url, "expires_at_ms": link.expires_at_ms }))
             } else {

@@ -64,14 +64,24 @@ pub(crate) struct Claims {
     /// What the page shows above the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l: Option<String>,
+    /// The set the link belongs to: of the links of one set (e.g. "approve" and "reject"),
+    /// the first used wins and the others answer `410 link_used`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<String>,
     /// Expiry, ms since the Unix epoch (by the engine's clock).
     pub exp: u64,
 }
 
 impl Claims {
-    /// The idempotency key the link's use is recorded under.
+    /// The idempotency key the link's use is recorded under: `link:{id}`, or for a link of
+    /// a set, one key for the whole set (scoped to the hook the set was made for, so a set
+    /// name reused for another run's hook is another set). Another link of the set then
+    /// finds the key used with another payload, and is refused like a second use.
     pub(crate) fn idempotency_key(&self) -> String {
-        format!("link:{}", self.id)
+        match &self.s {
+            Some(set) => format!("link-set:{}:{}:{set}", self.run, self.cmd),
+            None => format!("link:{}", self.id),
+        }
     }
 }
 
@@ -162,6 +172,7 @@ pub(crate) fn claims(
     hook: &tether_store::HookRef,
     payload: Value,
     label: Option<String>,
+    set: Option<String>,
     exp: u64,
 ) -> Claims {
     Claims {
@@ -172,6 +183,7 @@ pub(crate) fn claims(
         cmd: hook.hook_cmd,
         p: payload,
         l: label,
+        s: set,
         exp,
     }
 }
@@ -195,6 +207,7 @@ mod tests {
             &hook,
             json!({"approved": true}),
             Some("Ok?".into()),
+            None,
             exp,
         )
     }
@@ -210,6 +223,11 @@ mod tests {
         assert_eq!(c.idempotency_key(), format!("link:{}", c.id));
         assert_eq!(URL_SAFE_NO_PAD.decode(&c.id).unwrap().len(), 16);
         assert_ne!(sample(1).id, sample(1).id);
+        let set = Claims {
+            s: Some("decision".into()),
+            ..sample(1)
+        };
+        assert_eq!(set.idempotency_key(), "link-set:r1:3:decision");
     }
 
     #[test]

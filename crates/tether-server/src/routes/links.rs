@@ -45,6 +45,11 @@ pub(crate) struct CreateLink {
     /// What the confirmation page shows above the payload (at most 200 characters).
     #[serde(default)]
     label: Option<String>,
+    /// A name shared by links that answer the same question (e.g. "decision" for an
+    /// "approve" and a "reject" link): the first of the set used resumes the hook, the others
+    /// then answer `410 link_used`. At most 100 characters. Without it, each link is its own.
+    #[serde(default)]
+    set: Option<String>,
 }
 
 /// `{"url", "expires_at_ms"}`: a new link.
@@ -108,18 +113,29 @@ fn check_label(label: Option<String>) -> Result<Option<String>, ApiError> {
     Ok(Some(label))
 }
 
+/// Check a set's name: 1 to 100 characters, no control characters.
+fn check_set(set: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(set) = set else { return Ok(None) };
+    if set.is_empty() || set.chars().count() > 100 || set.chars().any(char::is_control) {
+        return Err(invalid_link(
+            "set is a name of 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(Some(set))
+}
+
 /// `POST /v1/hooks/{token}/links` → `201 {"url", "expires_at_ms"}`.
 #[utoipa::path(
     post,
     path = "/v1/hooks/{token}/links",
     tag = "hooks",
     summary = "Make a resume link",
-    description = "A signed, single-use URL that resumes the hook holding the token with this payload, for anyone holding it (no API token): `GET` shows a confirmation page (the label, the payload, one button), `POST` resumes. The payload is checked against the hook's definition now. The link is bound to the hook it was made for (a token taken again by a later run is not fed) and expires within the idempotency window (its use is recorded as the idempotency key `link:{id}`). Claims are signed, not encrypted: the link shows its payload, label and the hook's token.",
+    description = "A signed, single-use URL that resumes the hook holding the token with this payload, for anyone holding it (no API token): `GET` shows a confirmation page (the label, the payload, one button), `POST` resumes. The payload is checked against the hook's definition now. The link is bound to the hook it was made for (a token taken again by a later run is not fed) and expires within the idempotency window (its use is recorded as the idempotency key `link:{id}`). Links made with the same `set` answer one question: the first used wins, the others answer `410 link_used`. Claims are signed, not encrypted: the link shows its payload, label and the hook's token.",
     params(("token" = String, Path, description = "The hook's token")),
     request_body(content = CreateLink),
     responses(
         (status = 201, description = "Created", body = LinkCreated),
-        (status = 400, description = "`invalid_json`, `invalid_payload`, `invalid_link` (an expiry past the idempotency window, a label too long, a webhook's token)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_payload`, `invalid_link` (an expiry past the idempotency window, a label too long, a bad set name, a webhook's token)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found`", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large` (a link carries at most 2048 bytes of payload)", body = crate::openapi::ErrorBody),
@@ -148,6 +164,7 @@ pub(crate) async fn create(
             ));
         }
         let label = check_label(req.label)?;
+        let set = check_set(req.set)?;
         let engine = &state.engine;
         let life = lifetime(req.expires_in_ms, links::max_lifetime(engine.config()))?;
         let checked = engine.check_resume(&token, &req.payload).await?;
@@ -159,7 +176,7 @@ pub(crate) async fn create(
         }
         let now = engine.clock().now_ms();
         let exp = now.saturating_add(u64::try_from(life.as_millis()).unwrap_or(u64::MAX));
-        let claims = links::claims(&token, &checked.hook, req.payload, label, exp);
+        let claims = links::claims(&token, &checked.hook, req.payload, label, set, exp);
         let link = links::sign(&state.options.link_keys, &claims).map_err(ApiError::internal)?;
         tracing::debug!(expires_at_ms = exp, "resume link made");
         Ok((
