@@ -25,6 +25,7 @@
 //! The cases only use ids and tokens they create themselves, and every time they stamp is
 //! relative to a fixed base, so their expectations never depend on the clock.
 
+mod children;
 mod counts;
 mod hook_idempotency;
 mod hook_keep;
@@ -38,6 +39,7 @@ mod runs;
 mod support;
 mod threads;
 
+pub use children::*;
 pub use counts::*;
 pub use hook_idempotency::*;
 pub use hook_keep::*;
@@ -177,6 +179,10 @@ macro_rules! __conformance_cases {
                 a_released_wait_gives_its_payload_back_first_in_line,
                 a_payload_given_back_goes_to_a_waiting_run,
                 a_release_only_looks_at_the_current_attempt,
+                // child runs
+                a_child_is_created_once_in_its_parents_append,
+                a_childs_end_is_delivered_to_its_parent_in_the_same_transaction,
+                a_parents_cancel_reaches_attached_unfinished_children_only,
                 // counts
                 count_runs_groups_by_workflow_and_status,
                 // payloads (found by the differential test)
