@@ -22,6 +22,9 @@ pub struct RunInfo {
     pub created_at: String,
     /// Last update time, RFC 3339 (UTC, milliseconds).
     pub updated_at: String,
+    /// The run that started it as a child run, if it is one (absent from older servers).
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
 }
 
 impl RunInfo {
@@ -72,6 +75,12 @@ pub(crate) struct RunId {
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunsList {
     pub runs: Vec<RunInfo>,
+}
+
+/// `{"children": [...]}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChildrenList {
+    pub children: Vec<RunInfo>,
 }
 
 /// `[hook, ...]`.
