@@ -91,6 +91,17 @@ async fn a_restart_in_the_middle_ends_once_with_exactly_n_children() {
     let engine = db.engine(registry(), fast_config()).await;
     let run = engine.start_run("parent", json!(3)).await.unwrap();
     wait_for_hooks(&engine, &run, 3).await;
+    // `tether replay` reads the journal with its child entries and names the children waited on.
+    let check = tether_engine::replay::check_run(db.store().await.as_ref(), &registry(), &run)
+        .await
+        .unwrap();
+    let tether_engine::replay::Verdict::Reproduced { waiting_on } = &check.verdict else {
+        panic!("the parent must replay: {check:?}");
+    };
+    assert!(
+        waiting_on.contains(&format!("child run {run}.c2 (waiter)")),
+        "{waiting_on:?}"
+    );
     // One child ends before the restart.
     engine
         .resume_hook(&format!("go:{run}.c1"), json!("one"), None)
@@ -117,6 +128,13 @@ async fn a_restart_in_the_middle_ends_once_with_exactly_n_children() {
         .filter(|e| matches!(e.body, EventBody::ChildStarted { .. }))
         .count();
     assert_eq!(started, 3, "each child is started once");
+    let check = tether_engine::replay::check_run(db.store().await.as_ref(), &registry(), &run)
+        .await
+        .unwrap();
+    assert_eq!(
+        check.verdict,
+        tether_engine::replay::Verdict::Reproduced { waiting_on: vec![] }
+    );
     engine.shutdown().await;
 }
 
