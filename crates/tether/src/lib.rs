@@ -178,6 +178,11 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../../../docs/versioning.md")]
 pub struct VersioningDoctests;
 
+/// `docs/child-runs.md`: starting child runs and waiting for them, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/child-runs.md")]
+pub struct ChildRunsDoctests;
+
 /// `docs/hooks/schemas.md`: a hook publishing its payload's JSON Schema, compiled.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/hooks/schemas.md")]
