@@ -46,6 +46,8 @@ class Run(TypedDict):
     error: Optional[ErrorBody]
     created_at: str
     updated_at: str
+    parent_run_id: Optional[str]
+    """The run that started it as a child run (``ctx.start_child``), else ``None``."""
 
 
 class _HookBase(TypedDict):

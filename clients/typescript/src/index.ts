@@ -49,6 +49,8 @@ export interface RunInfo {
   created_at: string;
   /** RFC 3339, UTC, milliseconds. */
   updated_at: string;
+  /** The run that started it as a child run (`ctx.start_child`), else `null` (absent from older servers). */
+  parent_run_id?: string | null;
 }
 
 /** An active hook. */

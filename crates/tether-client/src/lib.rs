@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 pub use encode::encode_path_segment;
 pub use types::{ErrorBody, HookInfo, LinkOptions, ResumeLink, RunInfo};
 
-use types::{ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
+use types::{ChildrenList, ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 
 /// The longest single long-poll the server accepts (`wait_ms` is capped there).
 const MAX_WAIT_PER_REQUEST: Duration = Duration::from_secs(60);
@@ -242,6 +242,13 @@ impl Client {
         let path = format!("/v1/runs/{}/hooks", encode_path_segment(run_id));
         let list: HooksList = send(self.request(Method::GET, &path)).await?;
         Ok(list.0)
+    }
+
+    /// The child runs the run started (`ctx.start_child`), oldest first.
+    pub async fn children(&self, run_id: &str) -> Result<Vec<RunInfo>, ClientError> {
+        let path = format!("/v1/runs/{}/children", encode_path_segment(run_id));
+        let list: ChildrenList = send(self.request(Method::GET, &path)).await?;
+        Ok(list.children)
     }
 
     /// The active hook holding `token` (with its [`HookInfo::run_id`]).

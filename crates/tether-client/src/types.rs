@@ -24,6 +24,9 @@ pub struct RunInfo {
     pub created_at: String,
     /// Last update time, RFC 3339 (UTC, milliseconds).
     pub updated_at: String,
+    /// The run that started it as a child run, if it is one (absent from older servers).
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
 }
 
 impl RunInfo {
@@ -130,6 +133,12 @@ pub(crate) struct RunId {
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunsList {
     pub runs: Vec<RunInfo>,
+}
+
+/// `{"children": [...]}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChildrenList {
+    pub children: Vec<RunInfo>,
 }
 
 /// `[hook, ...]`.

@@ -44,6 +44,15 @@ pub enum WorkflowError {
         /// What could not be decoded, and why.
         message: String,
     },
+    /// A child run ([`crate::Ctx::call`], [`crate::ChildHandle`]) failed or was cancelled.
+    ChildFailed {
+        /// The child's run id.
+        run_id: String,
+        /// The child's workflow.
+        workflow: String,
+        /// The child's error as it journaled it (code `cancelled` for a cancelled child).
+        error: ErrorInfo,
+    },
     /// Any other failure, raised by workflow code.
     Failed {
         /// A stable code (`workflow_error` unless chosen).
@@ -101,6 +110,7 @@ impl WorkflowError {
             WorkflowError::HookConflict { .. } => "hook_conflict",
             WorkflowError::StepFailed { .. } => "step_failed",
             WorkflowError::Decode { .. } => "decode_error",
+            WorkflowError::ChildFailed { .. } => "child_failed",
             WorkflowError::Failed { code, .. } => code,
         }
     }
@@ -124,6 +134,11 @@ impl fmt::Display for WorkflowError {
                 write!(f, "step {name:?} failed: {message}")
             }
             WorkflowError::Decode { message } => write!(f, "could not decode: {message}"),
+            WorkflowError::ChildFailed {
+                run_id,
+                workflow,
+                error,
+            } => write!(f, "child run {run_id} ({workflow}) failed: {error}"),
             WorkflowError::Failed { message, .. } => f.write_str(message),
         }
     }

@@ -308,6 +308,36 @@ pub enum EventBody {
         /// When the next attempt starts.
         retry_at_ms: u64,
     },
+    /// A child run was started ([`crate::Ctx::start_child`]); the store creates the child run
+    /// (id `child_run_id`, derived from this run's id and `cmd`) in the same transaction, so
+    /// a child is started exactly once.
+    ChildStarted {
+        /// Command index.
+        cmd: CommandIndex,
+        /// The child's run id.
+        child_run_id: String,
+        /// The workflow the child runs.
+        workflow: String,
+        /// Its input.
+        input: Value,
+        /// Whether the child outlives a cancellation of this run (not cancelled with it).
+        #[serde(default)]
+        detached: bool,
+    },
+    /// A child run ended; appended by the store in the same transaction as the child's
+    /// terminal entry (a parent that has ended already gets nothing).
+    ChildEnded {
+        /// Command index of the `ChildStarted` of that child.
+        child_cmd: CommandIndex,
+        /// How it ended: `completed`, `failed` or `cancelled`.
+        status: RunStatus,
+        /// Its output, when completed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        /// Its error, when failed or cancelled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorInfo>,
+    },
     /// Someone asked to cancel the run; the workflow sees an error at its next await.
     CancelRequested {
         /// Optional reason.
@@ -357,6 +387,8 @@ impl EventBody {
             EventBody::SignalReceived { .. } => "signal_received",
             EventBody::Patched { .. } => "patched",
             EventBody::AttemptFailed { .. } => "attempt_failed",
+            EventBody::ChildStarted { .. } => "child_started",
+            EventBody::ChildEnded { .. } => "child_ended",
             EventBody::CancelRequested { .. } => "cancel_requested",
             EventBody::RunCompleted { .. } => "run_completed",
             EventBody::RunFailed { .. } => "run_failed",
@@ -383,7 +415,8 @@ impl EventBody {
             | EventBody::HookSpawned { cmd, .. }
             | EventBody::SignalSent { cmd, .. }
             | EventBody::SignalWaited { cmd, .. }
-            | EventBody::SignalReleased { cmd, .. } => Some(*cmd),
+            | EventBody::SignalReleased { cmd, .. }
+            | EventBody::ChildStarted { cmd, .. } => Some(*cmd),
             _ => None,
         }
     }

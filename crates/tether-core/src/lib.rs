@@ -30,6 +30,7 @@
 //! assert_eq!(registry.workflow_names(), vec!["approval".to_string()]);
 //! ```
 
+pub mod children;
 pub mod ctx;
 pub mod env;
 pub mod error;
@@ -50,6 +51,7 @@ pub mod webhook;
 pub mod webhook_verify;
 pub mod workflow;
 
+pub use children::{child_run_id, ChildHandle, ChildOptions, ChildResult};
 pub use ctx::Ctx;
 pub use env::{Environment, TestEnvironment};
 pub use error::{

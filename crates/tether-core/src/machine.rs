@@ -126,6 +126,7 @@ impl RunMachine {
         st.set_recorded(recorded);
         st.set_outline(current);
         st.workflow = workflow_name;
+        st.attempt = attempt;
         st.cancelled = earlier_cancel;
         st.exec_signal = thread.as_ref().and_then(|t| t.fail_signal.clone());
         // Signals sent by earlier attempts count as sent (see `exec_signal_unsent`).

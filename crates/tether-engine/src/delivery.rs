@@ -107,6 +107,33 @@ impl Inner {
         }
     }
 
+    /// A cancel request to `run_id` committed: the store passed it on to the run's attached
+    /// unfinished children (and theirs) in the same transaction; make them read it. Reads the
+    /// children in the background (counted as work in flight).
+    pub(crate) fn poke_children(&self, run_id: &str) {
+        let Some(me) = self.me.upgrade() else { return };
+        let ticket = self.activity.ticket();
+        let run_id = run_id.to_owned();
+        tokio::spawn(async move {
+            let _busy = ticket;
+            let mut todo = vec![run_id];
+            while let Some(parent) = todo.pop() {
+                let children = match me.store.list_children(&parent).await {
+                    Ok(children) => children,
+                    // The poller reaches them (their journal is past their checkpoint).
+                    Err(e) => {
+                        tracing::debug!(%parent, error = %e, "could not list children to cancel");
+                        continue;
+                    }
+                };
+                for child in children.into_iter().filter(|c| !c.status.is_terminal()) {
+                    me.wake_or_poke(&child.run_id);
+                    todo.push(child.run_id);
+                }
+            }
+        });
+    }
+
     /// A hint that the run's journal reached `last_seq` (from another process). Whether the
     /// run is live here.
     pub(crate) fn poke(&self, run_id: &str, last_seq: u64) -> bool {

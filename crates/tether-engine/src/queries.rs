@@ -37,6 +37,12 @@ impl Engine {
         Ok(self.inner.store.load_journal(run_id, 0).await?)
     }
 
+    /// The child runs a run started (`ctx.start_child`), oldest first.
+    pub async fn children(&self, run_id: &str) -> Result<Vec<RunRecord>, EngineError> {
+        self.get_run(run_id).await?;
+        Ok(self.inner.store.list_children(run_id).await?)
+    }
+
     /// The active hooks of a run.
     pub async fn hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, EngineError> {
         self.get_run(run_id).await?;

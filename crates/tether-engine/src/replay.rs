@@ -197,7 +197,7 @@ fn ending(journal: &[Event], progress: &Progress) -> Option<ReplayError> {
 }
 
 /// What a replayed, unfinished run waits on: its active hooks (tokens shortened: they are
-/// credentials), timers and steps.
+/// credentials), timers, steps and unfinished child runs.
 async fn waiting_on(
     store: &dyn Store,
     run: &RunRecord,
@@ -224,6 +224,11 @@ async fn waiting_on(
         0 => {}
         1 => out.push("1 step".into()),
         n => out.push(format!("{n} steps")),
+    }
+    for child in store.list_children(&run.run_id).await? {
+        if !child.status.is_terminal() {
+            out.push(format!("child run {} ({})", child.run_id, child.workflow));
+        }
     }
     Ok(out)
 }

@@ -137,7 +137,8 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
 }
 
 /// Hand the committed entries of one op to its run, wake the other runs they touched (a hook
-/// thread just spawned, a run a signal was delivered to), and hand a manual webhook response
+/// thread or a child run just started, a run a signal was delivered to, the children a cancel
+/// request reached), and hand a manual webhook response
 /// to its request if it waits on this node (`responses.rs`). The entries are moved out of the
 /// outcome: callers only need the run id (and a resume's `seq`: its `HookReceived` stays in
 /// the outcome with its payload moved out, `null`).
@@ -149,6 +150,11 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     EventBody::HookSpawned { hook_id, .. } => {
                         engine.wake(hook_id);
                     }
+                    EventBody::ChildStarted { child_run_id, .. } => {
+                        engine.wake(child_run_id);
+                    }
+                    // The store passed the request on to the run's attached children.
+                    EventBody::CancelRequested { .. } => engine.poke_children(run_id),
                     EventBody::SignalSent {
                         delivered_to: Some(to),
                         ..

@@ -100,6 +100,10 @@ impl Store for Announcing {
         self.inner.list_threads(run_id).await
     }
 
+    async fn list_children(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.list_children(run_id).await
+    }
+
     async fn count_runs(&self) -> Result<Vec<tether_store::RunCount>, StoreError> {
         self.inner.count_runs().await
     }

@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod collect;
 pub mod enrich;
+pub mod fan_out;
 pub mod github_events;
 pub mod handoff;
 pub mod slack_bot;
@@ -30,6 +31,7 @@ pub fn register(registry: &mut Registry) {
         .workflow("handoff", handoff::handoff)
         .workflow("timeout_approval", timeout_approval::timeout_approval)
         .workflow("steps", steps::steps)
+        .workflow("fan_out", fan_out::fan_out)
         .workflow("enrich", enrich::enrich)
         .workflow("enrich_hook", enrich::enrich_hook)
         .workflow("wait_signal", wait_signal::wait_signal)

@@ -214,6 +214,7 @@ fn route_table(limit: usize) -> Vec<Route> {
         Route::get("/v1/runs/{run_id}", runs::get_run),
         Route::get("/v1/runs/{run_id}/events", runs::events),
         Route::get("/v1/runs/{run_id}/hooks", runs::hooks),
+        Route::get("/v1/runs/{run_id}/children", runs::children),
         Route::post("/v1/runs/{run_id}/hooks", threads::spawn),
         Route::get("/v1/runs/{run_id}/state", threads::get_state),
         Route::post("/v1/signals/{signal_id}", threads::signal),

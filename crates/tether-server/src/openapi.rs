@@ -130,6 +130,9 @@ pub(crate) struct Run {
     /// When it last changed, RFC 3339 with milliseconds.
     #[schema(format = DateTime)]
     updated_at: String,
+    /// The run that started it as a child run (`ctx.start_child`), else null.
+    #[schema(required = true)]
+    parent_run_id: Option<String>,
 }
 
 /// `GET /v1/runs`: runs, newest first.
@@ -138,6 +141,14 @@ pub(crate) struct Run {
 pub(crate) struct RunList {
     /// The runs.
     runs: Vec<Run>,
+}
+
+/// `{"children": [...]}`: the child runs a run started, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChildList {
+    /// The child runs.
+    children: Vec<Run>,
 }
 
 /// `{"run_id"}`: the run a request concerns.
@@ -327,6 +338,7 @@ resume links (`/l/{link}`) and webhook URLs never do."
         crate::routes::runs::get_run,
         crate::routes::runs::events,
         crate::routes::runs::hooks,
+        crate::routes::runs::children,
         crate::routes::runs::cancel,
         crate::routes::threads::spawn,
         crate::routes::threads::get_state,

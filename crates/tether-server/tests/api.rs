@@ -231,6 +231,7 @@ async fn approval_round_trip() {
             "error",
             "input",
             "output",
+            "parent_run_id",
             "run_id",
             "status",
             "updated_at",

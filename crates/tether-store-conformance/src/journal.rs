@@ -205,6 +205,12 @@ pub async fn every_event_kind_round_trips(store: &dyn Store) {
             cmd: 9,
             value: "0190c1a2-7b3e-7c4d-8e5f-0123456789ab".into(),
         },
+        EventBody::ChildEnded {
+            child_cmd: 3,
+            status: RunStatus::Failed,
+            output: None,
+            error: Some(ErrorInfo::new("card_declined", "no money")),
+        },
         EventBody::CancelRequested { reason: None },
         EventBody::CancelRequested {
             reason: Some("operator: \"stop\"".into()),

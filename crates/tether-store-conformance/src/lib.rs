@@ -25,6 +25,7 @@
 //! The cases only use ids and tokens they create themselves, and every time they stamp is
 //! relative to a fixed base, so their expectations never depend on the clock.
 
+mod children;
 mod counts;
 mod hook_idempotency;
 mod hook_keep;
@@ -39,6 +40,7 @@ mod signal_keys;
 mod support;
 mod threads;
 
+pub use children::*;
 pub use counts::*;
 pub use hook_idempotency::*;
 pub use hook_keep::*;
@@ -183,6 +185,10 @@ macro_rules! __conformance_cases {
                 a_delivered_signals_key_answers_the_same_run,
                 a_kept_signals_key_answers_kept,
                 a_signal_key_with_another_payload_is_refused,
+                // child runs
+                a_child_is_created_once_in_its_parents_append,
+                a_childs_end_is_delivered_to_its_parent_in_the_same_transaction,
+                a_parents_cancel_reaches_attached_unfinished_children_only,
                 // counts
                 count_runs_groups_by_workflow_and_status,
                 // payloads (found by the differential test)

@@ -43,6 +43,7 @@ pub async fn create_run_then_read_it_back(store: &dyn Store) {
         last_seq: 1,
         wake_at_ms: None,
         owner: None,
+        parent_run_id: None,
     };
     assert_eq!(
         get_run(store, "run-1").await,

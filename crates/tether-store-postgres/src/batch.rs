@@ -44,6 +44,8 @@ fn stays_in_run(body: &EventBody) -> bool {
             | EventBody::SignalWaited { .. }
             | EventBody::SignalReleased { .. }
             | EventBody::HookSpawned { .. }
+            | EventBody::ChildStarted { .. }
+            | EventBody::CancelRequested { .. }
             | EventBody::StateGet { .. }
             | EventBody::StateSet { .. }
             | EventBody::StateIncr { .. }

@@ -47,6 +47,7 @@
 mod append;
 mod batch;
 mod buffer;
+mod children;
 mod config;
 mod error;
 mod hooks;
@@ -318,6 +319,10 @@ impl Store for PostgresStore {
 
     async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
         read::list_threads(&self.inner.pool, run_id).await
+    }
+
+    async fn list_children(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        read::list_children(&self.inner.pool, run_id).await
     }
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {

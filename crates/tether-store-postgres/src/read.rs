@@ -192,6 +192,14 @@ pub(crate) async fn list_threads(pool: &Pool, run_id: &str) -> Result<Vec<RunRec
     rows.iter().map(run_from_row).collect()
 }
 
+/// The child runs of `run_id`, oldest first.
+pub(crate) async fn list_children(pool: &Pool, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+    let sql =
+        format!("SELECT {RUN_COLUMNS} FROM runs WHERE parent_run_id = $1 ORDER BY created_at, id");
+    let rows = query(pool, &sql, &[&run_id], "list child runs").await?;
+    rows.iter().map(run_from_row).collect()
+}
+
 /// How many runs per workflow and status, ordered by workflow then status (byte order).
 pub(crate) async fn count_runs(pool: &Pool) -> Result<Vec<RunCount>, StoreError> {
     let sql = "SELECT workflow, status, COUNT(*) FROM runs GROUP BY workflow, status";

@@ -10,7 +10,7 @@ use crate::error::{bad_number, decode_err, encode_err, Ctx};
 
 /// Columns of `runs`, in the order [`run_from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str = "id, workflow, status, input, output, error, created_at, \
-                                      updated_at, last_seq, wake_at, owner";
+                                      updated_at, last_seq, wake_at, owner, parent_run_id";
 
 /// Columns of `hooks`, in the order [`hook_from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
@@ -78,6 +78,7 @@ pub(crate) fn run_from_row(row: &Row) -> Result<RunRecord, StoreError> {
         last_seq: from_db(col(row, 8, &what("last_seq"))?, &what("last_seq"))?,
         wake_at_ms: opt_from_db(col(row, 9, &what("wake_at"))?, &what("wake_at"))?,
         owner: col(row, 10, &what("owner"))?,
+        parent_run_id: col(row, 11, &what("parent_run_id"))?,
         run_id: id,
     })
 }

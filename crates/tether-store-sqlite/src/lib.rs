@@ -22,6 +22,7 @@
 //! ```
 
 mod append;
+mod children;
 mod config;
 mod conn;
 mod error;
@@ -304,6 +305,14 @@ impl Store for SqliteStore {
         let run_id = run_id.to_owned();
         self.read("list_threads", move |c| read::list_threads(c, &run_id))
             .await
+    }
+
+    async fn list_children(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("list_children", move |c| {
+            children::list_children(c, &run_id)
+        })
+        .await
     }
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "signal_keys",
         sql: include_str!("../migrations/0007_signal_keys.sql"),
     },
+    Migration {
+        version: 8,
+        name: "child_runs",
+        sql: include_str!("../migrations/0008_child_runs.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

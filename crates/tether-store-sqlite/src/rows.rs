@@ -9,7 +9,8 @@ use crate::error::{decode_err, encode_err};
 
 /// Columns of `runs`, in the order [`RawRun::from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str =
-    "id, workflow, status, input, output, error, created_at, updated_at, last_seq, wake_at, owner";
+    "id, workflow, status, input, output, error, created_at, updated_at, last_seq, wake_at, owner, \
+     parent_run_id";
 
 /// Columns of `hooks`, in the order [`RawHook::from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
@@ -31,6 +32,7 @@ pub(crate) struct RawRun {
     last_seq: u64,
     wake_at: Option<u64>,
     owner: Option<String>,
+    parent_run_id: Option<String>,
 }
 
 impl RawRun {
@@ -48,6 +50,7 @@ impl RawRun {
             last_seq: row.get(8)?,
             wake_at: row.get(9)?,
             owner: row.get(10)?,
+            parent_run_id: row.get(11)?,
         })
     }
 
@@ -70,6 +73,7 @@ impl RawRun {
             last_seq: self.last_seq,
             wake_at_ms: self.wake_at,
             owner: self.owner,
+            parent_run_id: self.parent_run_id,
             workflow: self.workflow,
             run_id: self.id,
         })

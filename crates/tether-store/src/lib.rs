@@ -86,6 +86,16 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first.
     async fn list_threads(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError>;
 
+    /// The child runs `run_id` started (`ChildStarted`), oldest first. The default refuses:
+    /// a backend must implement it.
+    async fn list_children(&self, run_id: &str) -> Result<Vec<RunRecord>, StoreError> {
+        let _ = run_id;
+        Err(StoreError::config(format!(
+            "the {} store cannot list child runs",
+            self.backend_name()
+        )))
+    }
+
     /// How many runs there are per workflow and status (hook threads included, under their
     /// own workflow), one entry per pair that has at least one run, ordered by workflow then
     /// status name. One grouped query: metrics scrapes call it.

@@ -100,6 +100,7 @@ mod tests {
             last_seq: 1,
             wake_at_ms: None,
             owner: None,
+            parent_run_id: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct RunRecord {
     pub wake_at_ms: Option<u64>,
     /// The node holding the run's lease, if any (see [`WriteOp::Claim`]).
     pub owner: Option<String>,
+    /// The run that started this one as a child run (`None`: not a child run).
+    pub parent_run_id: Option<String>,
 }
 
 /// Proof of ownership a node attaches to its writes for a run: the node id and the epoch its
@@ -210,7 +212,12 @@ pub enum WriteOp {
     ///   one active hook per token; no check-then-insert race);
     /// - `HookDisposed`: releases the token if this run's hook `hook_cmd` holds it;
     /// - `RunCompleted` / `RunFailed` / `RunCancelled`: sets the terminal status, the output or
-    ///   error, clears `wake_at` and releases every hook of the run (`status` is then ignored).
+    ///   error, clears `wake_at` and releases every hook of the run (`status` is then ignored);
+    ///   when the run is a child run, appends `ChildEnded` to its parent unless the parent has
+    ///   ended (see [`crate::plan::child`]);
+    /// - `ChildStarted`: creates the child run (nothing if its id is taken);
+    /// - `CancelRequested`: appends `CancelRequested` to every unfinished child not started
+    ///   detached, and to theirs.
     ///
     /// Refused with `Fenced` (writing nothing) when `fence` is set and the run's owner or epoch
     /// differ. Outcome: [`OpOutcome::Appended`] with the entries as written (conflicts
@@ -269,7 +276,8 @@ pub enum WriteOp {
         /// Commit time.
         at_ms: u64,
     },
-    /// Append `CancelRequested` to a run. Refused with `RunNotFound` / `RunFinished`.
+    /// Append `CancelRequested` to a run (and to its attached unfinished children, as an
+    /// [`WriteOp::Append`] of it does). Refused with `RunNotFound` / `RunFinished`.
     /// Outcome: [`OpOutcome::Appended`].
     RequestCancel {
         /// The run.

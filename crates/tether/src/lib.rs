@@ -92,7 +92,7 @@ pub use tether_core::{
     WebhookBody, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
     DEFAULT_TASK_QUEUE,
 };
-pub use tether_core::{SecretName, WebhookVerifier};
+pub use tether_core::{ChildHandle, ChildOptions, ChildResult, SecretName, WebhookVerifier};
 pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
 
 #[cfg(feature = "server")]
@@ -152,9 +152,9 @@ pub mod cli {
 pub mod prelude {
     pub use serde_json::{json, Value};
     pub use tether_core::{
-        define_hook, join, race, Ctx, Either, Hook, HookDef, HookOptions, Registry, RetryPolicy,
-        SpawnOptions, StepError, StepResultExt, WebhookOptions, WebhookRequest, WebhookResponse,
-        WebhookVerifier, WorkflowError, WorkflowResultExt,
+        define_hook, join, join_all, race, ChildOptions, Ctx, Either, Hook, HookDef, HookOptions,
+        Registry, RetryPolicy, SpawnOptions, StepError, StepResultExt, WebhookOptions,
+        WebhookRequest, WebhookResponse, WebhookVerifier, WorkflowError, WorkflowResultExt,
     };
     pub use tether_engine::{Engine, EngineConfig};
 
@@ -177,6 +177,11 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/versioning.md")]
 pub struct VersioningDoctests;
+
+/// `docs/child-runs.md`: starting child runs and waiting for them, compiled.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/child-runs.md")]
+pub struct ChildRunsDoctests;
 
 /// `docs/hooks/schemas.md`: a hook publishing its payload's JSON Schema, compiled.
 #[cfg(doctest)]

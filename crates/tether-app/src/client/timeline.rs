@@ -78,6 +78,16 @@ fn summary(e: &Value) -> String {
         "signal_waited" => f("signal_id"),
         "signal_received" => format!("payload={}", f("payload")),
         "patched" => format!("change {} (new branch from here)", f("change_id")),
+        "child_started" => format!(
+            "{} {} input={}",
+            f("child_run_id"),
+            f("workflow"),
+            f("input")
+        ),
+        "child_ended" => match e["status"].as_str() {
+            Some("completed") => format!("#{} completed output={}", f("child_cmd"), f("output")),
+            _ => format!("#{} {}: {}", f("child_cmd"), f("status"), error(e)),
+        },
         "attempt_failed" => format!("attempt {}: {}", f("attempt"), error(e)),
         "cancel_requested" | "run_cancelled" => f("reason"),
         "run_completed" => format!("output={}", f("output")),
@@ -109,6 +119,16 @@ mod tests {
         );
         assert!(lines[2].contains("h-1 (enrich_hook)"), "{out}");
         assert!(lines[2].contains("greeting := hi"), "{out}");
+    }
+
+    #[test]
+    fn child_entries_name_the_child_and_its_end() {
+        let e = json!({"seq": 2, "type": "child_started", "cmd": 1, "child_run_id": "r.c1",
+                       "workflow": "steps", "input": {"n": 3}, "detached": false});
+        assert_eq!(summary(&e), r#"r.c1 steps input={"n":3}"#);
+        let e = json!({"seq": 3, "type": "child_ended", "child_cmd": 1, "status": "failed",
+                       "error": {"code": "boom", "message": "no"}});
+        assert_eq!(summary(&e), "#1 failed: boom: no");
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl RunState {
             | EventBody::StateIncr { cmd, .. }
             | EventBody::StateDelete { cmd, .. }
             | EventBody::HookSpawned { cmd, .. }
+            | EventBody::ChildStarted { cmd, .. }
             | EventBody::SignalSent { cmd, .. } => match self.records.get_mut(cmd) {
                 Some(slot) => {
                     if slot.record.is_none() {
@@ -135,6 +136,19 @@ impl RunState {
                     ))),
                 }
             }
+            EventBody::ChildEnded { child_cmd, .. } => match self.children.get_mut(child_cmd) {
+                Some(slot) => {
+                    if slot.ended.is_none() {
+                        slot.ended = Some(body.clone());
+                    }
+                    if let Some(w) = slot.waker.take() {
+                        w.wake();
+                    }
+                }
+                None => self.fail(unexpected(format!(
+                    "child run #{child_cmd} ended but the code did not start it"
+                ))),
+            },
             // Markers answer `ctx.patched` by their place in the journal (see `patches.rs`);
             // one this execution wrote releases the `Patch` waiting for its commit.
             EventBody::Patched { change_id, .. } => {
@@ -171,6 +185,7 @@ impl RunState {
             .chain(self.hooks.values_mut().filter_map(|h| h.waker.take()))
             .chain(self.records.values_mut().filter_map(|r| r.waker.take()))
             .chain(self.signals.values_mut().filter_map(|r| r.waker.take()))
+            .chain(self.children.values_mut().filter_map(|c| c.waker.take()))
             .collect::<Vec<_>>();
         for w in wakers {
             w.wake();

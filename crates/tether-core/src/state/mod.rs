@@ -71,6 +71,13 @@ pub(crate) struct SignalSlot {
     pub written: bool,
 }
 
+/// A child run this run started: how it ended, once its `ChildEnded` is applied.
+#[derive(Debug)]
+pub(crate) struct ChildSlot {
+    pub ended: Option<EventBody>,
+    pub waker: Option<Waker>,
+}
+
 #[derive(Debug)]
 pub(crate) struct StepSlot {
     pub result: Option<Result<Value, ErrorInfo>>,
@@ -110,6 +117,10 @@ pub(crate) struct RunState {
     pub hooks: HashMap<CommandIndex, HookSlot>,
     pub records: HashMap<CommandIndex, RecordSlot>,
     pub signals: HashMap<CommandIndex, SignalSlot>,
+    pub children: HashMap<CommandIndex, ChildSlot>,
+    /// Which attempt this is (hook threads run again from the start after a failure): child
+    /// run ids of later attempts name it, so an attempt never reuses an earlier one's child.
+    pub attempt: u32,
     /// The workflow this run executes (for the self-target check of `spawn_hook`).
     pub workflow: String,
     /// The signal an `exec_hook` caller waits on, when this run is such a hook thread.
@@ -172,6 +183,7 @@ pub(crate) fn describe(body: &EventBody) -> String {
         EventBody::SignalSent { signal_id, .. } => format!("signal {signal_id:?}"),
         EventBody::SignalWaited { signal_id, .. } => format!("wait for signal {signal_id:?}"),
         EventBody::Patched { change_id, .. } => format!("patch marker {change_id:?}"),
+        EventBody::ChildStarted { workflow, .. } => format!("start of child run {workflow:?}"),
         EventBody::SignalReleased {
             wait_cmd,
             signal_id,
@@ -196,6 +208,8 @@ impl RunState {
             hooks: HashMap::new(),
             records: HashMap::new(),
             signals: HashMap::new(),
+            children: HashMap::new(),
+            attempt: 1,
             workflow: String::new(),
             exec_signal: None,
             signals_sent: HashSet::new(),
@@ -216,6 +230,11 @@ impl RunState {
             self.recorded_seq.insert(cmd, seq);
             self.recorded.insert(cmd, body);
         }
+    }
+
+    /// The record the journal being replayed has at command index `cmd`, if any.
+    pub fn recorded_record(&self, cmd: CommandIndex) -> Option<&EventBody> {
+        self.recorded.get(&cmd)
     }
 
     /// How many commands the code has issued so far.

@@ -63,7 +63,10 @@ impl Actor {
         events.push(end);
         let Some((signal_id, payload)) = signal else {
             return Finish::Exit(match self.append(events, None, WakeAt::Keep).await {
-                Ok(_) => Exit::Done,
+                Ok(_) => {
+                    self.tell_parent();
+                    Exit::Done
+                }
                 Err(exit) => exit,
             });
         };
@@ -90,5 +93,16 @@ impl Actor {
             },
             Err(e) => Exit::from(e),
         })
+    }
+}
+
+impl Actor {
+    /// This child run's end is committed, and with it the `ChildEnded` of its parent: make the
+    /// parent read it (live here: a poke; else it starts, on PostgreSQL also through the
+    /// other nodes' notification and the poller).
+    fn tell_parent(&self) {
+        if let Some(parent) = &self.parent {
+            self.inner.wake_or_poke(parent);
+        }
     }
 }

@@ -76,6 +76,7 @@ impl Actor {
             .map_err(Exit::from)?;
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
+        self.parent = record.parent_run_id;
         Ok(Some((workflow, journal)))
     }
 

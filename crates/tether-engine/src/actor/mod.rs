@@ -113,6 +113,7 @@ pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, sta
             result_after: None,
             announced: false,
             fence: None,
+            parent: None,
             busy: Some(starting),
         };
         let exit = actor.run(&mut rx).await;
@@ -182,6 +183,9 @@ struct Actor {
     announced: bool,
     /// This actor's claim on the run; every write carries it.
     fence: Option<Fence>,
+    /// The run that started this one as a child run: told (woken) when this run ends, as its
+    /// `ChildEnded` was appended in the same transaction.
+    parent: Option<String>,
     /// Counts this run as work in flight while it is between two waits (`None` while it
     /// waits in `run`'s `select!`; see `activity.rs`).
     busy: Option<Ticket>,

@@ -1,4 +1,4 @@
-//! `/v1/runs`: start, list, read (with long-poll), journal, hooks, cancel.
+//! `/v1/runs`: start, list, read (with long-poll), journal, hooks, children, cancel.
 
 use std::time::Duration;
 
@@ -340,6 +340,29 @@ pub(crate) async fn hooks(
             .map(|h| hook_json(h, &base, state.engine.registry()))
             .collect(),
     )))
+}
+
+/// `GET /v1/runs/{run_id}/children` → `{"children": [...]}`: the child runs the run started
+/// (`ctx.start_child`), oldest first, each with its `parent_run_id`.
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}/children",
+    tag = "runs",
+    summary = "The run's child runs, oldest first",
+    params(("run_id" = String, Path, description = "The run")),
+    responses(
+        (status = 200, description = "The child runs", body = crate::openapi::ChildList),
+        (status = 404, description = "`run_not_found`", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub(crate) async fn children(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    let children = state.engine.children(&run_id).await?;
+    let list: Vec<Value> = children.iter().map(run_json).collect();
+    Ok(Json(json!({ "children": list })))
 }
 
 /// The optional body of `POST /v1/runs/{run_id}/cancel`. Unknown fields are refused: a body

@@ -303,6 +303,11 @@ async fn the_servers_answers_validate_against_the_document() {
     .await;
     c.get("/v1/runs/{run_id}/hooks", &format!("/v1/runs/{run}/hooks"))
         .await;
+    c.get(
+        "/v1/runs/{run_id}/children",
+        &format!("/v1/runs/{run}/children"),
+    )
+    .await;
     // Finished: 409 on cancel and on spawn; its token is released.
     let a = c
         .post(
@@ -658,7 +663,7 @@ async fn the_validation_refuses_what_the_document_does_not_allow() {
     let run = json!({
         "run_id": "r", "workflow": "w", "status": "completed", "input": {}, "output": 1,
         "error": null, "created_at": "2024-01-01T00:00:00.000Z",
-        "updated_at": "2024-01-01T00:00:00.000Z",
+        "updated_at": "2024-01-01T00:00:00.000Z", "parent_run_id": null,
     });
     assert!(compile("Run").is_valid(&run), "a valid run is refused");
     let mut extra = run.clone();

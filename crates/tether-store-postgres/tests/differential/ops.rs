@@ -144,6 +144,15 @@ fn event() -> impl Strategy<Value = EventBody> {
                 fail_signal: None,
             }
         ),
+        2 => (cmd(), one_of(THREAD_IDS), one_of(WORKFLOWS), value(), any::<bool>()).prop_map(
+            |(cmd, child_run_id, workflow, input, detached)| EventBody::ChildStarted {
+                cmd,
+                child_run_id,
+                workflow,
+                input,
+                detached,
+            }
+        ),
         4 => (cmd(), one_of(SIGNALS), value()).prop_map(|(cmd, signal_id, payload)| {
             EventBody::SignalSent {
                 cmd,

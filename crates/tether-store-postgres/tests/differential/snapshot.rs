@@ -24,6 +24,8 @@ pub struct RunView {
     pub state: Result<Option<Map<String, Value>>, StoreError>,
     /// `list_threads`.
     pub threads: Result<Vec<RunRecord>, StoreError>,
+    /// `list_children`.
+    pub children: Result<Vec<RunRecord>, StoreError>,
 }
 
 /// The whole readable state of a store.
@@ -54,6 +56,7 @@ pub async fn take(store: &dyn Store) -> Snapshot {
             hooks: store.list_hooks(run_id).await,
             state: store.get_state(run_id).await,
             threads: store.list_threads(run_id).await,
+            children: store.list_children(run_id).await,
         };
         runs.push((run_id.to_owned(), view));
     }

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 
+use super::child::{self, ChildBackend, NewChild};
 use super::keep::{self, PendingBackend};
 use super::signal::{self, SignalBackend, SignalOutcome};
 use super::state::{self, StateBackend};
@@ -53,7 +54,7 @@ pub struct NewThread<'a> {
 /// through [`PendingBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
 /// then says.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait AppendBackend: SignalBackend + StateBackend + PendingBackend {
+pub trait AppendBackend: SignalBackend + StateBackend + PendingBackend + ChildBackend {
     /// The namespace (root run) of `run_id`, taking whatever lock its shared state needs;
     /// asked once per append, at the first entry that needs it.
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError>;
@@ -259,8 +260,34 @@ pub async fn plan_append<B: AppendBackend>(
                 backend.release_hook(token, run_id, hook_cmd).await?;
                 body
             }
+            EventBody::ChildStarted {
+                cmd,
+                ref child_run_id,
+                ref workflow,
+                ref input,
+                detached,
+            } => {
+                let new = NewChild {
+                    parent_run_id: run_id,
+                    parent_cmd: cmd,
+                    child_run_id,
+                    workflow,
+                    input,
+                    detached,
+                    at_ms,
+                };
+                // A taken id (the same start journaled again) creates nothing.
+                backend.create_child(new).await?;
+                body
+            }
+            EventBody::CancelRequested { ref reason } => {
+                child::cascade_cancel(backend, run_id, reason, at_ms).await?;
+                body
+            }
             other => {
                 if let Some(end) = Ending::of(&other) {
+                    // What an ending releases besides the run's own rows: its parent hears.
+                    child::report_end(backend, run_id, &end, at_ms).await?;
                     ending = Some(end);
                 }
                 other

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::plan::{KeptPayload, SignalKey};
+use crate::plan::{KeptPayload, ParentLink, SignalKey};
 use crate::{OpOutcome, OpRejected};
 
 /// Token `taken` is held by run `other`; a signal `me` goes to the sender's own wait 7; a wait
@@ -14,6 +14,28 @@ use crate::{OpOutcome, OpRejected};
 struct Fixed {
     calls: Vec<String>,
     signal_keys: std::collections::HashMap<(String, String), SignalKey>,
+    /// The parent of run `r`, when it is a child run.
+    parent: Option<ParentLink>,
+    /// Attached unfinished children, by parent.
+    children: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ChildBackend for Fixed {
+    async fn create_child(&mut self, child: NewChild<'_>) -> Result<(), StoreError> {
+        self.calls.push(format!(
+            "child {} of {} cmd {} detached={}",
+            child.child_run_id, child.parent_run_id, child.parent_cmd, child.detached
+        ));
+        Ok(())
+    }
+
+    async fn parent_of(&mut self, _run_id: &str) -> Result<Option<ParentLink>, StoreError> {
+        Ok(self.parent.clone())
+    }
+
+    async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.children.get(run_id).cloned().unwrap_or_default())
+    }
 }
 
 impl AppendBackend for Fixed {
@@ -221,7 +243,10 @@ fn hook(cmd: CommandIndex, token: &str) -> EventBody {
 }
 
 fn plan(events: Vec<EventBody>) -> (AppendPlan, Vec<String>) {
-    let mut backend = Fixed::default();
+    plan_with(Fixed::default(), events)
+}
+
+fn plan_with(mut backend: Fixed, events: Vec<EventBody>) -> (AppendPlan, Vec<String>) {
     let planned = futures::executor::block_on(plan_append(&mut backend, "r", events, 4, 9));
     match planned {
         Ok(p) => (p, backend.calls),
@@ -389,5 +414,64 @@ fn a_signal_key_answers_its_first_answer() {
             "key k of nobody",
             "keep nobody first=false",
         ]
+    );
+}
+
+#[test]
+fn a_child_start_creates_the_child_in_the_same_append() {
+    let start = EventBody::ChildStarted {
+        cmd: 2,
+        child_run_id: "r.c2".into(),
+        workflow: "steps".into(),
+        input: json!({"n": 3}),
+        detached: true,
+    };
+    let (p, calls) = plan(vec![start.clone()]);
+    assert_eq!(p.written[0].body, start);
+    assert_eq!(calls, ["child r.c2 of r cmd 2 detached=true"]);
+}
+
+#[test]
+fn a_child_ending_tells_its_parent_in_the_same_append() {
+    let backend = Fixed {
+        parent: Some(ParentLink {
+            run_id: "p".into(),
+            cmd: 3,
+        }),
+        ..Fixed::default()
+    };
+    let (p, calls) = plan_with(backend, vec![EventBody::RunCompleted { output: json!(1) }]);
+    assert_eq!(calls, ["deliver to p"]);
+    assert!(p.ending.is_some());
+    let end = crate::Ending::of(&EventBody::RunCompleted { output: json!(1) });
+    let delivered = child::child_ended(3, &end.expect("terminal"));
+    assert_eq!(
+        delivered,
+        EventBody::ChildEnded {
+            child_cmd: 3,
+            status: tether_core::RunStatus::Completed,
+            output: Some(json!(1)),
+            error: None
+        }
+    );
+    // A run without a parent tells nobody.
+    let (_, calls) = plan(vec![EventBody::RunCompleted { output: json!(1) }]);
+    assert!(calls.is_empty(), "{calls:?}");
+}
+
+#[test]
+fn a_cancel_request_reaches_attached_children_and_theirs() {
+    let mut backend = Fixed::default();
+    backend
+        .children
+        .insert("r".into(), vec!["r.c1".into(), "r.c2".into()]);
+    backend
+        .children
+        .insert("r.c2".into(), vec!["r.c2.c1".into()]);
+    let (p, calls) = plan_with(backend, vec![EventBody::CancelRequested { reason: None }]);
+    assert_eq!(p.written.len(), 1);
+    assert_eq!(
+        calls,
+        ["deliver to r.c1", "deliver to r.c2", "deliver to r.c2.c1"]
     );
 }

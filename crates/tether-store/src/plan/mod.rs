@@ -11,6 +11,8 @@
 //!   `HookConflict`, dispose release, state ops, spawns, signal send / wait / release with the
 //!   given-back rule, the ending), over the small [`append::AppendBackend`] trait a backend's
 //!   transaction implements.
+//! - [`child`]: child runs: created with their start, their end delivered to the parent, a
+//!   cancel request passed on to the children ([`child::ChildBackend`]).
 //! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
 //!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
 //! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
@@ -22,6 +24,7 @@
 
 pub mod append;
 pub mod batch;
+pub mod child;
 pub mod keep;
 pub mod resume;
 pub mod run;
@@ -29,6 +32,7 @@ pub mod signal;
 pub mod state;
 
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
+pub use child::{ChildBackend, NewChild, ParentLink};
 pub use keep::{KeptPayload, PendingBackend};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { api, el, clear, pretty, compact, time, badge, show } = Tether;
+  const { api, el, clear, pretty, compact, time, badge, runUrl, show } = Tether;
   // Entries drawn at most (the newest); a run can have many thousands.
   const MAX_ENTRIES = 500;
   const TERMINAL = ["completed", "failed", "cancelled"];
@@ -38,6 +38,27 @@
     $("error-card").hidden = !run.error;
     $("run-error").textContent = run.error ? pretty(run.error) : "";
     $("cancel-submit").disabled = TERMINAL.includes(run.status);
+    const parent = run.parent_run_id;
+    $("run-parent-label").hidden = !parent;
+    $("run-parent").hidden = !parent;
+    clear($("run-parent"));
+    if (parent) {
+      $("run-parent").append(el("a", { href: runUrl(parent), class: "run-link" }, el("code", { text: parent })));
+    }
+  }
+
+  /** The child runs this run started, each linking to its page. */
+  function renderChildren(children) {
+    $("children-card").hidden = children.length === 0;
+    const body = $("children-body");
+    clear(body);
+    for (const c of children) {
+      body.append(el("tr", {},
+        el("td", {}, el("a", { href: runUrl(c.run_id), class: "run-link" }, el("code", { text: c.run_id }))),
+        el("td", { text: c.workflow }),
+        el("td", {}, badge(c.status)),
+        el("td", {}, time(c.updated_at))));
+    }
   }
 
   /** The published payload schema of each hook token shown (see `HookDef::with_schema`). */
@@ -297,11 +318,12 @@
 
   const load = Tether.serial(async () => {
     try {
-      const [run, events, threads, state] = await Promise.all([
+      const [run, events, threads, state, family] = await Promise.all([
         api("GET", base),
         api("GET", base + "/events"),
         api("GET", base + "/threads"),
         api("GET", base + "/state"),
+        api("GET", base + "/children"),
       ]);
       const hooks = await hooksOfNamespace(threads);
       show($("load-error"), "");
@@ -309,6 +331,7 @@
       renderHooks(hooks);
       renderState(state);
       renderTimeline(events, threads);
+      renderChildren(family.children);
     } catch (e) {
       show($("load-error"), "Could not load the run: " + Tether.describe(e));
     }
