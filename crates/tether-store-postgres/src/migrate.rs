@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "pending_payloads",
         sql: include_str!("../migrations/0005_pending_payloads.sql"),
     },
+    Migration {
+        version: 6,
+        name: "hook_expiry",
+        sql: include_str!("../migrations/0006_hook_expiry.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "pending_payloads",
         sql: include_str!("../migrations/0006_pending_payloads.sql"),
     },
+    Migration {
+        version: 7,
+        name: "hook_expiry",
+        sql: include_str!("../migrations/0007_hook_expiry.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.
