@@ -5,7 +5,9 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookEnd, HookRecord, RunCount, RunCursor, RunFilter, RunRecord, Store, StoreError};
+use tether_store::{
+    HookEnd, HookRecord, RunCount, RunCursor, RunFilter, RunRecord, Store, StoreError,
+};
 
 use crate::ops::{NODES, RUN_IDS, T0, TOKENS};
 
