@@ -5,7 +5,8 @@
 //!   command index (`cmd`) the workflow gave them in program order; replay matches the workflow's
 //!   commands against them by that index and reports a [`crate::ReplayError::Nondeterminism`]
 //!   when they differ;
-//! - *deliveries* (`HookReceived`, `TimerFired`, `CancelRequested`) come from the outside world;
+//! - *deliveries* (`HookReceived`, `TimerFired`, `HookExpired`, `CancelRequested`) come from the
+//!   outside world (or the host's clock);
 //!   replay feeds them to the workflow in journal order, which is what makes `race` and `select`
 //!   take the same branch every time.
 

@@ -53,7 +53,11 @@ async fn hooks_of_evicted_runs_expire_on_time_and_refuse_later_payloads() {
             .iter()
             .find(|e| matches!(e.body, EventBody::HookExpired { .. }))
             .expect("hook_expired");
-        assert_eq!(expired.at_ms, START_MS + hours * HOUR_MS, "run of {hours} h");
+        assert_eq!(
+            expired.at_ms,
+            START_MS + hours * HOUR_MS,
+            "run of {hours} h"
+        );
         env.replay(run).await.unwrap();
     }
     match env.resume(&token, json!("late")).await {
