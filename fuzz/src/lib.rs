@@ -130,6 +130,8 @@ fn build_journal(data: &[u8]) -> (String, Vec<Event>) {
                 metadata: payload,
                 definition: None,
                 generated: b(5) % 3 == 0,
+                expires_at_ms: (b(5) % 2 == 0).then(|| u64::from(b(5)) * 1000),
+                reserve_ms: None,
             },
             5 => EventBody::HookConflict {
                 cmd,

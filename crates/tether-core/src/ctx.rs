@@ -17,7 +17,7 @@ use crate::error::{StepError, WorkflowError};
 use crate::event::HOOK_KIND_TOKEN;
 use crate::hook::{CreateHook, HookOptions};
 use crate::patch::Patch;
-use crate::state::{Drawn, Shared};
+use crate::state::{Drawn, HookTiming, Shared};
 use crate::step::{RetryPolicy, StepFuture, StepTask};
 use crate::timer::Sleep;
 
@@ -250,10 +250,15 @@ impl Ctx {
             };
         }
         let metadata = options.metadata.unwrap_or(Value::Null);
-        let cmd = self
-            .state
-            .lock()
-            .issue_hook(options.token, kind, metadata, definition);
+        let mut st = self.state.lock();
+        let timing = HookTiming {
+            expires_at_ms: options.expires.map(|e| e.at_ms(st.env.now_ms())),
+            reserve_ms: options
+                .reserve_for
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let cmd = st.issue_hook(options.token, kind, metadata, definition, timing);
+        drop(st);
         CreateHook {
             state: self.state.clone(),
             cmd,

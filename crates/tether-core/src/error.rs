@@ -32,6 +32,12 @@ pub enum WorkflowError {
         /// The run whose hook holds it.
         holder_run: String,
     },
+    /// The hook expired ([`crate::HookOptions::expires_in`]) before a payload came: what
+    /// [`crate::Hook::recv`] (and awaiting a hook) returns then.
+    HookExpired {
+        /// The hook's token.
+        token: String,
+    },
     /// A step failed for good (fatal error, or its retries ran out).
     StepFailed {
         /// Step name.
@@ -103,11 +109,17 @@ impl WorkflowError {
         matches!(self, WorkflowError::Cancelled { .. })
     }
 
+    /// Whether this is the error of a hook that expired ([`WorkflowError::HookExpired`]).
+    pub fn is_hook_expired(&self) -> bool {
+        matches!(self, WorkflowError::HookExpired { .. })
+    }
+
     /// The stable code of the error.
     pub fn code(&self) -> &str {
         match self {
             WorkflowError::Cancelled { .. } => "cancelled",
             WorkflowError::HookConflict { .. } => "hook_conflict",
+            WorkflowError::HookExpired { .. } => "hook_expired",
             WorkflowError::StepFailed { .. } => "step_failed",
             WorkflowError::Decode { .. } => "decode_error",
             WorkflowError::ChildFailed { .. } => "child_failed",
@@ -129,6 +141,11 @@ impl fmt::Display for WorkflowError {
             WorkflowError::HookConflict { token, holder_run } => write!(
                 f,
                 "hook token {token:?} is already in use by another active hook (run {holder_run})"
+            ),
+            WorkflowError::HookExpired { token } => write!(
+                f,
+                "hook {} expired before a payload came",
+                crate::redact_token(token)
             ),
             WorkflowError::StepFailed { name, message } => {
                 write!(f, "step {name:?} failed: {message}")

@@ -5,7 +5,8 @@
 //!   command index (`cmd`) the workflow gave them in program order; replay matches the workflow's
 //!   commands against them by that index and reports a [`crate::ReplayError::Nondeterminism`]
 //!   when they differ;
-//! - *deliveries* (`HookReceived`, `TimerFired`, `CancelRequested`) come from the outside world;
+//! - *deliveries* (`HookReceived`, `TimerFired`, `HookExpired`, `CancelRequested`) come from the
+//!   outside world (or the host's clock);
 //!   replay feeds them to the workflow in journal order, which is what makes `race` and `select`
 //!   take the same branch every time.
 
@@ -131,6 +132,15 @@ pub enum EventBody {
         definition: Option<String>,
         /// Whether the token was generated (true) or chosen by the workflow.
         generated: bool,
+        /// When the hook expires, ms since the Unix epoch (computed from the run's clock when
+        /// the hook was created: [`crate::HookOptions::expires_in`]); `None`: never. At that
+        /// time the host appends [`EventBody::HookExpired`], which releases the token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at_ms: Option<u64>,
+        /// How long the token stays reserved after the hook lets it go (disposed, expired or
+        /// its run ended), in ms ([`crate::HookOptions::reserve_for`]); `None`: not at all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reserve_ms: Option<u64>,
     },
     /// Hook creation failed: another active hook holds the token. Written by the store in
     /// place of `HookCreated`, in the same transaction that saw the conflict.
@@ -148,6 +158,15 @@ pub enum EventBody {
         hook_cmd: CommandIndex,
         /// The payload.
         payload: Value,
+    },
+    /// A hook's expiry (`expires_at_ms` of its `HookCreated`) came: its token is released and
+    /// payloads sent to it afterwards are refused as expired. Payloads journaled before this
+    /// entry are still delivered, in order; the hook's next wait after them ends expired.
+    HookExpired {
+        /// Command index of the hook.
+        hook_cmd: CommandIndex,
+        /// The released token.
+        token: String,
     },
     /// A hook was disposed (explicitly or by drop) and its token released.
     HookDisposed {
@@ -372,6 +391,7 @@ impl EventBody {
             EventBody::HookCreated { .. } => "hook_created",
             EventBody::HookConflict { .. } => "hook_conflict",
             EventBody::HookReceived { .. } => "hook_received",
+            EventBody::HookExpired { .. } => "hook_expired",
             EventBody::HookDisposed { .. } => "hook_disposed",
             EventBody::Now { .. } => "now",
             EventBody::Random { .. } => "random",

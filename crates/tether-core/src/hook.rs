@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use futures::Stream;
@@ -23,6 +24,16 @@ use crate::event::{CommandIndex, HOOK_KIND_TOKEN};
 use crate::state::{HookPhase, Shared};
 
 /// Options of [`Ctx::create_hook`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tether_core::HookOptions;
+/// let options = HookOptions::new()
+///     .token("order:42")
+///     .expires_in(Duration::from_secs(3600)) // no answer within an hour: expired
+///     .reserve_for(Duration::from_secs(86_400)); // no other run takes `order:42` for a day
+/// assert_eq!(options.reserve_for, Some(Duration::from_secs(86_400)));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HookOptions {
     /// A token of your choice (e.g. `slack_messages:{channel}`); `None` generates one with 160
@@ -30,6 +41,35 @@ pub struct HookOptions {
     pub token: Option<String>,
     /// Metadata stored with the hook and shown wherever hooks are listed.
     pub metadata: Option<Value>,
+    /// When the hook expires ([`HookOptions::expires_in`], [`HookOptions::expires_at`]).
+    pub expires: Option<HookExpiry>,
+    /// How long the token stays reserved once the hook lets it go
+    /// ([`HookOptions::reserve_for`]).
+    pub reserve_for: Option<Duration>,
+}
+
+/// When a hook expires: after a while (counted from its creation, on the run's journaled
+/// clock), or at a wall-clock time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookExpiry {
+    /// This long after the hook's creation.
+    In(Duration),
+    /// At this time.
+    At(SystemTime),
+}
+
+impl HookExpiry {
+    /// The expiry instant in ms since the Unix epoch, for a hook created at `now_ms`.
+    pub(crate) fn at_ms(self, now_ms: u64) -> u64 {
+        match self {
+            HookExpiry::In(d) => {
+                now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
+            HookExpiry::At(t) => t
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
 }
 
 impl HookOptions {
@@ -47,6 +87,36 @@ impl HookOptions {
     /// Attach metadata.
     pub fn metadata(mut self, metadata: Value) -> Self {
         self.metadata = Some(metadata);
+        self
+    }
+
+    /// Expire the hook `duration` after its creation: its token is released, payloads sent
+    /// to it afterwards are refused (`410 hook_expired`), and once the payloads accepted
+    /// before the expiry are taken, the hook's next wait ends expired
+    /// ([`Hook::recv_or_expired`] gives [`HookEvent::Expired`], [`Hook::recv`] the error
+    /// `hook_expired`, [`Hook::next`] `None`). The expiry instant is computed from the run's
+    /// clock when the hook is created and journaled with it, so replay expires it at the same
+    /// point of the journal.
+    pub fn expires_in(mut self, duration: Duration) -> Self {
+        self.expires = Some(HookExpiry::In(duration));
+        self
+    }
+
+    /// Expire the hook at `deadline` (wall clock); see [`HookOptions::expires_in`].
+    pub fn expires_at(mut self, deadline: SystemTime) -> Self {
+        self.expires = Some(HookExpiry::At(deadline));
+        self
+    }
+
+    /// Keep the token reserved for `duration` after the hook lets it go (disposed, expired,
+    /// or its run ended): meanwhile another run creating a hook with this token gets
+    /// [`WorkflowError::HookConflict`] naming this run, and a payload sent to it is refused
+    /// (`410 token_reserved`, or `hook_expired` if the hook expired), instead of reaching a
+    /// new holder. Meant for chosen tokens (e.g. `order:{id}`), so a finished order's token is
+    /// not taken over by a new run while senders may still use it (Vercel's
+    /// `experimental_expires`). The run that reserved the token may create a hook with it again.
+    pub fn reserve_for(mut self, duration: Duration) -> Self {
+        self.reserve_for = Some(duration);
         self
     }
 }
@@ -91,21 +161,37 @@ impl<T> Hook<T> {
 impl<T: DeserializeOwned> Hook<T> {
     /// The next payload, in acceptance order: `Some(Ok(payload))`, or `Some(Err(..))` when
     /// the run is cancelled or the payload does not decode into `T`. A hook's stream of
-    /// payloads does not end while the hook lives, so this never gives `None`; the shape is
-    /// `StreamExt::next`'s, so `while let Some(payload) = hook.next().await` reads like the
-    /// seed's `for await (const payload of hook)`.
+    /// payloads does not end while the hook lives, so this gives `None` only once the hook
+    /// has expired ([`HookOptions::expires_in`]) and every payload accepted before is taken;
+    /// the shape is `StreamExt::next`'s, so `while let Some(payload) = hook.next().await`
+    /// reads like the seed's `for await (const payload of hook)`.
     #[allow(clippy::should_implement_trait)] // a Future, not an Iterator
     pub fn next(&mut self) -> Next<'_, T> {
         Next { hook: self }
     }
 
     /// The next payload, in acceptance order, or the error (cancellation, a payload that
-    /// does not decode): `hook.recv().await?`. Raced against a timer, the loser takes nothing.
+    /// does not decode, [`WorkflowError::HookExpired`]): `hook.recv().await?`. Raced against
+    /// a timer, the loser takes nothing.
     pub fn recv(&mut self) -> Recv<'_, T> {
         Recv { hook: self }
     }
 
-    fn poll_payload(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, WorkflowError>> {
+    /// The next payload, or [`HookEvent::Expired`] once the hook has expired
+    /// ([`HookOptions::expires_in`]) and every payload accepted before the expiry is taken;
+    /// errors are cancellation and a payload that does not decode. No timer to race by hand:
+    ///
+    /// ```ignore
+    /// match hook.recv_or_expired().await? {
+    ///     HookEvent::Payload(decision) => decide(decision),
+    ///     HookEvent::Expired => escalate(),
+    /// }
+    /// ```
+    pub fn recv_or_expired(&mut self) -> RecvOrExpired<'_, T> {
+        RecvOrExpired { hook: self }
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<HookEvent<T>, WorkflowError>> {
         let mut st = self.state.lock();
         if let Some(reason) = st.cancelled.clone() {
             return Poll::Ready(Err(WorkflowError::Cancelled { reason }));
@@ -114,16 +200,82 @@ impl<T: DeserializeOwned> Hook<T> {
             return Poll::Pending;
         };
         match slot.buffer.pop_front() {
-            Some(v) => Poll::Ready(
-                serde_json::from_value(v).map_err(|e| WorkflowError::Decode {
+            Some(v) => Poll::Ready(serde_json::from_value(v).map(HookEvent::Payload).map_err(
+                |e| WorkflowError::Decode {
                     message: format!("payload for hook {:?}: {e}", self.token),
-                }),
-            ),
+                },
+            )),
+            None if slot.expired => Poll::Ready(Ok(HookEvent::Expired)),
             None => {
                 slot.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
+    }
+
+    fn poll_payload(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, WorkflowError>> {
+        self.poll_event(cx).map(|event| match event? {
+            HookEvent::Payload(payload) => Ok(payload),
+            HookEvent::Expired => Err(WorkflowError::HookExpired {
+                token: self.token.clone(),
+            }),
+        })
+    }
+
+    fn poll_next_payload(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<T, WorkflowError>>> {
+        self.poll_event(cx).map(|event| match event {
+            Ok(HookEvent::Payload(payload)) => Some(Ok(payload)),
+            Ok(HookEvent::Expired) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
+/// What [`Hook::recv_or_expired`] gives: a payload, or the hook's expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookEvent<T> {
+    /// The next payload, in acceptance order.
+    Payload(T),
+    /// The hook expired and every payload accepted before is taken; no more will come.
+    Expired,
+}
+
+impl<T> HookEvent<T> {
+    /// The payload, or `None` when the hook expired.
+    pub fn payload(self) -> Option<T> {
+        match self {
+            HookEvent::Payload(payload) => Some(payload),
+            HookEvent::Expired => None,
+        }
+    }
+
+    /// Whether the hook expired.
+    pub fn is_expired(&self) -> bool {
+        matches!(self, HookEvent::Expired)
+    }
+}
+
+/// The future of [`Hook::recv_or_expired`].
+#[must_use = "a payload is only taken by awaiting"]
+pub struct RecvOrExpired<'a, T> {
+    hook: &'a mut Hook<T>,
+}
+
+impl<T> fmt::Debug for RecvOrExpired<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvOrExpired")
+            .field("hook", &self.hook)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned> Future for RecvOrExpired<'_, T> {
+    type Output = Result<HookEvent<T>, WorkflowError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().hook.poll_event(cx)
     }
 }
 
@@ -133,7 +285,8 @@ impl<T> Drop for Hook<T> {
     }
 }
 
-/// The future of [`Hook::next`]: `Some(result)`, like `StreamExt::next`.
+/// The future of [`Hook::next`]: `Some(result)`, like `StreamExt::next` (`None` once the
+/// hook expired).
 #[must_use = "a payload is only taken by awaiting"]
 pub struct Next<'a, T> {
     hook: &'a mut Hook<T>,
@@ -148,7 +301,7 @@ impl<T> fmt::Debug for Next<'_, T> {
 impl<T: DeserializeOwned> Future for Next<'_, T> {
     type Output = Option<Result<T, WorkflowError>>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().hook.poll_payload(cx).map(Some)
+        self.get_mut().hook.poll_next_payload(cx)
     }
 }
 
@@ -174,7 +327,7 @@ impl<T: DeserializeOwned> Future for Recv<'_, T> {
 impl<T: DeserializeOwned> Stream for Hook<T> {
     type Item = Result<T, WorkflowError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_payload(cx).map(Some)
+        self.get_mut().poll_next_payload(cx)
     }
 }
 

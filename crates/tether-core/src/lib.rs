@@ -59,10 +59,10 @@ pub use error::{
 };
 pub use event::{CommandIndex, ErrorInfo, Event, EventBody, RunStatus, ThreadInfo};
 pub use hook::{
-    define_hook, CreateHook, Hook, HookDef, HookOptions, Next, PayloadValidator, Recv, ResumeHook,
-    TypedResumeError,
+    define_hook, CreateHook, Hook, HookDef, HookEvent, HookExpiry, HookOptions, Next,
+    PayloadValidator, Recv, RecvOrExpired, ResumeHook, TypedResumeError,
 };
-pub use machine::{DueTimer, Progress, RunMachine};
+pub use machine::{Deadline, DueTimer, Progress, RunMachine};
 pub use patch::Patch;
 pub use race::{join, join3, join_all, race, Either, Race};
 pub use redact::{redact_token, RedactedToken};

@@ -52,6 +52,19 @@ pub struct DueTimer {
     pub fire_at_ms: u64,
 }
 
+/// Something the host must append when its time comes: a timer's `TimerFired`, or a hook's
+/// `HookExpired` (see [`RunMachine::pending_deadlines`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deadline {
+    /// Command index of the timer or hook (unique in the run: a host may key what it has
+    /// already sent by it).
+    pub cmd: CommandIndex,
+    /// When it is due, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The entry to append at or after `at_ms`.
+    pub entry: EventBody,
+}
+
 /// The deterministic executor of one run.
 pub struct RunMachine {
     state: Shared,
@@ -269,6 +282,39 @@ impl RunMachine {
             })
             .collect();
         v.sort_by_key(|t| (t.fire_at_ms, t.cmd));
+        v
+    }
+
+    /// Everything due at some time, earliest first (then by command index): the pending
+    /// timers ([`RunMachine::pending_timers`]) and the expiries of committed hooks that are
+    /// neither disposed nor expired yet. The run's wake-up time is the first one's.
+    pub fn pending_deadlines(&self) -> Vec<Deadline> {
+        let mut v: Vec<Deadline> = self
+            .pending_timers()
+            .into_iter()
+            .map(|t| Deadline {
+                cmd: t.cmd,
+                at_ms: t.fire_at_ms,
+                entry: EventBody::TimerFired { cmd: t.cmd },
+            })
+            .collect();
+        let st = self.state.lock();
+        for (cmd, h) in &st.hooks {
+            if h.phase != crate::state::HookPhase::Active || h.expired {
+                continue;
+            }
+            if let Some(at_ms) = h.expires_at_ms {
+                v.push(Deadline {
+                    cmd: *cmd,
+                    at_ms,
+                    entry: EventBody::HookExpired {
+                        hook_cmd: *cmd,
+                        token: h.token.clone(),
+                    },
+                });
+            }
+        }
+        v.sort_by_key(|d| (d.at_ms, d.cmd));
         v
     }
 

@@ -49,6 +49,7 @@ fn a_hook_receives_a_payload_sent_to_its_generated_token() {
         metadata,
         definition,
         generated,
+        ..
     } = created[0]
     else {
         panic!("expected hook_created, got {created:?}");
@@ -138,7 +139,9 @@ fn a_custom_token_and_metadata_are_journaled() {
             kind: "hook".into(),
             metadata: json!({ "channel": "ops" }),
             definition: None,
-            generated: false
+            generated: false,
+            expires_at_ms: None,
+            reserve_ms: None,
         }
     );
     assert_eq!(sim.output(), json!("hello"));

@@ -41,6 +41,25 @@ pub enum EngineError {
     /// No active hook holds the token (never created, disposed, or its run ended).
     #[error("hook not found: no active hook holds this token")]
     HookNotFound,
+    /// The hook that held the token expired (`HookOptions::expires_in`): its run takes no more
+    /// payloads on it; nothing was stored. Start a new run (or ask the workflow for a new
+    /// token) instead of retrying.
+    #[error(
+        "hook expired: the hook holding this token expired and its run takes no more payloads; \
+         do not retry, start a new run or ask for a new token"
+    )]
+    HookExpired,
+    /// The token's hook has ended and its run keeps the token reserved
+    /// (`HookOptions::reserve_for`) until `until_ms`; nothing was stored.
+    #[error(
+        "token reserved: this token's hook has ended and its run keeps the token reserved \
+         until {until} (no other run may take it before); do not retry before then",
+        until = tether_core::time_fmt::rfc3339_s(*until_ms)
+    )]
+    TokenReserved {
+        /// End of the reservation, ms since the Unix epoch.
+        until_ms: u64,
+    },
     /// The payload failed the hook definition's validation; nothing was stored.
     #[error("{message}")]
     InvalidPayload {
@@ -104,6 +123,8 @@ impl EngineError {
             EngineError::RunNotFound { .. } => "run_not_found",
             EngineError::RunFinished { .. } => "run_finished",
             EngineError::HookNotFound => "hook_not_found",
+            EngineError::HookExpired => "hook_expired",
+            EngineError::TokenReserved { .. } => "token_reserved",
             EngineError::InvalidPayload { .. } => "invalid_payload",
             EngineError::IdempotencyKeyReused => "idempotency_key_reused",
             EngineError::RunExists { .. } => "run_exists",
@@ -126,6 +147,8 @@ impl From<OpRejected> for EngineError {
                 EngineError::RunFinished { run_id, status }
             }
             OpRejected::HookNotFound { .. } => EngineError::HookNotFound,
+            OpRejected::HookExpired { .. } => EngineError::HookExpired,
+            OpRejected::TokenReserved { until_ms, .. } => EngineError::TokenReserved { until_ms },
             OpRejected::IdempotencyKeyReused { .. } => EngineError::IdempotencyKeyReused,
             OpRejected::RunExists { run_id } => EngineError::RunExists { run_id },
             // Leases are the engine's own business; a caller never meets them.

@@ -110,7 +110,8 @@ impl HookTable {
                 }
                 EventBody::HookDisposed {
                     hook_cmd, token, ..
-                } => {
+                }
+                | EventBody::HookExpired { hook_cmd, token } => {
                     let held = self
                         .by_token
                         .get(token)
@@ -171,6 +172,8 @@ mod tests {
                 metadata: json!(null),
                 definition: definition.map(str::to_owned),
                 generated: false,
+                expires_at_ms: None,
+                reserve_ms: None,
             },
         }
     }

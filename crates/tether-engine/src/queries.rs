@@ -54,11 +54,14 @@ impl Engine {
         if !plausible(token) {
             return Err(EngineError::HookNotFound);
         }
-        self.inner
-            .store
-            .get_hook(token)
-            .await?
-            .ok_or(EngineError::HookNotFound)
+        if let Some(hook) = self.inner.store.get_hook(token).await? {
+            return Ok(hook);
+        }
+        // Expired or reserved: the same answer a resume gets.
+        let end = self.inner.store.get_hook_end(token).await?;
+        let refused =
+            tether_store::plan::hook_end::refusal(end.as_ref(), token, self.inner.now_ms());
+        Err(refused.into())
     }
 
     /// Wait until the run has ended or `timeout` passes; returns the run as it is then. The run

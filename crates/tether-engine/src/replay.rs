@@ -213,11 +213,15 @@ async fn waiting_on(
         .iter()
         .map(|h| format!("{} {}", h.kind, redact_token(&h.token)))
         .collect();
-    for t in machine.pending_timers() {
+    for d in machine.pending_deadlines() {
+        let what = match d.entry {
+            EventBody::HookExpired { .. } => "hook expiry",
+            _ => "timer",
+        };
         out.push(format!(
-            "timer #{} due at {}",
-            t.cmd,
-            tether_core::time_fmt::rfc3339_s(t.fire_at_ms)
+            "{what} #{} due at {}",
+            d.cmd,
+            tether_core::time_fmt::rfc3339_s(d.at_ms)
         ));
     }
     match machine.steps_in_flight() {

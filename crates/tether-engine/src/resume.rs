@@ -142,7 +142,14 @@ impl Engine {
                 run_id: String::new(),
                 hook_cmd: 0,
             },
-            None => return Err(EngineError::HookNotFound),
+            // No hook holds the token: whether its last one expired (or reserved it) decides
+            // the answer, as the store's planner decides it for a resume.
+            None => {
+                let end = self.inner.store.get_hook_end(token).await?;
+                let refused =
+                    tether_store::plan::hook_end::refusal(end.as_ref(), token, self.inner.now_ms());
+                return Err(refused.into());
+            }
         };
         let op = WriteOp::Resume {
             token: token.to_string(),

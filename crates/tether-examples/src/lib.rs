@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod collect;
 pub mod enrich;
+pub mod expiring_approval;
 pub mod fan_out;
 pub mod github_events;
 pub mod handoff;
@@ -30,6 +31,7 @@ pub fn register(registry: &mut Registry) {
         .workflow("slack_bot", slack_bot::slack_bot)
         .workflow("handoff", handoff::handoff)
         .workflow("timeout_approval", timeout_approval::timeout_approval)
+        .workflow("expiring_approval", expiring_approval::expiring_approval)
         .workflow("steps", steps::steps)
         .workflow("fan_out", fan_out::fan_out)
         .workflow("enrich", enrich::enrich)

@@ -78,6 +78,16 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "no active hook holds the token (or it is not a webhook's)",
     ),
     (
+        "hook_expired",
+        410,
+        "the hook holding the token expired (HookOptions::expires_in); its run takes no more payloads on it; nothing was stored",
+    ),
+    (
+        "token_reserved",
+        410,
+        "the token's hook has ended and its run keeps the token reserved (HookOptions::reserve_for) until the time the message names; nothing was stored",
+    ),
+    (
         "method_not_allowed",
         405,
         "the route exists, the method does not",
@@ -258,6 +268,7 @@ fn engine_status(e: &EngineError) -> StatusCode {
         EngineError::WorkflowNotFound { .. }
         | EngineError::RunNotFound { .. }
         | EngineError::HookNotFound => StatusCode::NOT_FOUND,
+        EngineError::HookExpired | EngineError::TokenReserved { .. } => StatusCode::GONE,
         EngineError::InvalidInput { .. }
         | EngineError::InvalidPayload { .. }
         | EngineError::HookSelfTarget { .. } => StatusCode::BAD_REQUEST,
@@ -302,6 +313,8 @@ mod tests {
     fn engine_errors_map_to_statuses() {
         let cases = [
             (EngineError::HookNotFound, 404),
+            (EngineError::HookExpired, 410),
+            (EngineError::TokenReserved { until_ms: 0 }, 410),
             (
                 EngineError::InvalidPayload {
                     message: "x".into(),
@@ -357,6 +370,8 @@ mod tests {
                 status: tether_core::RunStatus::Completed,
             },
             EngineError::HookNotFound,
+            EngineError::HookExpired,
+            EngineError::TokenReserved { until_ms: 0 },
             EngineError::InvalidPayload {
                 message: "m".into(),
             },

@@ -87,13 +87,17 @@ pub(crate) fn hook_json(hook: &HookRecord, public_url: &str, registry: &Registry
             "created_at": rfc3339_ms(hook.created_at_ms),
         });
     }
-    json!({
+    let mut v = json!({
         "token": hook.token,
         "kind": hook.kind,
         "metadata": hook.metadata,
         "schema": schema,
         "created_at": rfc3339_ms(hook.created_at_ms),
-    })
+    });
+    if let (Some(at), Value::Object(m)) = (hook.expires_at_ms, &mut v) {
+        m.insert("expires_at".into(), Value::String(rfc3339_ms(at)));
+    }
+    v
 }
 
 /// A hook looked up by token: the listing shape plus its `run_id` and `definition`.

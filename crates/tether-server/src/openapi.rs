@@ -184,6 +184,10 @@ pub(crate) struct Hook {
     /// When it was created, RFC 3339 with milliseconds.
     #[schema(format = DateTime)]
     created_at: String,
+    /// When it expires (`HookOptions::expires_in`), RFC 3339 with milliseconds; absent if it
+    /// does not.
+    #[schema(required = false, format = DateTime)]
+    expires_at: Option<String>,
 }
 
 /// A hook looked up by its token: the listing's fields plus its run and definition.
@@ -208,6 +212,10 @@ pub(crate) struct HookWithRun {
     /// When it was created, RFC 3339 with milliseconds.
     #[schema(format = DateTime)]
     created_at: String,
+    /// When it expires (`HookOptions::expires_in`), RFC 3339 with milliseconds; absent if it
+    /// does not.
+    #[schema(required = false, format = DateTime)]
+    expires_at: Option<String>,
     /// The run that created it.
     run_id: String,
     /// The name of the hook definition validating its payloads, if any.

@@ -22,6 +22,8 @@ pub async fn hook_created_is_indexed_by_token(store: &dyn Store) {
         metadata: json!({ "label": "approve", "limits": [1, 2] }),
         definition: Some("approval".into()),
         generated: true,
+        expires_at_ms: None,
+        reserve_ms: None,
     };
     let written = append(
         store,
@@ -46,6 +48,8 @@ pub async fn hook_created_is_indexed_by_token(store: &dyn Store) {
             metadata: json!({ "label": "approve", "limits": [1, 2] }),
             definition: Some("approval".into()),
             created_at_ms: T0 + 2,
+            expires_at_ms: None,
+            reserve_ms: None,
         }),
         "get_hook returns the hook as registered"
     );
@@ -78,6 +82,8 @@ pub async fn hook_conflict_across_runs_names_the_holder(store: &dyn Store) {
         metadata: json!({ "owner": "a" }),
         definition: None,
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
     };
     append(store, "a", vec![held], T0 + 1).await;
     let before = hook(store, "shared").await;
@@ -89,6 +95,8 @@ pub async fn hook_conflict_across_runs_names_the_holder(store: &dyn Store) {
         metadata: json!({ "owner": "b" }),
         definition: Some("def".into()),
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
     };
     let written = append(store, "b", vec![contender], T0 + 2).await;
     let conflict = Event {

@@ -181,6 +181,8 @@ pub async fn every_event_kind_round_trips(store: &dyn Store) {
             metadata: json!({ "title": "Approve?", "amount": 12.5, "tags": ["a", "b"] }),
             definition: Some("approval".into()),
             generated: true,
+            expires_at_ms: Some(T0 + 3_600_000),
+            reserve_ms: Some(86_400_000),
         },
         EventBody::HookReceived {
             hook_cmd: 4,
@@ -195,6 +197,10 @@ pub async fn every_event_kind_round_trips(store: &dyn Store) {
             cmd: 6,
             token: "someone-elses".into(),
             holder_run: "other-run".into(),
+        },
+        EventBody::HookExpired {
+            hook_cmd: 4,
+            token: "approve/42".into(),
         },
         EventBody::Now { cmd: 7, ms: T0 + 7 },
         EventBody::Random {

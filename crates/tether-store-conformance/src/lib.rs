@@ -27,6 +27,7 @@
 
 mod children;
 mod counts;
+mod hook_expiry;
 mod hook_idempotency;
 mod hook_keep;
 mod hook_resume;
@@ -42,6 +43,7 @@ mod threads;
 
 pub use children::*;
 pub use counts::*;
+pub use hook_expiry::*;
 pub use hook_idempotency::*;
 pub use hook_keep::*;
 pub use hook_resume::*;
@@ -162,6 +164,9 @@ macro_rules! __conformance_cases {
                 kept_payloads_follow_the_hook_that_registers_their_token,
                 a_kept_payloads_key_is_deduplicated,
                 resume_or_keep_to_an_active_hook_resumes,
+                an_expiry_releases_the_token_and_refuses_later_resumes,
+                a_reserved_token_refuses_other_runs_until_the_reservation_ends,
+                retention_removes_old_token_ends,
                 // leases
                 claims_fence_off_older_claims,
                 a_run_created_claimed_is_running_and_owned,

@@ -105,6 +105,28 @@ pub(crate) fn hook_created(cmd: CommandIndex, token: &str) -> EventBody {
         metadata: json!({ "cmd": cmd }),
         definition: None,
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
+    }
+}
+
+/// A `HookCreated` entry for `token` at command `cmd` that expires at `expires_at_ms` and
+/// reserves its token for `reserve_ms` once it lets it go.
+pub(crate) fn hook_created_with(
+    cmd: CommandIndex,
+    token: &str,
+    expires_at_ms: Option<u64>,
+    reserve_ms: Option<u64>,
+) -> EventBody {
+    EventBody::HookCreated {
+        cmd,
+        token: token.to_owned(),
+        kind: HOOK_KIND_TOKEN.to_owned(),
+        metadata: json!({ "cmd": cmd }),
+        definition: None,
+        generated: false,
+        expires_at_ms,
+        reserve_ms,
     }
 }
 

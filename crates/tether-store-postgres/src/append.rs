@@ -3,7 +3,7 @@
 //! pipeline and write buffer where no answer is needed.
 
 use tether_core::event::CommandIndex;
-use tether_store::plan::{AppendBackend, NewHook, NewThread};
+use tether_store::plan::{AppendBackend, HookRelease, NewHook, NewThread};
 use tether_store::StoreError;
 
 use crate::hooks::{register_hook, release_hook};
@@ -29,7 +29,9 @@ impl AppendBackend for Batch<'_, '_> {
         token: &str,
         run_id: &str,
         hook_cmd: CommandIndex,
+        how: HookRelease,
+        at_ms: u64,
     ) -> Result<(), StoreError> {
-        release_hook(self, token, run_id, hook_cmd).await
+        release_hook(self, token, run_id, hook_cmd, how, at_ms).await
     }
 }

@@ -397,7 +397,8 @@ impl<'t, 'c> Batch<'t, 'c> {
                 for body in events {
                     match body {
                         EventBody::HookCreated { token, .. }
-                        | EventBody::HookDisposed { token, .. } => {
+                        | EventBody::HookDisposed { token, .. }
+                        | EventBody::HookExpired { token, .. } => {
                             self.holders.remove(token);
                         }
                         _ => {}

@@ -47,18 +47,50 @@ pub(crate) struct WriteBuffer {
     /// Run updates, one per run (a later update of the same run is merged into it).
     runs: Vec<(String, RunUpdate)>,
     run_index: HashMap<String, usize>,
-    /// Hooks released: token, run id, command index.
-    released: Vec<(String, String, i64)>,
-    /// Runs that ended: every hook and signal wait of theirs goes.
-    ended: Vec<String>,
+    /// Hooks released: token, run id, command index, whether it expired, when.
+    released: Vec<(String, String, i64, bool, i64)>,
+    /// Runs that ended, and when: every hook and signal wait of theirs goes.
+    ended: Vec<(String, i64)>,
     /// Checkpoint marks to raise: run id, mark.
     checkpoints: Vec<(String, i64)>,
 }
 
-/// Three parameters, boxed.
-fn params3(tokens: Vec<String>, runs: Vec<String>, cmds: Vec<i64>) -> OwnedParams {
-    vec![Box::new(tokens), Box::new(runs), Box::new(cmds)]
-}
+/// The released hooks of a batch, with what they leave (`tether_store::plan::hook_end::end_of` in SQL; the
+/// largest reservation is `hook_end::MAX_RESERVE_MS`, checked by a test).
+const RELEASE_HOOKS: &str = concat!(
+    "WITH gone AS (
+        DELETE FROM hooks h
+        USING unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::bigint[])
+              AS r (token, run_id, cmd, expired, at)
+        WHERE h.token = r.token AND h.run_id = r.run_id AND h.hook_cmd = r.cmd
+          AND h.token = ANY($1)
+        RETURNING h.token, h.run_id, h.hook_cmd, h.reserve_ms, r.expired, r.at)",
+    "
+    INSERT INTO hook_ends (token, run_id, hook_cmd, expired, ended_at, reserved_until)
+    SELECT token, run_id, hook_cmd, expired, at,
+           CASE WHEN reserve_ms IS NOT NULL THEN at + LEAST(reserve_ms, 3153600000000) END
+      FROM gone WHERE expired OR reserve_ms IS NOT NULL
+    ON CONFLICT (token) DO UPDATE SET run_id = EXCLUDED.run_id, hook_cmd = EXCLUDED.hook_cmd,
+        expired = EXCLUDED.expired, ended_at = EXCLUDED.ended_at,
+        reserved_until = EXCLUDED.reserved_until"
+);
+
+/// Every hook of the ended runs goes; those with a reservation leave it (as in [`RELEASE_HOOKS`]).
+const RELEASE_HOOKS_OF_ENDED: &str = concat!(
+    "WITH gone AS (
+        DELETE FROM hooks h
+        USING unnest($1::text[], $2::bigint[]) AS e (run_id, at)
+        WHERE h.run_id = e.run_id AND h.run_id = ANY($1)
+        RETURNING h.token, h.run_id, h.hook_cmd, h.reserve_ms, false AS expired, e.at)",
+    "
+    INSERT INTO hook_ends (token, run_id, hook_cmd, expired, ended_at, reserved_until)
+    SELECT token, run_id, hook_cmd, expired, at,
+           CASE WHEN reserve_ms IS NOT NULL THEN at + LEAST(reserve_ms, 3153600000000) END
+      FROM gone WHERE expired OR reserve_ms IS NOT NULL
+    ON CONFLICT (token) DO UPDATE SET run_id = EXCLUDED.run_id, hook_cmd = EXCLUDED.hook_cmd,
+        expired = EXCLUDED.expired, ended_at = EXCLUDED.ended_at,
+        reserved_until = EXCLUDED.reserved_until"
+);
 
 impl WriteBuffer {
     /// Keep journal entries of `run_id`.
@@ -94,15 +126,23 @@ impl WriteBuffer {
         }
     }
 
-    /// Keep the release of the token `token` held by `run_id`'s hook `hook_cmd`.
-    pub(crate) fn release(&mut self, token: &str, run_id: &str, hook_cmd: i64) {
+    /// Keep the release of the token `token` held by `run_id`'s hook `hook_cmd` at `at`
+    /// (`expired`: by its expiry).
+    pub(crate) fn release(
+        &mut self,
+        token: &str,
+        run_id: &str,
+        hook_cmd: i64,
+        expired: bool,
+        at: i64,
+    ) {
         self.released
-            .push((token.to_owned(), run_id.to_owned(), hook_cmd));
+            .push((token.to_owned(), run_id.to_owned(), hook_cmd, expired, at));
     }
 
-    /// Keep the end of `run_id`: its hooks and signal waits go.
-    pub(crate) fn ended(&mut self, run_id: &str) {
-        self.ended.push(run_id.to_owned());
+    /// Keep the end of `run_id` at `at`: its hooks and signal waits go.
+    pub(crate) fn ended(&mut self, run_id: &str, at: i64) {
+        self.ended.push((run_id.to_owned(), at));
     }
 
     /// Keep a checkpoint: raise `run_id`'s mark to `mark` (never lower it).
@@ -112,24 +152,30 @@ impl WriteBuffer {
 
     /// The statements that write what was kept, emptying the buffer.
     pub(crate) fn take(&mut self) -> Vec<Statement> {
-        let mut out = Vec::new();
+        let mut out: Vec<Statement> = Vec::new();
         if !self.released.is_empty() {
             let (mut tokens, mut runs, mut cmds) = (Vec::new(), Vec::new(), Vec::new());
-            for (token, run, cmd) in self.released.drain(..) {
-                // An ended run's hooks all go below.
-                if !self.ended.contains(&run) {
+            let (mut expired, mut ats) = (Vec::new(), Vec::new());
+            for (token, run, cmd, exp, at) in self.released.drain(..) {
+                // An ended run's hooks all go below (an expired one leaves its mark first).
+                if exp || !self.ended.iter().any(|(r, _)| *r == run) {
                     tokens.push(token);
                     runs.push(run);
                     cmds.push(cmd);
+                    expired.push(exp);
+                    ats.push(at);
                 }
             }
             if !tokens.is_empty() {
                 out.push((
-                    "DELETE FROM hooks h
-                     USING unnest($1::text[], $2::text[], $3::bigint[]) AS r (token, run_id, cmd)
-                     WHERE h.token = r.token AND h.run_id = r.run_id AND h.hook_cmd = r.cmd
-                       AND h.token = ANY($1)",
-                    params3(tokens, runs, cmds),
+                    RELEASE_HOOKS,
+                    vec![
+                        Box::new(tokens),
+                        Box::new(runs),
+                        Box::new(cmds),
+                        Box::new(expired),
+                        Box::new(ats),
+                    ],
                     "release hooks",
                 ));
             }
@@ -163,10 +209,11 @@ impl WriteBuffer {
             ));
         }
         if !self.ended.is_empty() {
-            let ended = std::mem::take(&mut self.ended);
+            let (ended, ats): (Vec<String>, Vec<i64>) =
+                std::mem::take(&mut self.ended).into_iter().unzip();
             out.push((
-                "DELETE FROM hooks WHERE run_id = ANY($1)",
-                vec![Box::new(ended.clone())],
+                RELEASE_HOOKS_OF_ENDED,
+                vec![Box::new(ended.clone()), Box::new(ats)],
                 "release hooks of finished runs",
             ));
             out.push((
@@ -293,8 +340,8 @@ mod tests {
     fn take_empties_the_buffer_and_skips_releases_of_ended_runs() {
         let mut buffer = WriteBuffer::default();
         assert!(buffer.take().is_empty(), "nothing kept, nothing sent");
-        buffer.release("t1", "ended", 1);
-        buffer.ended("ended");
+        buffer.release("t1", "ended", 1, false, 10);
+        buffer.ended("ended", 10);
         let kinds: Vec<&str> = buffer.take().into_iter().map(|(_, _, what)| what).collect();
         assert_eq!(
             kinds,
@@ -304,7 +351,7 @@ mod tests {
             ],
             "an ended run's hooks all go with one statement"
         );
-        buffer.release("t2", "live", 2);
+        buffer.release("t2", "live", 2, false, 10);
         buffer.run("live", update(2));
         buffer.checkpoint("live", 2);
         let kinds: Vec<&str> = buffer.take().into_iter().map(|(_, _, what)| what).collect();
@@ -314,5 +361,12 @@ mod tests {
         );
         assert!(buffer.take().is_empty());
         assert!(buffer.run_index.is_empty());
+    }
+
+    #[test]
+    fn the_sql_caps_reservations_as_the_planner_does() {
+        let cap = tether_store::plan::hook_end::MAX_RESERVE_MS.to_string();
+        assert!(RELEASE_HOOKS.contains(&cap));
+        assert!(RELEASE_HOOKS_OF_ENDED.contains(&cap));
     }
 }

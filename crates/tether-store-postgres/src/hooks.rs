@@ -2,12 +2,13 @@
 //! decides who holds one) and delivering payloads (`Resume`), with idempotency keys.
 
 use tether_core::event::{CommandIndex, Event};
+use tether_store::plan::hook_end::{HookEndBackend, HookRelease};
 use tether_store::plan::resume::{ResumeBackend, MAX_HOOK_RACES};
 use tether_store::plan::{NewHook, RunRow};
-use tether_store::StoreError;
+use tether_store::{HookEnd, StoreError};
 
 use crate::journal::append_delivered;
-use crate::rows::{col, encode_value, to_db};
+use crate::rows::{col, encode_value, hook_end_from_row, to_db, HOOK_END_COLUMNS};
 use crate::write::Batch;
 
 /// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
@@ -20,11 +21,15 @@ pub(crate) async fn register_hook(
     let metadata = encode_value(hook.metadata, "hook metadata")?;
     let cmd = i64::from(hook.cmd);
     let at = to_db(hook.at_ms, "commit time")?;
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let expires_at = hook.expires_at_ms.map(clamp);
+    let reserve_ms = hook.reserve_ms.map(clamp);
     for _ in 0..MAX_HOOK_RACES {
         let inserted = b
             .execute(
-                "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at,
+                                    expires_at, reserve_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (token) DO NOTHING",
                 &[
                     &hook.token,
@@ -34,6 +39,8 @@ pub(crate) async fn register_hook(
                     &metadata,
                     &hook.definition,
                     &at,
+                    &expires_at,
+                    &reserve_ms,
                 ],
                 "insert hook",
             )
@@ -74,15 +81,54 @@ async fn hook_holder(
     Ok(Some((run_id, cmd)))
 }
 
-/// Release `token` if this run's hook `hook_cmd` holds it.
+/// Release `token` if this run's hook `hook_cmd` holds it (with the end it leaves, written by
+/// the buffer's statement).
 pub(crate) async fn release_hook(
     b: &Batch<'_, '_>,
     token: &str,
     run_id: &str,
     hook_cmd: CommandIndex,
+    how: HookRelease,
+    at_ms: u64,
 ) -> Result<(), StoreError> {
-    b.buffer().release(token, run_id, i64::from(hook_cmd));
+    let at = to_db(at_ms, "commit time")?;
+    let expired = how == HookRelease::Expired;
+    b.buffer()
+        .release(token, run_id, i64::from(hook_cmd), expired, at);
     Ok(())
+}
+
+impl HookEndBackend for Batch<'_, '_> {
+    async fn hook_end(&mut self, token: &str) -> Result<Option<HookEnd>, StoreError> {
+        let sql = format!("SELECT {HOOK_END_COLUMNS} FROM hook_ends WHERE token = $1");
+        let row = self.query_opt(&sql, &[&token], "read hook end").await?;
+        row.as_ref().map(hook_end_from_row).transpose()
+    }
+
+    async fn forget_hook_end(&mut self, token: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM hook_ends WHERE token = $1",
+            &[&token],
+            "forget hook end",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn unregister_hook(
+        &mut self,
+        token: &str,
+        run_id: &str,
+        hook_cmd: CommandIndex,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM hooks WHERE token = $1 AND run_id = $2 AND hook_cmd = $3",
+            &[&token, &run_id, &i64::from(hook_cmd)],
+            "take back hook registration",
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 impl ResumeBackend for Batch<'_, '_> {

@@ -70,6 +70,6 @@ pub(crate) fn finish_run(
             end: Some((output, error)),
         },
     );
-    b.buffer().ended(run_id);
+    b.buffer().ended(run_id, at);
     Ok(())
 }

@@ -72,7 +72,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::stream::BoxStream;
 use tether_core::event::Event;
 use tether_store::{
-    HookRecord, OpResult, RunChanged, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
+    HookEnd, HookRecord, OpResult, RunChanged, RunCount, RunFilter, RunRecord, Store, StoreError,
+    WriteOp,
 };
 use tokio_postgres::NoTls;
 
@@ -291,6 +292,10 @@ impl Store for PostgresStore {
 
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
         read::get_hook(&self.inner.pool, token).await
+    }
+
+    async fn get_hook_end(&self, token: &str) -> Result<Option<HookEnd>, StoreError> {
+        read::get_hook_end(&self.inner.pool, token).await
     }
 
     async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError> {

@@ -2,14 +2,14 @@
 
 use deadpool_postgres::Pool;
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookRecord, RunCount, RunFilter, RunRecord, StoreError};
+use tether_store::{HookEnd, HookRecord, RunCount, RunFilter, RunRecord, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::error::{pool_err, Ctx};
 use crate::rows::{
     bound, col, event_from_row, from_db, hook_from_row, run_from_row, EVENT_COLUMNS, HOOK_COLUMNS,
-    RUN_COLUMNS,
+    HOOK_END_COLUMNS, RUN_COLUMNS,
 };
 
 /// `list_runs` page size when the filter says 0.
@@ -101,6 +101,13 @@ pub(crate) async fn get_hook(pool: &Pool, token: &str) -> Result<Option<HookReco
     let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE token = $1");
     let rows = query(pool, &sql, &[&token], "read hook").await?;
     rows.first().map(hook_from_row).transpose()
+}
+
+/// The recorded end of `token`, if any.
+pub(crate) async fn get_hook_end(pool: &Pool, token: &str) -> Result<Option<HookEnd>, StoreError> {
+    let sql = format!("SELECT {HOOK_END_COLUMNS} FROM hook_ends WHERE token = $1");
+    let rows = query(pool, &sql, &[&token], "read hook end").await?;
+    rows.first().map(crate::rows::hook_end_from_row).transpose()
 }
 
 /// The active hooks of a run, by creation time then command index.

@@ -54,6 +54,14 @@ pub(crate) async fn delete_ended_before(
         tracing::debug!("another node is deleting ended runs; skipping this turn");
         return Ok(0);
     }
+    // Token ends left by deleted runs whose reservation ended before the cutoff.
+    tx.execute(
+        "DELETE FROM hook_ends e WHERE e.reserved_until < $1
+            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id)",
+        &[&bound(cutoff_ms)],
+    )
+    .await
+    .ctx("delete ended reservations")?;
     let limit = i64::try_from(max_runs).unwrap_or(i64::MAX);
     let roots: Vec<String> = tx
         .query(SELECT_ROOTS, &[&bound(cutoff_ms), &limit])
@@ -99,6 +107,15 @@ pub(crate) async fn delete_ended_before(
         .await
         .ctx(&format!("delete the {table} rows of ended runs"))?;
     }
+    // Their token ends, except reservations still running at the cutoff (those go below, in
+    // a later call, once they have ended).
+    tx.execute(
+        "DELETE FROM hook_ends WHERE run_id = ANY($1)
+            AND (reserved_until IS NULL OR reserved_until < $2)",
+        &[&runs, &bound(cutoff_ms)],
+    )
+    .await
+    .ctx("delete the token ends of ended runs")?;
     let deleted = tx
         .execute("DELETE FROM runs WHERE id = ANY($1)", &[&runs])
         .await

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
-use tether_store::{HookRecord, RunRecord, StoreError};
+use tether_store::{HookEnd, HookRecord, RunRecord, StoreError};
 use tokio_postgres::Row;
 
 use crate::error::{bad_number, decode_err, encode_err, Ctx};
@@ -14,7 +14,31 @@ pub(crate) const RUN_COLUMNS: &str = "id, workflow, status, input, output, error
 
 /// Columns of `hooks`, in the order [`hook_from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
-    "token, run_id, hook_cmd, kind, metadata, definition, created_at";
+    "token, run_id, hook_cmd, kind, metadata, definition, created_at, expires_at, reserve_ms";
+
+/// Columns of `hook_ends`, in the order [`hook_end_from_row`] reads them.
+pub(crate) const HOOK_END_COLUMNS: &str =
+    "token, run_id, hook_cmd, expired, ended_at, reserved_until";
+
+/// Decode a row selected with [`HOOK_END_COLUMNS`].
+pub(crate) fn hook_end_from_row(row: &Row) -> Result<HookEnd, StoreError> {
+    let token: String = col(row, 0, "read hook end token")?;
+    let run_id: String = col(row, 1, "read hook end run")?;
+    let what = |field: &str| format!("{field} of the end of a hook of run {run_id}");
+    let hook_cmd: i64 = col(row, 2, &what("hook_cmd"))?;
+    let hook_cmd = u32::try_from(hook_cmd).map_err(|_| bad_number(&what("hook_cmd"), hook_cmd))?;
+    Ok(HookEnd {
+        expired: col(row, 3, &what("expired"))?,
+        ended_at_ms: from_db(col(row, 4, &what("ended_at"))?, &what("ended_at"))?,
+        reserved_until_ms: opt_from_db(
+            col(row, 5, &what("reserved_until"))?,
+            &what("reserved_until"),
+        )?,
+        hook_cmd,
+        token,
+        run_id,
+    })
+}
 
 /// Columns of `events`, in the order [`event_from_row`] reads them.
 pub(crate) const EVENT_COLUMNS: &str = "seq, at, body";
@@ -96,6 +120,8 @@ pub(crate) fn hook_from_row(row: &Row) -> Result<HookRecord, StoreError> {
         metadata: decode_value(&metadata, &format!("{} (cmd {hook_cmd})", what("metadata")))?,
         definition: col(row, 5, &what("definition"))?,
         created_at_ms: from_db(col(row, 6, &what("created_at"))?, &what("created_at"))?,
+        expires_at_ms: opt_from_db(col(row, 7, &what("expires_at"))?, &what("expires_at"))?,
+        reserve_ms: opt_from_db(col(row, 8, &what("reserve_ms"))?, &what("reserve_ms"))?,
         hook_cmd,
         token,
         run_id,

@@ -52,6 +52,8 @@ fn hook_created(cmd: u32, token: &str) -> EventBody {
         metadata: json!({}),
         definition: None,
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 use tether_core::event::CommandIndex;
-use tether_store::plan::{AppendBackend, NewHook, NewThread};
+use tether_store::plan::{AppendBackend, HookRelease, NewHook, NewThread};
 use tether_store::StoreError;
 
 use crate::hooks::{register_hook, release_hook};
@@ -32,7 +32,9 @@ impl AppendBackend for Tx<'_> {
         token: &str,
         run_id: &str,
         hook_cmd: CommandIndex,
+        how: HookRelease,
+        at_ms: u64,
     ) -> Result<(), StoreError> {
-        release_hook(self.0, token, run_id, hook_cmd)
+        release_hook(self.0, token, run_id, hook_cmd, how, at_ms)
     }
 }

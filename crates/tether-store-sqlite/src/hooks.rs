@@ -4,13 +4,14 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tether_core::event::{CommandIndex, Event};
+use tether_store::plan::hook_end::{self, HookEndBackend, HookRelease};
 use tether_store::plan::resume::ResumeBackend;
 use tether_store::plan::{NewHook, RunRow};
-use tether_store::StoreError;
+use tether_store::{HookEnd, StoreError};
 
 use crate::append::Tx;
 use crate::error::Ctx;
-use crate::rows::encode_value;
+use crate::rows::{encode_value, hook_end_from_row, HOOK_END_COLUMNS};
 use crate::write::{insert_event, read_run};
 
 /// Register a hook; `Some(holder run)` when another active hook holds the token. The primary
@@ -22,8 +23,9 @@ pub(crate) fn register_hook(
     let metadata = encode_value(hook.metadata, "hook metadata")?;
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO hooks (token, run_id, hook_cmd, kind, metadata, definition, created_at,
+                                expires_at, reserve_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (token) DO NOTHING",
         )
         .and_then(|mut stmt| {
@@ -34,7 +36,9 @@ pub(crate) fn register_hook(
                 hook.kind,
                 metadata,
                 hook.definition,
-                hook.at_ms
+                hook.at_ms,
+                hook.expires_at_ms.map(clamp),
+                hook.reserve_ms.map(clamp),
             ])
         })
         .ctx("insert hook")?;
@@ -54,17 +58,122 @@ pub(crate) fn register_hook(
     }
 }
 
-/// Release `token` if this run's hook `hook_cmd` holds it.
+/// A time or duration as SQLite's signed integer (the largest one if it does not fit).
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Release `token` if this run's hook `hook_cmd` holds it, and record the token's end if
+/// [`hook_end::end_of`] says there is one.
 pub(crate) fn release_hook(
     conn: &Connection,
     token: &str,
     run_id: &str,
     hook_cmd: CommandIndex,
+    how: HookRelease,
+    at_ms: u64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM hooks WHERE token = ?1 AND run_id = ?2 AND hook_cmd = ?3")
-        .and_then(|mut stmt| stmt.execute(params![token, run_id, hook_cmd]))
+    let released: Option<Option<u64>> = conn
+        .prepare_cached(
+            "DELETE FROM hooks WHERE token = ?1 AND run_id = ?2 AND hook_cmd = ?3
+             RETURNING reserve_ms",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![token, run_id, hook_cmd], |r| r.get(0))
+                .optional()
+        })
         .ctx("release hook")?;
+    let Some(reserve_ms) = released else {
+        return Ok(());
+    };
+    if let Some(end) = hook_end::end_of(token, run_id, hook_cmd, how, reserve_ms, at_ms) {
+        record_end(conn, &end)?;
+    }
     Ok(())
+}
+
+/// Record (or replace) the end of a token.
+fn record_end(conn: &Connection, end: &HookEnd) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO hook_ends (token, run_id, hook_cmd, expired, ended_at, reserved_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (token) DO UPDATE SET run_id = excluded.run_id,
+             hook_cmd = excluded.hook_cmd, expired = excluded.expired,
+             ended_at = excluded.ended_at, reserved_until = excluded.reserved_until",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            end.token,
+            end.run_id,
+            end.hook_cmd,
+            end.expired,
+            clamp(end.ended_at_ms),
+            end.reserved_until_ms.map(clamp)
+        ])
+    })
+    .ctx("record hook end")?;
+    Ok(())
+}
+
+/// The hooks of a finished run let their tokens go: the ends of those with a reservation
+/// ([`hook_end::end_of`] with [`HookRelease::RunEnded`], spelled in SQL) are recorded, then
+/// every hook of the run is released.
+pub(crate) fn release_hooks_of_run(
+    conn: &Connection,
+    run_id: &str,
+    at_ms: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO hook_ends (token, run_id, hook_cmd, expired, ended_at, reserved_until)
+         SELECT token, run_id, hook_cmd, 0, ?2, ?2 + MIN(reserve_ms, {max})
+           FROM hooks WHERE run_id = ?1 AND reserve_ms IS NOT NULL
+         ON CONFLICT (token) DO UPDATE SET run_id = excluded.run_id,
+             hook_cmd = excluded.hook_cmd, expired = excluded.expired,
+             ended_at = excluded.ended_at, reserved_until = excluded.reserved_until",
+        max = hook_end::MAX_RESERVE_MS
+    ))
+    .and_then(|mut stmt| stmt.execute(params![run_id, clamp(at_ms)]))
+    .ctx("reserve tokens of finished run")?;
+    conn.prepare_cached("DELETE FROM hooks WHERE run_id = ?1")
+        .and_then(|mut stmt| stmt.execute([run_id]))
+        .ctx("release hooks of finished run")?;
+    Ok(())
+}
+
+/// The recorded end of `token`, if any.
+pub(crate) fn hook_end(conn: &Connection, token: &str) -> Result<Option<HookEnd>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {HOOK_END_COLUMNS} FROM hook_ends WHERE token = ?1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([token], hook_end_from_row).optional())
+    .ctx("read hook end")
+}
+
+impl HookEndBackend for Tx<'_> {
+    async fn hook_end(&mut self, token: &str) -> Result<Option<HookEnd>, StoreError> {
+        hook_end(self.0, token)
+    }
+
+    async fn forget_hook_end(&mut self, token: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("DELETE FROM hook_ends WHERE token = ?1")
+            .and_then(|mut stmt| stmt.execute([token]))
+            .ctx("forget hook end")?;
+        Ok(())
+    }
+
+    async fn unregister_hook(
+        &mut self,
+        token: &str,
+        run_id: &str,
+        hook_cmd: CommandIndex,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("DELETE FROM hooks WHERE token = ?1 AND run_id = ?2 AND hook_cmd = ?3")
+            .and_then(|mut stmt| stmt.execute(params![token, run_id, hook_cmd]))
+            .ctx("take back hook registration")?;
+        Ok(())
+    }
 }
 
 impl ResumeBackend for Tx<'_> {

@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tether_core::event::Event;
 use tether_store::{
-    HookRecord, OpResult, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
+    HookEnd, HookRecord, OpResult, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
 };
 
 use crate::conn::ReaderPool;
@@ -270,6 +270,12 @@ impl Store for SqliteStore {
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
         let token = token.to_owned();
         self.read("get_hook", move |c| read::get_hook(c, &token))
+            .await
+    }
+
+    async fn get_hook_end(&self, token: &str) -> Result<Option<HookEnd>, StoreError> {
+        let token = token.to_owned();
+        self.read("get_hook_end", move |c| hooks::hook_end(c, &token))
             .await
     }
 

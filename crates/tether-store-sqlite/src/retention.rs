@@ -37,6 +37,19 @@ const DELETE_NAMESPACES: &str = "
     DELETE FROM events WHERE run_id IN (SELECT id FROM temp.retention_runs);
     DELETE FROM run_state WHERE root_run IN (SELECT id FROM temp.retention_roots);";
 
+/// The token ends of the runs being deleted, except reservations still running at `?1`
+/// (those go with [`DELETE_ORPHAN_ENDS`] once they end before a cutoff).
+const DELETE_ENDS: &str = "
+    DELETE FROM hook_ends
+     WHERE run_id IN (SELECT id FROM temp.retention_runs)
+       AND (reserved_until IS NULL OR reserved_until < ?1)";
+
+/// Token ends left by deleted runs whose reservation ended before `?1`.
+const DELETE_ORPHAN_ENDS: &str = "
+    DELETE FROM hook_ends
+     WHERE reserved_until < ?1
+       AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = hook_ends.run_id)";
+
 /// [`tether_store::Store::delete_ended_before`] in one immediate transaction.
 pub(crate) fn delete_ended_before(
     conn: &mut Connection,
@@ -55,6 +68,10 @@ pub(crate) fn delete_ended_before(
          DELETE FROM temp.retention_runs;",
     )
     .ctx("prepare retention tables")?;
+    // Token ends whose run is gone and whose reservation ended before the cutoff (ends of
+    // deleted runs whose reservation still ran then).
+    tx.execute(DELETE_ORPHAN_ENDS, params![cutoff])
+        .ctx("delete ended reservations")?;
     let roots = tx
         .execute(SELECT_ROOTS, params![cutoff, limit])
         .ctx("select ended runs to delete")?;
@@ -64,6 +81,8 @@ pub(crate) fn delete_ended_before(
     }
     tx.execute_batch(DELETE_NAMESPACES)
         .ctx("delete the journals, hooks, keys and state of ended runs")?;
+    tx.execute(DELETE_ENDS, params![cutoff])
+        .ctx("delete the token ends of ended runs")?;
     let runs = tx
         .execute(
             "DELETE FROM runs WHERE id IN (SELECT id FROM temp.retention_runs)",

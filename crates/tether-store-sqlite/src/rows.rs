@@ -3,7 +3,7 @@
 use rusqlite::Row;
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody, RunStatus};
-use tether_store::{HookRecord, RunRecord, StoreError};
+use tether_store::{HookEnd, HookRecord, RunRecord, StoreError};
 
 use crate::error::{decode_err, encode_err};
 
@@ -14,7 +14,23 @@ pub(crate) const RUN_COLUMNS: &str =
 
 /// Columns of `hooks`, in the order [`RawHook::from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
-    "token, run_id, hook_cmd, kind, metadata, definition, created_at";
+    "token, run_id, hook_cmd, kind, metadata, definition, created_at, expires_at, reserve_ms";
+
+/// Columns of `hook_ends`, in the order [`hook_end_from_row`] reads them.
+pub(crate) const HOOK_END_COLUMNS: &str =
+    "token, run_id, hook_cmd, expired, ended_at, reserved_until";
+
+/// A `hook_ends` row selected with [`HOOK_END_COLUMNS`].
+pub(crate) fn hook_end_from_row(row: &Row<'_>) -> rusqlite::Result<HookEnd> {
+    Ok(HookEnd {
+        token: row.get(0)?,
+        run_id: row.get(1)?,
+        hook_cmd: row.get(2)?,
+        expired: row.get(3)?,
+        ended_at_ms: row.get(4)?,
+        reserved_until_ms: row.get(5)?,
+    })
+}
 
 /// Columns of `events`, in the order [`RawEvent::from_row`] reads them.
 pub(crate) const EVENT_COLUMNS: &str = "seq, at, body";
@@ -89,6 +105,8 @@ pub(crate) struct RawHook {
     metadata: String,
     definition: Option<String>,
     created_at: u64,
+    expires_at: Option<u64>,
+    reserve_ms: Option<u64>,
 }
 
 impl RawHook {
@@ -102,6 +120,8 @@ impl RawHook {
             metadata: row.get(4)?,
             definition: row.get(5)?,
             created_at: row.get(6)?,
+            expires_at: row.get(7)?,
+            reserve_ms: row.get(8)?,
         })
     }
 
@@ -122,6 +142,8 @@ impl RawHook {
             metadata,
             definition: self.definition,
             created_at_ms: self.created_at,
+            expires_at_ms: self.expires_at,
+            reserve_ms: self.reserve_ms,
         })
     }
 }

@@ -312,9 +312,7 @@ fn finish_run(
         ])
     })
     .ctx("finish run")?;
-    conn.prepare_cached("DELETE FROM hooks WHERE run_id = ?1")
-        .and_then(|mut stmt| stmt.execute([run_id]))
-        .ctx("release hooks of finished run")?;
+    crate::hooks::release_hooks_of_run(conn, run_id, at_ms)?;
     conn.prepare_cached("DELETE FROM signal_waits WHERE run_id = ?1")
         .and_then(|mut stmt| stmt.execute([run_id]))
         .ctx("drop signal waits of finished run")?;

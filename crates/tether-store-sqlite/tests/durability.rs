@@ -67,6 +67,8 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
         metadata: json!({ "k": "v" }),
         definition: None,
         generated: true,
+        expires_at_ms: None,
+        reserve_ms: None,
     };
     let results = store
         .commit(vec![create("r", 10), append("r", vec![hook], 11)])
@@ -149,6 +151,8 @@ async fn idempotency_keys_store_a_digest_and_old_keys_match_any_payload() {
         metadata: json!({}),
         definition: None,
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
     };
     let resume = |key: &str, payload| WriteOp::Resume {
         token: "tok".into(),

@@ -53,6 +53,14 @@ pub trait Store: Send + Sync + 'static {
     /// The active hook holding `token`, if any.
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError>;
 
+    /// How the last hook holding `token` ended, if that still matters (it expired, or its
+    /// token is reserved); `None` when an active hook holds the token or nothing is recorded.
+    /// The default: nothing is ever recorded.
+    async fn get_hook_end(&self, token: &str) -> Result<Option<HookEnd>, StoreError> {
+        let _ = token;
+        Ok(None)
+    }
+
     /// The active hooks of a run, in creation order.
     async fn list_hooks(&self, run_id: &str) -> Result<Vec<HookRecord>, StoreError>;
 

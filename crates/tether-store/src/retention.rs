@@ -21,6 +21,11 @@
 //! registered signal waits, the namespace's shared state, and the kept signals addressed to
 //! its `exec_hook` threads (signal id `{thread id}/done`, which nobody can wait for any more).
 //!
+//! A token's end ([`crate::HookEnd`]: its hook expired, or it is reserved) goes with its
+//! run's namespace, unless its reservation runs past the cutoff: then it stays (the token stays
+//! reserved after its run is deleted) and goes in the first call whose cutoff is past the
+//! reservation's end.
+//!
 //! # Idempotency keys
 //!
 //! A key is remembered for a window: [`crate::Store::delete_keys_before`] forgets what

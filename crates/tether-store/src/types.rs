@@ -137,6 +137,31 @@ pub struct HookRecord {
     pub definition: Option<String>,
     /// Creation time, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// When the hook expires, ms since the Unix epoch, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// How long its token stays reserved once the hook lets it go, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_ms: Option<u64>,
+}
+
+/// How the last hook holding a token ended, kept while it matters (see
+/// [`crate::plan::hook_end`]): the hook expired (a payload sent to the token is refused as
+/// expired), or its token is reserved for a while after the hook let it go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookEnd {
+    /// The token.
+    pub token: String,
+    /// The run whose hook held it.
+    pub run_id: String,
+    /// Command index of that hook.
+    pub hook_cmd: CommandIndex,
+    /// Whether the hook expired (rather than being disposed or ending with its run).
+    pub expired: bool,
+    /// When the hook let the token go, ms since the Unix epoch.
+    pub ended_at_ms: u64,
+    /// Until when no other run may take the token, if it is reserved.
+    pub reserved_until_ms: Option<u64>,
 }
 
 /// Which runs [`crate::Store::list_runs`] returns.
@@ -210,7 +235,13 @@ pub enum WriteOp {
     /// - `HookCreated`: registers the token. If another active hook holds it, the entry is
     ///   written as `HookConflict { cmd, token, holder_run }` instead (the database enforces
     ///   one active hook per token; no check-then-insert race);
+    ///   A token reserved by another run ([`HookEnd::reserved_until_ms`] after `at_ms`) is a
+    ///   conflict too (`holder_run`: the reserving run); a hook registered in place of an
+    ///   ended one clears the token's [`HookEnd`];
     /// - `HookDisposed`: releases the token if this run's hook `hook_cmd` holds it;
+    /// - `HookExpired`: the same, and records the token's [`HookEnd`] as expired;
+    ///   a released hook with a reservation (disposed, expired, or its run ended) records its
+    ///   reservation (see [`crate::plan::hook_end`]);
     /// - `RunCompleted` / `RunFailed` / `RunCancelled`: sets the terminal status, the output or
     ///   error, clears `wake_at` and releases every hook of the run (`status` is then ignored);
     ///   when the run is a child run, appends `ChildEnded` to its parent unless the parent has
@@ -237,7 +268,9 @@ pub enum WriteOp {
         at_ms: u64,
     },
     /// Deliver a payload to the active hook holding `token`: append
-    /// `HookReceived { hook_cmd, payload }` to its run. With an `idempotency_key` already used
+    /// `HookReceived { hook_cmd, payload }` to its run. When no active hook holds it, the
+    /// token's [`HookEnd`] decides the refusal ([`crate::plan::hook_end::refusal`]):
+    /// `HookExpired`, `TokenReserved`, else `HookNotFound`. With an `idempotency_key` already used
     /// for this token, nothing is written, even if the hook has been released since (checked
     /// first): with the same payload (the same [`payload_digest`](crate::payload_digest)) the
     /// first answer is returned (`event: None`); with another payload the op is refused with
@@ -452,6 +485,24 @@ pub enum OpOutcome {
 /// Why a write op was refused. A refused op writes nothing; the others in the batch proceed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OpRejected {
+    /// No active hook holds the token: the last one expired
+    /// ([`tether_core::HookOptions::expires_in`]), and its run takes no payload on it.
+    #[error("the hook holding this token expired; it takes no more payloads")]
+    HookExpired {
+        /// The token.
+        token: String,
+    },
+    /// No active hook holds the token, and it is reserved by the run whose hook held it
+    /// ([`tether_core::HookOptions::reserve_for`]) until `until_ms`.
+    #[error("this token's hook has ended and the token is reserved by its run until {until_ms} (ms since the Unix epoch)")]
+    TokenReserved {
+        /// The token.
+        token: String,
+        /// The run that reserved it.
+        run_id: String,
+        /// End of the reservation, ms since the Unix epoch.
+        until_ms: u64,
+    },
     /// No such run.
     #[error("run not found: {run_id}")]
     RunNotFound {

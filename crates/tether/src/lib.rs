@@ -86,11 +86,11 @@ pub use schemars::JsonSchema;
 
 pub use tether_core::{
     define_hook, join, join3, join_all, race, Ctx, Either, ErrorInfo, ErrorSource, Event,
-    EventBody, ExecHook, Hook, HookDef, HookOptions, Next, Patch, Race, Recv, Registry,
-    RegistryError, RespondWith, ResumeHook, RetryPolicy, RunStatus, SendSignal, Sleep, SpawnHook,
-    SpawnOptions, StepError, StepResultExt, TypedResumeError, WaitFor, WaitForTimeout, Webhook,
-    WebhookBody, WebhookOptions, WebhookRequest, WebhookResponse, WorkflowError, WorkflowResultExt,
-    DEFAULT_TASK_QUEUE,
+    EventBody, ExecHook, Hook, HookDef, HookEvent, HookExpiry, HookOptions, Next, Patch, Race,
+    Recv, RecvOrExpired, Registry, RegistryError, RespondWith, ResumeHook, RetryPolicy, RunStatus,
+    SendSignal, Sleep, SpawnHook, SpawnOptions, StepError, StepResultExt, TypedResumeError,
+    WaitFor, WaitForTimeout, Webhook, WebhookBody, WebhookOptions, WebhookRequest, WebhookResponse,
+    WorkflowError, WorkflowResultExt, DEFAULT_TASK_QUEUE,
 };
 pub use tether_core::{ChildHandle, ChildOptions, ChildResult, SecretName, WebhookVerifier};
 pub use tether_engine::{Clock, Engine, EngineConfig, EngineError};
@@ -152,8 +152,8 @@ pub mod cli {
 pub mod prelude {
     pub use serde_json::{json, Value};
     pub use tether_core::{
-        define_hook, join, join_all, race, ChildOptions, Ctx, Either, Hook, HookDef, HookOptions,
-        Registry, RetryPolicy, SpawnOptions, StepError, StepResultExt, WebhookOptions,
+        define_hook, join, join_all, race, ChildOptions, Ctx, Either, Hook, HookDef, HookEvent,
+        HookOptions, Registry, RetryPolicy, SpawnOptions, StepError, StepResultExt, WebhookOptions,
         WebhookRequest, WebhookResponse, WebhookVerifier, WorkflowError, WorkflowResultExt,
     };
     pub use tether_engine::{Engine, EngineConfig};

@@ -80,6 +80,17 @@ impl RunState {
                     "a payload arrived for hook #{hook_cmd} but the code did not create that hook"
                 ))),
             },
+            EventBody::HookExpired { hook_cmd, .. } => match self.hooks.get_mut(hook_cmd) {
+                Some(h) => {
+                    h.expired = true;
+                    if let Some(w) = h.waker.take() {
+                        w.wake();
+                    }
+                }
+                None => self.fail(unexpected(format!(
+                    "hook #{hook_cmd} expired but the code did not create that hook"
+                ))),
+            },
             EventBody::HookDisposed { cmd, .. }
             | EventBody::SignalReleased { cmd, .. }
             | EventBody::Now { cmd, .. }

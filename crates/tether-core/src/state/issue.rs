@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 
-use super::{Drawn, HookPhase, HookSlot, RunState, StepSlot, TimerSlot};
+use super::{Drawn, HookPhase, HookSlot, HookTiming, RunState, StepSlot, TimerSlot};
 use crate::event::{CommandIndex, EventBody};
 use crate::step::StepTask;
 
@@ -80,21 +80,30 @@ impl RunState {
         kind: &str,
         metadata: Value,
         definition: Option<String>,
+        timing: HookTiming,
     ) -> CommandIndex {
         let cmd = self.take_cmd();
         let issued_desc = match &token {
             Some(t) => format!("a hook with token {t:?}"),
             None => "a hook with a generated token".into(),
         };
+        // The journaled expiry wins over the one computed now: it was computed from the clock
+        // when the hook was created, and a replay must expire the hook at the same point.
+        let mut expires_at_ms = timing.expires_at_ms;
         let recorded_token = match self.recorded.get(&cmd) {
             Some(EventBody::HookCreated {
                 token: rt,
                 generated,
+                expires_at_ms: recorded_expiry,
                 ..
-            }) if token.as_deref().map_or(*generated, |t| t == rt) => Some(rt.clone()),
+            }) if token.as_deref().map_or(*generated, |t| t == rt) => {
+                expires_at_ms = *recorded_expiry;
+                Some(rt.clone())
+            }
             Some(EventBody::HookConflict { token: rt, .. })
                 if token.as_deref().is_none_or(|t| t == rt) =>
             {
+                expires_at_ms = None;
                 Some(rt.clone())
             }
             Some(other) => {
@@ -119,6 +128,8 @@ impl RunState {
                     metadata,
                     definition,
                     generated,
+                    expires_at_ms,
+                    reserve_ms: timing.reserve_ms,
                 });
                 t
             }
@@ -128,6 +139,8 @@ impl RunState {
             HookSlot {
                 token,
                 phase: HookPhase::Creating,
+                expires_at_ms,
+                expired: false,
                 buffer: VecDeque::new(),
                 waker: None,
             },
@@ -154,7 +167,8 @@ impl RunState {
         let Some(slot) = self.hooks.get_mut(&hook_cmd) else {
             return;
         };
-        if slot.phase != HookPhase::Active {
+        // An expired hook's token is gone already: nothing to dispose.
+        if slot.phase != HookPhase::Active || slot.expired {
             return;
         }
         slot.phase = HookPhase::Disposed;

@@ -50,8 +50,21 @@ pub(crate) enum HookPhase {
 pub(crate) struct HookSlot {
     pub token: String,
     pub phase: HookPhase,
+    /// When the hook expires (as journaled with its creation), if it does.
+    pub expires_at_ms: Option<u64>,
+    /// Set once its `HookExpired` entry is applied: payloads already buffered still come
+    /// out, then every wait ends expired.
+    pub expired: bool,
     pub buffer: VecDeque<Value>,
     pub waker: Option<Waker>,
+}
+
+/// The times of a new hook: when it expires (absolute, from the run's clock) and how long its
+/// token stays reserved after the hook lets it go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HookTiming {
+    pub expires_at_ms: Option<u64>,
+    pub reserve_ms: Option<u64>,
 }
 
 /// A command answered by its own committed record (state access, spawn, signal sent).

@@ -7,8 +7,8 @@ use std::sync::{Arc, MutexGuard};
 
 use serde_json::Value;
 use tether_core::{
-    CommandIndex, DueTimer, ErasedWorkflow, Event, EventBody, Progress, ReplayError, RunMachine,
-    StepTask, ThreadInfo, ERROR_ENVELOPE,
+    CommandIndex, Deadline, DueTimer, ErasedWorkflow, Event, EventBody, Progress, ReplayError,
+    RunMachine, StepTask, ThreadInfo, ERROR_ENVELOPE,
 };
 
 use super::{dump, execute, SharedStore, SimEnv, Store, RUN_ID, START_MS, WORKFLOW};
@@ -19,6 +19,7 @@ use super::{dump, execute, SharedStore, SimEnv, Store, RUN_ID, START_MS, WORKFLO
 pub(super) struct Snapshot {
     pub(super) progress: Progress,
     pub(super) pending_timers: Vec<DueTimer>,
+    pub(super) pending_deadlines: Vec<Deadline>,
     pub(super) steps_in_flight: usize,
     pub(super) drawn: u64,
     pub(super) attempt: u32,
@@ -29,6 +30,7 @@ impl Snapshot {
         Snapshot {
             progress: progress.clone(),
             pending_timers: machine.pending_timers(),
+            pending_deadlines: machine.pending_deadlines(),
             steps_in_flight: machine.steps_in_flight(),
             drawn: env.drawn(),
             attempt: machine.attempt(),
@@ -454,8 +456,9 @@ impl Sim {
         });
     }
 
-    /// Move the clock forward by `advance_ms`, then fire every committed timer that is due,
-    /// earliest first. Returns the fired timers' command indices.
+    /// Move the clock forward by `advance_ms`, then deliver every deadline that is due
+    /// (committed timers fire, hooks expire), earliest first, as the engine does. Returns the
+    /// command indices of the fired timers and expired hooks.
     pub fn fire_due_timers(&mut self, advance_ms: u64) -> Vec<CommandIndex> {
         self.env.advance(advance_ms);
         let mut fired = Vec::new();
@@ -463,24 +466,25 @@ impl Sim {
             let now = self.env.now_ms();
             let due = self
                 .machine
-                .pending_timers()
+                .pending_deadlines()
                 .into_iter()
-                .find(|t| t.fire_at_ms <= now && !fired.contains(&t.cmd));
-            let Some(timer) = due else { break };
-            fired.push(timer.cmd);
-            self.deliver(EventBody::TimerFired { cmd: timer.cmd });
+                .find(|d| d.at_ms <= now && !fired.contains(&d.cmd));
+            let Some(due) = due else { break };
+            fired.push(due.cmd);
+            self.deliver(due.entry);
         }
         fired
     }
 
-    /// Move the clock to the earliest pending deadline (if it is ahead) and fire that timer.
+    /// Move the clock to the earliest pending deadline (if it is ahead) and deliver it (a
+    /// timer fires, or a hook expires).
     pub fn fire_next_timer(&mut self) -> Option<CommandIndex> {
-        let timer = self.machine.pending_timers().into_iter().next()?;
-        if timer.fire_at_ms > self.env.now_ms() {
-            self.env.advance_to(timer.fire_at_ms);
+        let due = self.machine.pending_deadlines().into_iter().next()?;
+        if due.at_ms > self.env.now_ms() {
+            self.env.advance_to(due.at_ms);
         }
-        self.deliver(EventBody::TimerFired { cmd: timer.cmd });
-        Some(timer.cmd)
+        self.deliver(due.entry);
+        Some(due.cmd)
     }
 
     // --- looking at the run ------------------------------------------------------------------
@@ -544,13 +548,15 @@ impl Sim {
             .collect()
     }
 
-    /// `(hook_cmd, token)` of the hooks created and not disposed, according to the journal.
+    /// `(hook_cmd, token)` of the hooks created and neither disposed nor expired, according to
+    /// the journal.
     pub fn active_hooks(&self) -> Vec<(CommandIndex, String)> {
         let mut active = Vec::new();
         for e in &self.journal {
             match &e.body {
                 EventBody::HookCreated { cmd, token, .. } => active.push((*cmd, token.clone())),
-                EventBody::HookDisposed { hook_cmd, .. } => active.retain(|(c, _)| c != hook_cmd),
+                EventBody::HookDisposed { hook_cmd, .. }
+                | EventBody::HookExpired { hook_cmd, .. } => active.retain(|(c, _)| c != hook_cmd),
                 _ => {}
             }
         }

@@ -66,13 +66,13 @@ impl Actor {
             }
 
             let deadline = machine
-                .pending_timers()
+                .pending_deadlines()
                 .into_iter()
-                .filter(|t| !self.fired_sent.contains(&t.cmd))
-                .map(|t| t.fire_at_ms)
+                .filter(|d| !self.fired_sent.contains(&d.cmd))
+                .map(|d| d.at_ms)
                 .min();
-            // Due timers are fired in `fire_at_ms` order, then command order (the order of
-            // `pending_timers`). A manual clock registers the wait here, before the run stops
+            // Due timers fire and due hooks expire in time order, then command order (the
+            // order of `pending_deadlines`). A manual clock registers the wait here, before the run stops
             // counting as busy below.
             let timer = self.inner.clock().wait_until(deadline);
             let mut timer = std::pin::pin!(timer);
@@ -162,9 +162,9 @@ impl Actor {
                     drop(wakeup);
                     let now = self.inner.now_ms();
                     let mut fired = Vec::new();
-                    for t in machine.pending_timers() {
-                        if t.fire_at_ms <= now && self.fired_sent.insert(t.cmd) {
-                            fired.push(EventBody::TimerFired { cmd: t.cmd });
+                    for d in machine.pending_deadlines() {
+                        if d.at_ms <= now && self.fired_sent.insert(d.cmd) {
+                            fired.push(d.entry);
                         }
                     }
                     tether_store::crash_point!("timer.before_fire");

@@ -21,7 +21,9 @@ impl Actor {
         } else {
             RunStatus::Running
         };
-        let wake = machine.pending_timers().first().map(|t| t.fire_at_ms);
+        // Timers and hook expiries alike wake the run (the poller finds it by `wake_at` after
+        // a restart or an eviction).
+        let wake = machine.pending_deadlines().first().map(|d| d.at_ms);
         let status_change = (self.status_sent != Some(status)).then_some(status);
         let wake_change = if self.wake_sent != Some(wake) {
             WakeAt::Set(wake)

@@ -52,6 +52,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         (status = 202, description = "Accepted", body = crate::openapi::RunId),
         (status = 400, description = "`invalid_json`, `invalid_payload`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hook_not_found` (unknown or released token)", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`hook_expired` (the hook expired; its run takes no more payloads on it), `token_reserved` (the token's hook ended and its run keeps it reserved for a while)", body = crate::openapi::ErrorBody),
         (status = 409, description = "`idempotency_key_reused` (the key was first used with another payload; nothing stored)", body = crate::openapi::ErrorBody),
         (status = 408, description = "`request_timeout`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
@@ -90,7 +91,9 @@ pub(crate) async fn resume(
     .await
 }
 
-/// `GET /v1/hooks/{token}` → the active hook holding the token, with its `run_id`.
+/// `GET /v1/hooks/{token}` → the active hook holding the token, with its `run_id` (and
+/// `expires_at` if it expires); a token whose hook expired (or that is reserved) answers
+/// `410` as a resume would.
 #[utoipa::path(
     get,
     path = "/v1/hooks/{token}",
@@ -100,6 +103,7 @@ pub(crate) async fn resume(
     responses(
         (status = 200, description = "The hook and its run", body = crate::openapi::HookWithRun),
         (status = 404, description = "`hook_not_found`", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`hook_expired`, `token_reserved`: the token's last hook expired, or it is reserved (as a resume would be answered)", body = crate::openapi::ErrorBody),
     ),
 )]
 pub(crate) async fn get_hook(

@@ -98,16 +98,25 @@ fn event() -> impl Strategy<Value = EventBody> {
         }),
         1 => (cmd(), at()).prop_map(|(cmd, fire_at_ms)| EventBody::TimerStarted { cmd, fire_at_ms }),
         1 => cmd().prop_map(|cmd| EventBody::TimerFired { cmd }),
-        8 => (cmd(), one_of(TOKENS), prop::bool::ANY, option::of(value())).prop_map(
-            |(cmd, token, generated, metadata)| EventBody::HookCreated {
-                cmd,
-                token,
-                kind: HOOK_KIND_TOKEN.to_owned(),
-                metadata: metadata.unwrap_or(Value::Null),
-                definition: None,
-                generated,
-            }
-        ),
+        8 => (
+            (cmd(), one_of(TOKENS), prop::bool::ANY, option::of(value())),
+            (option::of(at()), option::of(0u64..3)),
+        )
+            .prop_map(|((cmd, token, generated, metadata), (expires_at_ms, reserve_ms))| {
+                EventBody::HookCreated {
+                    cmd,
+                    token,
+                    kind: HOOK_KIND_TOKEN.to_owned(),
+                    metadata: metadata.unwrap_or(Value::Null),
+                    definition: None,
+                    generated,
+                    expires_at_ms,
+                    reserve_ms,
+                }
+            }),
+        2 => (cmd(), one_of(TOKENS)).prop_map(|(hook_cmd, token)| {
+            EventBody::HookExpired { hook_cmd, token }
+        }),
         3 => (cmd(), cmd(), one_of(TOKENS)).prop_map(|(cmd, hook_cmd, token)| {
             EventBody::HookDisposed { cmd, hook_cmd, token }
         }),

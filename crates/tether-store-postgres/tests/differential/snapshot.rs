@@ -5,7 +5,9 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value};
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookRecord, RunCount, RunCursor, RunFilter, RunRecord, Store, StoreError};
+use tether_store::{
+    HookEnd, HookRecord, RunCount, RunCursor, RunFilter, RunRecord, Store, StoreError,
+};
 
 use crate::ops::{NODES, RUN_IDS, T0, TOKENS};
 
@@ -35,6 +37,8 @@ pub struct Snapshot {
     pub runs: Vec<(String, RunView)>,
     /// `get_hook` per token of the universe.
     pub hooks: Vec<(String, Result<Option<HookRecord>, StoreError>)>,
+    /// `get_hook_end` per token of the universe.
+    pub hook_ends: Vec<(String, Result<Option<HookEnd>, StoreError>)>,
     /// `list_runs` with the default filter, then by status, by workflow, and a page of two
     /// after the first.
     pub listed: Vec<Result<Vec<RunRecord>, StoreError>>,
@@ -61,8 +65,10 @@ pub async fn take(store: &dyn Store) -> Snapshot {
         runs.push((run_id.to_owned(), view));
     }
     let mut hooks = Vec::new();
+    let mut hook_ends = Vec::new();
     for &token in TOKENS {
         hooks.push((token.to_owned(), store.get_hook(token).await));
+        hook_ends.push((token.to_owned(), store.get_hook_end(token).await));
     }
     let mut needing_work = Vec::new();
     for &node in NODES {
@@ -74,6 +80,7 @@ pub async fn take(store: &dyn Store) -> Snapshot {
     Snapshot {
         runs,
         hooks,
+        hook_ends,
         listed: list_runs(store).await,
         counts: store.count_runs().await,
         needing_work,
@@ -125,6 +132,12 @@ pub fn assert_same(left: &Snapshot, right: &Snapshot, batch: usize) -> Result<()
         &left.hooks,
         &right.hooks,
         "get_hook differs after batch {}",
+        batch
+    );
+    prop_assert_eq!(
+        &left.hook_ends,
+        &right.hook_ends,
+        "get_hook_end differs after batch {}",
         batch
     );
     prop_assert_eq!(

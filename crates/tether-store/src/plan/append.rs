@@ -10,6 +10,7 @@ use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 
 use super::child::{self, ChildBackend, NewChild};
+use super::hook_end::{self, HookEndBackend, HookRelease};
 use super::keep::{self, PendingBackend};
 use super::signal::{self, SignalBackend, SignalOutcome};
 use super::state::{self, StateBackend};
@@ -30,6 +31,11 @@ pub struct NewHook<'a> {
     pub metadata: &'a Value,
     /// Hook definition name.
     pub definition: Option<&'a str>,
+    /// When it expires, if it does.
+    pub expires_at_ms: Option<u64>,
+    /// How long its token stays reserved once it lets it go (at most
+    /// [`hook_end::MAX_RESERVE_MS`]).
+    pub reserve_ms: Option<u64>,
     /// Commit time.
     pub at_ms: u64,
 }
@@ -54,7 +60,9 @@ pub struct NewThread<'a> {
 /// through [`PendingBackend`]). Each is a few statements of SQL; the planner decides when to call which and what the entry
 /// then says.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait AppendBackend: SignalBackend + StateBackend + PendingBackend + ChildBackend {
+pub trait AppendBackend:
+    SignalBackend + StateBackend + PendingBackend + ChildBackend + HookEndBackend
+{
     /// The namespace (root run) of `run_id`, taking whatever lock its shared state needs;
     /// asked once per append, at the first entry that needs it.
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError>;
@@ -65,12 +73,15 @@ pub trait AppendBackend: SignalBackend + StateBackend + PendingBackend + ChildBa
     /// Register a hook; `Some(holder run)` when another active hook holds its token.
     async fn register_hook(&mut self, hook: &NewHook<'_>) -> Result<Option<String>, StoreError>;
 
-    /// Release `token` if `run_id`'s hook `hook_cmd` holds it.
+    /// Release `token` if `run_id`'s hook `hook_cmd` holds it, recording the token's
+    /// [`hook_end::end_of`] (from the released row's `reserve_ms`) if there is one.
     async fn release_hook(
         &mut self,
         token: &str,
         run_id: &str,
         hook_cmd: CommandIndex,
+        how: HookRelease,
+        at_ms: u64,
     ) -> Result<(), StoreError>;
 }
 
@@ -216,6 +227,8 @@ pub async fn plan_append<B: AppendBackend>(
                 metadata,
                 definition,
                 generated,
+                expires_at_ms,
+                reserve_ms,
             } => {
                 let hook = NewHook {
                     run_id,
@@ -224,9 +237,24 @@ pub async fn plan_append<B: AppendBackend>(
                     kind: &kind,
                     metadata: &metadata,
                     definition: definition.as_deref(),
+                    expires_at_ms,
+                    reserve_ms: reserve_ms.map(|r| r.min(hook_end::MAX_RESERVE_MS)),
                     at_ms,
                 };
-                match backend.register_hook(&hook).await? {
+                // Registered first, the reservation looked at after: a reservation committed
+                // by a concurrent writer releasing the token is then seen (the insert waited
+                // for it), never missed.
+                let mut outcome = backend.register_hook(&hook).await?;
+                if outcome.is_none() {
+                    let end = backend.hook_end(&token).await?;
+                    if let Some(holder) = hook_end::reserved_against(end.as_ref(), run_id, at_ms) {
+                        backend.unregister_hook(&token, run_id, cmd).await?;
+                        outcome = Some(holder.to_owned());
+                    } else if end.is_some() {
+                        backend.forget_hook_end(&token).await?;
+                    }
+                }
+                match outcome {
                     None => {
                         // Payloads kept for the token follow the hook, oldest first.
                         let kept = keep::take_for_hook(backend, &token, run_id, at_ms).await?;
@@ -243,6 +271,8 @@ pub async fn plan_append<B: AppendBackend>(
                             metadata,
                             definition,
                             generated,
+                            expires_at_ms,
+                            reserve_ms,
                         }
                     }
                     Some(holder_run) => EventBody::HookConflict {
@@ -257,7 +287,18 @@ pub async fn plan_append<B: AppendBackend>(
                 ref token,
                 ..
             } => {
-                backend.release_hook(token, run_id, hook_cmd).await?;
+                backend
+                    .release_hook(token, run_id, hook_cmd, HookRelease::Disposed, at_ms)
+                    .await?;
+                body
+            }
+            EventBody::HookExpired {
+                hook_cmd,
+                ref token,
+            } => {
+                backend
+                    .release_hook(token, run_id, hook_cmd, HookRelease::Expired, at_ms)
+                    .await?;
                 body
             }
             EventBody::ChildStarted {

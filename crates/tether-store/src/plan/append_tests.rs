@@ -61,8 +61,40 @@ impl AppendBackend for Fixed {
         token: &str,
         _run_id: &str,
         _hook_cmd: CommandIndex,
+        how: HookRelease,
+        _at_ms: u64,
     ) -> Result<(), StoreError> {
-        self.calls.push(format!("release {token}"));
+        self.calls.push(match how {
+            HookRelease::Expired => format!("expire {token}"),
+            _ => format!("release {token}"),
+        });
+        Ok(())
+    }
+}
+
+/// Token `reserved` is reserved by run `owner` until 1000; token `expired` ended expired.
+impl HookEndBackend for Fixed {
+    async fn hook_end(&mut self, token: &str) -> Result<Option<crate::HookEnd>, StoreError> {
+        let how = match token {
+            "reserved" => HookRelease::Disposed,
+            "expired" => HookRelease::Expired,
+            _ => return Ok(None),
+        };
+        Ok(hook_end::end_of(token, "owner", 1, how, Some(900), 100))
+    }
+
+    async fn forget_hook_end(&mut self, token: &str) -> Result<(), StoreError> {
+        self.calls.push(format!("forget end {token}"));
+        Ok(())
+    }
+
+    async fn unregister_hook(
+        &mut self,
+        token: &str,
+        _run_id: &str,
+        _hook_cmd: CommandIndex,
+    ) -> Result<(), StoreError> {
+        self.calls.push(format!("unregister {token}"));
         Ok(())
     }
 }
@@ -239,6 +271,8 @@ fn hook(cmd: CommandIndex, token: &str) -> EventBody {
         metadata: json!(null),
         definition: None,
         generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
     }
 }
 
@@ -474,4 +508,31 @@ fn a_cancel_request_reaches_attached_children_and_theirs() {
         calls,
         ["deliver to r.c1", "deliver to r.c2", "deliver to r.c2.c1"]
     );
+}
+
+#[test]
+fn a_token_reserved_by_another_run_is_a_conflict_and_its_registration_is_taken_back() {
+    let (p, calls) = plan(vec![hook(1, "reserved"), hook(2, "expired")]);
+    assert_eq!(
+        p.written[0].body,
+        EventBody::HookConflict {
+            cmd: 1,
+            token: "reserved".into(),
+            holder_run: "owner".into()
+        }
+    );
+    // An expired hook's end reserves nothing past its reservation... here it reserves until
+    // 1000 as well, so it conflicts too; a registered hook clears an end that stands no more.
+    assert!(matches!(p.written[1].body, EventBody::HookConflict { .. }));
+    assert_eq!(calls, ["unregister reserved", "unregister expired"]);
+}
+
+#[test]
+fn an_expiry_releases_the_token_as_expired() {
+    let (p, calls) = plan(vec![EventBody::HookExpired {
+        hook_cmd: 1,
+        token: "t".into(),
+    }]);
+    assert_eq!(p.written.len(), 1);
+    assert_eq!(calls, ["expire t"]);
 }

@@ -15,6 +15,8 @@
 //!   cancel request passed on to the children ([`child::ChildBackend`]).
 //! - [`resume`]: a payload for the hook holding a token (idempotency key first, the race with
 //!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
+//! - [`hook_end`]: what a token keeps once its hook lets it go (expired, reserved), over
+//!   [`hook_end::HookEndBackend`].
 //! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
 //!   ([`keep::PendingBackend`]).
 //! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
@@ -25,6 +27,7 @@
 pub mod append;
 pub mod batch;
 pub mod child;
+pub mod hook_end;
 pub mod keep;
 pub mod resume;
 pub mod run;
@@ -33,6 +36,7 @@ pub mod state;
 
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use child::{ChildBackend, NewChild, ParentLink};
+pub use hook_end::{HookEndBackend, HookRelease};
 pub use keep::{KeptPayload, PendingBackend};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};

@@ -6,6 +6,7 @@
 use serde_json::Value;
 use tether_core::event::{CommandIndex, Event, EventBody};
 
+use super::hook_end::{self, HookEndBackend};
 use super::run::{self, RunRow};
 use crate::{payload_digest, HookRef, OpOutcome, OpRejected, OpResult, StoreError};
 
@@ -16,7 +17,7 @@ pub const MAX_HOOK_RACES: usize = 5;
 
 /// The rows a resume reads and writes, in the batch's transaction.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait ResumeBackend {
+pub trait ResumeBackend: HookEndBackend {
     /// The run a used idempotency key of `token` answered with, and the digest of the payload
     /// it was first used with (`None` for keys recorded before digests were stored).
     async fn first_answer(
@@ -89,7 +90,9 @@ pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpRe
             None => b.hook_holder(d.token).await?,
         };
         let Some((run_id, hook_cmd)) = holder else {
-            return Ok(not_found(&d));
+            // No hook holds the token: whether one did and expired (or reserved it) decides.
+            let end = b.hook_end(d.token).await?;
+            return Ok(Err(hook_end::refusal(end.as_ref(), d.token, d.at_ms)));
         };
         if d.expect
             .is_some_and(|e| e.run_id != run_id || e.hook_cmd != hook_cmd)

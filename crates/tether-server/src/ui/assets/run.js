@@ -214,6 +214,7 @@
         el("td", { text: h.kind }),
         el("td", {}, el("code", { text: h.thread === "main" ? "main" : h.thread })),
         el("td", {}, el("pre", { text: compact(h.metadata) })),
+        el("td", {}, h.expires_at ? time(h.expires_at) : ""),
         el("td", {}, h.url ? el("code", { text: h.url }) : ""),
         el("td", {}, el("button", {
           type: "button", class: "small", text: "Use",
