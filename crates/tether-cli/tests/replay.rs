@@ -48,7 +48,8 @@ async fn journal_a_run(db: &Path, registry: Registry, workflow: &str, input: Val
     let store = SqliteStore::open(&db.display().to_string())
         .await
         .expect("open");
-    let engine = Engine::start(Arc::new(store), registry, EngineConfig::default());
+    let store = Arc::new(store);
+    let engine = Engine::start(store.clone(), registry, EngineConfig::default());
     let run = engine.start_run(workflow, input).await.expect("start");
     for _ in 0..3_000 {
         if !engine.hooks(&run).await.expect("hooks").is_empty() {
@@ -59,6 +60,21 @@ async fn journal_a_run(db: &Path, registry: Registry, workflow: &str, input: Val
     assert!(!engine.hooks(&run).await.expect("hooks").is_empty());
     engine.shutdown().await;
     drop(engine);
+    // The last handle on the store closes its connections, and SQLite then folds the WAL into
+    // the file: wait until every task of the engine has let go, so that happens here and not
+    // while a test compares the file's bytes.
+    for _ in 0..1_000 {
+        if Arc::strong_count(&store) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "the engine still holds the store"
+    );
+    drop(store);
     run
 }
 

@@ -55,10 +55,10 @@ pub(crate) async fn run(
     }
     let link_keys = args.link_keys()?;
     if link_keys.is_generated() {
-        eprintln!(
-            "tether: warning: no --link-key (TETHER_LINK_KEYS): resume links are signed with a \
-             key made at start; they stop working when this process restarts and are refused \
-             by other nodes"
+        // A log line, not a bare stderr line: `--log-format json` keeps every line JSON.
+        tracing::warn!(
+            "no --link-key (TETHER_LINK_KEYS): resume links are signed with a key made at \
+             start; they stop working when this process restarts and are refused by other nodes"
         );
     }
     let config = args.engine_config(local);
