@@ -68,6 +68,16 @@ class HookNotFoundError(TetherError):
     """404 ``hook_not_found``: no active hook holds this token (unknown, disposed or its run ended)."""
 
 
+class HookExpiredError(TetherError):
+    """410 ``hook_expired``: the hook holding this token expired (``HookOptions::expires_in``);
+    nothing was stored and no payload will be taken for it again."""
+
+
+class TokenReservedError(TetherError):
+    """410 ``token_reserved``: the token's hook has ended and the token stays reserved for a
+    while (``HookOptions::reserve_for``); nothing was stored. The message says until when."""
+
+
 class HookConflictError(TetherError):
     """``hook_conflict``: the token is held by another run."""
 
@@ -140,6 +150,8 @@ class DecodeError(TetherError):
 
 _BY_CODE: Dict[str, Type[TetherError]] = {
     "hook_not_found": HookNotFoundError,
+    "hook_expired": HookExpiredError,
+    "token_reserved": TokenReservedError,
     "hook_conflict": HookConflictError,
     "invalid_payload": InvalidPayloadError,
     "invalid_json": InvalidJsonError,

@@ -34,6 +34,19 @@ export class HookNotFoundError extends TetherError {
   static override readonly errorName = "HookNotFoundError";
 }
 
+/** `410 hook_expired`: the token's hook expired (`HookOptions::expires_in`); nothing was stored. */
+export class HookExpiredError extends TetherError {
+  static override readonly errorName = "HookExpiredError";
+}
+
+/**
+ * `410 token_reserved`: the token's hook has ended and the token stays reserved for a while
+ * (`HookOptions::reserve_for`); nothing was stored. The message says until when.
+ */
+export class TokenReservedError extends TetherError {
+  static override readonly errorName = "TokenReservedError";
+}
+
 /** `hook_conflict`: a workflow asked for a token another run's hook holds. */
 export class HookConflictError extends TetherError {
   static override readonly errorName = "HookConflictError";
@@ -134,6 +147,8 @@ type ApiErrorClass = new (status: number, code: string, message: string) => Teth
 /** The class of each known error code. */
 const BY_CODE: Readonly<Record<string, ApiErrorClass>> = {
   hook_not_found: HookNotFoundError,
+  hook_expired: HookExpiredError,
+  token_reserved: TokenReservedError,
   hook_conflict: HookConflictError,
   invalid_payload: InvalidPayloadError,
   run_not_found: RunNotFoundError,

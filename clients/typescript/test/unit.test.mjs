@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 
 import {
   HookConflictError,
+  HookExpiredError,
   HookNotFoundError,
   HookSelfTargetError,
   IdempotencyKeyReusedError,
@@ -13,6 +14,7 @@ import {
   PayloadTooLargeError,
   RunFinishedError,
   RunNotFoundError,
+  TokenReservedError,
   StorageError,
   TetherClient,
   TetherError,
@@ -41,6 +43,8 @@ describe("errors", () => {
       [413, "payload_too_large", PayloadTooLargeError],
       [400, "invalid_input", InvalidInputError],
       [400, "hook_self_target", HookSelfTargetError],
+      [410, "hook_expired", HookExpiredError],
+      [410, "token_reserved", TokenReservedError],
       [503, "storage_unavailable", StorageError],
       [507, "storage_full", StorageError],
       [503, "storage_read_only", StorageError],
