@@ -208,15 +208,34 @@ async fn a_reserved_token_refuses_payloads_and_new_holders(r: Router, engine: En
     engine.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_reserved_tokens() {
+/// `check` against a router and engine on a fresh SQLite file.
+async fn on_sqlite<F: std::future::Future<Output = ()>>(check: impl FnOnce(Router, Engine) -> F) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
     let store = SqliteStore::open(&path.display().to_string())
         .await
         .expect("open store");
     let (r, engine) = engine_on(Arc::new(store));
-    a_reserved_token_refuses_payloads_and_new_holders(r, engine).await;
+    check(r, engine).await;
+}
+
+/// `check` against a router and engine on a fresh PostgreSQL schema (dropped afterwards).
+async fn on_postgres<F: std::future::Future<Output = ()>>(check: impl FnOnce(Router, Engine) -> F) {
+    let url = tether_test_env::postgres_url();
+    let schema = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let store = PostgresStore::open_in_schema(&url, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("open a store in schema {schema}: {e}"));
+    let (r, engine) = engine_on(Arc::new(store));
+    check(r, engine).await;
+    if let Err(e) = PostgresStore::drop_schema(&url, &schema).await {
+        eprintln!("schema {schema} left behind: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reserved_tokens() {
+    on_sqlite(a_reserved_token_refuses_payloads_and_new_holders).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,27 +244,12 @@ async fn sqlite_reserved_tokens() {
     ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
 )]
 async fn postgres_reserved_tokens() {
-    let url = tether_test_env::postgres_url();
-    let schema = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    let store = PostgresStore::open_in_schema(&url, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("open a store in schema {schema}: {e}"));
-    let (r, engine) = engine_on(Arc::new(store));
-    a_reserved_token_refuses_payloads_and_new_holders(r, engine).await;
-    if let Err(e) = PostgresStore::drop_schema(&url, &schema).await {
-        eprintln!("schema {schema} left behind: {e}");
-    }
+    on_postgres(a_reserved_token_refuses_payloads_and_new_holders).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_expiry_and_payload_before_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let store = SqliteStore::open(&path.display().to_string())
-        .await
-        .expect("open store");
-    let (r, engine) = engine_on(Arc::new(store));
-    expiry_then_410_and_payload_before_expiry(r, engine).await;
+    on_sqlite(expiry_then_410_and_payload_before_expiry).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,14 +258,5 @@ async fn sqlite_expiry_and_payload_before_it() {
     ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
 )]
 async fn postgres_expiry_and_payload_before_it() {
-    let url = tether_test_env::postgres_url();
-    let schema = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    let store = PostgresStore::open_in_schema(&url, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("open a store in schema {schema}: {e}"));
-    let (r, engine) = engine_on(Arc::new(store));
-    expiry_then_410_and_payload_before_expiry(r, engine).await;
-    if let Err(e) = PostgresStore::drop_schema(&url, &schema).await {
-        eprintln!("schema {schema} left behind: {e}");
-    }
+    on_postgres(expiry_then_410_and_payload_before_expiry).await;
 }

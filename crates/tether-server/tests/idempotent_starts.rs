@@ -146,18 +146,23 @@ async fn starts_with_an_idempotency_key_make_one_run() {
     assert_eq!(runs_of(&engine, "collect").await, 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn spawns_with_an_idempotency_key_make_one_thread() {
-    let (r, engine, _dir) = api().await;
+/// Start an `enrich` run that waits (for threads to be spawned into it); its id.
+async fn start_enrich(r: &Router) -> String {
     let (s, v) = post(
-        &r,
+        r,
         "/v1/runs",
         json!({"workflow": "enrich", "input": {"name": "ana", "wait": true}}),
         None,
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let run = v["run_id"].as_str().expect("a run id").to_owned();
+    v["run_id"].as_str().expect("a run id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spawns_with_an_idempotency_key_make_one_thread() {
+    let (r, engine, _dir) = api().await;
+    let run = start_enrich(&r).await;
     let uri = format!("/v1/runs/{run}/hooks");
     let body = json!({"workflow_name": "enrich_hook", "args": {}});
     let answers = race(&r, &uri, body, Some("spawn-1")).await;
@@ -182,15 +187,7 @@ async fn spawns_with_an_idempotency_key_make_one_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_keyed_spawn_retried_after_its_run_ended_gets_its_first_answer() {
     let (r, engine, _dir) = api().await;
-    let (s, v) = post(
-        &r,
-        "/v1/runs",
-        json!({"workflow": "enrich", "input": {"name": "ana", "wait": true}}),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let run = v["run_id"].as_str().expect("a run id").to_owned();
+    let run = start_enrich(&r).await;
     let uri = format!("/v1/runs/{run}/hooks");
     let body = json!({"workflow_name": "enrich_hook", "args": {}});
     let (s, first) = post(&r, &uri, body.clone(), Some("spawn-late")).await;
