@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "signal_keys",
         sql: include_str!("../migrations/0006_signal_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "schedules",
+        sql: include_str!("../migrations/0007_schedules.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "signal_keys",
         sql: include_str!("../migrations/0007_signal_keys.sql"),
     },
+    Migration {
+        version: 8,
+        name: "schedules",
+        sql: include_str!("../migrations/0008_schedules.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.
