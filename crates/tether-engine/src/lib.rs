@@ -56,6 +56,7 @@ mod responses;
 mod resume;
 mod resume_or_start;
 mod retention;
+pub mod schedules;
 mod start;
 mod step_runner;
 pub mod system_env;
