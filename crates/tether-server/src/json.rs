@@ -57,6 +57,7 @@ pub(crate) fn run_json(run: &RunRecord) -> Value {
         "error": run.error,
         "created_at": rfc3339_ms(run.created_at_ms),
         "updated_at": rfc3339_ms(run.updated_at_ms),
+        "schedule_id": tether_store::schedule_of(&run.run_id).map(|(id, _)| id),
     })
 }
 

@@ -14,6 +14,10 @@
 //! | `POST /v1/runs/{run_id}/cancel` `{"reason"?}` | `202 {"run_id"}` |
 //! | `POST /v1/hooks/{token}` payload (`Idempotency-Key` honoured) | `202 {"run_id"}` |
 //! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
+//! | `POST /v1/schedules` `{"id", "workflow", "cron", "timezone"?, "input"?, "overlap"?, "catch_up"?}` | `201` schedule |
+//! | `GET /v1/schedules`, `GET /v1/schedules/{id}` | `{"schedules": [schedule]}`, schedule |
+//! | `DELETE /v1/schedules/{id}` | `{"id", "deleted": true}` |
+//! | `POST /v1/schedules/{id}/pause`, `.../resume` | the schedule |
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here (see [`routes`]) |
@@ -148,7 +152,7 @@ impl AppState {
 /// OpenAPI document's coverage test reads the same list ([`routes`]), so a route cannot be
 /// served without being listed, nor listed without being documented.
 pub(crate) struct Route {
-    /// `GET`, `POST` or `ANY`.
+    /// `GET`, `POST`, `DELETE` or `ANY`.
     pub method: &'static str,
     /// The path template, `{name}` for a parameter (axum's and OpenAPI's syntax alike).
     pub path: &'static str,
@@ -175,6 +179,15 @@ impl Route {
         }
     }
 
+    /// `DELETE path`.
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Route {
+            method: "DELETE",
+            path,
+            handler: axum::routing::delete(handler),
+        }
+    }
+
     /// Every method on `path`.
     pub fn any<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
         Route {
@@ -194,7 +207,7 @@ impl Route {
 /// Every route of the server, the web UI's included (`limit` is the engine's payload limit).
 /// The only place a route is added: [`router`] serves exactly these.
 fn route_table(limit: usize) -> Vec<Route> {
-    use routes::{hooks, meta, metrics, resume_or_start, runs, threads, webhooks};
+    use routes::{hooks, meta, metrics, resume_or_start, runs, schedules, threads, webhooks};
     let mut table = vec![
         Route::post("/v1/runs", runs::start_run)
             .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
@@ -215,6 +228,13 @@ fn route_table(limit: usize) -> Vec<Route> {
         )
         .body_limit(limit.saturating_mul(2).saturating_add(ENVELOPE_ALLOWANCE)),
         Route::any("/.well-known/workflow/v1/webhook/{token}", webhooks::call).body_limit(limit),
+        Route::post("/v1/schedules", schedules::create)
+            .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
+        Route::get("/v1/schedules", schedules::list),
+        Route::get("/v1/schedules/{id}", schedules::get),
+        Route::delete("/v1/schedules/{id}", schedules::delete),
+        Route::post("/v1/schedules/{id}/pause", schedules::pause),
+        Route::post("/v1/schedules/{id}/resume", schedules::resume),
         Route::get("/v1/workflows", meta::workflows),
         Route::get("/healthz", meta::healthz),
         Route::get("/metrics", metrics::metrics),
