@@ -26,6 +26,7 @@
 //! ```
 
 mod encode;
+mod schedules;
 mod types;
 
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use encode::encode_path_segment;
-pub use types::{ErrorBody, HookInfo, RunInfo};
+pub use types::{ErrorBody, HookInfo, NewSchedule, RunInfo, ScheduleInfo};
 
 use types::{ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 
