@@ -91,7 +91,8 @@ pub(crate) async fn ticker_loop(inner: Weak<Inner>) {
         let Some(engine) = inner.upgrade() else {
             return;
         };
-        if engine.lifecycle.is_stopping() {
+        // A draining node starts no run it could not make live: the others fire the ticks.
+        if engine.lifecycle.is_draining() {
             return;
         }
         let busy = engine.activity.ticket();
@@ -130,7 +131,9 @@ pub(crate) async fn ticker_loop(inner: Weak<Inner>) {
 async fn fire_due(engine: &Inner) -> Result<Option<u64>, EngineError> {
     let schedules = engine.store.list_schedules().await?;
     let mut earliest: Option<u64> = None;
-    for schedule in schedules.iter().filter(|s| !s.paused) {
+    // A workflow this node does not run is left to the nodes that do (a rolling deploy).
+    let runnable = |s: &&ScheduleRecord| engine.registry.get(&s.spec.workflow).is_some();
+    for schedule in schedules.iter().filter(|s| !s.paused).filter(runnable) {
         let cron = match CronTicks::parse(&schedule.spec.cron, &schedule.spec.timezone) {
             Ok(cron) => cron,
             Err(e) => {
