@@ -178,6 +178,7 @@ impl App {
                 AppCommand::Runs(cmd) => crate::client::runs::run(&global, cmd).await,
                 AppCommand::Hooks(cmd) => crate::client::hooks::run(&global, cmd).await,
                 AppCommand::Signal(args) => crate::client::signal::run(&global, args).await,
+                AppCommand::Schedules(cmd) => crate::client::schedules::run(&global, cmd).await,
             }
         })
     }

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::client::{ClientOpts, HooksCommand, RunsCommand, SignalArgs};
+use crate::client::{ClientOpts, HooksCommand, RunsCommand, SchedulesCommand, SignalArgs};
 use crate::replay::ReplayArgs;
 use crate::serve::ServeArgs;
 
@@ -38,6 +38,8 @@ pub enum AppCommand {
     Hooks(HooksCommand),
     /// Send a signal on a server.
     Signal(SignalArgs),
+    /// Create, list, show, delete, pause and resume cron schedules on a server.
+    Schedules(SchedulesCommand),
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The `tether runs | hooks | signal` client commands, run as processes against a real
+//! The `tether runs | hooks | signal | schedules` client commands, run as processes against a real
 //! `tether dev`, with and without an API token.
 
 mod common;
@@ -287,4 +287,85 @@ async fn api_token_guards_the_api_but_not_health_or_webhooks() {
 
     let listed = parse(&cli_ok(url, Some("s3cret"), &["runs", "list", "--json"]));
     assert_eq!(listed["runs"][0]["run_id"], json!(run_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_create_list_show_pause_resume_delete() {
+    let (_dir, db) = temp_db();
+    let server = Server::start(&db);
+    let url = server.url.as_str();
+
+    let created = parse(&cli_ok(
+        url,
+        None,
+        &[
+            "schedules",
+            "create",
+            "every-second",
+            "collect",
+            "* * * * * *",
+            "--input",
+            "{}",
+            "--json",
+        ],
+    ));
+    assert_eq!(created["id"], "every-second");
+    assert_eq!(created["overlap"], "skip");
+    assert_eq!(created["timezone"], "UTC");
+    let list = cli_ok(url, None, &["schedules", "list"]);
+    for col in ["ID", "WORKFLOW", "CRON", "NEXT TICK"] {
+        assert!(list.contains(col), "{list}");
+    }
+    assert!(
+        list.contains("every-second") && list.contains("active"),
+        "{list}"
+    );
+
+    // The server ticks: the first tick's run carries the schedule's id.
+    let mut last_run = Value::Null;
+    for _ in 0..100 {
+        let shown = parse(&cli_ok(
+            url,
+            None,
+            &["schedules", "show", "every-second", "--json"],
+        ));
+        last_run = shown["last_run_id"].clone();
+        if !last_run.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let run_id = last_run
+        .as_str()
+        .expect("a tick ran within 10 s")
+        .to_string();
+    let run = server.client.get_run(&run_id).await.unwrap();
+    assert_eq!(run.schedule_id.as_deref(), Some("every-second"));
+
+    let paused = cli_ok(url, None, &["schedules", "pause", "every-second"]);
+    assert!(paused.contains("state     paused"), "{paused}");
+    let resumed = parse(&cli_ok(
+        url,
+        None,
+        &["schedules", "resume", "every-second", "--json"],
+    ));
+    assert_eq!(resumed["paused"], false);
+    let deleted = cli_ok(url, None, &["schedules", "delete", "every-second"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert!(
+        server.client.get_run(&run_id).await.is_ok(),
+        "its runs stay"
+    );
+
+    // Errors: one line, exit 1, saying what to fix.
+    let missing = cli(url, None, &["schedules", "show", "every-second"]);
+    assert_eq!(missing.code, 1, "{missing:?}");
+    let bad = cli(
+        url,
+        None,
+        &["schedules", "create", "x", "collect", "every day"],
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("cron expression"), "{bad:?}");
+    assert_eq!(bad.stderr.lines().count(), 1, "{bad:?}");
 }

@@ -26,6 +26,7 @@
 //! ```
 
 mod encode;
+mod schedules;
 mod types;
 
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use encode::encode_path_segment;
-pub use types::{ErrorBody, HookInfo, LinkOptions, ResumeLink, RunInfo};
+pub use types::{ErrorBody, HookInfo, LinkOptions, NewSchedule, ResumeLink, RunInfo, ScheduleInfo};
 
 use types::{ChildrenList, ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 

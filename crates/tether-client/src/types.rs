@@ -27,6 +27,9 @@ pub struct RunInfo {
     /// The run that started it as a child run, if it is one (absent from older servers).
     #[serde(default)]
     pub parent_run_id: Option<String>,
+    /// The schedule whose tick started it, if one did (absent from older servers).
+    #[serde(default)]
+    pub schedule_id: Option<String>,
 }
 
 impl RunInfo {
@@ -149,4 +152,64 @@ pub(crate) struct HooksList(pub Vec<HookInfo>);
 #[derive(Debug, Deserialize)]
 pub(crate) struct WorkflowsList {
     pub workflows: Vec<String>,
+}
+
+/// A durable cron schedule as the server shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    /// The schedule id.
+    pub id: String,
+    /// The workflow each tick starts.
+    pub workflow: String,
+    /// The cron expression (5 fields, or 6 with seconds first).
+    pub cron: String,
+    /// The IANA time zone it is read in.
+    pub timezone: String,
+    /// The input of its runs.
+    pub input: Value,
+    /// `skip` or `allow`: a tick while the previous run goes on.
+    pub overlap: String,
+    /// `one` or `skip`: ticks missed while no node was up.
+    pub catch_up: String,
+    /// Paused: no tick fires.
+    pub paused: bool,
+    /// The next tick, RFC 3339 (UTC, milliseconds); `None` when there is no more.
+    pub next_tick: Option<String>,
+    /// The next tick, ms since the Unix epoch.
+    pub next_tick_ms: Option<u64>,
+    /// The run of its latest tick.
+    pub last_run_id: Option<String>,
+    /// Creation time, RFC 3339 (UTC, milliseconds).
+    pub created_at: String,
+    /// Last change, RFC 3339 (UTC, milliseconds).
+    pub updated_at: String,
+}
+
+/// What [`crate::Client::create_schedule`] sends: `POST /v1/schedules`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewSchedule {
+    /// The schedule id (1 to 128 letters, digits and `-_.:`).
+    pub id: String,
+    /// The registered workflow each tick starts.
+    pub workflow: String,
+    /// The cron expression: 5 fields, or 6 with seconds first.
+    pub cron: String,
+    /// The IANA time zone (the server's default: `UTC`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The input of every run (the server's default: `{}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// `skip` (the server's default) or `allow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<String>,
+    /// `one` (the server's default) or `skip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<String>,
+}
+
+/// `{"schedules": [...]}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SchedulesList {
+    pub schedules: Vec<ScheduleInfo>,
 }

@@ -53,6 +53,10 @@ pub struct EngineConfig {
     /// never less often than a quarter of the shorter of the two, so a short retention is
     /// kept to closely).
     pub retention_interval: Duration,
+    /// How late a schedule's tick may fire and still count as on time (default 10 s). A
+    /// tick later than this (no node was up to fire it) is *missed*: the schedule's
+    /// `catch_up` policy runs the latest missed tick once or skips them all.
+    pub schedule_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,7 @@ impl Default for EngineConfig {
             retention: None,
             idempotency_window: Some(DEFAULT_IDEMPOTENCY_WINDOW),
             retention_interval: Duration::from_secs(60),
+            schedule_grace: Duration::from_secs(10),
         }
     }
 }

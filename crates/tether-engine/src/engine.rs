@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Draining, stopping, and the background tasks.
     pub lifecycle: Lifecycle,
+    /// The wake-up of the schedule ticker (`schedules/ticker.rs`).
+    pub ticker: crate::schedules::Ticker,
     /// Itself, for the tasks it spawns.
     pub(crate) me: Weak<Inner>,
 }
@@ -153,12 +155,17 @@ impl Engine {
             activity,
             metrics: crate::metrics::Metrics::new(),
             lifecycle: Lifecycle::default(),
+            ticker: crate::schedules::Ticker::default(),
             me: me.clone(),
         });
         let tasks = &inner.lifecycle;
         tasks.keep(tokio::spawn(writer_loop(Arc::downgrade(&inner), writer_rx)));
         tasks.keep(tokio::spawn(poll_loop(Arc::downgrade(&inner))));
         tasks.keep(tokio::spawn(heartbeat_loop(Arc::downgrade(&inner))));
+        // The ticker's first pass counts as work: `settle` waits for it to read the schedules.
+        inner.ticker.poke(&inner.activity);
+        let ticker = crate::schedules::ticker_loop(Arc::downgrade(&inner));
+        tasks.keep(tokio::spawn(ticker));
         if crate::retention::enabled(&inner.config) {
             let weak = Arc::downgrade(&inner);
             tasks.keep(tokio::spawn(crate::retention::retention_loop(weak)));

@@ -99,6 +99,28 @@ pub enum EngineError {
         /// The definition name.
         name: String,
     },
+    /// The schedule is not valid (id, cron expression, time zone); nothing was stored. The
+    /// message says what to fix.
+    #[error("invalid schedule: {message}")]
+    InvalidSchedule {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// No such schedule.
+    #[error("schedule not found: {id}")]
+    ScheduleNotFound {
+        /// The schedule id asked for.
+        id: String,
+    },
+    /// A schedule with this id exists already, with another workflow, expression, zone,
+    /// input or policy; nothing was stored. Delete it first, or choose another id.
+    #[error(
+        "schedule {id} already exists with other settings; delete it first or choose another          id (repeating the first create exactly answers with that schedule)"
+    )]
+    ScheduleExists {
+        /// The schedule id.
+        id: String,
+    },
     /// The storage backend failed; nothing of the request was kept. Retry later.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -135,6 +157,9 @@ impl EngineError {
             EngineError::Store(_) => "storage_unavailable",
             EngineError::ShuttingDown => "shutting_down",
             EngineError::HookSelfTarget { .. } => "hook_self_target",
+            EngineError::InvalidSchedule { .. } => "invalid_schedule",
+            EngineError::ScheduleNotFound { .. } => "schedule_not_found",
+            EngineError::ScheduleExists { .. } => "schedule_exists",
         }
     }
 }
@@ -151,6 +176,10 @@ impl From<OpRejected> for EngineError {
             OpRejected::TokenReserved { until_ms, .. } => EngineError::TokenReserved { until_ms },
             OpRejected::IdempotencyKeyReused { .. } => EngineError::IdempotencyKeyReused,
             OpRejected::RunExists { run_id } => EngineError::RunExists { run_id },
+            OpRejected::ScheduleExists { id } => EngineError::ScheduleExists { id },
+            OpRejected::ScheduleNotFound { id } | OpRejected::ScheduleMoved { id } => {
+                EngineError::ScheduleNotFound { id }
+            }
             // Leases are the engine's own business; a caller never meets them.
             other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
                 EngineError::Store(StoreError::unavailable(other.to_string()))

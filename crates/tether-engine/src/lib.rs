@@ -57,6 +57,7 @@ mod resume;
 mod resume_bound;
 mod resume_or_start;
 mod retention;
+pub mod schedules;
 mod start;
 mod step_runner;
 pub mod system_env;

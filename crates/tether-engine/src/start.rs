@@ -84,6 +84,16 @@ impl Engine {
             idempotency_key: None,
         };
         if let Some(id) = &options.run_id {
+            if id.starts_with(tether_store::SCHEDULE_RUN_PREFIX) {
+                return Err(EngineError::InvalidInput {
+                    workflow: workflow.to_string(),
+                    message: format!(
+                        "run ids starting with {:?} are kept for the runs schedules start; \
+                         choose another run id",
+                        tether_store::SCHEDULE_RUN_PREFIX
+                    ),
+                });
+            }
             if !crate::engine::plausible(id) {
                 return Err(EngineError::InvalidInput {
                     workflow: workflow.to_string(),

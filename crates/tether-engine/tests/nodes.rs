@@ -108,6 +108,17 @@ impl Store for Announcing {
         self.inner.count_runs().await
     }
 
+    async fn get_schedule(
+        &self,
+        id: &str,
+    ) -> Result<Option<tether_store::ScheduleRecord>, StoreError> {
+        self.inner.get_schedule(id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<tether_store::ScheduleRecord>, StoreError> {
+        self.inner.list_schedules().await
+    }
+
     fn backend_name(&self) -> &'static str {
         "shared"
     }

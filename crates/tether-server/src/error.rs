@@ -71,7 +71,18 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         404,
         "no workflow is registered under that name",
     ),
+    (
+        "workflow_not_found",
+        400,
+        "a schedule names a workflow that is not registered on this server",
+    ),
+    (
+        "invalid_schedule",
+        400,
+        "the schedule's id, cron expression or time zone is not valid; the message says what to fix",
+    ),
     ("run_not_found", 404, "no such run"),
+    ("schedule_not_found", 404, "no such schedule"),
     (
         "hook_not_found",
         404,
@@ -93,6 +104,11 @@ pub(crate) const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the route exists, the method does not",
     ),
     ("run_finished", 409, "the run has already ended"),
+    (
+        "schedule_exists",
+        409,
+        "a schedule with this id exists with other settings; nothing was stored",
+    ),
     (
         "run_exists",
         409,
@@ -267,15 +283,18 @@ fn engine_status(e: &EngineError) -> StatusCode {
     match e {
         EngineError::WorkflowNotFound { .. }
         | EngineError::RunNotFound { .. }
-        | EngineError::HookNotFound => StatusCode::NOT_FOUND,
+        | EngineError::HookNotFound
+        | EngineError::ScheduleNotFound { .. } => StatusCode::NOT_FOUND,
         EngineError::HookExpired | EngineError::TokenReserved { .. } => StatusCode::GONE,
         EngineError::InvalidInput { .. }
+        | EngineError::InvalidSchedule { .. }
         | EngineError::InvalidPayload { .. }
         | EngineError::HookSelfTarget { .. } => StatusCode::BAD_REQUEST,
         EngineError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         EngineError::RunFinished { .. }
         | EngineError::IdempotencyKeyReused
-        | EngineError::RunExists { .. } => StatusCode::CONFLICT,
+        | EngineError::RunExists { .. }
+        | EngineError::ScheduleExists { .. } => StatusCode::CONFLICT,
         EngineError::HookDefinitionMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         // Out of space: 507, the status WebDAV defined for it; the request may be retried.
         EngineError::Store(tether_store::StoreError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
@@ -386,6 +405,11 @@ mod tests {
             EngineError::HookSelfTarget {
                 message: "m".into(),
             },
+            EngineError::InvalidSchedule {
+                message: "m".into(),
+            },
+            EngineError::ScheduleNotFound { id: "s".into() },
+            EngineError::ScheduleExists { id: "s".into() },
         ];
         let mut answers: Vec<ApiError> = engine_errors.into_iter().map(ApiError::from).collect();
         answers.extend([
@@ -398,6 +422,14 @@ mod tests {
             ApiError::route_not_found("GET", "/"),
             ApiError::method_not_allowed("GET"),
             ApiError::webhook_timeout(1),
+            // `POST /v1/schedules` naming an unknown workflow (routes/schedules.rs).
+            ApiError {
+                status: StatusCode::BAD_REQUEST,
+                ..ApiError::from(EngineError::WorkflowNotFound {
+                    name: "w".into(),
+                    known: String::new(),
+                })
+            },
         ]);
         answers.extend(crate::routes::links::every_error());
         use crate::webhook_verify::Refusal;

@@ -16,6 +16,10 @@
 //! | `GET /v1/hooks/{token}` | the hook and its `run_id` |
 //! | `POST /v1/hooks/{token}/links` `{"payload", "expires_in_ms"?, "label"?}` | `201 {"url", "expires_at_ms"}`: a resume link |
 //! | `GET /l/{link}`, `POST /l/{link}` | a resume link's confirmation page; its use (once) |
+//! | `POST /v1/schedules` `{"id", "workflow", "cron", "timezone"?, "input"?, "overlap"?, "catch_up"?}` | `201` schedule |
+//! | `GET /v1/schedules`, `GET /v1/schedules/{id}` | `{"schedules": [schedule]}`, schedule |
+//! | `DELETE /v1/schedules/{id}` | `{"id", "deleted": true}` |
+//! | `POST /v1/schedules/{id}/pause`, `.../resume` | the schedule |
 //! | `GET /v1/workflows` | `{"workflows": [names]}` |
 //! | `GET /healthz` | `{"ok": true, "backend"}` |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here (see [`routes`]) |
@@ -160,7 +164,7 @@ impl AppState {
 /// OpenAPI document's coverage test reads the same list ([`routes`]), so a route cannot be
 /// served without being listed, nor listed without being documented.
 pub(crate) struct Route {
-    /// `GET`, `POST` or `ANY`.
+    /// `GET`, `POST`, `DELETE` or `ANY`.
     pub method: &'static str,
     /// The path template, `{name}` for a parameter (axum's and OpenAPI's syntax alike).
     pub path: &'static str,
@@ -187,6 +191,15 @@ impl Route {
         }
     }
 
+    /// `DELETE path`.
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Route {
+            method: "DELETE",
+            path,
+            handler: axum::routing::delete(handler),
+        }
+    }
+
     /// Every method on `path`.
     pub fn any<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
         Route {
@@ -206,7 +219,9 @@ impl Route {
 /// Every route of the server, the web UI's included (`limit` is the engine's payload limit).
 /// The only place a route is added: [`router`] serves exactly these.
 fn route_table(limit: usize) -> Vec<Route> {
-    use routes::{hooks, links, meta, metrics, resume_or_start, runs, threads, webhooks};
+    use routes::{
+        hooks, links, meta, metrics, resume_or_start, runs, schedules, threads, webhooks,
+    };
     let mut table = vec![
         Route::post("/v1/runs", runs::start_run)
             .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
@@ -232,6 +247,13 @@ fn route_table(limit: usize) -> Vec<Route> {
         Route::get("/l/{link}", links::show),
         Route::post("/l/{link}", links::use_link).body_limit(links::USE_BODY_LIMIT),
         Route::any("/.well-known/workflow/v1/webhook/{token}", webhooks::call).body_limit(limit),
+        Route::post("/v1/schedules", schedules::create)
+            .body_limit(limit.saturating_add(ENVELOPE_ALLOWANCE)),
+        Route::get("/v1/schedules", schedules::list),
+        Route::get("/v1/schedules/{id}", schedules::get),
+        Route::delete("/v1/schedules/{id}", schedules::delete),
+        Route::post("/v1/schedules/{id}/pause", schedules::pause),
+        Route::post("/v1/schedules/{id}/resume", schedules::resume),
         Route::get("/v1/workflows", meta::workflows),
         Route::get("/healthz", meta::healthz),
         Route::get("/metrics", metrics::metrics),

@@ -133,6 +133,10 @@ pub(crate) struct Run {
     /// The run that started it as a child run (`ctx.start_child`), else null.
     #[schema(required = true)]
     parent_run_id: Option<String>,
+    /// The schedule whose tick started it (its id is `sched:{schedule_id}:{tick_ms}`), else
+    /// null.
+    #[schema(required = true)]
+    schedule_id: Option<String>,
 }
 
 /// `GET /v1/runs`: runs, newest first.
@@ -330,7 +334,7 @@ pub(crate) struct StreamChange {
     info(
         title = "Tether HTTP API",
         description = "Tether's HTTP API: start, read and cancel runs, resume hooks, send \
-signals, start hook threads, read shared state, call webhooks, stream changes, read metrics.\n\n\
+signals, start hook threads, read shared state, schedule runs with cron, call webhooks, stream changes, read metrics.\n\n\
 Every error is `{\"error\": {\"code\", \"message\"}}` (`ErrorBody`) with a 4xx/5xx status; \
 `ErrorCode` lists every code with its status. Besides each operation's own, any request can \
 get `400 bad_request`, `405 method_not_allowed` (a known path, another method), \
@@ -358,6 +362,12 @@ resume links (`/l/{link}`) and webhook URLs never do."
         crate::routes::links::show,
         crate::routes::links::use_link,
         crate::routes::webhooks::call,
+        crate::routes::schedules::create,
+        crate::routes::schedules::list,
+        crate::routes::schedules::get,
+        crate::routes::schedules::delete,
+        crate::routes::schedules::pause,
+        crate::routes::schedules::resume,
         crate::routes::meta::workflows,
         crate::routes::meta::healthz,
         crate::routes::metrics::metrics,
@@ -397,12 +407,16 @@ resume links (`/l/{link}`) and webhook URLs never do."
         crate::routes::links::CreateLink,
         crate::routes::links::LinkCreated,
         crate::routes::links::LinkUsed,
+        crate::routes::schedules::CreateSchedule,
+        crate::routes::schedules::Schedule,
+        crate::routes::schedules::ScheduleList,
     )),
     modifiers(&CommonErrors),
     tags(
         (name = "runs", description = "Runs: start, list, read, journal, cancel"),
         (name = "hooks", description = "Hooks: resume, look up; webhooks"),
         (name = "threads", description = "Hook threads, shared state, signals"),
+        (name = "schedules", description = "Durable cron schedules: each tick starts one run"),
         (name = "streams", description = "Server-sent events of run changes"),
         (name = "meta", description = "Workflows, health, metrics, this document"),
         (name = "ui", description = "The web UI's pages and assets (HTML, CSS, JavaScript)"),

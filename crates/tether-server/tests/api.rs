@@ -222,6 +222,7 @@ async fn approval_round_trip() {
     assert_eq!(run["input"], json!({"order_id": "o-1"}));
     assert!(is_rfc3339_ms(&run["created_at"]), "{run}");
     assert!(is_rfc3339_ms(&run["updated_at"]), "{run}");
+    assert_eq!(run["schedule_id"], Value::Null, "not started by a schedule");
     let mut keys: Vec<&String> = run.as_object().unwrap().keys().collect();
     keys.sort();
     assert_eq!(
@@ -233,6 +234,7 @@ async fn approval_round_trip() {
             "output",
             "parent_run_id",
             "run_id",
+            "schedule_id",
             "status",
             "updated_at",
             "workflow"

@@ -226,6 +226,7 @@ async fn the_ui_in_chromium() {
     };
     scenario(&ui).await;
     resume_link(&ui).await;
+    schedules(&ui).await;
     with_a_token(&ui).await;
     let Ui {
         browser, server, ..
@@ -233,6 +234,29 @@ async fn the_ui_in_chromium() {
     let _ = browser.close().await;
     server.stop().await;
     drop(driver);
+}
+
+/// The list page shows the schedules, with their state and next tick.
+async fn schedules(ui: &Ui) {
+    let (status, v) = ui
+        .server
+        .post(
+            "/v1/schedules",
+            r#"{"id": "new-year", "workflow": "collect", "cron": "0 0 1 1 *", "timezone": "Europe/Paris"}"#,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    ui.go("/").await;
+    ui.wait_until(
+        "the schedule listed with its next tick",
+        "const rows = [...document.querySelectorAll('#schedules-body tr')];\
+         return rows.length === 1 && rows[0].textContent.includes('new-year')\
+           && rows[0].textContent.includes('0 0 1 1 * (Europe/Paris)')\
+           && rows[0].textContent.includes('active')\
+           && rows[0].cells[4].textContent.trim() !== '–';",
+    )
+    .await;
+    ui.shot("schedules-list").await;
 }
 
 async fn scenario(ui: &Ui) {

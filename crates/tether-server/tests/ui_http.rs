@@ -40,6 +40,10 @@ async fn pages_are_html_with_a_strict_policy() {
     assert!(ctype.starts_with("text/html"), "{ctype}");
     assert!(body.contains("<title>Tether — runs</title>"), "{body}");
     assert!(body.contains("id=\"runs-table\""));
+    assert!(
+        body.contains("id=\"schedules-table\""),
+        "the schedules and their next tick"
+    );
     let csp = headers["content-security-policy"]
         .to_str()
         .unwrap_or_default();

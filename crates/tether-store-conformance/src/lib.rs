@@ -37,6 +37,7 @@ mod leases;
 mod payloads;
 mod retention;
 mod runs;
+mod schedules;
 mod signal_keys;
 mod support;
 mod threads;
@@ -53,6 +54,7 @@ pub use leases::*;
 pub use payloads::*;
 pub use retention::*;
 pub use runs::*;
+pub use schedules::*;
 pub use signal_keys::*;
 pub use threads::*;
 
@@ -204,6 +206,13 @@ macro_rules! __conformance_cases {
                 idempotency_keys_are_forgotten_after_the_window,
                 signal_keys_are_forgotten_after_the_window,
                 kept_payloads_are_dropped_after_the_window,
+                // schedules
+                schedules_are_created_read_listed_and_deleted,
+                a_tick_fires_once_when_two_fires_race,
+                a_paused_schedule_does_not_fire,
+                skip_overlap_skips_while_the_last_run_goes_on,
+                catch_up_fires_run_the_tick_they_name,
+                retention_keeps_schedules,
             }
         }
     };

@@ -291,7 +291,8 @@ impl<'t, 'c> Batch<'t, 'c> {
                 }
                 WriteOp::CreateRun { .. }
                 | WriteOp::RenewLeases { .. }
-                | WriteOp::Signal { .. } => {}
+                | WriteOp::Signal { .. }
+                | WriteOp::Schedule(_) => {}
             }
         }
         run_ids.sort_unstable();

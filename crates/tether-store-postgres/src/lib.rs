@@ -60,6 +60,7 @@ mod pipeline;
 mod read;
 mod retention;
 mod rows;
+mod schedules;
 mod signals;
 mod threads;
 mod write;
@@ -280,6 +281,17 @@ impl Store for PostgresStore {
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         read::get_run(&self.inner.pool, run_id).await
+    }
+
+    async fn get_schedule(
+        &self,
+        id: &str,
+    ) -> Result<Option<tether_store::ScheduleRecord>, StoreError> {
+        schedules::get_schedule(&self.inner.pool, id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<tether_store::ScheduleRecord>, StoreError> {
+        schedules::list_schedules(&self.inner.pool).await
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {

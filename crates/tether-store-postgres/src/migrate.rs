@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "hook_expiry",
         sql: include_str!("../migrations/0008_hook_expiry.sql"),
     },
+    Migration {
+        version: 9,
+        name: "schedules",
+        sql: include_str!("../migrations/0009_schedules.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

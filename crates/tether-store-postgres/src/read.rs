@@ -18,7 +18,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
 /// Run `sql` on a pooled connection (as a cached prepared statement) and return its rows.
-async fn query(
+pub(crate) async fn query(
     pool: &Pool,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],

@@ -33,6 +33,7 @@ mod pending;
 mod read;
 mod retention;
 mod rows;
+mod schedules;
 mod signals;
 mod threads;
 mod write;
@@ -46,7 +47,8 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tether_core::event::Event;
 use tether_store::{
-    HookEnd, HookRecord, OpResult, RunCount, RunFilter, RunRecord, Store, StoreError, WriteOp,
+    HookEnd, HookRecord, OpResult, RunCount, RunFilter, RunRecord, ScheduleRecord, Store,
+    StoreError, WriteOp,
 };
 
 use crate::conn::ReaderPool;
@@ -345,6 +347,16 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|e| join_err("delete_keys_before", e))?
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read("get_schedule", move |c| schedules::get_schedule(c, &id))
+            .await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.read("list_schedules", schedules::list_schedules).await
     }
 
     fn backend_name(&self) -> &'static str {

@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "hook_expiry",
         sql: include_str!("../migrations/0009_hook_expiry.sql"),
     },
+    Migration {
+        version: 10,
+        name: "schedules",
+        sql: include_str!("../migrations/0010_schedules.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

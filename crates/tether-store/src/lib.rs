@@ -22,12 +22,17 @@ pub mod migrate;
 pub mod plan;
 mod redact;
 pub mod retention;
+mod schedule;
 mod schema;
 mod types;
 
 pub use digest::{payload_digest, payload_digest_bytes};
 pub use error::{Detail, ErrorSource, StoreError};
 pub use redact::redact_url;
+pub use schedule::{
+    schedule_of, schedule_run_id, CatchUp, FireTick, Overlap, ScheduleOp, ScheduleRecord,
+    ScheduleSpec, SCHEDULE_RUN_PREFIX,
+};
 pub use schema::check_read_only_schema;
 pub use types::*;
 
@@ -135,6 +140,27 @@ pub trait Store: Send + Sync + 'static {
             "the {} store cannot forget idempotency keys; run with --idempotency-window off",
             self.backend_name()
         )))
+    }
+
+    /// One schedule, or `None` if there is no such schedule.
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        let _ = id;
+        Err(self.no_schedules())
+    }
+
+    /// Every schedule, by id (schedules are few: the engine reads them all to find the next
+    /// tick).
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Err(self.no_schedules())
+    }
+
+    /// The refusal of a backend without schedules (the default of the schedule reads).
+    #[doc(hidden)]
+    fn no_schedules(&self) -> StoreError {
+        StoreError::config(format!(
+            "the {} store does not keep schedules",
+            self.backend_name()
+        ))
     }
 
     /// A short name of the backend (`sqlite`, `postgres`).

@@ -423,6 +423,9 @@ pub enum WriteOp {
         /// Commit time.
         at_ms: u64,
     },
+    /// A write to a durable cron schedule: create, delete, pause, resume, or fire one tick
+    /// (exactly one run per tick, see [`crate::FireTick`]).
+    Schedule(crate::ScheduleOp),
     /// Heartbeat: extend the lease of every run owned by `node` to `lease_until_ms`.
     /// Outcome: [`OpOutcome::Renewed`] with how many runs it holds.
     RenewLeases {
@@ -546,6 +549,25 @@ pub enum OpRejected {
     Fenced {
         /// The run.
         run_id: String,
+    },
+    /// A schedule with that id exists already.
+    #[error("schedule {id} already exists")]
+    ScheduleExists {
+        /// The schedule id.
+        id: String,
+    },
+    /// No such schedule.
+    #[error("schedule not found: {id}")]
+    ScheduleNotFound {
+        /// The schedule id asked for.
+        id: String,
+    },
+    /// The tick fired is no longer the schedule's next one (another node fired it, or the
+    /// schedule was paused or resumed since); nothing was written.
+    #[error("schedule {id} has moved past this tick")]
+    ScheduleMoved {
+        /// The schedule id.
+        id: String,
     },
     /// Another node holds a live lease on the run.
     #[error("run {run_id} is leased by node {owner}")]

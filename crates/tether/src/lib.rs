@@ -133,6 +133,14 @@ pub mod server {
     pub use tether_server::{router, serve, ApiError, ServerOptions, WebhookSecrets};
 }
 
+/// Durable cron schedules: [`Engine::create_schedule`] and the rest (docs/schedules.md).
+pub mod schedules {
+    pub use tether_engine::schedules::{
+        valid_schedule_id, CatchUp, CreatedSchedule, Overlap, ScheduleRecord, ScheduleSpec,
+        MAX_SCHEDULE_ID_LEN,
+    };
+}
+
 /// Checking stored runs against the code (what `replay` runs).
 pub mod replay {
     pub use tether_engine::replay::{check_run, CheckError, RunCheck, Verdict};

@@ -1,10 +1,11 @@
-//! The client commands: `runs`, `hooks` and `signal`, talking to a server's HTTP API through
+//! The client commands: `runs`, `hooks`, `signal` and `schedules`, talking to a server's HTTP API through
 //! `tether_client`. Human-readable output by default, the JSON answer with `--json`; errors
 //! are one line, exit code 1 (2 for malformed arguments).
 
 pub mod hooks;
 mod output;
 pub mod runs;
+pub mod schedules;
 pub mod signal;
 mod timeline;
 
@@ -14,6 +15,7 @@ use tether_client::Client;
 
 pub use hooks::HooksCommand;
 pub use runs::RunsCommand;
+pub use schedules::SchedulesCommand;
 pub use signal::SignalArgs;
 
 use crate::error::CommandError;

@@ -3,6 +3,7 @@
 //! else, and the server's answers validate against it (status, content type, JSON body against
 //! the schema of that route and status, error codes listed on that response).
 
+mod schedules;
 mod support;
 
 use std::collections::BTreeSet;
@@ -590,6 +591,8 @@ async fn the_servers_answers_validate_against_the_document() {
     let a = c.get("/v1/hooks/{token}", "/v1/hooks/nope").await;
     assert_eq!(code(&a), "hook_not_found");
 
+    schedules::exercise(&mut c).await;
+
     // Streams: documented as server-sent events.
     c.get("/v1/runs/stream", "/v1/runs/stream").await;
     c.get(
@@ -663,7 +666,7 @@ async fn the_validation_refuses_what_the_document_does_not_allow() {
     let run = json!({
         "run_id": "r", "workflow": "w", "status": "completed", "input": {}, "output": 1,
         "error": null, "created_at": "2024-01-01T00:00:00.000Z",
-        "updated_at": "2024-01-01T00:00:00.000Z", "parent_run_id": null,
+        "updated_at": "2024-01-01T00:00:00.000Z", "parent_run_id": null, "schedule_id": null,
     });
     assert!(compile("Run").is_valid(&run), "a valid run is refused");
     let mut extra = run.clone();

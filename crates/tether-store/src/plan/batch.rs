@@ -11,13 +11,16 @@ use super::append::{plan_append, AppendBackend, AppendPlan, NewThread};
 use super::keep::{self, PendingBackend};
 use super::resume::{self, Delivery, ResumeBackend};
 use super::run::{self, RunChange, RunRow};
+use super::schedule::{self, ScheduleBackend};
 use super::signal::{self, SignalBackend};
 use crate::{Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
 
 /// A backend's write transaction, as the executor drives it: the row primitives of every op
 /// (on top of those of appends, resumes and signals). Each is a few statements of SQL.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
-pub trait BatchBackend: AppendBackend + ResumeBackend + SignalBackend + PendingBackend {
+pub trait BatchBackend:
+    AppendBackend + ResumeBackend + SignalBackend + PendingBackend + ScheduleBackend
+{
     /// Before an op: a count of what the transaction has written so far.
     fn begin_op(&mut self) -> u64;
 
@@ -253,6 +256,7 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             retry,
             at_ms,
         } => spawn_hook(b, run_id, hook_id, workflow, args, retry, *at_ms).await,
+        WriteOp::Schedule(op) => schedule::schedule_op(b, op).await,
     }
 }
 

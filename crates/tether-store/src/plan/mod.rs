@@ -23,6 +23,9 @@
 //! - [`signal`]: where a signal goes (its idempotency key checked first, under the signal's
 //!   lock), what a wait takes, what a released wait gives back, over
 //!   the row primitives of [`signal::SignalBackend`].
+//! - [`schedule`]: durable cron schedules (create, delete, pause, resume, and firing a tick
+//!   exactly once: the tick's run and the schedule's next tick in one transaction, a
+//!   compare-and-set on the tick), over [`schedule::ScheduleBackend`].
 
 pub mod append;
 pub mod batch;
@@ -31,6 +34,7 @@ pub mod hook_end;
 pub mod keep;
 pub mod resume;
 pub mod run;
+pub mod schedule;
 pub mod signal;
 pub mod state;
 
@@ -39,5 +43,6 @@ pub use child::{ChildBackend, NewChild, ParentLink};
 pub use hook_end::{HookEndBackend, HookRelease};
 pub use keep::{KeptPayload, PendingBackend};
 pub use run::{claim, fenced, open, RunChange, RunRow};
+pub use schedule::{FirePlan, ScheduleBackend, ScheduleRow};
 pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};
 pub use state::StateBackend;

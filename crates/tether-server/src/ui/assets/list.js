@@ -1,4 +1,5 @@
-// Tether web UI: the runs list (filters, pages, live), and a form to start a run.
+// Tether web UI: the runs list (filters, pages, live), the schedules with their next tick,
+// and a form to start a run.
 "use strict";
 
 (() => {
@@ -70,6 +71,40 @@
       ? `runs ${start + 1}–${start + shown.length}` : `page ${view.page + 1}`;
   });
 
+  // Schedules: every one, by id, with its next tick (reloaded with the runs: a tick makes one).
+  const schedulesBody = document.getElementById("schedules-body");
+  const schedulesEmpty = document.getElementById("schedules-empty");
+  const schedulesError = document.getElementById("schedules-error");
+
+  function scheduleRow(s) {
+    const last = s.last_run_id
+      ? el("a", { href: runUrl(s.last_run_id), class: "run-link" },
+        el("code", { text: s.last_run_id }))
+      : el("span", { class: "muted", text: "–" });
+    return el("tr", { class: "schedule-row" },
+      el("td", {}, el("code", { text: s.id })),
+      el("td", { text: s.workflow }),
+      el("td", {}, el("code", { text: s.cron + " (" + s.timezone + ")" })),
+      el("td", { text: s.paused ? "paused" : "active" }),
+      el("td", {}, s.next_tick && !s.paused ? time(s.next_tick)
+        : el("span", { class: "muted", text: "–" })),
+      el("td", {}, last));
+  }
+
+  const loadSchedules = Tether.serial(async () => {
+    let schedules;
+    try {
+      schedules = (await api("GET", "/v1/schedules")).schedules || [];
+      show(schedulesError, "");
+    } catch (e) {
+      show(schedulesError, "Could not list schedules: " + Tether.describe(e));
+      return;
+    }
+    clear(schedulesBody);
+    for (const s of schedules) schedulesBody.append(scheduleRow(s));
+    schedulesEmpty.hidden = schedules.length > 0;
+  });
+
   let workflowsLoaded = false;
   async function loadWorkflows() {
     if (workflowsLoaded) return;
@@ -136,11 +171,16 @@
   Tether.setupTokenBar(() => {
     loadWorkflows();
     load();
+    loadSchedules();
     if (stream) stream.restart();
   });
   loadWorkflows();
   load();
+  loadSchedules();
   stream = Tether.follow("/v1/runs/stream", (name) => {
-    if (name === "ready" || name === "change") load();
+    if (name === "ready" || name === "change") {
+      load();
+      loadSchedules();
+    }
   }, Tether.liveState);
 })();
