@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "child_runs",
         sql: include_str!("../migrations/0007_child_runs.sql"),
     },
+    Migration {
+        version: 8,
+        name: "queues",
+        sql: include_str!("../migrations/0008_queues.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

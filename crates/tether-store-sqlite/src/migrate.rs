@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "child_runs",
         sql: include_str!("../migrations/0008_child_runs.sql"),
     },
+    Migration {
+        version: 9,
+        name: "queues",
+        sql: include_str!("../migrations/0009_queues.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

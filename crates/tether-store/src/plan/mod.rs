@@ -17,6 +17,8 @@
 //!   another writer moving the hook looked at again, up to [`resume::MAX_HOOK_RACES`] times).
 //! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
 //!   ([`keep::PendingBackend`]).
+//! - [`queue`]: task queues: which node may claim a run, and when a first claim admits it
+//!   under its queue's limits ([`queue::QueueBackend`]).
 //! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
 //! - [`signal`]: where a signal goes (its idempotency key checked first, under the signal's
 //!   lock), what a wait takes, what a released wait gives back, over
@@ -26,6 +28,7 @@ pub mod append;
 pub mod batch;
 pub mod child;
 pub mod keep;
+pub mod queue;
 pub mod resume;
 pub mod run;
 pub mod signal;
@@ -34,6 +37,7 @@ pub mod state;
 pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use child::{ChildBackend, NewChild, ParentLink};
 pub use keep::{KeptPayload, PendingBackend};
+pub use queue::{QueueBackend, QueueLoad, RunQueue};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};
 pub use state::StateBackend;
