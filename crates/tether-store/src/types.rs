@@ -672,3 +672,26 @@ impl QueuePolicy {
         self.serves.as_ref().map(|s| s.iter().cloned().collect())
     }
 }
+
+/// Longest queue name.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// Check a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] ASCII letters, digits, `_`, `-`, `.` or
+/// `:` (so that `--queues a,b` and `--queue-limit a=10` can name any queue). The reason when
+/// it is not one.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_QUEUE_NAME_LEN {
+        return Err(format!(
+            "a queue name must be 1 to {MAX_QUEUE_NAME_LEN} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(format!(
+            "a queue name may only hold ASCII letters, digits, `_`, `-`, `.` and `:` (not {c:?})"
+        ));
+    }
+    Ok(())
+}
