@@ -58,6 +58,7 @@ pub(crate) fn run_json(run: &RunRecord) -> Value {
         "created_at": rfc3339_ms(run.created_at_ms),
         "updated_at": rfc3339_ms(run.updated_at_ms),
         "parent_run_id": run.parent_run_id,
+        "queue": run.queue,
     })
 }
 

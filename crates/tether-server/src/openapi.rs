@@ -133,6 +133,8 @@ pub(crate) struct Run {
     /// The run that started it as a child run (`ctx.start_child`), else null.
     #[schema(required = true)]
     parent_run_id: Option<String>,
+    /// The task queue it is on (`default` unless it was started on another).
+    queue: String,
 }
 
 /// `GET /v1/runs`: runs, newest first.
