@@ -130,7 +130,7 @@ pub(crate) fn runs_needing_work(
 ) -> Result<Vec<String>, StoreError> {
     // The served queues as a JSON array (NULL: every queue).
     let queues = queues
-        .map(|q| serde_json::to_string(q))
+        .map(serde_json::to_string)
         .transpose()
         .map_err(|e| StoreError::corrupt(format!("encode the served queues: {e}")))?;
     // One indexed part per reason, so the poll stays cheap with many suspended runs; then keep
