@@ -172,7 +172,7 @@ impl App {
         block_on(&telemetry, async move {
             match command {
                 AppCommand::Serve(args) => {
-                    crate::serve::run(args, global.api_token.clone(), registry).await
+                    crate::serve::run(*args, global.api_token.clone(), registry).await
                 }
                 AppCommand::Replay(args) => crate::replay::run(args, &registry, global.json).await,
                 AppCommand::Runs(cmd) => crate::client::runs::run(&global, cmd).await,

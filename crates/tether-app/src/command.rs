@@ -26,7 +26,7 @@ pub(crate) struct Cli {
 pub enum AppCommand {
     /// Serve this binary's workflows: HTTP API, web UI, metrics, webhooks.
     #[command(visible_alias = "dev")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check stored runs against this binary's code without changing them: `replay RUN_ID`,
     /// or `replay --all` (every unfinished run; the check to pass before deploying). Prints
     /// `ok: ...`, or each run that would diverge with the position and both commands (exit

@@ -37,7 +37,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use encode::encode_path_segment;
-pub use types::{ErrorBody, HookInfo, LinkOptions, NewSchedule, ResumeLink, RunInfo, ScheduleInfo};
+pub use types::{
+    ErrorBody, HookInfo, LinkOptions, NewSchedule, ResumeLink, RunInfo, ScheduleInfo, StartOptions,
+};
 
 use types::{ChildrenList, ErrorEnvelope, HooksList, RunId, RunsList, WorkflowsList};
 
@@ -166,13 +168,33 @@ impl Client {
         run_id: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<String, ClientError> {
+        let options = StartOptions {
+            run_id: run_id.map(str::to_owned),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            queue: None,
+        };
+        self.start_run_with(workflow, input, &options).await
+    }
+
+    /// Start a run as `options` say: its id or idempotency key (see
+    /// [`Client::start_run_idempotent`]) and its task queue (a run on a queue no node serves
+    /// waits, `pending`, until one does).
+    pub async fn start_run_with<I: Serialize + ?Sized>(
+        &self,
+        workflow: &str,
+        input: &I,
+        options: &StartOptions,
+    ) -> Result<String, ClientError> {
         let mut body = json!({ "workflow": workflow, "input": to_value(input)? });
-        if let Some(id) = run_id {
+        if let Some(id) = &options.run_id {
             body["run_id"] = json!(id);
         }
+        if let Some(queue) = &options.queue {
+            body["queue"] = json!(queue);
+        }
         let mut req = self.request(Method::POST, "/v1/runs").json(&body);
-        if let Some(key) = idempotency_key {
-            req = req.header("Idempotency-Key", key);
+        if let Some(key) = &options.idempotency_key {
+            req = req.header("Idempotency-Key", key.as_str());
         }
         let answer: RunId = send(req).await?;
         Ok(answer.run_id)

@@ -30,6 +30,21 @@ pub struct RunInfo {
     /// The schedule whose tick started it, if one did (absent from older servers).
     #[serde(default)]
     pub schedule_id: Option<String>,
+    /// The task queue it is on (absent from older servers).
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+/// How [`crate::Client::start_run_with`] starts a run. `Default`: a new id, the default queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// A run id of the caller's choosing: a retry with the same workflow and input answers
+    /// with the run the first call made.
+    pub run_id: Option<String>,
+    /// An idempotency key (sent as `Idempotency-Key`): the run's id is derived from it.
+    pub idempotency_key: Option<String>,
+    /// The task queue to run it on (default: `default`); only nodes serving it run it.
+    pub queue: Option<String>,
 }
 
 impl RunInfo {

@@ -1,6 +1,9 @@
 //! Engine settings.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+pub use tether_store::{QueueLimit, QueueRate, DEFAULT_QUEUE};
 
 use crate::clock::Clock;
 
@@ -57,6 +60,27 @@ pub struct EngineConfig {
     /// tick later than this (no node was up to fire it) is *missed*: the schedule's
     /// `catch_up` policy runs the latest missed tick once or skips them all.
     pub schedule_grace: Duration,
+    /// The task queues this node serves (`--queues`): it claims only runs (and hook threads)
+    /// of these queues; a run of another queue started or resumed here is stored and run by a
+    /// node that serves it. `None` (the default): every queue. The default queue is named
+    /// [`DEFAULT_QUEUE`]; a list that leaves it out leaves runs started without a queue to
+    /// other nodes.
+    pub queues: Option<Vec<String>>,
+    /// Limits per queue (`--queue-limit`, `--queue-rate`), applied cluster-wide when this node
+    /// admits a run (its first claim): at most `concurrency` admitted runs of the queue that
+    /// have not ended, at most `rate` admissions per period. Each admission is checked
+    /// against the limits of the node making it: give every node the same limits.
+    pub queue_limits: BTreeMap<String, QueueLimit>,
+}
+
+impl EngineConfig {
+    /// The queues served and their limits, as a claim carries them.
+    pub fn queue_policy(&self) -> tether_store::QueuePolicy {
+        tether_store::QueuePolicy {
+            serves: self.queues.as_ref().map(|q| q.iter().cloned().collect()),
+            limits: self.queue_limits.clone(),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -76,6 +100,8 @@ impl Default for EngineConfig {
             idempotency_window: Some(DEFAULT_IDEMPOTENCY_WINDOW),
             retention_interval: Duration::from_secs(60),
             schedule_grace: Duration::from_secs(10),
+            queues: None,
+            queue_limits: BTreeMap::new(),
         }
     }
 }

@@ -76,9 +76,10 @@ impl Inner {
     /// a restart, due timers of evicted runs, runs whose write failed). Returns how many it
     /// made live.
     pub(crate) async fn wake_due_runs(&self) -> Result<usize, StoreError> {
+        let served = self.queue_policy.served();
         let ids = self
             .store
-            .runs_needing_work(self.now_ms(), &self.node_id, 1000)
+            .runs_needing_work(self.now_ms(), &self.node_id, served.as_deref(), 1000)
             .await?;
         let mut woken = 0;
         for id in ids {

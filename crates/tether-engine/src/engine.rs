@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub env: Arc<dyn Environment>,
     /// The settings.
     pub config: EngineConfig,
+    /// The queues this node serves and their limits, as every claim carries them.
+    pub queue_policy: Arc<tether_store::QueuePolicy>,
     /// This process's id among the nodes sharing the store.
     pub node_id: String,
     /// The store reports other processes' commits (several nodes may share it).
@@ -146,6 +148,7 @@ impl Engine {
             shared_store: changes.is_some(),
             writer,
             live: LiveRuns::new(config.max_live_runs),
+            queue_policy: Arc::new(config.queue_policy()),
             config,
             new_runs: NewRuns::default(),
             waiters: Waiters::default(),

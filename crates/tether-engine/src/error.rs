@@ -181,7 +181,11 @@ impl From<OpRejected> for EngineError {
                 EngineError::ScheduleNotFound { id }
             }
             // Leases are the engine's own business; a caller never meets them.
-            other @ (OpRejected::Fenced { .. } | OpRejected::Owned { .. }) => {
+            other @ (OpRejected::Fenced { .. }
+            | OpRejected::Owned { .. }
+            | OpRejected::NotServed { .. }
+            | OpRejected::QueueFull { .. }
+            | OpRejected::QueueRate { .. }) => {
                 EngineError::Store(StoreError::unavailable(other.to_string()))
             }
         }

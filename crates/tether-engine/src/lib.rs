@@ -66,7 +66,7 @@ mod waiters;
 mod writer;
 
 pub use clock::Clock;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, QueueLimit, QueueRate, DEFAULT_QUEUE};
 pub use engine::Engine;
 pub use error::EngineError;
 pub use metrics::{Metrics, MetricsSnapshot, WEBHOOK_REJECT_REASONS};

@@ -80,6 +80,7 @@ impl Engine {
         let options = StartOptions {
             run_id: Some(run_id),
             idempotency_key: None,
+            queue: None,
         };
         let started = self.start_run_with(workflow, input, options).await?;
         // The store decides again, atomically: a hook registered meanwhile takes the payload,

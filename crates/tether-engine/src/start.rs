@@ -30,6 +30,11 @@ pub struct StartOptions {
     /// with the first run; the same key with another workflow or input is refused with
     /// [`EngineError::IdempotencyKeyReused`]. Ignored when `run_id` is set (the id is the key).
     pub idempotency_key: Option<String>,
+    /// The task queue to run it on (`None`: the default queue,
+    /// [`crate::config::DEFAULT_QUEUE`]). Only nodes serving the queue run it, within the
+    /// queue's limits; on a node that does not serve it, the run is stored and waits for one
+    /// that does. Names: see [`tether_store::check_queue_name`].
+    pub queue: Option<String>,
 }
 
 impl StartOptions {
@@ -82,7 +87,18 @@ impl Engine {
                     .map(StartOptions::run_id_for_key)
             }),
             idempotency_key: None,
+            queue: options.queue,
         };
+        let queue = options
+            .queue
+            .clone()
+            .unwrap_or_else(|| tether_store::DEFAULT_QUEUE.to_owned());
+        if let Err(message) = tether_store::check_queue_name(&queue) {
+            return Err(EngineError::InvalidInput {
+                workflow: workflow.to_string(),
+                message,
+            });
+        }
         if let Some(id) = &options.run_id {
             if id.starts_with(tether_store::SCHEDULE_RUN_PREFIX) {
                 return Err(EngineError::InvalidInput {
@@ -128,21 +144,29 @@ impl Engine {
         };
         // Created claimed and running: the claim cannot be refused (the row is new), and a
         // run about to execute is running. If its code first waits, its first append says so,
-        // as it would have anyway.
+        // as it would have anyway. A run of a queue this node does not serve, or of a limited
+        // one, is created unclaimed (`pending`): the claim of an actor here (which the
+        // commit starts) or of the poller of a node serving the queue admits it.
+        let claimed = inner.queue_policy.claims_at_creation(&queue);
         let op = WriteOp::CreateRun {
             run_id: run_id.clone(),
             workflow: workflow.to_string(),
             input: input.clone(),
             at_ms,
-            claim: Some(FirstClaim {
+            claim: claimed.then(|| FirstClaim {
                 node: inner.node_id.clone(),
                 lease_until_ms: at_ms + inner.config.lease.as_millis() as u64,
             }),
+            queue,
         };
         let started = tether_store::run_started(workflow.to_string(), input.clone(), at_ms);
         // The commit hands `RunStarted` to a new actor before it answers: the seed must be
         // there first.
-        let first_flush = inner.new_runs.register(&run_id, Seed { fence, started });
+        let first_flush = if claimed {
+            Some(inner.new_runs.register(&run_id, Seed { fence, started }))
+        } else {
+            None
+        };
         let created = inner
             .writer
             .write(op)
@@ -165,7 +189,10 @@ impl Engine {
         }
         // Wait (briefly) until the run has recorded what it first waits for, so that a hook it
         // creates at once can be resumed as soon as this returns (no "resume or start" race).
-        let _ = tokio::time::timeout(START_WAIT, first_flush).await;
+        // A queued run is not waited for: it may wait for a slot for long.
+        if let Some(first_flush) = first_flush {
+            let _ = tokio::time::timeout(START_WAIT, first_flush).await;
+        }
         // An actor that has not started by now reads the store instead.
         inner.new_runs.forget(&run_id);
         Ok(Started {

@@ -81,7 +81,7 @@ impl Engine {
         self.alive()?;
         self.check_size(&options.args)?;
         let run = self.get_run(run_id).await?;
-        let (workflow, _queue) =
+        let (workflow, queue) =
             tether_core::check_target(&run.workflow, &options).map_err(|e| {
                 // One code on every path: the workflow API's own.
                 if e.code() == "hook_self_target" {
@@ -136,6 +136,7 @@ impl Engine {
             workflow: workflow.clone(),
             args: options.args.clone(),
             retry: options.retry,
+            queue,
             at_ms: self.inner.now_ms(),
         };
         match self

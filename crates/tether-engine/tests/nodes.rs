@@ -73,9 +73,16 @@ impl Store for Announcing {
         &self,
         now_ms: u64,
         node: &str,
+        queues: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        self.inner.runs_needing_work(now_ms, node, limit).await
+        self.inner
+            .runs_needing_work(now_ms, node, queues, limit)
+            .await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<tether_store::QueueDepth>, StoreError> {
+        self.inner.queue_depths().await
     }
 
     fn subscribe(&self) -> Option<BoxStream<'static, RunChanged>> {

@@ -59,6 +59,7 @@ pub(crate) fn run_json(run: &RunRecord) -> Value {
         "updated_at": rfc3339_ms(run.updated_at_ms),
         "parent_run_id": run.parent_run_id,
         "schedule_id": tether_store::schedule_of(&run.run_id).map(|(id, _)| id),
+        "queue": run.queue,
     })
 }
 

@@ -137,6 +137,8 @@ pub(crate) struct Run {
     /// null.
     #[schema(required = true)]
     schedule_id: Option<String>,
+    /// The task queue it is on (`default` unless it was started on another).
+    queue: String,
 }
 
 /// `GET /v1/runs`: runs, newest first.

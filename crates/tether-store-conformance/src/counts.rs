@@ -49,6 +49,7 @@ pub async fn count_runs_groups_by_workflow_and_status(store: &dyn Store) {
     )
     .await;
     let spawn = WriteOp::SpawnHook {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: "b1".into(),
         hook_id: "b1.t1".into(),
         workflow: "beta_thread".into(),

@@ -9,6 +9,7 @@ use tether_store::{Fence, OpOutcome, OpRejected, Store, WakeAt, WriteOp};
 
 fn claim_op(run_id: &str, node: &str, lease_until_ms: u64, now_ms: u64) -> WriteOp {
     WriteOp::Claim {
+        queues: Default::default(),
         run_id: run_id.into(),
         node: node.into(),
         lease_until_ms,
@@ -229,6 +230,7 @@ pub async fn finished_runs_have_no_owner_and_cannot_be_claimed(store: &dyn Store
 /// claim it while the lease lives, and the next claim raises the epoch as usual.
 pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
     let created = WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: "r".into(),
         workflow: "w".into(),
         input: json!(1),

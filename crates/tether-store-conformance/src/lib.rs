@@ -35,6 +35,7 @@ mod hooks;
 mod journal;
 mod leases;
 mod payloads;
+mod queues;
 mod retention;
 mod runs;
 mod schedules;
@@ -52,6 +53,7 @@ pub use hooks::*;
 pub use journal::*;
 pub use leases::*;
 pub use payloads::*;
+pub use queues::*;
 pub use retention::*;
 pub use runs::*;
 pub use schedules::*;
@@ -177,6 +179,11 @@ macro_rules! __conformance_cases {
                 renew_extends_only_the_nodes_own_leases,
                 runs_needing_work_leave_out_runs_leased_elsewhere,
                 finished_runs_have_no_owner_and_cannot_be_claimed,
+                // task queues
+                a_node_never_gets_runs_of_a_queue_it_does_not_serve,
+                a_concurrency_limit_refuses_admissions_until_a_run_ends,
+                a_rate_limit_counts_admissions_in_the_last_period,
+                a_thread_is_on_its_spawns_task_queue,
                 // threads, state, signals
                 state_commands_are_completed_by_the_store,
                 spawned_threads_share_the_root_namespace,

@@ -44,6 +44,7 @@ pub async fn create_run_then_read_it_back(store: &dyn Store) {
         wake_at_ms: None,
         owner: None,
         parent_run_id: None,
+        queue: tether_store::DEFAULT_QUEUE.into(),
     };
     assert_eq!(
         get_run(store, "run-1").await,

@@ -48,6 +48,7 @@ pub(crate) async fn commit_one(store: &dyn Store, op: WriteOp) -> OpResult {
 /// `CreateRun` op.
 pub(crate) fn create_op(run_id: &str, workflow: &str, input: Value, at_ms: u64) -> WriteOp {
     WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: run_id.to_owned(),
         workflow: workflow.to_owned(),
         input,
@@ -252,7 +253,7 @@ pub(crate) const NODE: &str = "node-a";
 
 /// Ids of the runs needing work that [`NODE`] may take.
 pub(crate) async fn needing_work(store: &dyn Store, now_ms: u64, limit: usize) -> Vec<String> {
-    match store.runs_needing_work(now_ms, NODE, limit).await {
+    match store.runs_needing_work(now_ms, NODE, None, limit).await {
         Ok(ids) => ids,
         Err(e) => panic!("runs_needing_work({now_ms}, {limit}) failed: {e}"),
     }

@@ -260,6 +260,7 @@ pub async fn spawned_threads_share_the_root_namespace(store: &dyn Store) {
 pub async fn spawn_from_outside(store: &dyn Store) {
     create_run(store, "r", "w", T0).await;
     let op = |run: &str, id: &str| WriteOp::SpawnHook {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: run.into(),
         hook_id: id.into(),
         workflow: "hook_fn".into(),

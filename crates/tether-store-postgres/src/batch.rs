@@ -14,6 +14,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::buffer::{RunUpdate, WriteBuffer};
+
+/// The advisory lock key under which queue admissions are counted (`pg_advisory_xact_lock`):
+/// "tether.q" in ASCII.
+const ADMISSION_LOCK: i64 = 0x7465_7468_6572_2e71;
 use crate::error::{db_err, Ctx};
 use crate::pipeline::{self, OwnedParams, Pipeline};
 use crate::rows::{col, from_db, opt_from_db, parse_status};
@@ -274,7 +278,21 @@ impl<'t, 'c> Batch<'t, 'c> {
     /// Lock, before any op runs and in one order (by id), the rows of the runs the batch names
     /// (the holders of the tokens it resumes included): two nodes writing to the same runs
     /// then queue up instead of deadlocking. Skipped when the batch names at most one run.
+    /// A batch that may admit runs to a limited queue first takes the cluster's admission lock
+    /// (before any row lock, so no batch holding rows ever waits for it): admissions of every
+    /// node are counted one at a time.
     pub(crate) async fn prelock(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let admits = ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::Claim { queues, .. } if !queues.limits.is_empty()));
+        if admits {
+            self.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&ADMISSION_LOCK],
+                "take the queue admission lock",
+            )
+            .await?;
+        }
         let mut run_ids: Vec<&str> = Vec::new();
         let mut tokens: Vec<&str> = Vec::new();
         for op in ops {

@@ -318,9 +318,10 @@ impl Store for PostgresStore {
         &self,
         now_ms: u64,
         node: &str,
+        queues: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        read::runs_needing_work(&self.inner.pool, now_ms, node, limit).await
+        read::runs_needing_work(&self.inner.pool, now_ms, node, queues, limit).await
     }
 
     fn subscribe(&self) -> Option<BoxStream<'static, RunChanged>> {
@@ -344,6 +345,10 @@ impl Store for PostgresStore {
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
         read::count_runs(&self.inner.pool).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<tether_store::QueueDepth>, StoreError> {
+        read::queue_depths(&self.inner.pool).await
     }
 
     async fn delete_ended_before(

@@ -59,6 +59,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "schedules",
         sql: include_str!("../migrations/0009_schedules.sql"),
     },
+    Migration {
+        version: 10,
+        name: "queues",
+        sql: include_str!("../migrations/0010_queues.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

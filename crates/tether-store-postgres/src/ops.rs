@@ -6,12 +6,16 @@
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event};
 use tether_store::plan::batch::BatchBackend;
-use tether_store::plan::{AppendPlan, NewThread, RunChange, RunRow};
+use tether_store::plan::{
+    AppendPlan, NewThread, QueueBackend, QueueLoad, RunChange, RunQueue, RunRow,
+};
 use tether_store::{Fence, FirstClaim, OpResult, StoreError, WriteOp};
 
 use crate::buffer::RunUpdate;
 use crate::journal::{finish_run, insert_events};
-use crate::rows::{encode_error_info, encode_value, opt_to_db, to_db};
+use crate::rows::{
+    bound, col, encode_error_info, encode_value, from_db, opt_from_db, opt_to_db, to_db,
+};
 use crate::threads;
 use crate::write::Batch;
 
@@ -34,6 +38,7 @@ impl BatchBackend for Batch<'_, '_> {
         run_id: &str,
         input: &Value,
         claim: Option<&FirstClaim>,
+        queue: &str,
         started: &Event,
     ) -> Result<bool, StoreError> {
         let tether_core::event::EventBody::RunStarted { workflow, .. } = &started.body else {
@@ -46,11 +51,12 @@ impl BatchBackend for Batch<'_, '_> {
         let row = FirstClaim::new_run_row(claim);
         let lease_until = opt_to_db(row.lease_until_ms, "lease end")?;
         let epoch = to_db(row.epoch, "epoch")?;
+        let admitted_at = claim.map(|_| at);
         let inserted = self
             .execute(
                 "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                                   owner, lease_until, epoch)
-                 VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8)
+                                   owner, lease_until, epoch, queue, admitted_at)
+                 VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8, $9, $10)
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     &run_id,
@@ -61,6 +67,8 @@ impl BatchBackend for Batch<'_, '_> {
                     &row.owner,
                     &lease_until,
                     &epoch,
+                    &queue,
+                    &admitted_at,
                 ],
                 "insert run",
             )
@@ -145,14 +153,18 @@ impl BatchBackend for Batch<'_, '_> {
         node: &str,
         lease_until_ms: u64,
         epoch: u64,
+        admitted_at: Option<u64>,
     ) -> Result<(), StoreError> {
         self.send(
-            "UPDATE runs SET owner = $2, lease_until = $3, epoch = $4 WHERE id = $1",
+            "UPDATE runs SET owner = $2, lease_until = $3, epoch = $4,
+                             admitted_at = COALESCE($5, admitted_at)
+             WHERE id = $1",
             vec![
                 Box::new(run_id.to_owned()),
                 Box::new(node.to_owned()),
                 Box::new(to_db(lease_until_ms, "lease end")?),
                 Box::new(to_db(epoch, "epoch")?),
+                Box::new(opt_to_db(admitted_at, "admission time")?),
             ],
             "claim run",
         )
@@ -199,5 +211,56 @@ impl BatchBackend for Batch<'_, '_> {
 
     async fn insert_thread(&mut self, thread: NewThread<'_>) -> Result<Option<Event>, StoreError> {
         threads::create_thread(self, thread).await
+    }
+}
+
+impl QueueBackend for Batch<'_, '_> {
+    async fn run_queue(&mut self, run_id: &str) -> Result<Option<RunQueue>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT queue, admitted_at FROM runs WHERE id = $1",
+                &[&run_id],
+                "load run queue",
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RunQueue {
+            queue: col(&row, 0, "load run queue")?,
+            admitted_at: opt_from_db(col(&row, 1, "load run queue")?, "admission time")?,
+        }))
+    }
+
+    async fn queue_load(
+        &mut self,
+        queue: &str,
+        since_ms: Option<u64>,
+    ) -> Result<QueueLoad, StoreError> {
+        // The batch took the admission lock before its row locks (`Batch::prelock`): every
+        // other node's admission waits for this transaction, and this count (a new snapshot
+        // per statement) sees every admission committed before.
+        let since = since_ms.map(bound);
+        let row = self
+            .query_opt(
+                "SELECT
+                   (SELECT COUNT(*) FROM runs
+                     WHERE queue = $1 AND admitted_at IS NOT NULL
+                       AND status NOT IN ('completed', 'failed', 'cancelled')),
+                   (SELECT COUNT(*) FROM runs
+                     WHERE $2::BIGINT IS NOT NULL AND queue = $1 AND admitted_at >= $2)",
+                &[&queue, &since],
+                "count a queue's runs",
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::corrupt(
+                "counting a queue's runs returned no row",
+            ));
+        };
+        let running: i64 = col(&row, 0, "count a queue's runs")?;
+        let admitted_since: i64 = col(&row, 1, "count a queue's runs")?;
+        Ok(QueueLoad {
+            running: from_db(running, "running runs")?,
+            admitted_since: from_db(admitted_since, "admissions")?,
+        })
     }
 }

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::Pool;
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookEnd, HookRecord, RunCount, RunFilter, RunRecord, StoreError};
+use tether_store::{HookEnd, HookRecord, QueueDepth, RunCount, RunFilter, RunRecord, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -125,29 +125,34 @@ pub(crate) async fn runs_needing_work(
     pool: &Pool,
     now_ms: u64,
     node: &str,
+    queues: Option<&[String]>,
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
+    let queues: Option<Vec<&str>> = queues.map(|q| q.iter().map(String::as_str).collect());
     // Status names are literals (not parameters) so that the planner can match the partial
     // indexes' predicates even with a generic plan; the lease filter sits in every part so
     // that no part needs more than its own index.
     let rows = query(
         pool,
-        "SELECT id, created_at FROM runs
+        "SELECT id FROM (
+           SELECT id, created_at, queue FROM runs
                WHERE status = 'pending'
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
-         UNION SELECT id, created_at FROM runs
+         UNION SELECT id, created_at, queue FROM runs
                WHERE status = 'running'
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
-         UNION SELECT id, created_at FROM runs
+         UNION SELECT id, created_at, queue FROM runs
                WHERE wake_at <= $1 AND status NOT IN ('completed', 'failed', 'cancelled')
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
-         UNION SELECT id, created_at FROM runs
+         UNION SELECT id, created_at, queue FROM runs
                WHERE last_seq > applied_seq
                  AND status NOT IN ('completed', 'failed', 'cancelled')
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
+         ) AS work
+         WHERE $4::TEXT[] IS NULL OR queue = ANY($4)
          ORDER BY created_at, id
          LIMIT $3",
-        &[&bound(now_ms), &node, &bound(limit as u64)],
+        &[&bound(now_ms), &node, &bound(limit as u64), &queues],
         "select runs needing work",
     )
     .await?;
@@ -233,4 +238,24 @@ pub(crate) async fn count_runs(pool: &Pool) -> Result<Vec<RunCount>, StoreError>
         (a.workflow.as_str(), a.status.as_str()).cmp(&(b.workflow.as_str(), b.status.as_str()))
     });
     Ok(counts)
+}
+
+/// Per queue, the unfinished runs not admitted yet, ordered by queue (byte order).
+pub(crate) async fn queue_depths(pool: &Pool) -> Result<Vec<QueueDepth>, StoreError> {
+    let sql = "SELECT queue, COUNT(*) FROM runs
+               WHERE admitted_at IS NULL AND status NOT IN ('completed', 'failed', 'cancelled')
+               GROUP BY queue";
+    let rows = query(pool, sql, &[], "count queued runs").await?;
+    let mut depths = rows
+        .iter()
+        .map(|row| {
+            let count: i64 = col(row, 1, "count queued runs: count")?;
+            Ok(QueueDepth {
+                queue: col(row, 0, "count queued runs: queue")?,
+                waiting: from_db(count, "queued runs")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    depths.sort_by(|a, b| a.queue.as_bytes().cmp(b.queue.as_bytes()));
+    Ok(depths)
 }

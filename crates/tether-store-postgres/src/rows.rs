@@ -10,7 +10,8 @@ use crate::error::{bad_number, decode_err, encode_err, Ctx};
 
 /// Columns of `runs`, in the order [`run_from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str = "id, workflow, status, input, output, error, created_at, \
-                                      updated_at, last_seq, wake_at, owner, parent_run_id";
+                                      updated_at, last_seq, wake_at, owner, parent_run_id, \
+                                      queue";
 
 /// Columns of `hooks`, in the order [`hook_from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
@@ -103,6 +104,7 @@ pub(crate) fn run_from_row(row: &Row) -> Result<RunRecord, StoreError> {
         wake_at_ms: opt_from_db(col(row, 9, &what("wake_at"))?, &what("wake_at"))?,
         owner: col(row, 10, &what("owner"))?,
         parent_run_id: col(row, 11, &what("parent_run_id"))?,
+        queue: col(row, 12, &what("queue"))?,
         run_id: id,
     })
 }

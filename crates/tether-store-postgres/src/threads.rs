@@ -124,8 +124,8 @@ pub(crate) async fn create_thread(
     let inserted = b
         .execute(
             "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                               parent_run, root_run)
-             VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7)
+                               parent_run, root_run, queue)
+             VALUES ($1, $2, $3, $4, $5, $5, 1, $6, $7, $8)
              ON CONFLICT (id) DO NOTHING",
             &[
                 &t.hook_id,
@@ -135,6 +135,7 @@ pub(crate) async fn create_thread(
                 &at,
                 &t.info.parent_run,
                 &t.info.root_run,
+                &t.queue,
             ],
             "insert hook thread",
         )

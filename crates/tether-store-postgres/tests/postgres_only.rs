@@ -25,6 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 fn create(run_id: &str) -> WriteOp {
     WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: run_id.into(),
         workflow: "w".into(),
         input: json!({ "run": run_id }),
@@ -564,6 +565,7 @@ async fn one_claim_wins_across_instances() {
             for i in 0..RUNS {
                 barrier.wait().await;
                 let op = WriteOp::Claim {
+                    queues: Default::default(),
                     run_id: format!("c{i}"),
                     node: node.into(),
                     lease_until_ms: 10_000,

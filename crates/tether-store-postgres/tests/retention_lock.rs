@@ -16,6 +16,7 @@ const CUTOFF: u64 = 1_000_000;
 async fn ended_run(store: &dyn Store, run_id: &str) {
     let ops = vec![
         WriteOp::CreateRun {
+            queue: tether_store::DEFAULT_QUEUE.into(),
             run_id: run_id.into(),
             workflow: "w".into(),
             input: json!({}),

@@ -27,6 +27,7 @@ fn benches(c: &mut Criterion) {
     let create = runs
         .iter()
         .map(|id| WriteOp::CreateRun {
+            queue: tether_store::DEFAULT_QUEUE.into(),
             run_id: id.clone(),
             workflow: "bench".into(),
             input: json!({}),

@@ -47,8 +47,8 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tether_core::event::Event;
 use tether_store::{
-    HookEnd, HookRecord, OpResult, RunCount, RunFilter, RunRecord, ScheduleRecord, Store,
-    StoreError, WriteOp,
+    HookEnd, HookRecord, OpResult, QueueDepth, RunCount, RunFilter, RunRecord, ScheduleRecord,
+    Store, StoreError, WriteOp,
 };
 
 use crate::conn::ReaderPool;
@@ -291,11 +291,13 @@ impl Store for SqliteStore {
         &self,
         now_ms: u64,
         node: &str,
+        queues: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let node = node.to_owned();
+        let queues = queues.map(<[String]>::to_vec);
         self.read("runs_needing_work", move |c| {
-            read::runs_needing_work(c, now_ms, &node, limit)
+            read::runs_needing_work(c, now_ms, &node, queues.as_deref(), limit)
         })
         .await
     }
@@ -325,6 +327,10 @@ impl Store for SqliteStore {
 
     async fn count_runs(&self) -> Result<Vec<RunCount>, StoreError> {
         self.read("count_runs", read::count_runs).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        self.read("queue_depths", read::queue_depths).await
     }
 
     async fn delete_ended_before(

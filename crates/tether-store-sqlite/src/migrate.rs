@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "schedules",
         sql: include_str!("../migrations/0010_schedules.sql"),
     },
+    Migration {
+        version: 11,
+        name: "queues",
+        sql: include_str!("../migrations/0011_queues.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -3,7 +3,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use tether_core::event::{Event, RunStatus};
-use tether_store::{HookRecord, RunCount, RunFilter, RunRecord, StoreError};
+use tether_store::{HookRecord, QueueDepth, RunCount, RunFilter, RunRecord, StoreError};
 
 use crate::error::Ctx;
 use crate::rows::{RawEvent, RawHook, RawRun, EVENT_COLUMNS, HOOK_COLUMNS, RUN_COLUMNS};
@@ -14,7 +14,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
 /// A `u64` bound as an SQLite integer, saturating (stored values never exceed `i64::MAX`).
-fn bound(v: u64) -> i64 {
+pub(crate) fn bound(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -125,8 +125,14 @@ pub(crate) fn runs_needing_work(
     conn: &Connection,
     now_ms: u64,
     node: &str,
+    queues: Option<&[String]>,
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
+    // The served queues as a JSON array (NULL: every queue).
+    let queues = queues
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::corrupt(format!("encode the served queues: {e}")))?;
     // One indexed part per reason, so the poll stays cheap with many suspended runs; then keep
     // the runs this node may take.
     conn.prepare_cached(
@@ -140,6 +146,7 @@ pub(crate) fn runs_needing_work(
                      AND status <> 'completed' AND status <> 'failed'
                      AND status <> 'cancelled')
          AND (owner IS NULL OR owner = ?8 OR lease_until < ?3)
+         AND (?9 IS NULL OR queue IN (SELECT value FROM json_each(?9)))
          ORDER BY created_at, id
          LIMIT ?7",
     )
@@ -154,6 +161,7 @@ pub(crate) fn runs_needing_work(
                 RunStatus::Cancelled.as_str(),
                 bound(limit as u64),
                 node,
+                queues,
             ],
             |row| row.get(0),
         )?
@@ -233,4 +241,23 @@ pub(crate) fn count_runs(conn: &Connection) -> Result<Vec<RunCount>, StoreError>
             })
         })
         .collect()
+}
+
+/// Per queue, the unfinished runs not admitted yet, ordered by queue.
+pub(crate) fn queue_depths(conn: &Connection) -> Result<Vec<QueueDepth>, StoreError> {
+    conn.prepare_cached(
+        "SELECT queue, COUNT(*) FROM runs
+         WHERE admitted_at IS NULL AND status NOT IN ('completed', 'failed', 'cancelled')
+         GROUP BY queue ORDER BY queue",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map([], |r| {
+            Ok(QueueDepth {
+                queue: r.get(0)?,
+                waiting: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .ctx("count queued runs")
 }

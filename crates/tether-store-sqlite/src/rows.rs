@@ -10,7 +10,7 @@ use crate::error::{decode_err, encode_err};
 /// Columns of `runs`, in the order [`RawRun::from_row`] reads them.
 pub(crate) const RUN_COLUMNS: &str =
     "id, workflow, status, input, output, error, created_at, updated_at, last_seq, wake_at, owner, \
-     parent_run_id";
+     parent_run_id, queue";
 
 /// Columns of `hooks`, in the order [`RawHook::from_row`] reads them.
 pub(crate) const HOOK_COLUMNS: &str =
@@ -49,6 +49,7 @@ pub(crate) struct RawRun {
     wake_at: Option<u64>,
     owner: Option<String>,
     parent_run_id: Option<String>,
+    queue: String,
 }
 
 impl RawRun {
@@ -67,6 +68,7 @@ impl RawRun {
             wake_at: row.get(9)?,
             owner: row.get(10)?,
             parent_run_id: row.get(11)?,
+            queue: row.get(12)?,
         })
     }
 
@@ -90,6 +92,7 @@ impl RawRun {
             wake_at_ms: self.wake_at,
             owner: self.owner,
             parent_run_id: self.parent_run_id,
+            queue: self.queue,
             workflow: self.workflow,
             run_id: self.id,
         })

@@ -71,8 +71,8 @@ pub(crate) fn create_thread(
     let inserted = conn
         .prepare_cached(
             "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                               parent_run, root_run)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7)
+                               parent_run, root_run, queue)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8)
              ON CONFLICT (id) DO NOTHING",
         )
         .and_then(|mut stmt| {
@@ -83,7 +83,8 @@ pub(crate) fn create_thread(
                 input,
                 t.at_ms,
                 t.info.parent_run,
-                t.info.root_run
+                t.info.root_run,
+                t.queue
             ])
         })
         .ctx("insert hook thread")?;

@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use tether_core::event::{ErrorInfo, Event, EventBody};
 use tether_store::plan::batch::{apply_batch, BatchBackend};
-use tether_store::plan::{self, AppendPlan, NewThread, RunChange, RunRow};
+use tether_store::plan::{
+    self, AppendPlan, NewThread, QueueBackend, QueueLoad, RunChange, RunQueue, RunRow,
+};
 use tether_store::{Ending, Fence, FirstClaim, OpRejected, OpResult, StoreError, WriteOp};
 
 use crate::append::Tx;
@@ -62,6 +64,7 @@ impl BatchBackend for Tx<'_> {
         run_id: &str,
         input: &Value,
         claim: Option<&FirstClaim>,
+        queue: &str,
         started: &Event,
     ) -> Result<bool, StoreError> {
         let EventBody::RunStarted { workflow, .. } = &started.body else {
@@ -75,8 +78,8 @@ impl BatchBackend for Tx<'_> {
             .0
             .prepare_cached(
                 "INSERT INTO runs (id, workflow, status, input, created_at, updated_at, last_seq,
-                                   owner, lease_until, epoch)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8)
+                                   owner, lease_until, epoch, queue, admitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (id) DO NOTHING",
             )
             .and_then(|mut stmt| {
@@ -88,7 +91,9 @@ impl BatchBackend for Tx<'_> {
                     started.at_ms,
                     row.owner,
                     row.lease_until_ms,
-                    row.epoch
+                    row.epoch,
+                    queue,
+                    claim.map(|_| started.at_ms)
                 ])
             })
             .ctx("insert run")?;
@@ -173,13 +178,26 @@ impl BatchBackend for Tx<'_> {
         node: &str,
         lease_until_ms: u64,
         epoch: u64,
+        admitted_at: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.0
-            .prepare_cached(
-                "UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4 WHERE id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(params![run_id, node, lease_until_ms, epoch]))
-            .ctx("claim run")?;
+        let result = match admitted_at {
+            None => self
+                .0
+                .prepare_cached(
+                    "UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![run_id, node, lease_until_ms, epoch])),
+            Some(at) => self
+                .0
+                .prepare_cached(
+                    "UPDATE runs SET owner = ?2, lease_until = ?3, epoch = ?4, admitted_at = ?5
+                     WHERE id = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![run_id, node, lease_until_ms, epoch, at])
+                }),
+        };
+        result.ctx("claim run")?;
         Ok(())
     }
 
@@ -212,6 +230,54 @@ impl BatchBackend for Tx<'_> {
 
     async fn insert_thread(&mut self, thread: NewThread<'_>) -> Result<Option<Event>, StoreError> {
         threads::create_thread(self.0, thread)
+    }
+}
+
+impl QueueBackend for Tx<'_> {
+    async fn run_queue(&mut self, run_id: &str) -> Result<Option<RunQueue>, StoreError> {
+        self.0
+            .prepare_cached("SELECT queue, admitted_at FROM runs WHERE id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([run_id], |r| {
+                    Ok(RunQueue {
+                        queue: r.get(0)?,
+                        admitted_at: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .ctx("load run queue")
+    }
+
+    async fn queue_load(
+        &mut self,
+        queue: &str,
+        since_ms: Option<u64>,
+    ) -> Result<QueueLoad, StoreError> {
+        // One writer per file: the immediate transaction is the queue's lock.
+        let running: u64 = self
+            .0
+            .prepare_cached(
+                "SELECT COUNT(*) FROM runs
+                 WHERE queue = ?1 AND admitted_at IS NOT NULL
+                   AND status NOT IN ('completed', 'failed', 'cancelled')",
+            )
+            .and_then(|mut stmt| stmt.query_row([queue], |r| r.get(0)))
+            .ctx("count running runs of a queue")?;
+        let admitted_since: u64 = match since_ms {
+            None => 0,
+            Some(since) => self
+                .0
+                .prepare_cached("SELECT COUNT(*) FROM runs WHERE queue = ?1 AND admitted_at >= ?2")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![queue, crate::read::bound(since)], |r| r.get(0))
+                })
+                .ctx("count recent admissions of a queue")?,
+        };
+        Ok(QueueLoad {
+            running,
+            admitted_since,
+        })
     }
 }
 

@@ -22,6 +22,7 @@ fn url(path: &Path) -> String {
 
 fn create(run_id: &str, at_ms: u64) -> WriteOp {
     WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: run_id.into(),
         workflow: "w".into(),
         input: json!({ "run": run_id }),

@@ -18,6 +18,7 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
 
 fn create(run_id: &str) -> WriteOp {
     WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
         run_id: run_id.into(),
         workflow: "w".into(),
         input: json!(null),

@@ -72,14 +72,25 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of unfinished runs that have work to do without any outside event: status
     /// `pending` or `running`, a `wake_at` at or before `now_ms`, or journal entries past
     /// their [`WriteOp::Checkpoint`] mark (a payload accepted just before a crash) — and that
-    /// `node` may take: no owner, owned by `node`, or a lease that ended before `now_ms`.
-    /// At most `limit`, oldest first.
+    /// `node` may take: no owner, owned by `node`, or a lease that ended before `now_ms`; and
+    /// on one of `queues` (`None`: any queue). At most `limit`, oldest first.
     async fn runs_needing_work(
         &self,
         now_ms: u64,
         node: &str,
+        queues: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Per queue, how many unfinished runs wait to be admitted (never claimed: a limit leaves
+    /// no room, or no node serving the queue took them yet), one entry per queue that has
+    /// any, ordered by queue. The default refuses: a backend must implement it.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        Err(StoreError::config(format!(
+            "the {} store cannot count queued runs",
+            self.backend_name()
+        )))
+    }
 
     /// Notifications of journal growth committed by *any* process sharing this store, for
     /// backends that several processes share (PostgreSQL: `LISTEN/NOTIFY`). `None` (the

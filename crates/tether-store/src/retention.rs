@@ -106,6 +106,7 @@ mod tests {
             wake_at_ms: None,
             owner: None,
             parent_run_id: None,
+            queue: crate::DEFAULT_QUEUE.into(),
         }
     }
 

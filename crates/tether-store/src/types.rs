@@ -34,6 +34,9 @@ pub struct RunRecord {
     pub owner: Option<String>,
     /// The run that started this one as a child run (`None`: not a child run).
     pub parent_run_id: Option<String>,
+    /// The task queue the run is on ([`DEFAULT_QUEUE`] unless it was started on another):
+    /// only nodes serving it claim the run (see [`QueuePolicy`]).
+    pub queue: String,
 }
 
 /// Proof of ownership a node attaches to its writes for a run: the node id and the epoch its
@@ -226,8 +229,13 @@ pub enum WriteOp {
         input: Value,
         /// Commit time.
         at_ms: u64,
-        /// Create the run claimed by the node that will run it.
+        /// Create the run claimed by the node that will run it. The claim admits the run to
+        /// its queue without checking [`QueuePolicy`]: a caller claims at creation only runs of
+        /// queues it serves that have no limit (the engine does), else it creates the run
+        /// unclaimed and a [`WriteOp::Claim`] admits it.
         claim: Option<FirstClaim>,
+        /// The run's task queue ([`DEFAULT_QUEUE`] for the default one).
+        queue: String,
     },
     /// Append entries to a run's journal, each at the next `seq`, stamped `at_ms`, and update
     /// its status / wake-up time. Refused with `RunNotFound` or `RunFinished` (a finished run
@@ -347,7 +355,11 @@ pub enum WriteOp {
     /// the run has no owner, when `node` owns it, or when the owner's lease ended before
     /// `now_ms`; every success increments the run's epoch (so an older claim, even by the same
     /// node, is fenced off). Refused with `Owned` when another node holds a live lease, and
-    /// with `RunNotFound` / `RunFinished`. Outcome: [`OpOutcome::Claimed`] with the new epoch.
+    /// with `RunNotFound` / `RunFinished`. Then the run's queue is checked against `queues`
+    /// (decided in [`crate::plan::queue`]): `NotServed` when the node does not serve it; the
+    /// first claim of a run *admits* it to its queue, refused with `QueueFull` / `QueueRate`
+    /// when the queue's limits leave no room (counted cluster-wide in this transaction).
+    /// Outcome: [`OpOutcome::Claimed`] with the new epoch.
     Claim {
         /// The run.
         run_id: String,
@@ -357,6 +369,8 @@ pub enum WriteOp {
         lease_until_ms: u64,
         /// The claimer's clock, to judge whether the current lease has ended.
         now_ms: u64,
+        /// The queues the claiming node serves and their limits.
+        queues: std::sync::Arc<QueuePolicy>,
     },
     /// Give a run's lease up (the run was evicted from memory or its actor stopped). A no-op
     /// unless `fence` matches the run's owner and epoch. Outcome: [`OpOutcome::Updated`];
@@ -420,6 +434,8 @@ pub enum WriteOp {
         args: Value,
         /// Its retry policy.
         retry: tether_core::RetryPolicy,
+        /// The thread's task queue ([`DEFAULT_QUEUE`] for the default one).
+        queue: String,
         /// Commit time.
         at_ms: u64,
     },
@@ -577,6 +593,34 @@ pub enum OpRejected {
         /// The node holding it.
         owner: String,
     },
+    /// The claiming node does not serve the run's queue; a node that serves it runs it.
+    #[error("run {run_id} is on queue {queue}, which this node does not serve")]
+    NotServed {
+        /// The run.
+        run_id: String,
+        /// Its queue.
+        queue: String,
+    },
+    /// The run's queue has as many admitted, unfinished runs as its concurrency limit: the
+    /// run waits until one of them ends.
+    #[error("queue {queue} is full ({limit} runs running); run {run_id} waits")]
+    QueueFull {
+        /// The run.
+        run_id: String,
+        /// Its queue.
+        queue: String,
+        /// The queue's concurrency limit.
+        limit: u64,
+    },
+    /// The run's queue admitted as many runs as its rate limit allows in the current period:
+    /// the run waits.
+    #[error("queue {queue} reached its rate limit; run {run_id} waits")]
+    QueueRate {
+        /// The run.
+        run_id: String,
+        /// Its queue.
+        queue: String,
+    },
 }
 
 /// The result of one write op.
@@ -629,4 +673,98 @@ pub struct RunCount {
     pub status: RunStatus,
     /// How many runs (hook threads included) have it.
     pub count: u64,
+}
+
+/// The name of the default task queue: the queue of a run started without one.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How many runs of one queue wait to be admitted (see [`crate::Store::queue_depths`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// The queue.
+    pub queue: String,
+    /// Its unfinished runs not yet admitted (never claimed).
+    pub waiting: u64,
+}
+
+/// At most `count` admissions per `per_ms` milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueRate {
+    /// Admissions allowed per period (at least 1).
+    pub count: u64,
+    /// The period, in milliseconds (at least 1).
+    pub per_ms: u64,
+}
+
+/// The limits of one queue, cluster-wide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueLimit {
+    /// At most this many admitted, unfinished runs of the queue at once.
+    pub concurrency: Option<u64>,
+    /// At most this many admissions per period.
+    pub rate: Option<QueueRate>,
+}
+
+impl QueueLimit {
+    /// Whether this limits anything.
+    pub fn is_none(&self) -> bool {
+        self.concurrency.is_none() && self.rate.is_none()
+    }
+}
+
+/// The queues a node serves and the limits it admits runs under (passed with every
+/// [`WriteOp::Claim`]). `Default`: every queue, no limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// The queues served; `None`: all of them.
+    pub serves: Option<std::collections::BTreeSet<String>>,
+    /// Limits per queue; a queue not named here has none.
+    pub limits: std::collections::BTreeMap<String, QueueLimit>,
+}
+
+impl QueuePolicy {
+    /// Whether the node serves `queue`.
+    pub fn serves(&self, queue: &str) -> bool {
+        self.serves.as_ref().is_none_or(|s| s.contains(queue))
+    }
+
+    /// The limits of `queue`, if it has any.
+    pub fn limit(&self, queue: &str) -> Option<&QueueLimit> {
+        self.limits.get(queue).filter(|l| !l.is_none())
+    }
+
+    /// Whether a run of `queue` may be created already claimed by this node (it serves the
+    /// queue and the queue has no limit): else it is created unclaimed and admitted by a
+    /// [`WriteOp::Claim`].
+    pub fn claims_at_creation(&self, queue: &str) -> bool {
+        self.serves(queue) && self.limit(queue).is_none()
+    }
+
+    /// The served queues as a list (`None`: all), for [`crate::Store::runs_needing_work`].
+    pub fn served(&self) -> Option<Vec<String>> {
+        self.serves.as_ref().map(|s| s.iter().cloned().collect())
+    }
+}
+
+/// Longest queue name.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// Check a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] ASCII letters, digits, `_`, `-`, `.` or
+/// `:` (so that `--queues a,b` and `--queue-limit a=10` can name any queue). The reason when
+/// it is not one.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_QUEUE_NAME_LEN {
+        return Err(format!(
+            "a queue name must be 1 to {MAX_QUEUE_NAME_LEN} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(format!(
+            "a queue name may only hold ASCII letters, digits, `_`, `-`, `.` and `:` (not {c:?})"
+        ));
+    }
+    Ok(())
 }

@@ -32,6 +32,10 @@ enum RunsAction {
         /// choosing an id).
         #[arg(long, value_name = "KEY")]
         idempotency_key: Option<String>,
+        /// The task queue to run it on (default: `default`); only servers serving it
+        /// (`serve --queues`) run it.
+        #[arg(long, value_name = "QUEUE")]
+        queue: Option<String>,
     },
     /// List runs, newest first.
     List {
@@ -71,11 +75,15 @@ pub(crate) async fn run(opts: &ClientOpts, cmd: RunsCommand) -> Result<(), Comma
             input,
             id,
             idempotency_key,
+            queue,
         } => {
             let input = parse_json("--input", &input)?;
-            let run_id = client
-                .start_run_idempotent(&workflow, &input, id.as_deref(), idempotency_key.as_deref())
-                .await?;
+            let options = tether_client::StartOptions {
+                run_id: id,
+                idempotency_key,
+                queue,
+            };
+            let run_id = client.start_run_with(&workflow, &input, &options).await?;
             if json_out {
                 print_json(&json!({ "run_id": run_id }))
             } else {

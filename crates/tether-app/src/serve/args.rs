@@ -79,6 +79,25 @@ pub struct ServeArgs {
     /// `http://` and the address actually listened on.
     #[arg(long, env = "TETHER_PUBLIC_URL", value_name = "URL")]
     pub(super) public_url: Option<String>,
+    /// The task queues this node runs, comma-separated (default: all). Runs of other queues
+    /// started or resumed here are stored and run by a node that serves them; the queue of a
+    /// run started without one is `default`.
+    #[arg(
+        long,
+        env = "TETHER_QUEUES",
+        value_name = "QUEUE,..",
+        value_delimiter = ',',
+        value_parser = super::queues::parse_queue
+    )]
+    pub(super) queues: Option<Vec<String>>,
+    /// `QUEUE=N`: at most N runs of the queue admitted and not ended at once, cluster-wide
+    /// (repeat for more queues; give every node the same limits).
+    #[arg(long, value_name = "QUEUE=N", value_parser = super::queues::parse_limit)]
+    pub(super) queue_limit: Vec<(String, u64)>,
+    /// `QUEUE=N/PERIOD`: at most N runs of the queue admitted per period (`s`, `m`, `h` or
+    /// `<n>ms`), cluster-wide, e.g. `emails=5/s`.
+    #[arg(long, value_name = "QUEUE=N/PERIOD", value_parser = super::queues::parse_rate)]
+    pub(super) queue_rate: Vec<(String, tether_engine::QueueRate)>,
     /// Log lines on stderr as `text` or `json` (one object per line, with the fields of the
     /// spans they happen in). `RUST_LOG` filters them (default `info`).
     #[arg(
@@ -276,6 +295,8 @@ impl ServeArgs {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             retention: self.retention.0,
             idempotency_window: self.idempotency_window.0,
+            queues: self.queues.clone(),
+            queue_limits: super::queues::limits(&self.queue_limit, &self.queue_rate),
             ..EngineConfig::default()
         }
     }
@@ -312,10 +333,18 @@ mod tests {
             "2000",
             "--poll-interval-ms",
             "100",
+            "--queues",
+            "a,b",
+            "--queue-limit",
+            "a=10",
+            "--queue-rate",
+            "a=5/s",
         ]);
         assert_eq!(args.check(None).unwrap(), Backend::Postgres);
         let config = args.engine_config("127.0.0.1:9999".parse().unwrap());
         assert_eq!(config.node_id.as_deref(), Some("node-a"));
+        assert_eq!(config.queues, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(config.queue_limits["a"].concurrency, Some(10));
         assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:9999"));
         assert_eq!(config.lease, Duration::from_secs(2));
         assert_eq!(config.poll_interval, Duration::from_millis(100));

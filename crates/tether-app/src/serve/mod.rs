@@ -2,6 +2,7 @@
 //! web UI, metrics and webhooks; stop cleanly on Ctrl-C or SIGTERM.
 
 mod args;
+mod queues;
 pub(crate) mod window;
 
 use std::io::Write;

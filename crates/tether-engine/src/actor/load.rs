@@ -44,12 +44,18 @@ impl Actor {
             );
             return Err(self.block(err).await);
         };
+        if !inner.queue_policy.serves(&record.queue) {
+            // The claim would be refused (`NotServed`): leave the run to a node serving its
+            // queue without writing anything.
+            return Err(Exit::NotMine);
+        }
         let now = self.inner.now_ms();
         let claim = WriteOp::Claim {
             run_id: self.run_id.clone(),
             node: inner.node_id.clone(),
             lease_until_ms: now + inner.config.lease.as_millis() as u64,
             now_ms: now,
+            queues: inner.queue_policy.clone(),
         };
         match inner.writer.write(claim).await {
             Ok(Ok(OpOutcome::Claimed { epoch })) => {
@@ -62,6 +68,13 @@ impl Actor {
                 });
             }
             Ok(Err(OpRejected::Owned { .. })) => return Err(Exit::NotMine),
+            // Not admitted (yet): the run waits, unclaimed, until the poller finds a slot
+            // (or a node serving its queue takes it).
+            Ok(Err(
+                OpRejected::NotServed { .. }
+                | OpRejected::QueueFull { .. }
+                | OpRejected::QueueRate { .. },
+            )) => return Err(Exit::NotMine),
             Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {
                 return Ok(None)
             }

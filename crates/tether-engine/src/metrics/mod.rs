@@ -83,6 +83,18 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+/// What a scrape reads from the store: the run counts and the queue depths.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StoreCounts {
+    runs: Vec<RunCount>,
+    queues: Vec<tether_store::QueueDepth>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
     workflow: String,
     status: String,
@@ -108,7 +120,7 @@ pub struct Metrics {
     keys_deleted: Counter,
     /// The last run counts read and when (scrapes within `run_count_max_age` reuse them; one
     /// scrape at a time queries the store).
-    run_counts: tokio::sync::Mutex<Option<(Instant, Vec<RunCount>)>>,
+    run_counts: tokio::sync::Mutex<Option<(Instant, StoreCounts)>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -339,7 +351,7 @@ impl Metrics {
     pub(crate) fn render(
         &self,
         live_runs: usize,
-        counts: Option<&[RunCount]>,
+        counts: Option<&StoreCounts>,
     ) -> Result<String, fmt::Error> {
         use prometheus_client::encoding::text::{encode_eof, encode_registry};
         self.live_runs
@@ -348,7 +360,7 @@ impl Metrics {
         match counts {
             Some(counts) => {
                 let runs = Family::<RunLabels, Gauge>::default();
-                for c in counts {
+                for c in &counts.runs {
                     let labels = RunLabels {
                         workflow: c.workflow.clone(),
                         status: c.status.as_str().to_owned(),
@@ -360,6 +372,21 @@ impl Metrics {
                     "tether_runs",
                     "Runs in the store by workflow and status (hook threads included)",
                     runs,
+                );
+                let depth = Family::<QueueLabels, Gauge>::default();
+                for q in &counts.queues {
+                    let labels = QueueLabels {
+                        queue: q.queue.clone(),
+                    };
+                    depth
+                        .get_or_create(&labels)
+                        .set(i64::try_from(q.waiting).unwrap_or(i64::MAX));
+                }
+                runs_registry.register(
+                    "tether_queue_depth",
+                    "Unfinished runs per task queue not admitted yet (waiting for a slot, the rate \
+                     limit or a node serving the queue)",
+                    depth,
                 );
             }
             None => {
@@ -390,7 +417,7 @@ impl crate::Engine {
             let mut cached = self.inner.metrics.run_counts.lock().await;
             match &*cached {
                 Some((at, counts)) if at.elapsed() < max_age => Some(counts.clone()),
-                _ => match self.inner.store.count_runs().await {
+                _ => match self.read_counts().await {
                     Ok(counts) => {
                         *cached = Some((Instant::now(), counts.clone()));
                         Some(counts)
@@ -405,8 +432,18 @@ impl crate::Engine {
         // Writing to a String cannot fail; an error here would be a bug in the encoder.
         self.inner
             .metrics
-            .render(self.live_runs(), counts.as_deref())
+            .render(self.live_runs(), counts.as_ref())
             .unwrap_or_else(|_| "# EOF\n".to_owned())
+    }
+}
+
+impl crate::Engine {
+    /// The run counts and queue depths (`tether_queue_depth`), from the store.
+    async fn read_counts(&self) -> Result<StoreCounts, tether_store::StoreError> {
+        Ok(StoreCounts {
+            runs: self.inner.store.count_runs().await?,
+            queues: self.inner.store.queue_depths().await?,
+        })
     }
 }
 
@@ -472,17 +509,24 @@ mod tests {
         m.resume_refused("something_new");
         m.commit_done(3, Duration::from_millis(2));
         m.webhook_rejected("signature_invalid");
-        let counts = [RunCount {
-            workflow: "approval".into(),
-            status: tether_core::RunStatus::Suspended,
-            count: 7,
-        }];
+        let counts = StoreCounts {
+            runs: vec![RunCount {
+                workflow: "approval".into(),
+                status: tether_core::RunStatus::Suspended,
+                count: 7,
+            }],
+            queues: vec![tether_store::QueueDepth {
+                queue: "b".into(),
+                waiting: 3,
+            }],
+        };
         let text = m.render(5, Some(&counts)).expect("render");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("tether_"), "{line}");
         }
         for expected in [
             "tether_runs{workflow=\"approval\",status=\"suspended\"} 7",
+            "tether_queue_depth{queue=\"b\"} 3",
             "tether_resumes_accepted_total 1",
             "tether_resumes_refused_total{reason=\"hook_not_found\"} 2",
             "tether_resumes_refused_total{reason=\"something_new\"} 1",

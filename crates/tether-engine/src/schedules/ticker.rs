@@ -184,7 +184,12 @@ async fn fire_one(
     let id = &schedule.spec.id;
     let run_id = decision.run_tick.map(|tick| schedule_run_id(id, tick));
     let lease_until_ms = now + u64::try_from(engine.config.lease.as_millis()).unwrap_or(0);
-    let first_flush = run_id.as_ref().map(|run_id| {
+    // A tick's run is on the default queue: created claimed by this node when it serves that
+    // queue without limits, else left for a claim that admits it (as `start_run` does).
+    let claims = engine
+        .queue_policy
+        .claims_at_creation(tether_store::DEFAULT_QUEUE);
+    let first_flush = run_id.as_ref().filter(|_| claims).map(|run_id| {
         let seed = Seed {
             fence: Fence {
                 node: engine.node_id.clone(),
@@ -203,7 +208,7 @@ async fn fire_one(
         expected_tick_ms: expected,
         run_tick_ms: decision.run_tick,
         next_tick_ms: decision.next_tick,
-        claim: Some(FirstClaim {
+        claim: claims.then(|| FirstClaim {
             node: engine.node_id.clone(),
             lease_until_ms,
         }),
@@ -211,7 +216,7 @@ async fn fire_one(
     }));
     let result = engine.writer.write(op).await;
     let started = matches!(result, Ok(Ok(OpOutcome::Appended { .. })));
-    if let Some(run_id) = &run_id {
+    if let Some(run_id) = run_id.as_ref().filter(|_| claims) {
         match (started, first_flush, engine.me.upgrade()) {
             (true, Some(first_flush), Some(me)) => {
                 let run_id = run_id.clone();

@@ -33,6 +33,12 @@ pub(crate) struct StartRun {
     /// input, `409 run_exists`.
     #[serde(default)]
     run_id: Option<String>,
+    /// The task queue to run it on (default `default`): 1 to 128 ASCII letters, digits, `_`,
+    /// `-`, `.` or `:` (`400 invalid_input` otherwise). Only nodes serving the queue
+    /// (`serve --queues`) run it, within the queue's limits; until one does, it waits
+    /// (`pending`).
+    #[serde(default)]
+    queue: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -57,7 +63,7 @@ pub(crate) fn run_id_of(path: Result<Path<String>, PathRejection>) -> Result<Str
     path = "/v1/runs",
     tag = "runs",
     summary = "Start a run",
-    description = "Answers once the run has recorded what it first waits on (a hook it creates at once is resumable right away). Idempotent with a `run_id` in the body or an `Idempotency-Key` header: a retry with the same workflow and input answers `200` with the run the first call made; another workflow or input is refused with `409` (`run_exists` for a `run_id`, `idempotency_key_reused` for a key) and nothing is stored.",
+    description = "Answers once the run has recorded what it first waits on (a hook it creates at once is resumable right away); a run on a `queue` this node does not serve, or on a limited one, is answered once stored (`pending` until a node serving the queue admits it). Idempotent with a `run_id` in the body or an `Idempotency-Key` header: a retry with the same workflow and input answers `200` with the run the first call made; another workflow or input is refused with `409` (`run_exists` for a `run_id`, `idempotency_key_reused` for a key) and nothing is stored.",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes the start idempotent (the run's id is derived from it; kept as long as the run)"),
     ),
@@ -82,6 +88,7 @@ pub(crate) async fn start_run(
     let options = StartOptions {
         run_id: req.run_id,
         idempotency_key: idempotency_key(&headers),
+        queue: req.queue,
     };
     let started = state
         .engine

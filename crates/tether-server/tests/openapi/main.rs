@@ -555,6 +555,25 @@ async fn the_servers_answers_validate_against_the_document() {
         )
         .await;
     assert_eq!(code(&a), "invalid_json");
+    let a = c
+        .post(
+            "/v1/runs",
+            "/v1/runs",
+            json!({"workflow": "approval", "queue": "no spaces"}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
+    let a = c
+        .post(
+            "/v1/runs",
+            "/v1/runs",
+            json!({"workflow": "slack_bot", "input": {"channel": "Q"}, "queue": "elsewhere"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "a run on a queue is stored");
 
     // Unknown runs and hooks: 404 everywhere.
     for template in [
@@ -667,6 +686,7 @@ async fn the_validation_refuses_what_the_document_does_not_allow() {
         "run_id": "r", "workflow": "w", "status": "completed", "input": {}, "output": 1,
         "error": null, "created_at": "2024-01-01T00:00:00.000Z",
         "updated_at": "2024-01-01T00:00:00.000Z", "parent_run_id": null, "schedule_id": null,
+        "queue": "default",
     });
     assert!(compile("Run").is_valid(&run), "a valid run is refused");
     let mut extra = run.clone();

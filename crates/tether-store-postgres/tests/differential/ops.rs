@@ -226,6 +226,7 @@ fn op() -> impl Strategy<Value = WriteOp> {
             option::of((one_of(NODES), 0u64..3)),
         )
             .prop_map(|(run_id, workflow, input, at_ms, claim)| WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
                 run_id,
                 workflow,
                 input,
@@ -286,6 +287,7 @@ fn op() -> impl Strategy<Value = WriteOp> {
         ),
         2 => (run_id(), one_of(NODES), 0u64..3, 0u64..3).prop_map(
             |(run_id, node, lease, now)| WriteOp::Claim {
+        queues: Default::default(),
                 run_id,
                 node,
                 lease_until_ms: T0 + lease * 1_000,
@@ -310,6 +312,7 @@ fn op() -> impl Strategy<Value = WriteOp> {
             }),
         1 => (run_id(), one_of(THREAD_IDS), one_of(WORKFLOWS), value(), at()).prop_map(
             |(run_id, hook_id, workflow, args, at_ms)| WriteOp::SpawnHook {
+        queue: tether_store::DEFAULT_QUEUE.into(),
                 run_id,
                 hook_id,
                 workflow,
@@ -333,6 +336,7 @@ pub fn batches() -> impl Strategy<Value = Vec<Vec<WriteOp>>> {
         let seed: Vec<WriteOp> = [("r0", None), ("r1", Some("n0")), ("r2", None)]
             .iter()
             .map(|(run_id, node)| WriteOp::CreateRun {
+                queue: tether_store::DEFAULT_QUEUE.into(),
                 run_id: (*run_id).to_owned(),
                 workflow: "w0".to_owned(),
                 input: json!(null),

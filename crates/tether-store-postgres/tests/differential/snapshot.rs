@@ -73,7 +73,7 @@ pub async fn take(store: &dyn Store) -> Snapshot {
     let mut needing_work = Vec::new();
     for &node in NODES {
         for now in [T0, T0 + 1_000_000] {
-            let due = store.runs_needing_work(now, node, 100).await;
+            let due = store.runs_needing_work(now, node, None, 100).await;
             needing_work.push((node.to_owned(), now, due));
         }
     }

@@ -51,6 +51,8 @@ pub struct NewThread<'a> {
     pub args: &'a Value,
     /// Its place in the namespace.
     pub info: ThreadInfo,
+    /// Its task queue (the spawn's `task_queue`).
+    pub queue: &'a str,
     /// Commit time.
     pub at_ms: u64,
 }
@@ -135,6 +137,7 @@ pub async fn plan_append<B: AppendBackend>(
                 ref args,
                 ref retry,
                 ref fail_signal,
+                ref task_queue,
                 ..
             } => {
                 let ns = namespace(backend, &mut root, run_id).await?;
@@ -149,6 +152,7 @@ pub async fn plan_append<B: AppendBackend>(
                     workflow,
                     args,
                     info,
+                    queue: task_queue,
                     at_ms,
                 };
                 // A taken id (only on a repeated outside request) creates nothing.

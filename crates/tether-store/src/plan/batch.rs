@@ -9,6 +9,7 @@ use tether_core::RetryPolicy;
 
 use super::append::{plan_append, AppendBackend, AppendPlan, NewThread};
 use super::keep::{self, PendingBackend};
+use super::queue::{self, QueueBackend};
 use super::resume::{self, Delivery, ResumeBackend};
 use super::run::{self, RunChange, RunRow};
 use super::schedule::{self, ScheduleBackend};
@@ -19,7 +20,7 @@ use crate::{Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, Wake
 /// (on top of those of appends, resumes and signals). Each is a few statements of SQL.
 #[allow(async_fn_in_trait)] // generic use only: the caller's concrete future keeps its `Send`
 pub trait BatchBackend:
-    AppendBackend + ResumeBackend + SignalBackend + PendingBackend + ScheduleBackend
+    AppendBackend + ResumeBackend + SignalBackend + PendingBackend + ScheduleBackend + QueueBackend
 {
     /// Before an op: a count of what the transaction has written so far.
     fn begin_op(&mut self) -> u64;
@@ -33,13 +34,15 @@ pub trait BatchBackend:
         writes_before: u64,
     ) -> Result<(), StoreError>;
 
-    /// Insert a new run with the lease columns of `claim` and its entry 1 `started`;
-    /// `false` (nothing written) when the id is taken.
+    /// Insert a new run on `queue` with the lease columns of `claim` (a claimed run is
+    /// admitted at its creation time) and its entry 1 `started`; `false` (nothing written)
+    /// when the id is taken.
     async fn insert_run(
         &mut self,
         run_id: &str,
         input: &Value,
         claim: Option<&FirstClaim>,
+        queue: &str,
         started: &Event,
     ) -> Result<bool, StoreError>;
 
@@ -66,13 +69,15 @@ pub trait BatchBackend:
     /// such run.
     async fn checkpoint(&mut self, run_id: &str, applied_seq: u64) -> Result<bool, StoreError>;
 
-    /// Write a granted claim: owner, lease end, epoch.
+    /// Write a granted claim: owner, lease end, epoch, and the admission time when the claim
+    /// admits the run to its queue (`admitted_at`).
     async fn write_claim(
         &mut self,
         run_id: &str,
         node: &str,
         lease_until_ms: u64,
         epoch: u64,
+        admitted_at: Option<u64>,
     ) -> Result<(), StoreError>;
 
     /// Clear owner and lease if `fence` matches them; `false` if there is no such run.
@@ -117,10 +122,11 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             input,
             at_ms,
             claim,
+            queue,
         } => {
             let started = crate::run_started(workflow.clone(), input.clone(), *at_ms);
             if !b
-                .insert_run(run_id, input, claim.as_ref(), &started)
+                .insert_run(run_id, input, claim.as_ref(), queue, &started)
                 .await?
             {
                 return Ok(Err(OpRejected::RunExists {
@@ -221,13 +227,22 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             node,
             lease_until_ms,
             now_ms,
+            queues,
         } => {
             let row = b.lock_run(run_id).await?;
             let epoch = match run::claim(row.as_ref(), run_id, node, *now_ms) {
                 Ok(epoch) => epoch,
                 Err(refused) => return Ok(Err(refused)),
             };
-            b.write_claim(run_id, node, *lease_until_ms, epoch).await?;
+            let Some(run_queue) = b.run_queue(run_id).await? else {
+                return Ok(Err(not_found(run_id)));
+            };
+            let admitted_at = match queue::admit(b, queues, run_id, &run_queue, *now_ms).await? {
+                Ok(admitted_at) => admitted_at,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            b.write_claim(run_id, node, *lease_until_ms, epoch, admitted_at)
+                .await?;
             Ok(Ok(OpOutcome::Claimed { epoch }))
         }
         WriteOp::Release { run_id, fence } => Ok(if b.release(run_id, fence).await? {
@@ -254,8 +269,19 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             workflow,
             args,
             retry,
+            queue,
             at_ms,
-        } => spawn_hook(b, run_id, hook_id, workflow, args, retry, *at_ms).await,
+        } => {
+            let spawn = Spawn {
+                hook_id,
+                workflow,
+                args,
+                retry,
+                queue,
+                at_ms: *at_ms,
+            };
+            spawn_hook(b, run_id, spawn).await
+        }
         WriteOp::Schedule(op) => schedule::schedule_op(b, op).await,
     }
 }
@@ -290,16 +316,30 @@ async fn append<B: BatchBackend>(
     }))
 }
 
+/// A [`WriteOp::SpawnHook`]'s thread.
+struct Spawn<'a> {
+    hook_id: &'a str,
+    workflow: &'a str,
+    args: &'a Value,
+    retry: &'a RetryPolicy,
+    queue: &'a str,
+    at_ms: u64,
+}
+
 /// A hook thread started from outside in the namespace of `run_id`.
 async fn spawn_hook<B: BatchBackend>(
     b: &mut B,
     run_id: &str,
-    hook_id: &str,
-    workflow: &str,
-    args: &Value,
-    retry: &RetryPolicy,
-    at_ms: u64,
+    spawn: Spawn<'_>,
 ) -> Result<OpResult, StoreError> {
+    let Spawn {
+        hook_id,
+        workflow,
+        args,
+        retry,
+        queue,
+        at_ms,
+    } = spawn;
     let row = b.lock_run(run_id).await?;
     if let Err(refused) = run::open(row, run_id, None) {
         return Ok(Err(refused));
@@ -315,6 +355,7 @@ async fn spawn_hook<B: BatchBackend>(
         workflow,
         args,
         info,
+        queue,
         at_ms,
     };
     Ok(match b.insert_thread(thread).await? {

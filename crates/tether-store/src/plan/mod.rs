@@ -19,6 +19,8 @@
 //!   [`hook_end::HookEndBackend`].
 //! - [`keep`]: a payload for a token no hook holds yet, kept until a hook registers it
 //!   ([`keep::PendingBackend`]).
+//! - [`queue`]: task queues: which node may claim a run, and when a first claim admits it
+//!   under its queue's limits ([`queue::QueueBackend`]).
 //! - [`state`]: the shared-state entries of an append, over [`state::StateBackend`].
 //! - [`signal`]: where a signal goes (its idempotency key checked first, under the signal's
 //!   lock), what a wait takes, what a released wait gives back, over
@@ -32,6 +34,7 @@ pub mod batch;
 pub mod child;
 pub mod hook_end;
 pub mod keep;
+pub mod queue;
 pub mod resume;
 pub mod run;
 pub mod schedule;
@@ -42,6 +45,7 @@ pub use append::{plan_append, AppendBackend, AppendPlan, NewHook, NewThread};
 pub use child::{ChildBackend, NewChild, ParentLink};
 pub use hook_end::{HookEndBackend, HookRelease};
 pub use keep::{KeptPayload, PendingBackend};
+pub use queue::{QueueBackend, QueueLoad, RunQueue};
 pub use run::{claim, fenced, open, RunChange, RunRow};
 pub use schedule::{FirePlan, ScheduleBackend, ScheduleRow};
 pub use signal::{Released, SignalBackend, SignalKey, SignalOutcome};

@@ -179,7 +179,9 @@ where
     let mut last_run = None;
     if let FirePlan::Start(run_id) = plan {
         let started = crate::run_started(row.workflow.clone(), row.input.clone(), fire.at_ms);
-        if b.insert_run(&run_id, &row.input, fire.claim.as_ref(), &started)
+        // A tick's run is on the default queue (schedules name no queue).
+        let queue = crate::DEFAULT_QUEUE;
+        if b.insert_run(&run_id, &row.input, fire.claim.as_ref(), queue, &started)
             .await?
         {
             outcome = OpOutcome::Appended {

@@ -38,6 +38,7 @@
       el("td", {}, el("a", { href: runUrl(run.run_id), class: "run-link" },
         el("code", { text: run.run_id }))),
       el("td", { text: run.workflow }),
+      el("td", { text: run.queue || "default" }),
       el("td", {}, badge(run.error && !Tether.STATUSES.slice(3).includes(run.status)
         ? "blocked" : run.status)),
       el("td", {}, time(run.created_at)),

@@ -27,6 +27,7 @@
     badge(blocked ? "blocked" : run.status, $("run-status"));
     $("run-status").dataset.status = run.status;
     $("run-workflow").textContent = run.workflow;
+    $("run-queue").textContent = run.queue || "default";
     clear($("run-created"));
     $("run-created").append(time(run.created_at));
     clear($("run-updated"));
