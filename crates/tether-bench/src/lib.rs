@@ -165,8 +165,7 @@ async fn run_on(
         }
         Workload::ResumeThroughput => {
             let config = workloads::config(args.max_live_runs);
-            workloads::throughput::run(open().await?, mode, config, args.n.unwrap_or(1000), c)
-                .await
+            workloads::throughput::run(open().await?, mode, config, args.n.unwrap_or(1000), c).await
         }
         Workload::Stream => {
             workloads::stream::run(fresh, tether_bin, args.n.unwrap_or(10_000)).await
