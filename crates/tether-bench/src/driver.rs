@@ -146,6 +146,16 @@ impl Driver {
         }
     }
 
+    /// The engine's write counts as they are now.
+    pub(crate) fn counts(&self) -> EngineCounts {
+        let m = self.engine.metrics().snapshot();
+        EngineCounts {
+            commits: m.commits.count,
+            committed_ops: m.committed_ops,
+            cache_misses: m.live_run_cache_misses,
+        }
+    }
+
     /// Stop the server (if any) and the engine.
     pub(crate) async fn shutdown(self) {
         if let Some(h) = self.http {
@@ -153,6 +163,28 @@ impl Driver {
             let _ = tokio::time::timeout(Duration::from_secs(5), h.server).await;
         }
         self.engine.shutdown().await;
+    }
+}
+
+/// Counters of the engine (from its metrics), to tell what a timed phase cost.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EngineCounts {
+    /// Group commits (store transactions, one fsync each).
+    pub commits: u64,
+    /// Write ops those commits held.
+    pub committed_ops: u64,
+    /// Deliveries to a run that was not live (rebuilt from the store).
+    pub cache_misses: u64,
+}
+
+impl EngineCounts {
+    /// What happened between `before` and `self`.
+    pub(crate) fn since(self, before: EngineCounts) -> EngineCounts {
+        EngineCounts {
+            commits: self.commits.saturating_sub(before.commits),
+            committed_ops: self.committed_ops.saturating_sub(before.committed_ops),
+            cache_misses: self.cache_misses.saturating_sub(before.cache_misses),
+        }
     }
 }
 

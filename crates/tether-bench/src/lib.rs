@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// Concurrent senders / starters.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Most runs the engine keeps live (`EngineConfig::max_live_runs`; default the engine's,
+    /// 10,000). A smaller cache makes `resume-throughput` at a small `--n` resume evicted
+    /// runs (cache misses), e.g. to profile that path under callgrind.
+    #[arg(long, value_name = "N")]
+    pub max_live_runs: Option<usize>,
 }
 
 /// The workloads (same names as in DESIGN §6 and BENCHMARKS.md).
@@ -159,7 +164,8 @@ async fn run_on(
             workloads::latency::run(open().await?, mode, args.n.unwrap_or(200)).await
         }
         Workload::ResumeThroughput => {
-            workloads::throughput::run(open().await?, mode, args.n.unwrap_or(1000), c).await
+            let config = workloads::config(args.max_live_runs);
+            workloads::throughput::run(open().await?, mode, config, args.n.unwrap_or(1000), c).await
         }
         Workload::Stream => {
             workloads::stream::run(fresh, tether_bin, args.n.unwrap_or(10_000)).await
@@ -168,7 +174,9 @@ async fn run_on(
             workloads::steps::run(open().await?, mode, args.n.unwrap_or(200), c).await
         }
         Workload::Suspended => {
-            workloads::suspended::run(open().await?, mode, args.n.unwrap_or(100_000), c).await
+            let config = workloads::config(args.max_live_runs);
+            workloads::suspended::run(open().await?, mode, config, args.n.unwrap_or(100_000), c)
+                .await
         }
     };
     figures.map_err(BenchError::Failed)

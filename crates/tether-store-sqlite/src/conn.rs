@@ -12,8 +12,14 @@ use crate::error::Ctx;
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 
-/// Reader connections kept open between reads; more are opened when reads overlap.
-const MAX_IDLE_READERS: usize = 4;
+/// Most reads at once, and so most reader connections: a read waits for a free one rather
+/// than open another. Opening a connection costs more than most reads (SQLite parses the
+/// whole schema on its first statement, and every statement is prepared anew): when reads
+/// overlapped past the connections kept, each extra read opened and closed one. Measured with
+/// callgrind on `tether bench resume-throughput --n 3000 --concurrency 16 --max-live-runs
+/// 300` (rebuilding evicted runs reads them): 365 connections opened for ~8,800 reads, their
+/// schema parsing alone 10% of all instructions (BENCHMARKS.md).
+pub(crate) const MAX_READERS: usize = 8;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -72,11 +78,14 @@ fn common_setup(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reader connections: one is taken per read and put back afterwards.
+/// Reader connections: one is taken per read and put back afterwards. At most
+/// [`MAX_READERS`] reads run at once (callers take a permit of [`ReaderPool::permits`] first),
+/// so every connection opened stays open and is used again.
 #[derive(Debug)]
 pub(crate) struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl ReaderPool {
@@ -85,10 +94,17 @@ impl ReaderPool {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         }
     }
 
-    /// Run `f` on a reader connection (blocking: call from a blocking thread).
+    /// The permits a read takes before it runs (one each; [`MAX_READERS`] in all).
+    pub(crate) fn permits(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        self.permits.clone()
+    }
+
+    /// Run `f` on a reader connection (blocking: call from a blocking thread, holding a
+    /// permit of [`ReaderPool::permits`]).
     pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -100,7 +116,7 @@ impl ReaderPool {
         };
         let result = f(&conn);
         let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < MAX_READERS {
             idle.push(conn);
         }
         result

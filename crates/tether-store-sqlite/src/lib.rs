@@ -7,8 +7,9 @@
 //! - **one writer**: all commits go through a single connection, one `BEGIN IMMEDIATE`
 //!   transaction per batch; an op decides a refusal before it writes, so a refused op leaves
 //!   no trace without a savepoint per op;
-//! - **pooled readers**: reads run on a small pool of `query_only` connections, which WAL lets
-//!   proceed while the writer commits;
+//! - **pooled readers**: reads run on a small pool of `query_only` connections (at most
+//!   8 reads at once: a read waits for a free connection rather than open one), which WAL
+//!   lets proceed while the writer commits;
 //! - **versioned schema**: migrations under `migrations/` are applied in one transaction when
 //!   the store is opened and recorded in `schema_migrations`; a database written by a newer
 //!   version is refused.
@@ -216,10 +217,21 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.readers.with(f))
+        // Wait for a free reader rather than open one more connection (see `MAX_READERS`).
+        let permit = self
+            .inner
+            .readers
+            .permits()
+            .acquire_owned()
             .await
-            .map_err(|e| join_err(what, e))?
+            .map_err(|_| StoreError::unavailable(format!("{what}: the store is closed")))?;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            inner.readers.with(f)
+        })
+        .await
+        .map_err(|e| join_err(what, e))?
     }
 }
 

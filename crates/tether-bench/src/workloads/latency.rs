@@ -14,7 +14,7 @@ use crate::Mode;
 
 /// Run `n` measured rounds (after 20 unmeasured ones).
 pub(crate) async fn run(store: Arc<dyn Store>, mode: Mode, n: usize) -> Result<Value, String> {
-    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    let d = Arc::new(Driver::start(store, mode, config(None)).await?);
     // Over HTTP: connections for the start, the held wait and the resume, opened untimed.
     d.warm_connections(4).await?;
     let warmup = 20;

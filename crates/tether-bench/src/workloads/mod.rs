@@ -27,9 +27,14 @@ pub(crate) const HELD_WAITS: usize = 1000;
 /// timed itself).
 pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The engine configuration every in-process workload runs with.
-fn config() -> EngineConfig {
-    EngineConfig::default()
+/// The engine configuration every in-process workload runs with (`max_live_runs`: the
+/// bench's `--max-live-runs`, else the engine's default).
+pub(crate) fn config(max_live_runs: Option<usize>) -> EngineConfig {
+    let mut config = EngineConfig::default();
+    if let Some(n) = max_live_runs {
+        config.max_live_runs = n.max(1);
+    }
+    config
 }
 
 /// Start `n` runs waiting on hooks `{prefix}-{i}` with `c` concurrent starters; their ids, by

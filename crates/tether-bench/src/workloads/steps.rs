@@ -21,7 +21,7 @@ pub(crate) async fn run(
     n: usize,
     c: usize,
 ) -> Result<Value, String> {
-    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    let d = Arc::new(Driver::start(store, mode, config(None)).await?);
     d.warm_connections(c).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();

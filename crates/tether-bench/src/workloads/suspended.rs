@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tether::store::Store;
 
-use super::{config, start_waiting};
+use tether::EngineConfig;
+
+use super::start_waiting;
 use crate::driver::Driver;
 use crate::host;
 use crate::stats::{per_s, percentile};
@@ -19,10 +21,11 @@ use crate::Mode;
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     mode: Mode,
+    config: EngineConfig,
     n: usize,
     c: usize,
 ) -> Result<Value, String> {
-    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    let d = Arc::new(Driver::start(store, mode, config).await?);
     let (base, _) = host::rss_mb(None);
     let t0 = Instant::now();
     let runs = start_waiting(&d, "s", n, c).await?;

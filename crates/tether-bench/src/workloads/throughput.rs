@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use tether::store::Store;
+use tether::EngineConfig;
 
-use super::{config, start_waiting, Completions, HELD_WAITS, SETTLE};
+use super::{start_waiting, Completions, HELD_WAITS, SETTLE};
 use crate::driver::Driver;
 use crate::host;
 use crate::stats::per_s;
@@ -16,20 +17,24 @@ use crate::Mode;
 
 /// `per_s`/`accepted_per_s`: resumes acknowledged per second, first resume sent to last
 /// acknowledged. `complete_per_s`/`completed_per_s`: runs whose end was observed per second,
-/// first resume sent to last end observed.
+/// first resume sent to last end observed. `commits`, `committed_ops` and `cache_misses`: the
+/// engine's group commits, the write ops they held and its live-run cache misses from the
+/// first resume sent to the last end observed (`commits_per_resume` = `commits` / `n`).
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     mode: Mode,
+    config: EngineConfig,
     n: usize,
     c: usize,
 ) -> Result<Value, String> {
-    let d = Arc::new(Driver::start(store, mode, config()).await?);
+    let d = Arc::new(Driver::start(store, mode, config).await?);
     let runs = start_waiting(&d, "tp", n, c).await?;
     // One connection per held wait and per sender, opened before anything is timed.
     d.warm_connections(n.min(HELD_WAITS) + c).await?;
     let completions = Completions::watch(&d, &runs);
     // Let the waits reach the engine (or the server) before the first resume.
     tokio::time::sleep(SETTLE).await;
+    let before = d.counts();
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -54,6 +59,7 @@ pub(crate) async fn run(
         .last()
         .await?
         .map_or(accepted, |at| at.saturating_duration_since(t0));
+    let counts = d.counts().since(before);
     let (rss, peak) = host::rss_mb(None);
     if let Ok(d) = Arc::try_unwrap(d) {
         d.shutdown().await;
@@ -65,6 +71,11 @@ pub(crate) async fn run(
         "accepted_per_s": per_s(n, accepted),
         "completed_per_s": per_s(n, completed),
         "held_waits": n.min(HELD_WAITS),
+        "commits": counts.commits,
+        "commits_per_resume": counts.commits as f64 / n.max(1) as f64,
+        "committed_ops": counts.committed_ops,
+        "ops_per_resume": counts.committed_ops as f64 / n.max(1) as f64,
+        "cache_misses": counts.cache_misses,
         "rss_mb": rss,
         "peak_rss_mb": peak,
     }))
