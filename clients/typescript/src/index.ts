@@ -33,9 +33,15 @@ import type {
   TetherClientOptions,
 } from "./types.js";
 import { isTerminal } from "./types.js";
+import * as links from "./links.js";
+import type { LinkUse, ResumeLink, ResumeLinkOptions } from "./links.js";
+import * as schedules from "./schedules.js";
+import type { NewSchedule, ScheduleCallOptions, ScheduleInfo } from "./schedules.js";
 
 export * from "./errors.js";
 export * from "./types.js";
+export type { LinkUse, ResumeLink, ResumeLinkOptions } from "./links.js";
+export type { NewSchedule, ScheduleCallOptions, ScheduleCatchUp, ScheduleInfo, ScheduleOverlap } from "./schedules.js";
 export { encodePathSegment } from "./http.js";
 
 /** A client of one Tether server. Each method is one request (plus retries, for resumes). */
@@ -67,6 +73,7 @@ export class TetherClient {
   async startRun(workflow: string, input: unknown, options: StartRunOptions = {}): Promise<string> {
     const body: Record<string, unknown> = { workflow, input: input === undefined ? null : input };
     if (options.runId !== undefined) body.run_id = options.runId;
+    if (options.queue !== undefined) body.queue = options.queue;
     const answer = await this.#http.request({
       method: "POST",
       path: "/v1/runs",
@@ -136,6 +143,18 @@ export class TetherClient {
     });
     if (!Array.isArray(answer)) throw unexpected("an array of hooks", answer);
     return answer as HookInfo[];
+  }
+
+  /** The child runs the run started (`ctx.start_child`), oldest first; each has `parent_run_id`. */
+  async children(runId: string, options: CallOptions = {}): Promise<RunInfo[]> {
+    const answer = await this.#http.request({
+      method: "GET",
+      path: `/v1/runs/${encodePathSegment(runId)}/children`,
+      signal: options.signal,
+    });
+    const list = (answer as { children?: unknown } | null)?.children;
+    if (!Array.isArray(list)) throw unexpected("a {\"children\": [...]} object", answer);
+    return list as RunInfo[];
   }
 
   /**
@@ -219,6 +238,28 @@ export class TetherClient {
   }
 
   /**
+   * Make a resume link for the hook holding `token`: a signed URL that resumes it with
+   * `payload` once, for anyone holding it, without the API token (`GET` shows a confirmation
+   * page, `POST` resumes). The payload is checked against the hook's definition now
+   * ({@link InvalidPayloadError}); a bad expiry, label or set, or a webhook's token:
+   * {@link InvalidLinkError}. Not retried: each call makes another link.
+   */
+  async createResumeLink(token: string, payload: unknown, options: ResumeLinkOptions = {}): Promise<ResumeLink> {
+    return links.createResumeLink(this.#http, token, payload, options);
+  }
+
+  /**
+   * Use a resume link (`POST` it with `Accept: application/json`); resolves to `{ run_id }`
+   * of the run that got its payload. The request goes to the link's own URL and carries
+   * none of the client's headers (no API token: the link is its own credential). Sent once:
+   * a second use is a {@link LinkUsedError}; also {@link LinkExpiredError},
+   * {@link LinkInvalidError}, {@link HookNotFoundError} (nothing waits for it any more).
+   */
+  async useResumeLink(url: string, options: CallOptions = {}): Promise<LinkUse> {
+    return links.useResumeLink(this.#http, url, options);
+  }
+
+  /**
    * The URL of the webhook holding `token`: `{baseUrl}/.well-known/workflow/v1/webhook/{token}`.
    * It answers any HTTP method and needs no API token (its token is the credential).
    */
@@ -248,6 +289,44 @@ export class TetherClient {
       signalId: typeof a.signal_id === "string" ? a.signal_id : signalId,
       deliveredTo: typeof a.delivered_to === "string" ? a.delivered_to : null,
     };
+  }
+
+  // ---- schedules -------------------------------------------------------------------------
+
+  /**
+   * Create a durable cron schedule: each tick starts one run `sched:{id}:{tick_ms}` of its
+   * workflow. Repeating the same create resolves to the schedule (so it is retried like a
+   * resume); the same id with other settings: {@link ScheduleExistsError}; a bad expression,
+   * zone, `overlap` or `catchUp`: {@link InvalidScheduleError}; an unknown workflow:
+   * {@link WorkflowNotFoundError}.
+   */
+  async createSchedule(schedule: NewSchedule, options: ScheduleCallOptions = {}): Promise<ScheduleInfo> {
+    return schedules.createSchedule(this.#http, schedule, options);
+  }
+
+  /** Every schedule, by id. */
+  async listSchedules(options: CallOptions = {}): Promise<ScheduleInfo[]> {
+    return schedules.listSchedules(this.#http, options);
+  }
+
+  /** One schedule ({@link ScheduleNotFoundError} if there is none). */
+  async getSchedule(id: string, options: CallOptions = {}): Promise<ScheduleInfo> {
+    return schedules.getSchedule(this.#http, id, options);
+  }
+
+  /** Delete a schedule: no more ticks; the runs it started stay. */
+  async deleteSchedule(id: string, options: CallOptions = {}): Promise<void> {
+    return schedules.deleteSchedule(this.#http, id, options);
+  }
+
+  /** Pause a schedule: no tick fires until it is resumed (pausing a paused one does nothing). */
+  async pauseSchedule(id: string, options: ScheduleCallOptions = {}): Promise<ScheduleInfo> {
+    return schedules.setSchedulePaused(this.#http, id, true, options);
+  }
+
+  /** Resume a paused schedule from its next tick after now (the paused ticks never fire). */
+  async resumeSchedule(id: string, options: ScheduleCallOptions = {}): Promise<ScheduleInfo> {
+    return schedules.setSchedulePaused(this.#http, id, false, options);
   }
 
   // ---- server ----------------------------------------------------------------------------
