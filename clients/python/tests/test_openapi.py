@@ -13,7 +13,7 @@ from tether_client import TetherClient
 
 from conftest import Server
 
-PLACEHOLDERS = {"RUN", "TOKEN", "SIGNAL"}
+PLACEHOLDERS = {"RUN", "TOKEN", "SIGNAL", "SCHED", "LINK"}
 
 
 def _template(path: str) -> str:
@@ -34,6 +34,14 @@ def client_routes() -> Set[Tuple[str, str]]:
             return httpx.Response(202, json={"signal_id": "SIGNAL", "delivered_to": None})
         if path == "/v1/runs" and request.method == "GET":
             return httpx.Response(200, json={"runs": []})
+        if path.endswith("/children"):
+            return httpx.Response(200, json={"children": []})
+        if path == "/v1/schedules" and request.method == "GET":
+            return httpx.Response(200, json={"schedules": []})
+        if path.startswith("/v1/schedules"):
+            return httpx.Response(200, json={"id": "SCHED", "cron": "* * * * *"})
+        if path.endswith("/links"):
+            return httpx.Response(201, json={"url": "http://h:1/l/LINK", "expires_at_ms": 1})
         if path == "/v1/workflows":
             return httpx.Response(200, json={"workflows": []})
         if path.endswith(("/events", "/hooks")):
@@ -56,6 +64,14 @@ def client_routes() -> Set[Tuple[str, str]]:
         c.state("RUN")
         c.workflows()
         c.health()
+        c.children("RUN")
+        c.create_schedule("SCHED", "w", "* * * * *")
+        c.list_schedules()
+        c.get_schedule("SCHED")
+        c.pause_schedule("SCHED")
+        c.resume_schedule("SCHED")
+        c.delete_schedule("SCHED")
+        c.use_resume_link(c.create_resume_link("TOKEN", {})["url"])
     return {(r.method.lower(), _template(r.url.path)) for r in seen}
 
 
@@ -96,6 +112,15 @@ def test_client_routes_are_all_recorded() -> None:
         ("get", "/v1/runs/{}/state"),
         ("get", "/v1/workflows"),
         ("get", "/healthz"),
+        ("get", "/v1/runs/{}/children"),
+        ("post", "/v1/schedules"),
+        ("get", "/v1/schedules"),
+        ("get", "/v1/schedules/{}"),
+        ("post", "/v1/schedules/{}/pause"),
+        ("post", "/v1/schedules/{}/resume"),
+        ("delete", "/v1/schedules/{}"),
+        ("post", "/v1/hooks/{}/links"),
+        ("post", "/l/{}"),
     }
 
 

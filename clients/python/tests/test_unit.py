@@ -20,11 +20,18 @@ from tether_client import (
     TokenReservedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
+    InvalidLinkError,
     InvalidPayloadError,
+    InvalidScheduleError,
+    LinkExpiredError,
+    LinkInvalidError,
+    LinkUsedError,
     NetworkError,
     PayloadTooLargeError,
     RunFinishedError,
     RunNotFoundError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
     StorageError,
     TetherClient,
     TetherError,
@@ -176,6 +183,13 @@ def test_resume_without_a_key_generates_a_fresh_one_per_call() -> None:
         (400, "hook_self_target", HookSelfTargetError),
         (410, "hook_expired", HookExpiredError),
         (410, "token_reserved", TokenReservedError),
+        (404, "schedule_not_found", ScheduleNotFoundError),
+        (409, "schedule_exists", ScheduleExistsError),
+        (400, "invalid_schedule", InvalidScheduleError),
+        (400, "invalid_link", InvalidLinkError),
+        (403, "link_invalid", LinkInvalidError),
+        (410, "link_expired", LinkExpiredError),
+        (410, "link_used", LinkUsedError),
         (503, "storage_unavailable", StorageError),
         (507, "storage_full", StorageError),
         (503, "storage_read_only", StorageError),
@@ -313,6 +327,110 @@ def test_requests_without_a_key_are_not_repeated_once_sent() -> None:
     with TetherClient("http://h:1", transport=transport, backoff=0) as c:
         assert c.get_run("r-1")["status"] == "running"
     assert len(seen) == 2
+
+
+SCHEDULE = {
+    "id": "s/1", "workflow": "w", "cron": "* * * * *", "timezone": "UTC", "input": {}, "overlap": "skip",
+    "catch_up": "one", "paused": False, "next_tick": None, "next_tick_ms": None, "last_run_id": None,
+    "created_at": "t", "updated_at": "t",
+}
+
+
+def test_newer_endpoints_are_built_as_the_api_expects() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        if path.endswith("/children"):
+            return httpx.Response(200, json={"children": [{"run_id": "r.c1", "parent_run_id": "r"}]})
+        if path == "/v1/schedules" and request.method == "GET":
+            return httpx.Response(200, json={"schedules": [SCHEDULE]})
+        if path.startswith("/v1/schedules") and request.method == "DELETE":
+            return httpx.Response(200, json={"id": "s/1", "deleted": True})
+        if path.startswith("/v1/schedules"):
+            return httpx.Response(201 if path == "/v1/schedules" else 200, json=SCHEDULE)
+        if path.endswith("/links"):
+            return httpx.Response(201, json={"url": "https://other.example/l/abc.def", "expires_at_ms": 42})
+        if path.startswith("/l/"):
+            return httpx.Response(200, json={"run_id": "r-1"})
+        return RUN_ID()
+
+    seen, transport = recorder(handler)
+    with TetherClient("http://h:1/", api_token="tok", transport=transport) as c:
+        assert c.start_run("w", {}, queue="q1", run_id="r") == "r-1"
+        assert c.start_run("w", {}) == "r-1"
+        assert c.children("r/1") == [{"run_id": "r.c1", "parent_run_id": "r"}]
+        assert c.create_schedule("s/1", "w", "* * * * *", timezone="Europe/Paris", input={"a": 1}, overlap="allow", catch_up="skip") == SCHEDULE
+        assert c.create_schedule("s2", "w", "* * * * *") == SCHEDULE
+        assert c.list_schedules() == [SCHEDULE]
+        assert c.get_schedule("s/1") == SCHEDULE
+        assert c.pause_schedule("s/1") == SCHEDULE
+        assert c.resume_schedule("s/1") == SCHEDULE
+        assert c.delete_schedule("s/1") is None
+        link = c.create_resume_link("tok:1", {"approved": True}, expires_in_ms=60000, label="Approve?", set="decision")
+        assert link == {"url": "https://other.example/l/abc.def", "expires_at_ms": 42}
+        c.create_resume_link("t", None)
+        assert c.use_resume_link(link["url"]) == {"run_id": "r-1"}
+        with pytest.raises(ValueError):
+            c.use_resume_link("/l/abc")
+
+    start_q, start, children, create, create2, listing, get, pause, resume, delete, mk, mk2, use = seen
+    assert json.loads(start_q.content) == {"workflow": "w", "input": {}, "run_id": "r", "queue": "q1"}
+    assert "queue" not in json.loads(start.content)
+    assert children.method == "GET" and children.url.raw_path == b"/v1/runs/r%2F1/children"
+    assert json.loads(create.content) == {
+        "id": "s/1", "workflow": "w", "cron": "* * * * *", "timezone": "Europe/Paris", "input": {"a": 1},
+        "overlap": "allow", "catch_up": "skip",
+    }
+    assert json.loads(create2.content) == {"id": "s2", "workflow": "w", "cron": "* * * * *"}
+    assert [(r.method, r.url.raw_path) for r in (listing, get, pause, resume, delete)] == [
+        ("GET", b"/v1/schedules"),
+        ("GET", b"/v1/schedules/s%2F1"),
+        ("POST", b"/v1/schedules/s%2F1/pause"),
+        ("POST", b"/v1/schedules/s%2F1/resume"),
+        ("DELETE", b"/v1/schedules/s%2F1"),
+    ]
+    assert mk.url.raw_path == b"/v1/hooks/tok%3A1/links" and mk.headers["Authorization"] == "Bearer tok"
+    assert json.loads(mk.content) == {"payload": {"approved": True}, "expires_in_ms": 60000, "label": "Approve?", "set": "decision"}
+    assert json.loads(mk2.content) == {"payload": None}
+    # The link goes to its own URL, asks for JSON, and never carries the API token.
+    assert str(use.url) == "https://other.example/l/abc.def" and use.method == "POST"
+    assert use.headers["Accept"] == "application/json"
+    assert "Authorization" not in use.headers
+    assert use.content == b""
+
+
+def test_schedule_calls_retry_when_idempotent_and_links_are_sent_once() -> None:
+    # Create, pause and resume answer a repeat like the first: retried after a lost answer.
+    seen, transport = recorder(fails_once_then(lambda: httpx.Response(200, json=SCHEDULE), httpx.ReadTimeout))
+    with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+        assert c.create_schedule("s/1", "w", "* * * * *") == SCHEDULE
+    assert len(seen) == 2
+    # Delete and a link's use do not: the repeat would be schedule_not_found / link_used.
+    for call in (lambda c: c.delete_schedule("s"), lambda c: c.use_resume_link("http://h:1/l/x")):
+        seen, transport = recorder(fails_once_then(lambda: httpx.Response(200, json={"run_id": "r"}), httpx.ReadTimeout))
+        with TetherClient("http://h:1", transport=transport, backoff=0) as c:
+            with pytest.raises(NetworkError):
+                call(c)
+        assert len(seen) == 1
+
+
+@pytest.mark.anyio
+async def test_async_links_and_schedules() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/l/"):
+            return err(410, "link_used")
+        if request.url.path.endswith("/children"):
+            return httpx.Response(200, json={"children": []})
+        return err(404, "schedule_not_found")
+
+    seen, transport = recorder(handler)
+    async with AsyncTetherClient("http://h:1", api_token="tok", transport=transport) as c:
+        with pytest.raises(LinkUsedError):
+            await c.use_resume_link("http://h:1/l/x")
+        with pytest.raises(ScheduleNotFoundError):
+            await c.pause_schedule("s")
+        assert await c.children("r") == []
+    assert "Authorization" not in seen[0].headers
+    assert seen[1].headers["Authorization"] == "Bearer tok"
 
 
 def test_public_names() -> None:

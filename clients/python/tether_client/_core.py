@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, TypeVa
 import httpx
 
 from .errors import DecodeError, NetworkError, TetherError, error_for
-from .types import JSON, Event, Hook, RetryPolicy, Run, SignalResult
+from .types import JSON, Event, Hook, LinkUse, ResumeLink, RetryPolicy, Run, Schedule, SignalResult
 
 __version__ = "0.1.0"
 
@@ -81,12 +81,18 @@ class Call(Generic[T]):
     extra_timeout: float = 0.0
     """Seconds added to the client's timeout (a long-poll's wait)."""
     headers: Dict[str, str] = field(default_factory=dict)
+    idempotent: bool = False
+    """Whether the server answers a repeat of it as it answered the first (a schedule's create,
+    pause or resume), so it may be retried like a GET."""
+    url: Optional[str] = None
+    """An absolute URL to send to instead of ``base_url + path`` (a resume link). Such a request
+    carries no ``Authorization`` header: the link is its own credential."""
 
     @property
     def retry_safe(self) -> bool:
-        """Whether sending it twice cannot act twice: a GET, or a request with an idempotency
-        key (the server stores nothing new for a key it has seen)."""
-        return self.method == "GET" or self.idempotency_key is not None
+        """Whether sending it twice cannot act twice: a GET, a request with an idempotency key
+        (the server stores nothing new for a key it has seen), or one marked ``idempotent``."""
+        return self.method == "GET" or self.idempotency_key is not None or self.idempotent
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -136,6 +142,31 @@ def _workflows(status: int, data: Any) -> List[str]:
 
 def _ignore(status: int, data: Any) -> None:
     return None
+
+
+def _list_of(name: str) -> Callable[[int, Any], Any]:
+    def parse(status: int, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get(name), list):
+            return data[name]
+        raise _decode_error(status, f"no {name!r} list in {data!r}")
+
+    return parse
+
+
+def _schedule(status: int, data: Any) -> Schedule:
+    if isinstance(data, dict) and isinstance(data.get("id"), str) and isinstance(data.get("cron"), str):
+        return cast(Schedule, data)
+    raise _decode_error(status, f"expected a schedule object, got {data!r}")
+
+
+def _resume_link(status: int, data: Any) -> ResumeLink:
+    if isinstance(data, dict) and isinstance(data.get("url"), str) and isinstance(data.get("expires_at_ms"), int):
+        return ResumeLink(url=data["url"], expires_at_ms=data["expires_at_ms"])
+    raise _decode_error(status, f"expected {{'url', 'expires_at_ms'}}, got {data!r}")
+
+
+def _link_use(status: int, data: Any) -> LinkUse:
+    return LinkUse(run_id=_str_field("run_id")(status, data))
 
 
 def error_from_answer(status: int, content: bytes) -> TetherError:
@@ -274,13 +305,14 @@ class ClientCore:
     # Building requests.
 
     def _url(self, call: "Call[Any]") -> str:
-        return self._base_url + call.path
+        return call.url if call.url is not None else self._base_url + call.path
 
     def _headers(self, call: "Call[Any]") -> Dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": f"tether-client-python/{__version__}"}
         if call.body is not NO_BODY:
             headers["Content-Type"] = "application/json"
-        if self._api_token is not None:
+        # A foreign URL (a resume link) is its own credential: never send it the API token.
+        if self._api_token is not None and call.url is None:
             headers["Authorization"] = f"Bearer {self._api_token}"
         if call.idempotency_key is not None:
             headers[IDEMPOTENCY_HEADER] = call.idempotency_key
@@ -310,11 +342,17 @@ class ClientCore:
 
     @staticmethod
     def _start_run(
-        workflow: str, input: JSON, run_id: Optional[str] = None, idempotency_key: Optional[str] = None
+        workflow: str,
+        input: JSON,
+        run_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        queue: Optional[str] = None,
     ) -> "Call[str]":
         body: Dict[str, Any] = {"workflow": workflow, "input": input}
         if run_id is not None:
             body["run_id"] = run_id
+        if queue is not None:
+            body["queue"] = queue
         # Always a key (the server derives the run's id from it; a chosen run id wins), so a
         # retry after a lost answer never starts a second run.
         key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
@@ -356,6 +394,10 @@ class ClientCore:
     @staticmethod
     def _hooks(run_id: str) -> "Call[List[Hook]]":
         return Call("GET", f"/v1/runs/{encode_segment(run_id)}/hooks", _of_type(list, "a list of hooks"))
+
+    @staticmethod
+    def _children(run_id: str) -> "Call[List[Run]]":
+        return Call("GET", f"/v1/runs/{encode_segment(run_id)}/children", _list_of("children"))
 
     @staticmethod
     def _get_hook(token: str) -> "Call[Hook]":
@@ -416,3 +458,63 @@ class ClientCore:
     @staticmethod
     def _health() -> "Call[Dict[str, Any]]":
         return Call("GET", "/healthz", _of_type(dict, "a health object"))
+
+    # Schedules.
+
+    @staticmethod
+    def _create_schedule(
+        schedule_id: str,
+        workflow: str,
+        cron: str,
+        timezone: Optional[str],
+        input: Optional[JSON],
+        overlap: Optional[str],
+        catch_up: Optional[str],
+    ) -> "Call[Schedule]":
+        body: Dict[str, Any] = {"id": schedule_id, "workflow": workflow, "cron": cron}
+        for name, value in (("timezone", timezone), ("input", input), ("overlap", overlap), ("catch_up", catch_up)):
+            if value is not None:
+                body[name] = value
+        # Repeating the same create answers the schedule: safe to retry.
+        return Call("POST", "/v1/schedules", _schedule, body=body, idempotent=True)
+
+    @staticmethod
+    def _list_schedules() -> "Call[List[Schedule]]":
+        return Call("GET", "/v1/schedules", _list_of("schedules"))
+
+    @staticmethod
+    def _get_schedule(schedule_id: str) -> "Call[Schedule]":
+        return Call("GET", f"/v1/schedules/{encode_segment(schedule_id)}", _schedule)
+
+    @staticmethod
+    def _delete_schedule(schedule_id: str) -> "Call[None]":
+        # Not idempotent: a repeat after a lost answer is schedule_not_found.
+        return Call("DELETE", f"/v1/schedules/{encode_segment(schedule_id)}", _ignore)
+
+    @staticmethod
+    def _pause_schedule(schedule_id: str, paused: bool) -> "Call[Schedule]":
+        action = "pause" if paused else "resume"
+        return Call("POST", f"/v1/schedules/{encode_segment(schedule_id)}/{action}", _schedule, idempotent=True)
+
+    # Resume links.
+
+    @staticmethod
+    def _create_resume_link(
+        token: str, payload: JSON, expires_in_ms: Optional[int], label: Optional[str], set: Optional[str]
+    ) -> "Call[ResumeLink]":
+        body: Dict[str, Any] = {"payload": payload}
+        if expires_in_ms is not None:
+            body["expires_in_ms"] = int(expires_in_ms)
+        if label is not None:
+            body["label"] = label
+        if set is not None:
+            body["set"] = set
+        return Call("POST", f"/v1/hooks/{encode_segment(token)}/links", _resume_link, body=body)
+
+    @staticmethod
+    def _use_resume_link(url: str) -> "Call[LinkUse]":
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"a resume link is an absolute http(s) URL, as create_resume_link returns; got {url!r}")
+        # Sent once (retried only if the connection could not be made): a repeat after a lost
+        # answer would only meet link_used.
+        return Call("POST", "", _link_use, url=url)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Type, TypeVar, Union
 import httpx
 
 from ._core import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_WAIT_MS, Call, ClientCore, network_error, read_answer
-from .types import JSON, Event, Hook, RetryPolicy, Run, SignalResult, is_terminal
+from .types import JSON, Event, Hook, LinkUse, ResumeLink, RetryPolicy, Run, Schedule, SignalResult, is_terminal
 
 __all__ = ["TetherClient"]
 
@@ -114,6 +114,7 @@ class TetherClient(ClientCore):
         input: JSON,
         run_id: Optional[str] = None,
         idempotency_key: Optional[str] = None,
+        queue: Optional[str] = None,
     ) -> str:
         """Start a run of ``workflow`` with ``input``; returns its id once it has recorded what
         it first waits on. Raises :class:`WorkflowNotFoundError`, :class:`InvalidInputError`.
@@ -122,8 +123,9 @@ class TetherClient(ClientCore):
         derives the id from the key (without either the client makes a key, so its own retries
         never start a second run). Starting again with the same id or key, workflow and input
         returns the first run; another workflow or input raises :class:`RunExistsError` (a
-        ``run_id``) or :class:`IdempotencyKeyReusedError` (a key)."""
-        return self._send(self._start_run(workflow, input, run_id, idempotency_key))
+        ``run_id``) or :class:`IdempotencyKeyReusedError` (a key). ``queue``: the task queue to
+        run it on (the server's default ``default``); only nodes serving it run it."""
+        return self._send(self._start_run(workflow, input, run_id, idempotency_key, queue))
 
     def get_run(self, run_id: str, wait_ms: Optional[int] = None) -> Run:
         """The run; with ``wait_ms``, long-polls until it has ended or ``wait_ms`` passed (the
@@ -154,6 +156,84 @@ class TetherClient(ClientCore):
     def hooks(self, run_id: str) -> List[Hook]:
         """The run's active hooks (``token``, ``kind``, ``metadata``, ``created_at``)."""
         return self._send(self._hooks(run_id))
+
+    def children(self, run_id: str) -> List[Run]:
+        """The child runs the run started (``ctx.start_child``), oldest first; each has its
+        ``parent_run_id``. Raises :class:`RunNotFoundError`."""
+        return self._send(self._children(run_id))
+
+    # Schedules.
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: str,
+        cron: str,
+        *,
+        timezone: Optional[str] = None,
+        input: Optional[JSON] = None,
+        overlap: Optional[str] = None,
+        catch_up: Optional[str] = None,
+    ) -> Schedule:
+        """Create a durable cron schedule: each tick of ``cron`` (5 fields, or 6 with seconds
+        first; read in ``timezone``, default ``UTC``) starts one run ``sched:{id}:{tick_ms}`` of
+        ``workflow`` with ``input`` (default ``{}``). ``overlap``: ``skip`` (default) or
+        ``allow``; ``catch_up``: ``one`` (default) or ``skip``; ``None`` leaves the server's
+        default. Repeating the same create returns the schedule (so it is retried); the same id
+        with other settings raises :class:`ScheduleExistsError`; a bad expression, zone or
+        option :class:`InvalidScheduleError`; an unknown workflow
+        :class:`WorkflowNotFoundError`."""
+        return self._send(self._create_schedule(schedule_id, workflow, cron, timezone, input, overlap, catch_up))
+
+    def list_schedules(self) -> List[Schedule]:
+        """Every schedule, by id."""
+        return self._send(self._list_schedules())
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        """One schedule. Raises :class:`ScheduleNotFoundError`."""
+        return self._send(self._get_schedule(schedule_id))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule: no more ticks; the runs it started stay. Raises
+        :class:`ScheduleNotFoundError`."""
+        self._send(self._delete_schedule(schedule_id))
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        """Pause a schedule: no tick fires until it is resumed (pausing a paused one does
+        nothing)."""
+        return self._send(self._pause_schedule(schedule_id, True))
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Resume a paused schedule from its next tick after now (the paused ticks never fire)."""
+        return self._send(self._pause_schedule(schedule_id, False))
+
+    # Resume links.
+
+    def create_resume_link(
+        self,
+        token: str,
+        payload: JSON,
+        *,
+        expires_in_ms: Optional[int] = None,
+        label: Optional[str] = None,
+        set: Optional[str] = None,
+    ) -> ResumeLink:
+        """Make a resume link for the hook holding ``token``: a signed URL that resumes it with
+        ``payload`` once, for anyone holding it, without the API token (``GET`` shows a
+        confirmation page, ``POST`` resumes). ``expires_in_ms``: how long it works (default a
+        day, at most the server's idempotency window); ``label``: shown on the page; ``set``:
+        links sharing it answer one question (the first used wins). Returns ``{"url",
+        "expires_at_ms"}``. Raises :class:`InvalidPayloadError` (checked now),
+        :class:`InvalidLinkError`, :class:`HookNotFoundError`."""
+        return self._send(self._create_resume_link(token, payload, expires_in_ms, label, set))
+
+    def use_resume_link(self, url: str) -> LinkUse:
+        """Use a resume link: ``POST`` it with ``Accept: application/json``; returns
+        ``{"run_id"}`` of the run that got its payload. Sent to the link's own URL without
+        the API token (the link is its own credential), once. Raises :class:`LinkUsedError`
+        (a second use), :class:`LinkExpiredError`, :class:`LinkInvalidError`,
+        :class:`HookNotFoundError` (nothing waits for it any more)."""
+        return self._send(self._use_resume_link(url))
 
     def get_hook(self, token: str) -> Hook:
         """The active hook holding ``token``, with its ``run_id``. Raises :class:`HookNotFoundError`."""

@@ -24,6 +24,16 @@ __all__ = [
     "PayloadTooLargeError",
     "InvalidInputError",
     "HookSelfTargetError",
+    "HookExpiredError",
+    "TokenReservedError",
+    "RunExistsError",
+    "ScheduleNotFoundError",
+    "ScheduleExistsError",
+    "InvalidScheduleError",
+    "InvalidLinkError",
+    "LinkInvalidError",
+    "LinkExpiredError",
+    "LinkUsedError",
     "StorageError",
     "NetworkError",
     "DecodeError",
@@ -128,6 +138,39 @@ class HookSelfTargetError(TetherError):
     """400 ``hook_self_target``: a hook thread may not run the run's own workflow."""
 
 
+class ScheduleNotFoundError(TetherError):
+    """404 ``schedule_not_found``: no schedule has this id."""
+
+
+class ScheduleExistsError(TetherError):
+    """409 ``schedule_exists``: a schedule with this id exists with other settings; nothing was
+    changed. (Repeating a create exactly is not an error: it returns the schedule.)"""
+
+
+class InvalidScheduleError(TetherError):
+    """400 ``invalid_schedule``: a bad id, cron expression, time zone, ``overlap`` or
+    ``catch_up``."""
+
+
+class InvalidLinkError(TetherError):
+    """400 ``invalid_link``: the request cannot make a resume link (an expiry of 0 or past the
+    server's idempotency window, a label too long, a bad set name, a webhook's token)."""
+
+
+class LinkInvalidError(TetherError):
+    """403 ``link_invalid``: the link is not valid (altered, cut short, or signed by a key this
+    server does not have)."""
+
+
+class LinkExpiredError(TetherError):
+    """410 ``link_expired``: the link has expired; nothing was delivered."""
+
+
+class LinkUsedError(TetherError):
+    """410 ``link_used``: the link (or another of its ``set``) was already used; its answer was
+    delivered once and nothing new was."""
+
+
 class StorageError(TetherError):
     """``storage_unavailable`` (503), ``storage_full`` (507), ``storage_read_only``: the server's
     storage failed and nothing of the request was kept; retry later."""
@@ -164,6 +207,13 @@ _BY_CODE: Dict[str, Type[TetherError]] = {
     "payload_too_large": PayloadTooLargeError,
     "invalid_input": InvalidInputError,
     "hook_self_target": HookSelfTargetError,
+    "schedule_not_found": ScheduleNotFoundError,
+    "schedule_exists": ScheduleExistsError,
+    "invalid_schedule": InvalidScheduleError,
+    "invalid_link": InvalidLinkError,
+    "link_invalid": LinkInvalidError,
+    "link_expired": LinkExpiredError,
+    "link_used": LinkUsedError,
 }
 
 _BY_STATUS: Dict[int, Type[TetherError]] = {

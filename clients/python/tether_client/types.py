@@ -12,6 +12,9 @@ __all__ = [
     "Event",
     "RetryPolicy",
     "SignalResult",
+    "Schedule",
+    "ResumeLink",
+    "LinkUse",
     "TERMINAL_STATUSES",
     "is_terminal",
 ]
@@ -48,6 +51,10 @@ class Run(TypedDict):
     updated_at: str
     parent_run_id: Optional[str]
     """The run that started it as a child run (``ctx.start_child``), else ``None``."""
+    schedule_id: Optional[str]
+    """The schedule whose tick started it (its id is then ``sched:{id}:{tick_ms}``), else ``None``."""
+    queue: Optional[str]
+    """The task queue it is on (``default`` unless started on another)."""
 
 
 class _HookBase(TypedDict):
@@ -74,6 +81,49 @@ class RetryPolicy(TypedDict, total=False):
     initial_interval_ms: int
     backoff_coefficient: float
     maximum_interval_ms: int
+
+
+class Schedule(TypedDict):
+    """A durable cron schedule as the server shows it."""
+
+    id: str
+    workflow: str
+    """The workflow each tick starts (one run ``sched:{id}:{tick_ms}`` per tick)."""
+    cron: str
+    """5 fields, or 6 with seconds first."""
+    timezone: str
+    """The IANA time zone it is read in."""
+    input: JSON
+    """The input of its runs."""
+    overlap: str
+    """``skip`` or ``allow``: a tick while the previous run goes on."""
+    catch_up: str
+    """``one`` or ``skip``: ticks missed while no node was up."""
+    paused: bool
+    next_tick: Optional[str]
+    """The next tick, RFC 3339 (UTC, ms); ``None`` when the expression has no more."""
+    next_tick_ms: Optional[int]
+    """The next tick, ms since the Unix epoch."""
+    last_run_id: Optional[str]
+    """The run of its latest tick, if any."""
+    created_at: str
+    updated_at: str
+
+
+class ResumeLink(TypedDict):
+    """What ``create_resume_link`` returns."""
+
+    url: str
+    """The link: a confirmation page on ``GET``, the resume on ``POST`` (once). A credential."""
+    expires_at_ms: int
+    """When it stops working, ms since the Unix epoch."""
+
+
+class LinkUse(TypedDict):
+    """What ``use_resume_link`` returns."""
+
+    run_id: str
+    """The run that received the link's payload."""
 
 
 class SignalResult(NamedTuple):

@@ -113,6 +113,50 @@ export class HookSelfTargetError extends TetherError {
   static override readonly errorName = "HookSelfTargetError";
 }
 
+/** `404 schedule_not_found`: no schedule has this id. */
+export class ScheduleNotFoundError extends TetherError {
+  static override readonly errorName = "ScheduleNotFoundError";
+}
+
+/**
+ * `409 schedule_exists`: a schedule with this id exists with other settings; nothing was
+ * changed. (Repeating a create exactly is not an error: it answers the schedule.)
+ */
+export class ScheduleExistsError extends TetherError {
+  static override readonly errorName = "ScheduleExistsError";
+}
+
+/** `400 invalid_schedule`: a bad id, cron expression, time zone, `overlap` or `catch_up`. */
+export class InvalidScheduleError extends TetherError {
+  static override readonly errorName = "InvalidScheduleError";
+}
+
+/**
+ * `400 invalid_link`: the request cannot make a resume link (an expiry past the server's
+ * idempotency window or zero, a label too long, a bad set name, a webhook's token).
+ */
+export class InvalidLinkError extends TetherError {
+  static override readonly errorName = "InvalidLinkError";
+}
+
+/** `403 link_invalid`: the link is not valid (altered, cut short, or signed by a key this server lacks). */
+export class LinkInvalidError extends TetherError {
+  static override readonly errorName = "LinkInvalidError";
+}
+
+/** `410 link_expired`: the link has expired; nothing was delivered. */
+export class LinkExpiredError extends TetherError {
+  static override readonly errorName = "LinkExpiredError";
+}
+
+/**
+ * `410 link_used`: the link (or another of its `set`) was already used; its answer was
+ * delivered once and nothing new was.
+ */
+export class LinkUsedError extends TetherError {
+  static override readonly errorName = "LinkUsedError";
+}
+
 /**
  * `storage_unavailable` (503), `storage_full` (507), `storage_read_only` (503), or any other
  * `storage_*` code: the server's database failed and nothing of the request was kept. Retry later.
@@ -161,6 +205,13 @@ const BY_CODE: Readonly<Record<string, ApiErrorClass>> = {
   invalid_input: InvalidInputError,
   invalid_json: InvalidJsonError,
   hook_self_target: HookSelfTargetError,
+  schedule_not_found: ScheduleNotFoundError,
+  schedule_exists: ScheduleExistsError,
+  invalid_schedule: InvalidScheduleError,
+  invalid_link: InvalidLinkError,
+  link_invalid: LinkInvalidError,
+  link_expired: LinkExpiredError,
+  link_used: LinkUsedError,
 };
 
 /**

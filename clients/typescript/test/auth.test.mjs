@@ -43,4 +43,25 @@ describe("against tether dev --api-token", { skip }, () => {
     const run = await tether.getRun(runId, { wait: 5000 });
     assert.equal(run.status, "completed");
   });
+
+  test("a resume link made with the API token is used without it", async () => {
+    const seen = [];
+    const tether = new TetherClient({
+      baseUrl: server.baseUrl,
+      apiToken: "T-correct",
+      fetch: (url, init) => {
+        seen.push({ url, authorization: init.headers.authorization });
+        return fetch(url, init);
+      },
+    });
+    const runId = await tether.startRun("approval", { order_id: "o-auth-link" });
+    const [hook] = await tether.hooks(runId);
+    const link = await tether.createResumeLink(hook.token, { approved: true, comment: "ok" });
+    assert.deepEqual(await tether.useResumeLink(link.url), { run_id: runId });
+    const used = seen.find((r) => r.url === link.url);
+    assert.ok(used, "the link was posted");
+    assert.equal(used.authorization, undefined, "no API token on the link");
+    assert.equal(seen.find((r) => r.url.endsWith("/links")).authorization, "Bearer T-correct");
+    assert.equal((await tether.getRun(runId, { wait: 5000 })).status, "completed");
+  });
 });

@@ -7,11 +7,17 @@ import {
   HookSelfTargetError,
   IdempotencyKeyReusedError,
   InvalidInputError,
+  InvalidLinkError,
   InvalidPayloadError,
+  InvalidScheduleError,
+  LinkInvalidError,
+  LinkUsedError,
   NetworkError,
   RunExistsError,
   RunFinishedError,
   RunNotFoundError,
+  ScheduleExistsError,
+  ScheduleNotFoundError,
   TetherClient,
   TetherError,
   WorkflowNotFoundError,
@@ -315,6 +321,119 @@ describe("against tether dev", { skip }, () => {
     await tether.cancelRun(runId);
   });
 
+  test("a run started on queue default shows its queue; schedule_id and parent_run_id are null", async () => {
+    const runId = await tether.startRun("approval", { order_id: "o-queue" }, { queue: "default" });
+    const run = await tether.getRun(runId);
+    assert.equal(run.queue, "default");
+    assert.equal(run.parent_run_id, null);
+    assert.equal(run.schedule_id, null);
+    await tether.cancelRun(runId);
+  });
+
+  test("fan_out {n: 2}: children lists 2 child runs with parent_run_id", async () => {
+    const runId = await tether.startRun("fan_out", { n: 2 });
+    const run = await tether.waitForRun(runId, 10_000);
+    assert.equal(run.status, "completed");
+    const children = await tether.children(runId);
+    assert.equal(children.length, 2);
+    for (const child of children) {
+      assert.equal(child.parent_run_id, runId);
+      assert.equal(typeof child.run_id, "string");
+      assert.notEqual(child.run_id, runId);
+    }
+    assert.deepEqual(await tether.children(children[0].run_id), []);
+    await assert.rejects(tether.children("no-such-run"), RunNotFoundError);
+  });
+
+  test("schedules: created, listed, ticks a run sched:{id}:..., paused, resumed, deleted", async () => {
+    const id = `every-second-${Date.now()}`;
+    const spec = { id, workflow: "approval", cron: "* * * * * *", input: { order_id: "o-sched" } };
+    const made = await tether.createSchedule(spec);
+    assert.equal(made.id, id);
+    assert.equal(made.workflow, "approval");
+    assert.equal(made.cron, "* * * * * *");
+    assert.equal(made.timezone, "UTC");
+    assert.equal(made.overlap, "skip");
+    assert.equal(made.catch_up, "one");
+    assert.equal(made.paused, false);
+    assert.deepEqual(made.input, { order_id: "o-sched" });
+    // Repeating the same create answers the schedule; other settings are refused.
+    assert.equal((await tether.createSchedule(spec)).id, id);
+    await assert.rejects(tether.createSchedule({ ...spec, cron: "*/2 * * * * *" }), (e) => {
+      assert.ok(e instanceof ScheduleExistsError, `got ${e}`);
+      assert.equal(e.status, 409);
+      return true;
+    });
+    assert.ok((await tether.listSchedules()).some((s) => s.id === id));
+
+    // A tick starts a run whose id is sched:{id}:{tick_ms}, with schedule_id.
+    const run = await eventually(
+      async () => (await tether.listRuns({ workflow: "approval", limit: 1000 })).find((r) => r.run_id.startsWith(`sched:${id}:`)),
+      8000,
+      "a scheduled run",
+    );
+    assert.equal(run.schedule_id, id);
+    assert.equal((await tether.getSchedule(id)).last_run_id !== null, true);
+
+    const paused = await tether.pauseSchedule(id);
+    assert.equal(paused.paused, true);
+    assert.equal((await tether.getSchedule(id)).paused, true);
+    const resumed = await tether.resumeSchedule(id);
+    assert.equal(resumed.paused, false);
+
+    await tether.deleteSchedule(id);
+    await assert.rejects(tether.getSchedule(id), (e) => {
+      assert.ok(e instanceof ScheduleNotFoundError, `got ${e}`);
+      assert.equal(e.status, 404);
+      assert.equal(e.code, "schedule_not_found");
+      return true;
+    });
+    await assert.rejects(tether.deleteSchedule(id), ScheduleNotFoundError);
+    assert.ok(!(await tether.listSchedules()).some((s) => s.id === id));
+    // The run it started stays.
+    assert.equal((await tether.getRun(run.run_id)).run_id, run.run_id);
+    await tether.cancelRun(run.run_id);
+
+    await assert.rejects(tether.createSchedule({ id: "bad", workflow: "approval", cron: "bad" }), (e) => {
+      assert.ok(e instanceof InvalidScheduleError, `got ${e}`);
+      assert.equal(e.status, 400);
+      return true;
+    });
+  });
+
+  test("a resume link for an approval hook: used once, a second use → LinkUsedError", async () => {
+    const runId = await tether.startRun("approval", { order_id: "o-link" });
+    const [hook] = await tether.hooks(runId);
+    const link = await tether.createResumeLink(hook.token, { approved: true, comment: "via link" }, {
+      expiresInMs: 60_000,
+      label: "Approve order o-link?",
+    });
+    assert.match(link.url, /\/l\//);
+    assert.ok(link.expires_at_ms > Date.now());
+    assert.deepEqual(await tether.useResumeLink(link.url), { run_id: runId });
+    const run = await tether.getRun(runId, { wait: 5000 });
+    assert.equal(run.status, "completed");
+    assert.deepEqual(run.output, { approved: true, comment: "via link" });
+    await assert.rejects(tether.useResumeLink(link.url), (e) => {
+      assert.ok(e instanceof LinkUsedError, `got ${e}`);
+      assert.equal(e.status, 410);
+      assert.equal(e.code, "link_used");
+      return true;
+    });
+    await assert.rejects(tether.useResumeLink(`${link.url}x`), LinkInvalidError);
+
+    const other = await tether.startRun("approval", { order_id: "o-link-2" });
+    const [h2] = await tether.hooks(other);
+    await assert.rejects(tether.createResumeLink(h2.token, { approved: true, comment: "x" }, { expiresInMs: 0 }), (e) => {
+      assert.ok(e instanceof InvalidLinkError, `got ${e}`);
+      assert.equal(e.status, 400);
+      return true;
+    });
+    await assert.rejects(tether.createResumeLink(h2.token, { approved: "yes" }), InvalidPayloadError);
+    await assert.rejects(tether.createResumeLink("no-such-token", { approved: true }), HookNotFoundError);
+    await tether.cancelRun(other);
+  });
+
   test("every path and method the client calls is in GET /openapi.json", async (t) => {
     const res = await fetch(`${server.baseUrl}/openapi.json`);
     if (res.status === 404) {
@@ -338,6 +457,15 @@ describe("against tether dev", { skip }, () => {
       ["POST", "/v1/runs/r1/hooks"],
       ["POST", "/v1/runs/r1/cancel"],
       ["GET", "/v1/runs/r1/state"],
+      ["GET", "/v1/runs/r1/children"],
+      ["POST", "/v1/schedules"],
+      ["GET", "/v1/schedules"],
+      ["GET", "/v1/schedules/s1"],
+      ["DELETE", "/v1/schedules/s1"],
+      ["POST", "/v1/schedules/s1/pause"],
+      ["POST", "/v1/schedules/s1/resume"],
+      ["POST", "/v1/hooks/tok/links"],
+      ["POST", "/l/link"],
       ["POST", "/v1/hooks/tok"],
       ["GET", "/v1/hooks/tok"],
       ["POST", "/v1/signals/s1"],

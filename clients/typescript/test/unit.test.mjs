@@ -9,11 +9,18 @@ import {
   HookSelfTargetError,
   IdempotencyKeyReusedError,
   InvalidInputError,
+  InvalidLinkError,
   InvalidPayloadError,
+  InvalidScheduleError,
+  LinkExpiredError,
+  LinkInvalidError,
+  LinkUsedError,
   NetworkError,
   PayloadTooLargeError,
   RunFinishedError,
   RunNotFoundError,
+  ScheduleExistsError,
+  ScheduleNotFoundError,
   TokenReservedError,
   StorageError,
   TetherClient,
@@ -45,6 +52,13 @@ describe("errors", () => {
       [400, "hook_self_target", HookSelfTargetError],
       [410, "hook_expired", HookExpiredError],
       [410, "token_reserved", TokenReservedError],
+      [404, "schedule_not_found", ScheduleNotFoundError],
+      [409, "schedule_exists", ScheduleExistsError],
+      [400, "invalid_schedule", InvalidScheduleError],
+      [400, "invalid_link", InvalidLinkError],
+      [403, "link_invalid", LinkInvalidError],
+      [410, "link_expired", LinkExpiredError],
+      [410, "link_used", LinkUsedError],
       [503, "storage_unavailable", StorageError],
       [507, "storage_full", StorageError],
       [503, "storage_read_only", StorageError],
@@ -298,6 +312,131 @@ describe("retries", () => {
       },
     });
     await assert.rejects(client.resumeHook("t", {}, { signal: ac.signal }), /stop/);
+    assert.equal(n, 1);
+  });
+});
+
+describe("requests of the newer endpoints", () => {
+  /** A client whose fetch records [method, url, headers, body] and answers `answer(url, init)`. */
+  const recording = (answer, extra = {}) => {
+    const seen = [];
+    const client = new TetherClient({
+      baseUrl: "http://h:1/p",
+      apiToken: "s3cret",
+      headers: { "x-proxy-auth": "p4ss" },
+      ...extra,
+      fetch: async (url, init) => {
+        seen.push({ method: init.method, url, headers: init.headers, body: init.body === undefined ? undefined : JSON.parse(init.body) });
+        return answer(url, init);
+      },
+    });
+    return { client, seen };
+  };
+  const SCHEDULE = {
+    id: "s/1", workflow: "w", cron: "* * * * *", timezone: "UTC", input: {}, overlap: "skip", catch_up: "one",
+    paused: false, next_tick: null, next_tick_ms: null, last_run_id: null, created_at: "t", updated_at: "t",
+  };
+
+  test("startRun sends queue; children reads {children}", async () => {
+    const { client, seen } = recording((url) =>
+      url.endsWith("/children") ? json(200, { children: [{ run_id: "r.c1", parent_run_id: "r" }] }) : json(202, { run_id: "r" }),
+    );
+    assert.equal(await client.startRun("w", { a: 1 }, { queue: "q1", runId: "r" }), "r");
+    assert.deepEqual(seen[0].body, { workflow: "w", input: { a: 1 }, run_id: "r", queue: "q1" });
+    await client.startRun("w", {});
+    assert.deepEqual(seen[1].body, { workflow: "w", input: {} }, "no queue unless given");
+    assert.deepEqual(await client.children("r/x"), [{ run_id: "r.c1", parent_run_id: "r" }]);
+    assert.equal(seen[2].url, "http://h:1/p/v1/runs/r%2Fx/children");
+    assert.equal(seen[2].method, "GET");
+  });
+
+  test("schedules: create body in snake_case, paths encoded, DELETE", async () => {
+    const { client, seen } = recording((url, init) =>
+      init.method === "DELETE"
+        ? json(200, { id: "s/1", deleted: true })
+        : url.endsWith("/v1/schedules") && init.method === "GET"
+          ? json(200, { schedules: [SCHEDULE] })
+          : json(init.method === "POST" && url.endsWith("/v1/schedules") ? 201 : 200, SCHEDULE),
+    );
+    const made = await client.createSchedule({ id: "s/1", workflow: "w", cron: "* * * * *", catchUp: "skip", overlap: "allow", timezone: "Europe/Paris", input: null });
+    assert.deepEqual(made, SCHEDULE);
+    assert.deepEqual(seen[0].body, { id: "s/1", workflow: "w", cron: "* * * * *", timezone: "Europe/Paris", input: null, overlap: "allow", catch_up: "skip" });
+    await client.createSchedule({ id: "s2", workflow: "w", cron: "* * * * *" });
+    assert.deepEqual(seen[1].body, { id: "s2", workflow: "w", cron: "* * * * *" }, "absent options are omitted");
+    assert.deepEqual(await client.listSchedules(), [SCHEDULE]);
+    await client.getSchedule("s/1");
+    await client.pauseSchedule("s/1");
+    await client.resumeSchedule("s/1");
+    assert.equal(await client.deleteSchedule("s/1"), undefined);
+    assert.deepEqual(
+      seen.map((r) => `${r.method} ${r.url}`),
+      [
+        "POST http://h:1/p/v1/schedules",
+        "POST http://h:1/p/v1/schedules",
+        "GET http://h:1/p/v1/schedules",
+        "GET http://h:1/p/v1/schedules/s%2F1",
+        "POST http://h:1/p/v1/schedules/s%2F1/pause",
+        "POST http://h:1/p/v1/schedules/s%2F1/resume",
+        "DELETE http://h:1/p/v1/schedules/s%2F1",
+      ],
+    );
+    await assert.rejects(
+      recording(() => apiError(409, "schedule_exists")).client.createSchedule({ id: "s", workflow: "w", cron: "x" }),
+      ScheduleExistsError,
+    );
+  });
+
+  test("createResumeLink: body, encoded token, the answer as sent", async () => {
+    const { client, seen } = recording(() => json(201, { url: "http://h:1/p/l/abc.def", expires_at_ms: 42 }));
+    const link = await client.createResumeLink("tok:1", { approved: true }, { expiresInMs: 60_000, label: "Approve?", set: "decision" });
+    assert.deepEqual(link, { url: "http://h:1/p/l/abc.def", expires_at_ms: 42 });
+    assert.equal(seen[0].url, "http://h:1/p/v1/hooks/tok%3A1/links");
+    assert.deepEqual(seen[0].body, { payload: { approved: true }, expires_in_ms: 60000, label: "Approve?", set: "decision" });
+    assert.equal(seen[0].headers.authorization, "Bearer s3cret");
+    await client.createResumeLink("t", { a: 1 });
+    assert.deepEqual(seen[1].body, { payload: { a: 1 } });
+  });
+
+  test("useResumeLink: POST to the link itself, Accept JSON, without the API token or extra headers", async () => {
+    const { client, seen } = recording(() => json(200, { run_id: "r1" }));
+    assert.deepEqual(await client.useResumeLink("https://other.example/l/abc.def"), { run_id: "r1" });
+    assert.equal(seen.length, 1);
+    const [req] = seen;
+    assert.equal(req.method, "POST");
+    assert.equal(req.url, "https://other.example/l/abc.def");
+    assert.equal(req.body, undefined);
+    assert.equal(req.headers.accept, "application/json");
+    const names = Object.keys(req.headers).map((h) => h.toLowerCase());
+    assert.ok(!names.includes("authorization"), `no Authorization: ${names}`);
+    assert.ok(!names.includes("x-proxy-auth"), `no extra client headers: ${names}`);
+    assert.ok(!JSON.stringify(req.headers).includes("s3cret"));
+    await assert.rejects(client.useResumeLink("/l/abc"), TypeError);
+    await assert.rejects(client.useResumeLink("file:///etc/passwd"), TypeError);
+  });
+
+  test("useResumeLink maps the link errors and is sent once; a network error does not show the link", async () => {
+    for (const [status, code, cls] of [
+      [410, "link_used", LinkUsedError],
+      [410, "link_expired", LinkExpiredError],
+      [403, "link_invalid", LinkInvalidError],
+    ]) {
+      const { client } = recording(() => apiError(status, code));
+      await assert.rejects(client.useResumeLink("http://h:1/l/x"), cls);
+    }
+    let n = 0;
+    const client = new TetherClient({
+      baseUrl: "http://h:1",
+      retry: { attempts: 3, minDelayMs: 1, maxDelayMs: 2 },
+      fetch: async () => {
+        n += 1;
+        throw new TypeError("fetch failed");
+      },
+    });
+    await assert.rejects(client.useResumeLink("http://h:1/l/secret-link"), (e) => {
+      assert.ok(e instanceof NetworkError);
+      assert.ok(!e.message.includes("secret-link"), e.message);
+      return true;
+    });
     assert.equal(n, 1);
   });
 });
