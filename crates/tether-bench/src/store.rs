@@ -130,9 +130,16 @@ impl FreshStore {
         }
     }
 
-    /// Remove what was made (the temp dir goes with `self`; a schema is dropped).
+    /// Remove what was made (the temp dir goes with `self`; a schema is dropped, unless
+    /// `TETHER_BENCH_KEEP_SCHEMA` is set: then its name goes to stderr and it stays, so its
+    /// tables' counters — `pg_stat_user_tables`, `pg_stat_user_indexes` — can be read after the
+    /// run; drop it yourself).
     pub(crate) async fn cleanup(self) {
         if let Place::Postgres { url, schema } = &self.place {
+            if std::env::var_os("TETHER_BENCH_KEEP_SCHEMA").is_some() {
+                eprintln!("kept schema {schema}");
+                return;
+            }
             if let Err(e) = PostgresStore::drop_schema(url, schema).await {
                 tracing::warn!(error = %e, schema, "could not drop the benchmark schema");
             }

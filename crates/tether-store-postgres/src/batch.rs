@@ -8,12 +8,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use deadpool_postgres::Transaction;
 use tether_core::event::{CommandIndex, EventBody};
-use tether_store::plan::RunRow;
+use tether_store::plan::{ParentLink, RunRow};
 use tether_store::{Ending, OpResult, StoreError, WriteOp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use crate::buffer::{RunUpdate, WriteBuffer};
+use crate::children::parent_link;
 
 /// The advisory lock key under which queue admissions are counted (`pg_advisory_xact_lock`):
 /// "tether.q" in ASCII.
@@ -81,6 +82,9 @@ pub(crate) struct Batch<'t, 'c> {
     /// Run rows read by the up-front lock, each handed out once by [`Batch::lock_run`] (the op
     /// that takes it may change the row; a later op reads it again).
     rows: HashMap<String, RunRow>,
+    /// The parent (if any) of every run whose row the batch locked by reading it: a run's
+    /// parent never changes, so these stay valid for the whole batch.
+    parents: HashMap<String, Option<ParentLink>>,
     /// Holders of the batch's resume tokens, read after the up-front lock (`None`: no hook
     /// holds the token). Valid while only resumes have run: a resume never changes a hook.
     holders: HashMap<String, Option<(String, CommandIndex)>>,
@@ -104,6 +108,7 @@ impl<'t, 'c> Batch<'t, 'c> {
             op_grown: Vec::new(),
             writes: AtomicU64::new(0),
             rows: HashMap::new(),
+            parents: HashMap::new(),
             holders: HashMap::new(),
             pipeline: Pipeline::default(),
             buffer: Mutex::new(WriteBuffer::default()),
@@ -325,7 +330,8 @@ impl<'t, 'c> Batch<'t, 'c> {
             .prepare_cached(
                 // `id = ANY(array)`, not `id IN (subquery)`: the generic plan of the latter
                 // hashes the whole table while it is small, and the table is mostly dead rows.
-                "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch FROM runs
+                "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch,
+                        parent_run_id, parent_cmd FROM runs
                  WHERE id = ANY($1::text[]
                                 || ARRAY(SELECT run_id FROM hooks WHERE token = ANY($2::text[])))
                  ORDER BY id
@@ -355,6 +361,8 @@ impl<'t, 'c> Batch<'t, 'c> {
         for row in rows {
             let run_id: String = col(&row, 0, "lock runs")?;
             let run = run_row(&row, 1, &run_id)?;
+            let parent = parent_link(&row, 7, "lock runs")?;
+            self.parents.insert(run_id.clone(), parent);
             self.locked.insert(run_id.clone());
             self.rows.insert(run_id, run);
         }
@@ -388,7 +396,8 @@ impl<'t, 'c> Batch<'t, 'c> {
         }
         let row = self
             .query_opt(
-                "SELECT status, last_seq, wake_at, owner, lease_until, epoch
+                "SELECT status, last_seq, wake_at, owner, lease_until, epoch,
+                        parent_run_id, parent_cmd
                  FROM runs WHERE id = $1 FOR UPDATE",
                 &[&run_id],
                 "load run",
@@ -398,7 +407,14 @@ impl<'t, 'c> Batch<'t, 'c> {
             return Ok(None);
         };
         self.mark_locked(run_id);
+        let parent = parent_link(&row, 6, "load run")?;
+        self.parents.insert(run_id.to_owned(), parent);
         Ok(Some(run_row(&row, 0, run_id)?))
+    }
+
+    /// The parent of `run_id` as read with its row lock, if the batch read it so.
+    pub(crate) fn cached_parent(&self, run_id: &str) -> Option<Option<ParentLink>> {
+        self.parents.get(run_id).cloned()
     }
 
     /// Forget what the caches hold that `op` may have changed. A resume changes no hook and

@@ -52,6 +52,10 @@ impl ChildBackend for Batch<'_, '_> {
     }
 
     async fn parent_of(&mut self, run_id: &str) -> Result<Option<ParentLink>, StoreError> {
+        // Read with the run's row lock when the batch took it (a run's parent never changes).
+        if let Some(link) = self.cached_parent(run_id) {
+            return Ok(link);
+        }
         let what = "find the run's parent";
         let row = self
             .query_opt(
@@ -60,19 +64,10 @@ impl ChildBackend for Batch<'_, '_> {
                 what,
             )
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let parent: Option<String> = col(&row, 0, what)?;
-        let cmd: Option<i64> = col(&row, 1, what)?;
-        Ok(match (parent, cmd) {
-            (Some(run_id), Some(cmd)) => Some(ParentLink {
-                run_id,
-                cmd: CommandIndex::try_from(cmd)
-                    .map_err(|_| crate::error::bad_number("parent_cmd", cmd))?,
-            }),
-            _ => None,
-        })
+        match row {
+            Some(row) => parent_link(&row, 0, what),
+            None => Ok(None),
+        }
     }
 
     async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {
@@ -91,4 +86,22 @@ impl ChildBackend for Batch<'_, '_> {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// The parent link in columns `parent_run_id, parent_cmd` of `row`, starting at column `at`.
+pub(crate) fn parent_link(
+    row: &tokio_postgres::Row,
+    at: usize,
+    what: &str,
+) -> Result<Option<ParentLink>, StoreError> {
+    let parent: Option<String> = col(row, at, what)?;
+    let cmd: Option<i64> = col(row, at + 1, what)?;
+    Ok(match (parent, cmd) {
+        (Some(run_id), Some(cmd)) => Some(ParentLink {
+            run_id,
+            cmd: CommandIndex::try_from(cmd)
+                .map_err(|_| crate::error::bad_number("parent_cmd", cmd))?,
+        }),
+        _ => None,
+    })
 }

@@ -64,6 +64,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "queues",
         sql: include_str!("../migrations/0010_queues.sql"),
     },
+    Migration {
+        version: 11,
+        name: "hot_run_updates",
+        sql: include_str!("../migrations/0011_hot_run_updates.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

@@ -131,7 +131,8 @@ pub(crate) async fn runs_needing_work(
     let queues: Option<Vec<&str>> = queues.map(|q| q.iter().map(String::as_str).collect());
     // Status names are literals (not parameters) so that the planner can match the partial
     // indexes' predicates even with a generic plan; the lease filter sits in every part so
-    // that no part needs more than its own index.
+    // that no part needs more than its own index. `unapplied` is `last_seq > applied_seq`,
+    // kept by the database (0011) so that moving a journal on does not touch an index.
     let rows = query(
         pool,
         "SELECT id FROM (
@@ -145,7 +146,7 @@ pub(crate) async fn runs_needing_work(
                WHERE wake_at <= $1 AND status NOT IN ('completed', 'failed', 'cancelled')
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
          UNION SELECT id, created_at, queue FROM runs
-               WHERE last_seq > applied_seq
+               WHERE unapplied
                  AND status NOT IN ('completed', 'failed', 'cancelled')
                  AND (owner IS NULL OR owner = $2 OR lease_until < $1)
          ) AS work

@@ -14,17 +14,18 @@ use crate::rows::bound;
 /// hashtext(current_schema()))`.
 const RETENTION_LOCK: &str = "tether_retention";
 
-/// The ended main runs the rule allows deleting at `$1`, oldest first, at most `$2`.
+/// The ended main runs the rule allows deleting at `$1`, oldest first, at most `$2`
+/// (`ended_at`: the `updated_at` of an ended run, kept by the database since 0011).
 const SELECT_ROOTS: &str = "
     SELECT r.id FROM runs r
      WHERE r.root_run IS NULL
-       AND r.status IN ('completed', 'failed', 'cancelled')
-       AND r.updated_at < $1
+       AND r.ended_at IS NOT NULL
+       AND r.ended_at < $1
        AND NOT EXISTS (
            SELECT 1 FROM runs t
             WHERE t.root_run = r.id
-              AND (t.status NOT IN ('completed', 'failed', 'cancelled') OR t.updated_at >= $1))
-     ORDER BY r.updated_at
+              AND (t.ended_at IS NULL OR t.ended_at >= $1))
+     ORDER BY r.ended_at
      LIMIT $2
      FOR UPDATE OF r SKIP LOCKED";
 
