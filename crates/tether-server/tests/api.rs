@@ -233,6 +233,7 @@ async fn approval_round_trip() {
             "input",
             "output",
             "parent_run_id",
+            "queue",
             "run_id",
             "schedule_id",
             "status",
