@@ -117,6 +117,11 @@ async fn an_every_second_schedule_starts_one_run_per_tick() {
         schedule.last_run_id.as_deref(),
         Some("sched:beat:1735689620000")
     );
+    let metrics = engine.render_metrics().await;
+    assert!(
+        metrics.contains("tether_schedule_ticks_total{outcome=\"started\"} 20"),
+        "{metrics}"
+    );
     engine.shutdown().await;
 }
 

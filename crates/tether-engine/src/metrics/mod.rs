@@ -21,6 +21,7 @@
 //! | `tether_webhook_rejected_total{reason}` | counter | webhook requests refused by their verifier |
 //! | `tether_runs_deleted_total` | counter | ended runs deleted by retention (threads included) |
 //! | `tether_idempotency_keys_deleted_total` | counter | idempotency keys (and kept payloads) past their window |
+//! | `tether_schedule_ticks_total{outcome}` | counter | schedule ticks this node fired: `started` (a run), `skipped` (no run: overlap, catch-up, run exists), `lost` (another node fired it, or the schedule changed) |
 //!
 //! The hot path only touches atomics: counters are created up front (refusal reasons included)
 //! and the histograms are lock-free ([`AtomicHistogram`]).
@@ -82,6 +83,14 @@ struct ReasonLabels {
     reason: String,
 }
 
+/// What a schedule tick this node fired came to.
+const TICK_OUTCOMES: [&str; 3] = ["started", "skipped", "lost"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     queue: String,
@@ -118,6 +127,7 @@ pub struct Metrics {
     webhook_rejected: Family<ReasonLabels, Counter>,
     runs_deleted: Counter,
     keys_deleted: Counter,
+    schedule_ticks: Family<OutcomeLabels, Counter>,
     /// The last run counts read and when (scrapes within `run_count_max_age` reuse them; one
     /// scrape at a time queries the store).
     run_counts: tokio::sync::Mutex<Option<(Instant, StoreCounts)>>,
@@ -237,8 +247,20 @@ impl Metrics {
             "Idempotency keys (and payloads kept for no hook) forgotten at the end of their window (--idempotency-window)",
             keys_deleted.clone(),
         );
+        let schedule_ticks = Family::<OutcomeLabels, Counter>::default();
+        for o in TICK_OUTCOMES {
+            drop(schedule_ticks.get_or_create(&OutcomeLabels {
+                outcome: o.to_owned(),
+            }));
+        }
+        registry.register(
+            "tether_schedule_ticks",
+            "Schedule ticks this node fired, by outcome: started (a run), skipped (no run), lost (another node fired it first)",
+            schedule_ticks.clone(),
+        );
         Metrics {
             registry,
+            schedule_ticks,
             runs_deleted,
             keys_deleted,
             resumes_accepted,
@@ -321,6 +343,16 @@ impl Metrics {
     pub(crate) fn retention_done(&self, runs: u64, keys: u64) {
         self.runs_deleted.inc_by(runs);
         self.keys_deleted.inc_by(keys);
+    }
+
+    /// A schedule tick this node fired came to `outcome` (one of `started`, `skipped`,
+    /// `lost`).
+    pub(crate) fn schedule_tick(&self, outcome: &'static str) {
+        self.schedule_ticks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The numbers as they are now.
@@ -509,6 +541,7 @@ mod tests {
         m.resume_refused("something_new");
         m.commit_done(3, Duration::from_millis(2));
         m.webhook_rejected("signature_invalid");
+        m.schedule_tick("started");
         let counts = StoreCounts {
             runs: vec![RunCount {
                 workflow: "approval".into(),
@@ -538,6 +571,8 @@ mod tests {
             "tether_live_runs 5",
             "tether_webhook_rejected_total{reason=\"signature_invalid\"} 1",
             "tether_webhook_rejected_total{reason=\"timestamp_stale\"} 0",
+            "tether_schedule_ticks_total{outcome=\"started\"} 1",
+            "tether_schedule_ticks_total{outcome=\"lost\"} 0",
         ] {
             assert!(text.contains(expected), "{expected} missing in\n{text}");
         }

@@ -231,6 +231,9 @@ async fn fire_one(
     match result? {
         Ok(outcome) => {
             let started = matches!(outcome, OpOutcome::Appended { .. });
+            engine
+                .metrics
+                .schedule_tick(if started { "started" } else { "skipped" });
             tracing::info!(
                 schedule = %id,
                 tick_ms = expected,
@@ -240,6 +243,7 @@ async fn fire_one(
             Ok(Fired::Next(decision.next_tick))
         }
         Err(OpRejected::ScheduleMoved { .. } | OpRejected::ScheduleNotFound { .. }) => {
+            engine.metrics.schedule_tick("lost");
             Ok(Fired::Moved)
         }
         Err(other) => Err(other.into()),
