@@ -19,15 +19,20 @@ pub mod crash;
 mod digest;
 mod error;
 pub mod migrate;
+mod outcome;
 pub mod plan;
+mod queue;
 mod redact;
 pub mod retention;
 mod schedule;
 mod schema;
 mod types;
+mod write_op;
 
 pub use digest::{payload_digest, payload_digest_bytes};
 pub use error::{Detail, ErrorSource, StoreError};
+pub use outcome::*;
+pub use queue::*;
 pub use redact::redact_url;
 pub use schedule::{
     schedule_of, schedule_run_id, CatchUp, FireTick, Overlap, ScheduleOp, ScheduleRecord,
@@ -35,6 +40,7 @@ pub use schedule::{
 };
 pub use schema::check_read_only_schema;
 pub use types::*;
+pub use write_op::*;
 
 use async_trait::async_trait;
 use tether_core::event::Event;
