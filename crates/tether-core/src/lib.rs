@@ -36,6 +36,7 @@ pub mod env;
 pub mod error;
 pub mod event;
 pub mod hook;
+mod hook_options;
 pub mod machine;
 pub mod patch;
 pub mod race;
