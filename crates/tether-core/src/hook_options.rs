@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 #[cfg(doc)]
-use crate::{ctx::Ctx, hook::Hook, hook::HookEvent};
+use crate::{ctx::Ctx, error::WorkflowError, hook::Hook, hook::HookEvent};
 
 /// Options of [`Ctx::create_hook`].
 ///
