@@ -3,13 +3,17 @@
 //! `timeout_approval` runs whose timer fires — against the real `tether` binary, `kill -9`ed
 //! and restarted on the same database every `TETHER_SOAK_KILL_SECS` (default: a third of the
 //! run, at most 60 s), with a short `--retention`. Every second it samples the server's RSS,
-//! its open files (`/proc/<pid>/fd`) and the database size (file + WAL).
+//! its open files (`/proc/<pid>/fd`) and the database: the file and the WAL apart, and, read
+//! with a read-only connection of its own, `page_count`, `freelist_count` and the rows and
+//! pages of every table (`soak_support`).
 //!
 //! It checks that every payload was delivered exactly once, in order, that every run ended as
-//! it should, that runs ended long ago were deleted, and, loosely, that the three figures stay
-//! flat: the last third's maximum is within [`FLAT_FACTOR`] of the first third's (no timing
-//! assertion). `TETHER_SOAK_SECS` sets the duration (default 60, the CI version;
-//! `scripts/soak.sh` runs 20 minutes); `TETHER_SOAK_CSV` names a file for the samples.
+//! it should, that runs ended long ago were deleted, and, loosely, that RSS, open files and
+//! the database's size stay flat: the last third's maximum is within [`FLAT_FACTOR`] of the
+//! first third's (no timing assertion). After the load it waits for retention to delete every
+//! run and checks that no table keeps a row of theirs. `TETHER_SOAK_SECS` sets the duration
+//! (default 60, the CI version; `scripts/soak.sh` runs 20 minutes); `TETHER_SOAK_CSV` names a
+//! file for the samples.
 
 mod common;
 mod faults_support;
