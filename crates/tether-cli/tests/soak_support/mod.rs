@@ -4,7 +4,6 @@
 //! schema (enumerated from `sqlite_master`, so a table added by a later migration is counted
 //! without touching this file) and the pages each table holds with its indexes (`dbstat`).
 //! Also the CSV the samples are written to, and the per-third figures the test checks.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
