@@ -3,18 +3,22 @@
 //! `timeout_approval` runs whose timer fires — against the real `tether` binary, `kill -9`ed
 //! and restarted on the same database every `TETHER_SOAK_KILL_SECS` (default: a third of the
 //! run, at most 60 s), with a short `--retention`. Every second it samples the server's RSS,
-//! its open files (`/proc/<pid>/fd`) and the database size (file + WAL).
+//! its open files (`/proc/<pid>/fd`) and the database: the file and the WAL apart, and, read
+//! with a read-only connection of its own, `page_count`, `freelist_count` and the rows and
+//! pages of every table (`soak_support`).
 //!
 //! It checks that every payload was delivered exactly once, in order, that every run ended as
-//! it should, that runs ended long ago were deleted, and, loosely, that the three figures stay
-//! flat: the last third's maximum is within [`FLAT_FACTOR`] of the first third's (no timing
-//! assertion). `TETHER_SOAK_SECS` sets the duration (default 60, the CI version;
-//! `scripts/soak.sh` runs 20 minutes); `TETHER_SOAK_CSV` names a file for the samples.
+//! it should, that runs ended long ago were deleted, and, loosely, that RSS, open files and
+//! the database's size stay flat: the last third's maximum is within [`FLAT_FACTOR`] of the
+//! first third's (no timing assertion). After the load it waits for retention to delete every
+//! run and checks that no table keeps a row of theirs. `TETHER_SOAK_SECS` sets the duration
+//! (default 60, the CI version; `scripts/soak.sh` runs 20 minutes); `TETHER_SOAK_CSV` names a
+//! file for the samples.
 
 mod common;
 mod faults_support;
+mod soak_support;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +26,7 @@ use std::time::{Duration, Instant};
 use common::{of_type, Server, PATIENCE};
 use faults_support::{addr, free_port, payload, retryable};
 use serde_json::{json, Value};
+use soak_support::{rows, sample_db, Sample};
 use tether_client::{Client, ClientError, RunInfo};
 
 /// Ended runs are deleted this long after they end.
@@ -40,15 +45,6 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// One sample of the server process and the database.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    t: f64,
-    rss_kib: u64,
-    fds: u64,
-    db_bytes: u64,
-}
-
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -57,17 +53,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 fn fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
-}
-
-fn db_bytes(db: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .map(|suffix| {
-            let mut p = db.as_os_str().to_owned();
-            p.push(suffix);
-            std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
-        })
-        .sum()
 }
 
 /// Retry `f` while it fails in a way worth retrying (the server is down or restarting).
@@ -219,12 +204,6 @@ struct Tally {
     first: Mutex<Vec<String>>,
 }
 
-fn third_max(samples: &[Sample], third: usize, f: fn(&Sample) -> u64) -> u64 {
-    let n = samples.len();
-    let (from, to) = (n * third / 3, n * (third + 1) / 3);
-    samples[from..to].iter().map(f).max().unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_with_kills_stays_flat_and_delivers_once() {
     let secs = env_secs("TETHER_SOAK_SECS", 60);
@@ -248,11 +227,14 @@ async fn mixed_load_with_kills_stays_flat_and_delivers_once() {
                 let p = pid.load(Ordering::SeqCst);
                 if let (Some(rss_kib), Some(fds)) = (rss_kib(p), fds(p)) {
                     let t = began.elapsed().as_secs_f64();
+                    let (main_bytes, wal_bytes, inside) = sample_db(&db);
                     let s = Sample {
                         t,
                         rss_kib,
                         fds,
-                        db_bytes: db_bytes(&db),
+                        main_bytes,
+                        wal_bytes,
+                        inside,
                     };
                     samples.lock().expect("lock").push(s);
                 }
@@ -303,25 +285,12 @@ async fn mixed_load_with_kills_stays_flat_and_delivers_once() {
     }
 
     if let Ok(path) = std::env::var("TETHER_SOAK_CSV") {
-        let mut csv = String::from("t_secs,rss_kib,open_fds,db_bytes\n");
-        for s in &samples {
-            csv.push_str(&format!(
-                "{:.1},{},{},{}\n",
-                s.t, s.rss_kib, s.fds, s.db_bytes
-            ));
-        }
-        std::fs::write(&path, csv).expect("write the samples");
+        std::fs::write(&path, soak_support::csv(&samples)).expect("write the samples");
     }
-    let figures = |name: &str, f: fn(&Sample) -> u64| {
-        let (first, last) = (third_max(&samples, 0, f), third_max(&samples, 2, f));
-        println!("soak {name}: first third max {first}, last third max {last}");
-        (name.to_owned(), first, last)
-    };
-    let checks = [
-        figures("rss_kib", |s| s.rss_kib),
-        figures("open_fds", |s| s.fds),
-        figures("db_bytes", |s| s.db_bytes),
-    ];
+    soak_support::describe("at the end of the load", samples.last().expect("a sample"));
+    let drained = drain(&db).await;
+    soak_support::describe("drained", &drained);
+    let thirds = soak_support::report(&samples);
     println!(
         "soak: {secs} s, {kills} kill -9, {} payloads delivered exactly once, {} runs checked, \
          {deleted} first-wave runs deleted by retention, {} samples",
@@ -330,10 +299,46 @@ async fn mixed_load_with_kills_stays_flat_and_delivers_once() {
         samples.len()
     );
     assert!(samples.len() >= 6, "too few samples: {}", samples.len());
-    for (name, first, last) in checks {
+    for name in ["rss_kib", "open_fds", "db_bytes"] {
+        let (first, last) = thirds[name];
         assert!(
             last as f64 <= first as f64 * FLAT_FACTOR,
             "{name} grew: last third max {last} > {FLAT_FACTOR} x first third max {first}"
         );
+    }
+    // Once every run has been deleted, nothing of theirs may be left in any table.
+    let inside = drained.inside.expect("the drained database was read");
+    for (table, n) in &inside.rows {
+        if table != "schema_migrations" {
+            assert_eq!(*n, 0, "{table} keeps {n} rows after every run was deleted");
+        }
+    }
+}
+
+/// After the load: wait (the server still running) until retention has deleted every run,
+/// and return the sample that saw none.
+async fn drain(db: &std::path::Path) -> Sample {
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(RETENTION_SECS) + PATIENCE;
+    loop {
+        let (main_bytes, wal_bytes, inside) = sample_db(db);
+        let s = Sample {
+            t: began.elapsed().as_secs_f64(),
+            main_bytes,
+            wal_bytes,
+            inside,
+            ..Sample::default()
+        };
+        if rows(&s, "runs") == Some(0) {
+            println!("soak: every run deleted {:.1} s after the load", s.t);
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs still in the database {:.0} s after the load: {:?}",
+            s.t,
+            rows(&s, "runs")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -24,8 +24,18 @@ pub(crate) const MAX_READERS: usize = 8;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
 
+/// What the WAL file is cut back to (`PRAGMA journal_size_limit`) when SQLite starts writing
+/// it from the beginning again after a checkpoint: about one automatic checkpoint's worth
+/// (`wal_autocheckpoint`, 1,000 pages of 4 KiB, plus frame headers). SQLite reuses the WAL
+/// file rather than truncate it, so without a limit the file keeps the size of the longest
+/// stretch between two restarts — a reader that keeps the checkpoint from restarting the WAL
+/// makes it longer — for ever: the 20-minute soak saw that high-water mark rise in steps
+/// (docs/guarantees.md, "The soak"). With it, a stretched WAL is given back at the next
+/// restart; an ordinary cycle hardly passes it, so the file is seldom cut and regrown.
+pub(crate) const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+
 /// Open the writer connection, creating the file if missing, with WAL, `synchronous=FULL`
-/// (every commit is fsynced), foreign keys and a busy timeout.
+/// (every commit is fsynced), [`WAL_SIZE_LIMIT`], foreign keys and a busy timeout.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -42,6 +52,20 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             path = %path.display(),
             journal_mode = %mode,
             "SQLite refused WAL mode; readers will block the writer"
+        );
+    }
+    let limit: i64 = conn
+        .query_row(
+            &format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}"),
+            [],
+            |row| row.get(0),
+        )
+        .ctx("set journal_size_limit")?;
+    if limit != WAL_SIZE_LIMIT {
+        tracing::warn!(
+            path = %path.display(),
+            journal_size_limit = limit,
+            "SQLite did not take the WAL size limit; the WAL file may stay at its largest size"
         );
     }
     conn.pragma_update(None, "synchronous", "FULL")
