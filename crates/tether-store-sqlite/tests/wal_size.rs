@@ -26,6 +26,7 @@ fn create(run_id: &str, input_bytes: usize) -> WriteOp {
         input: json!({ "pad": "x".repeat(input_bytes) }),
         at_ms: 1,
         claim: None,
+        queue: tether_store::DEFAULT_QUEUE.into(),
     }
 }
 
