@@ -5,6 +5,10 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+use serde_json::json;
+use tether_core::event::{EventBody, HOOK_KIND_TOKEN};
+use tether_store::{OpOutcome, OpResult, Store, WakeAt, WriteOp};
+
 use tether_store_conformance::Guarded;
 use tether_store_postgres::{PostgresOptions, PostgresStore};
 
@@ -104,4 +108,87 @@ pub async fn fresh_store() -> Guarded<PostgresStore, SchemaGuard> {
     let guard = SchemaGuard::new(&test_url());
     let store = guard.open().await;
     Guarded { store, guard }
+}
+
+// What the tests of several instances on one schema share (`postgres_only.rs`,
+// `postgres_keys.rs`): ops, commits and reads.
+
+/// How long anything here may take (the machine is small and shared).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn create(run_id: &str) -> WriteOp {
+    WriteOp::CreateRun {
+        queue: tether_store::DEFAULT_QUEUE.into(),
+        run_id: run_id.into(),
+        workflow: "w".into(),
+        input: json!({ "run": run_id }),
+        at_ms: 1,
+        claim: None,
+    }
+}
+
+pub fn append(run_id: &str, events: Vec<EventBody>) -> WriteOp {
+    WriteOp::Append {
+        run_id: run_id.into(),
+        events,
+        status: None,
+        wake_at: WakeAt::Keep,
+        fence: None,
+        at_ms: 2,
+    }
+}
+
+pub fn hook_created(cmd: u32, token: &str) -> EventBody {
+    EventBody::HookCreated {
+        cmd,
+        token: token.into(),
+        kind: HOOK_KIND_TOKEN.into(),
+        metadata: json!({}),
+        definition: None,
+        generated: false,
+        expires_at_ms: None,
+        reserve_ms: None,
+    }
+}
+
+pub async fn commit(store: &dyn Store, ops: Vec<WriteOp>) -> Vec<OpResult> {
+    let n = ops.len();
+    match store.commit(ops).await {
+        Ok(results) => {
+            assert_eq!(results.len(), n);
+            results
+        }
+        Err(e) => panic!("commit of {n} op(s) failed: {e}"),
+    }
+}
+
+pub async fn commit_one(store: &dyn Store, op: WriteOp) -> OpResult {
+    commit(store, vec![op]).await.remove(0)
+}
+
+pub fn appended_seqs(result: &OpResult) -> Vec<u64> {
+    match result {
+        Ok(OpOutcome::Appended { events, .. }) => events.iter().map(|e| e.seq).collect(),
+        other => panic!("expected Appended, got {other:?}"),
+    }
+}
+
+pub async fn journal_seqs(store: &dyn Store, run_id: &str) -> Vec<u64> {
+    match store.load_journal(run_id, 0).await {
+        Ok(events) => events.iter().map(|e| e.seq).collect(),
+        Err(e) => panic!("load_journal({run_id}) failed: {e}"),
+    }
+}
+
+/// Run a query returning one `BIGINT` on a connection of its own.
+pub async fn query_i64(url: &str, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(connection);
+    let row = client.query_one(sql, &[]).await.expect(sql);
+    let value: i64 = row.get(0);
+    drop(client);
+    let _ = driver.await;
+    value
 }
