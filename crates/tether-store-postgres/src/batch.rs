@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use deadpool_postgres::Transaction;
 use tether_core::event::{CommandIndex, EventBody};
-use tether_store::plan::{ParentLink, RunRow};
+use tether_store::plan::RunRow;
 use tether_store::{Ending, OpResult, StoreError, WriteOp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -23,8 +23,8 @@ use crate::error::{db_err, Ctx};
 use crate::pipeline::{self, OwnedParams, Pipeline};
 use crate::rows::{col, from_db, opt_from_db, parse_status};
 
-/// The run columns `status, last_seq, wake_at, owner, lease_until, epoch`, starting at column
-/// `at` of `row`.
+/// The run columns `status, last_seq, wake_at, owner, lease_until, epoch, parent_run_id,
+/// parent_cmd`, starting at column `at` of `row`.
 fn run_row(row: &Row, at: usize, run_id: &str) -> Result<RunRow, StoreError> {
     let what = |field: &str| format!("{field} of run {run_id}");
     let status: String = col(row, at, &what("status"))?;
@@ -38,6 +38,7 @@ fn run_row(row: &Row, at: usize, run_id: &str) -> Result<RunRow, StoreError> {
             &what("lease_until"),
         )?,
         epoch: from_db(col(row, at + 5, &what("epoch"))?, &what("epoch"))?,
+        parent: parent_link(row, at + 6, &what("parent"))?,
     })
 }
 
@@ -82,9 +83,6 @@ pub(crate) struct Batch<'t, 'c> {
     /// Run rows read by the up-front lock, each handed out once by [`Batch::lock_run`] (the op
     /// that takes it may change the row; a later op reads it again).
     rows: HashMap<String, RunRow>,
-    /// The parent (if any) of every run whose row the batch locked by reading it: a run's
-    /// parent never changes, so these stay valid for the whole batch.
-    parents: HashMap<String, Option<ParentLink>>,
     /// Holders of the batch's resume tokens, read after the up-front lock (`None`: no hook
     /// holds the token). Valid while only resumes have run: a resume never changes a hook.
     holders: HashMap<String, Option<(String, CommandIndex)>>,
@@ -108,7 +106,6 @@ impl<'t, 'c> Batch<'t, 'c> {
             op_grown: Vec::new(),
             writes: AtomicU64::new(0),
             rows: HashMap::new(),
-            parents: HashMap::new(),
             holders: HashMap::new(),
             pipeline: Pipeline::default(),
             buffer: Mutex::new(WriteBuffer::default()),
@@ -361,8 +358,6 @@ impl<'t, 'c> Batch<'t, 'c> {
         for row in rows {
             let run_id: String = col(&row, 0, "lock runs")?;
             let run = run_row(&row, 1, &run_id)?;
-            let parent = parent_link(&row, 7, "lock runs")?;
-            self.parents.insert(run_id.clone(), parent);
             self.locked.insert(run_id.clone());
             self.rows.insert(run_id, run);
         }
@@ -407,14 +402,7 @@ impl<'t, 'c> Batch<'t, 'c> {
             return Ok(None);
         };
         self.mark_locked(run_id);
-        let parent = parent_link(&row, 6, "load run")?;
-        self.parents.insert(run_id.to_owned(), parent);
         Ok(Some(run_row(&row, 0, run_id)?))
-    }
-
-    /// The parent of `run_id` as read with its row lock, if the batch read it so.
-    pub(crate) fn cached_parent(&self, run_id: &str) -> Option<Option<ParentLink>> {
-        self.parents.get(run_id).cloned()
     }
 
     /// Forget what the caches hold that `op` may have changed. A resume changes no hook and

@@ -51,25 +51,6 @@ impl ChildBackend for Batch<'_, '_> {
         insert_events(self, child.child_run_id, std::slice::from_ref(&started))
     }
 
-    async fn parent_of(&mut self, run_id: &str) -> Result<Option<ParentLink>, StoreError> {
-        // Read with the run's row lock when the batch took it (a run's parent never changes).
-        if let Some(link) = self.cached_parent(run_id) {
-            return Ok(link);
-        }
-        let what = "find the run's parent";
-        let row = self
-            .query_opt(
-                "SELECT parent_run_id, parent_cmd FROM runs WHERE id = $1",
-                &[&run_id],
-                what,
-            )
-            .await?;
-        match row {
-            Some(row) => parent_link(&row, 0, what),
-            None => Ok(None),
-        }
-    }
-
     async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {
         let what = "find the run's children";
         let row = self

@@ -2,9 +2,9 @@
 //! parent's `ChildStarted`, the parent a child reports its end to, the children a cancel
 //! reaches, and the listing of a run's children.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use tether_core::event::{Event, EventBody, RunStatus};
-use tether_store::plan::{ChildBackend, NewChild, ParentLink};
+use tether_store::plan::{ChildBackend, NewChild};
 use tether_store::{RunRecord, StoreError};
 
 use crate::append::Tx;
@@ -48,21 +48,6 @@ impl ChildBackend for Tx<'_> {
             },
         };
         crate::write::insert_event(self.0, child.child_run_id, &started)
-    }
-
-    async fn parent_of(&mut self, run_id: &str) -> Result<Option<ParentLink>, StoreError> {
-        let row: Option<(Option<String>, Option<u32>)> = self
-            .0
-            .prepare_cached("SELECT parent_run_id, parent_cmd FROM runs WHERE id = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .ctx("find the run's parent")?;
-        Ok(match row {
-            Some((Some(run_id), Some(cmd))) => Some(ParentLink { run_id, cmd }),
-            _ => None,
-        })
     }
 
     async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {

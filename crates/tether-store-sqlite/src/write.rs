@@ -283,10 +283,20 @@ impl QueueBackend for Tx<'_> {
 
 /// The run's row as the planner reads it, `None` if there is no such run.
 pub(crate) fn read_run(conn: &Connection, run_id: &str) -> Result<Option<RunRow>, StoreError> {
-    type Row = (String, u64, Option<u64>, Option<String>, Option<u64>, u64);
+    type Row = (
+        String,
+        u64,
+        Option<u64>,
+        Option<String>,
+        Option<u64>,
+        u64,
+        Option<String>,
+        Option<u32>,
+    );
     let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT status, last_seq, wake_at, owner, lease_until, epoch FROM runs WHERE id = ?1",
+            "SELECT status, last_seq, wake_at, owner, lease_until, epoch, parent_run_id, parent_cmd
+             FROM runs WHERE id = ?1",
         )
         .and_then(|mut stmt| {
             stmt.query_row([run_id], |r| {
@@ -297,12 +307,15 @@ pub(crate) fn read_run(conn: &Connection, run_id: &str) -> Result<Option<RunRow>
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .optional()
         })
         .ctx("load run")?;
-    let Some((status, last_seq, wake_at, owner, lease_until, epoch)) = row else {
+    let Some((status, last_seq, wake_at, owner, lease_until, epoch, parent, parent_cmd)) = row
+    else {
         return Ok(None);
     };
     Ok(Some(RunRow {
@@ -312,6 +325,9 @@ pub(crate) fn read_run(conn: &Connection, run_id: &str) -> Result<Option<RunRow>
         owner,
         lease_until,
         epoch,
+        parent: parent
+            .zip(parent_cmd)
+            .map(|(run_id, cmd)| tether_store::plan::ParentLink { run_id, cmd }),
     }))
 }
 

@@ -12,6 +12,7 @@ use tether_core::event::{CommandIndex, Event, EventBody, ThreadInfo};
 use super::child::{self, ChildBackend, NewChild};
 use super::hook_end::{self, HookEndBackend, HookRelease};
 use super::keep::{self, PendingBackend};
+use super::run::RunRow;
 use super::signal::{self, SignalBackend, SignalOutcome};
 use super::state::{self, StateBackend};
 use crate::{Ending, StoreError};
@@ -112,10 +113,10 @@ pub async fn plan_append<B: AppendBackend>(
     backend: &mut B,
     run_id: &str,
     events: Vec<EventBody>,
-    last_seq: u64,
+    run: &RunRow,
     at_ms: u64,
 ) -> Result<AppendPlan, StoreError> {
-    let mut seq = last_seq;
+    let mut seq = run.last_seq;
     let mut ending = None;
     let mut written: Vec<Event> = Vec::with_capacity(events.len());
     // The namespace, found (and its shared state locked) at the first entry needing it.
@@ -332,7 +333,7 @@ pub async fn plan_append<B: AppendBackend>(
             other => {
                 if let Some(end) = Ending::of(&other) {
                     // What an ending releases besides the run's own rows: its parent hears.
-                    child::report_end(backend, run_id, &end, at_ms).await?;
+                    child::report_end(backend, run.parent.as_ref(), &end, at_ms).await?;
                     ending = Some(end);
                 }
                 other

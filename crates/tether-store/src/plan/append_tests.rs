@@ -29,10 +29,6 @@ impl ChildBackend for Fixed {
         Ok(())
     }
 
-    async fn parent_of(&mut self, _run_id: &str) -> Result<Option<ParentLink>, StoreError> {
-        Ok(self.parent.clone())
-    }
-
     async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(self.children.get(run_id).cloned().unwrap_or_default())
     }
@@ -281,7 +277,17 @@ fn plan(events: Vec<EventBody>) -> (AppendPlan, Vec<String>) {
 }
 
 fn plan_with(mut backend: Fixed, events: Vec<EventBody>) -> (AppendPlan, Vec<String>) {
-    let planned = futures::executor::block_on(plan_append(&mut backend, "r", events, 4, 9));
+    // Run `r`: four entries so far, its parent (if any) read with its row.
+    let run = crate::plan::RunRow {
+        status: tether_core::RunStatus::Running,
+        last_seq: 4,
+        wake_at: None,
+        owner: None,
+        lease_until: None,
+        epoch: 1,
+        parent: backend.parent.clone(),
+    };
+    let planned = futures::executor::block_on(plan_append(&mut backend, "r", events, &run, 9));
     match planned {
         Ok(p) => (p, backend.calls),
         Err(e) => panic!("the fixed backend does not fail: {e}"),

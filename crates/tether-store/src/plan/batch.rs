@@ -306,7 +306,7 @@ async fn append<B: BatchBackend>(
         Ok(run) => run,
         Err(refused) => return Ok(Err(refused)),
     };
-    let plan = plan_append(b, run_id, events, run.last_seq, change.at_ms).await?;
+    let plan = plan_append(b, run_id, events, &run, change.at_ms).await?;
     let columns = RunChange::of(&run, change.status, change.wake_at);
     b.write_append(run_id, &run, &plan, columns, change.at_ms)
         .await?;

@@ -53,9 +53,6 @@ pub trait ChildBackend {
     /// Create the child run and its entry 1 (`RunStarted`); nothing if the id is taken.
     async fn create_child(&mut self, child: NewChild<'_>) -> Result<(), StoreError>;
 
-    /// The parent of `run_id`, if it is a child run.
-    async fn parent_of(&mut self, run_id: &str) -> Result<Option<ParentLink>, StoreError>;
-
     /// The unfinished children of `run_id` not started detached, oldest first.
     async fn attached_children(&mut self, run_id: &str) -> Result<Vec<String>, StoreError>;
 }
@@ -70,14 +67,15 @@ pub fn child_ended(child_cmd: CommandIndex, end: &Ending) -> EventBody {
     }
 }
 
-/// `run_id` ended with `end`: tell its parent, if it has one that is still going.
+/// A run ended with `end`: tell its parent (`parent`, read with the run's row), if it has one
+/// that is still going.
 pub async fn report_end<B: ChildBackend + SignalBackend>(
     b: &mut B,
-    run_id: &str,
+    parent: Option<&ParentLink>,
     end: &Ending,
     at_ms: u64,
 ) -> Result<(), StoreError> {
-    let Some(parent) = b.parent_of(run_id).await? else {
+    let Some(parent) = parent else {
         return Ok(());
     };
     // Refused (parent ended or gone): nothing is written, nothing to do.

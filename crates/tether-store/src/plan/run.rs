@@ -5,6 +5,7 @@ use std::borrow::Borrow;
 
 use tether_core::event::RunStatus;
 
+use super::child::ParentLink;
 use crate::{Fence, OpRejected, WakeAt};
 
 /// The columns of a run the write path reads (and, on backends shared by several processes,
@@ -23,6 +24,9 @@ pub struct RunRow {
     pub lease_until: Option<u64>,
     /// The epoch of the last claim.
     pub epoch: u64,
+    /// The run that started it, when it is a child run (read with the row: it never changes,
+    /// and an ending reports to it).
+    pub parent: Option<ParentLink>,
 }
 
 impl RunRow {
@@ -131,6 +135,7 @@ mod tests {
             owner: owner.map(str::to_owned),
             lease_until,
             epoch: 4,
+            parent: None,
         }
     }
 
