@@ -115,28 +115,35 @@ fn record_end(conn: &Connection, end: &HookEnd) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The hooks of a finished run let their tokens go: the ends of those with a reservation
-/// ([`hook_end::end_of`] with [`HookRelease::RunEnded`], spelled in SQL) are recorded, then
-/// every hook of the run is released.
+/// The hooks of a finished run let their tokens go: every hook of the run is released in one
+/// statement, and the ends of those that reserve their token ([`hook_end::end_of`] with
+/// [`HookRelease::RunEnded`]) are recorded. Most runs reserve nothing: then the ending costs
+/// this one statement.
 pub(crate) fn release_hooks_of_run(
     conn: &Connection,
     run_id: &str,
     at_ms: u64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO hook_ends (token, run_id, hook_cmd, expired, ended_at, reserved_until)
-         SELECT token, run_id, hook_cmd, 0, ?2, ?2 + MIN(reserve_ms, {max})
-           FROM hooks WHERE run_id = ?1 AND reserve_ms IS NOT NULL
-         ON CONFLICT (token) DO UPDATE SET run_id = excluded.run_id,
-             hook_cmd = excluded.hook_cmd, expired = excluded.expired,
-             ended_at = excluded.ended_at, reserved_until = excluded.reserved_until",
-        max = hook_end::MAX_RESERVE_MS
-    ))
-    .and_then(|mut stmt| stmt.execute(params![run_id, clamp(at_ms)]))
-    .ctx("reserve tokens of finished run")?;
-    conn.prepare_cached("DELETE FROM hooks WHERE run_id = ?1")
-        .and_then(|mut stmt| stmt.execute([run_id]))
+    let reserving: Vec<(String, CommandIndex, u64)> = conn
+        .prepare_cached("DELETE FROM hooks WHERE run_id = ?1 RETURNING token, hook_cmd, reserve_ms")
+        .and_then(|mut stmt| {
+            let mut rows = stmt.query([run_id])?;
+            let mut reserving = Vec::new();
+            while let Some(row) = rows.next()? {
+                if let Some(reserve_ms) = row.get::<_, Option<u64>>(2)? {
+                    reserving.push((row.get(0)?, row.get(1)?, reserve_ms));
+                }
+            }
+            Ok(reserving)
+        })
         .ctx("release hooks of finished run")?;
+    for (token, hook_cmd, reserve_ms) in reserving {
+        let how = HookRelease::RunEnded;
+        if let Some(end) = hook_end::end_of(&token, run_id, hook_cmd, how, Some(reserve_ms), at_ms)
+        {
+            record_end(conn, &end)?;
+        }
+    }
     Ok(())
 }
 

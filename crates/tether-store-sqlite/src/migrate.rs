@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "queues",
         sql: include_str!("../migrations/0011_queues.sql"),
     },
+    Migration {
+        version: 12,
+        name: "queue_index_predicate",
+        sql: include_str!("../migrations/0012_queue_index_predicate.sql"),
+    },
 ];
 
 /// The schema version this code creates and expects.

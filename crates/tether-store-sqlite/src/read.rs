@@ -247,7 +247,8 @@ pub(crate) fn count_runs(conn: &Connection) -> Result<Vec<RunCount>, StoreError>
 pub(crate) fn queue_depths(conn: &Connection) -> Result<Vec<QueueDepth>, StoreError> {
     conn.prepare_cached(
         "SELECT queue, COUNT(*) FROM runs
-         WHERE admitted_at IS NULL AND status NOT IN ('completed', 'failed', 'cancelled')
+         WHERE admitted_at IS NULL
+           AND status <> 'completed' AND status <> 'failed' AND status <> 'cancelled'
          GROUP BY queue ORDER BY queue",
     )
     .and_then(|mut stmt| {

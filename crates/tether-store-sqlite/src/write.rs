@@ -260,7 +260,7 @@ impl QueueBackend for Tx<'_> {
             .prepare_cached(
                 "SELECT COUNT(*) FROM runs
                  WHERE queue = ?1 AND admitted_at IS NOT NULL
-                   AND status NOT IN ('completed', 'failed', 'cancelled')",
+                   AND status <> 'completed' AND status <> 'failed' AND status <> 'cancelled'",
             )
             .and_then(|mut stmt| stmt.query_row([queue], |r| r.get(0)))
             .ctx("count running runs of a queue")?;
