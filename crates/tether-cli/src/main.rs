@@ -26,6 +26,11 @@ enum Command {
     Bench(tether_bench::BenchArgs),
 }
 
+/// mimalloc instead of the system allocator: on the HTTP path glibc's `malloc`/`free` were about
+/// a fifth of all instructions (callgrind, BENCHMARKS.md "2026-12-06: allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // The bundled `github_events` example's webhook secret: a documented development value
     // when the variable is unset (set before any thread starts). Only its name is journaled.

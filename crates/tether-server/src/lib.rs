@@ -59,6 +59,7 @@ mod ui;
 mod webhook_verify;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -140,7 +141,9 @@ impl Default for ServerOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub engine: Engine,
-    pub options: ServerOptions,
+    /// Shared, not copied: axum clones the state for every request and every middleware,
+    /// and the options hold strings, maps and keys.
+    pub options: Arc<ServerOptions>,
 }
 
 impl AppState {
@@ -277,7 +280,10 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
 pub fn router(engine: Engine, options: ServerOptions) -> Router {
     let limit = engine.config().max_payload_bytes;
     let body_timeout = options.body_timeout;
-    let state = AppState { engine, options };
+    let state = AppState {
+        engine,
+        options: Arc::new(options),
+    };
     let mut router = Router::new();
     for route in route_table(limit) {
         // Two entries of one path (`GET` and `POST /v1/runs`) are merged by axum.
@@ -306,6 +312,9 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
 /// Log each request at debug level by its route template (never its concrete path: a hook
 /// token in a URL is a credential).
 async fn log_request(req: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(req).await;
+    }
     let method = req.method().clone();
     let route = req
         .extensions()

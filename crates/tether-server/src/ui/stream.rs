@@ -177,7 +177,7 @@ pub(crate) async fn runs_stream(State(state): State<AppState>) -> Response {
     sse(Watcher {
         changes: state.engine.subscribe_changes(),
         engine: state.engine,
-        stopping: state.options.stopping,
+        stopping: state.options.stopping.clone(),
         scope: Scope::All,
         greeted: false,
     })
@@ -207,7 +207,7 @@ pub(crate) async fn run_stream(
     Ok(sse(Watcher {
         engine: state.engine,
         changes,
-        stopping: state.options.stopping,
+        stopping: state.options.stopping.clone(),
         scope: Scope::Run { run_id, known },
         greeted: false,
     }))
