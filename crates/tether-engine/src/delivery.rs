@@ -58,6 +58,28 @@ impl Inner {
         self.spawn_actor(&mut live, run_id, Some(first), tick);
     }
 
+    /// Hand committed entries to the run's actor if it is live here, and otherwise leave them
+    /// in the store: the run is another node's (its lease is live), which learns of them from
+    /// the store's notifications. Starting an actor here would only read the run and have its
+    /// claim refused, and on PostgreSQL that refused claim cost more database work than the
+    /// resume itself (BENCHMARKS.md, scale-out).
+    pub(crate) fn deliver_if_live(&self, run_id: &str, events: Vec<Event>) {
+        let tick = self.live.tick();
+        let mut live = self.live.lock();
+        if let Some(tx) = live.touch(run_id, tick) {
+            let committed = Delivery {
+                committed: std::time::Instant::now(),
+                span: tracing::Span::current(),
+            };
+            if tx
+                .send(self.mail(ActorMsg::Events(events, committed)))
+                .is_err()
+            {
+                live.remove(run_id);
+            }
+        }
+    }
+
     /// Make the run live if it is not (after a failure, or when a timer is due). Returns
     /// whether it started an actor.
     pub(crate) fn wake(&self, run_id: &str) -> bool {

@@ -160,7 +160,7 @@ impl Engine {
         };
         let commit = info_span!("journal_commit");
         match self.inner.writer.write(op).instrument(commit).await? {
-            Ok(OpOutcome::Resumed { run_id, event }) => {
+            Ok(OpOutcome::Resumed { run_id, event, .. }) => {
                 tracing::Span::current().record("run_id", run_id.as_str());
                 Ok(Accepted {
                     run_id,

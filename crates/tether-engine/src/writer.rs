@@ -175,7 +175,11 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                 .notify(run_id, events.last().map_or(0, |e| e.seq));
             engine.deliver(run_id, std::mem::take(events));
         }
-        OpOutcome::Resumed { run_id, event } => {
+        OpOutcome::Resumed {
+            run_id,
+            event,
+            lease_holder,
+        } => {
             if let Some(e) = event.as_mut() {
                 engine.changes.notify(run_id, e.seq);
                 // The run gets the entry; the outcome keeps its `seq` for the caller, without
@@ -192,7 +196,15 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     at_ms: e.at_ms,
                     body,
                 };
-                engine.deliver(run_id, vec![delivered]);
+                if lease_holder
+                    .as_deref()
+                    .is_some_and(|holder| holder != engine.node_id)
+                {
+                    // Another node has the run: it learns of the entry from the store.
+                    engine.deliver_if_live(run_id, vec![delivered]);
+                } else {
+                    engine.deliver(run_id, vec![delivered]);
+                }
             }
         }
         OpOutcome::Updated

@@ -35,6 +35,7 @@ impl Store for Announcing {
                 OpOutcome::Resumed {
                     run_id,
                     event: Some(e),
+                    ..
                 } => Some((run_id, e.seq)),
                 _ => None,
             };
@@ -291,6 +292,40 @@ async fn a_manual_webhook_response_reaches_a_request_taken_by_another_node() {
     assert_eq!(
         output(&b, &run).await,
         json!({"method": "POST", "body": {"n": 1}})
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A payload sent through a node that does not hold the run is left to the node that does
+/// (it hears of it from the store): the receiving node does not load the run, which would
+/// only have its claim refused by the holder's live lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_through_another_node_is_left_to_the_holder() {
+    let db = TestDb::new();
+    let (a, b) = two_nodes(&db).await;
+    let token = "slack_messages:H";
+    let run = a
+        .start_run("slack_bot", json!({"channel": "H"}))
+        .await
+        .unwrap();
+    a.wait_for_hook(token, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(b.live_runs(), 0, "b has nothing live yet");
+    b.resume_hook(token, json!({"text": "hi"}), None)
+        .await
+        .unwrap();
+    b.resume_hook(token, json!({"text": "/stop"}), None)
+        .await
+        .unwrap();
+    let ended = b.wait_for_run(&run, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(ended.output, Some(json!({"messages": ["hi"]})), "{ended:?}");
+    assert_eq!(b.live_runs(), 0, "b has not loaded the run a holds");
+    assert_eq!(
+        b.metrics().snapshot().live_run_cache_misses,
+        0,
+        "b never went to load the run a holds"
     );
     a.shutdown().await;
     b.shutdown().await;

@@ -5,7 +5,7 @@ use serde_json::json;
 use tether_core::event::{ErrorInfo, EventBody, RunStatus};
 
 use super::support::*;
-use tether_store::{Fence, OpOutcome, OpRejected, Store, WakeAt, WriteOp};
+use tether_store::{Fence, OpOutcome, OpRejected, OpResult, Store, WakeAt, WriteOp};
 
 fn claim_op(run_id: &str, node: &str, lease_until_ms: u64, now_ms: u64) -> WriteOp {
     WriteOp::Claim {
@@ -285,4 +285,29 @@ pub async fn a_run_created_claimed_is_running_and_owned(store: &dyn Store) {
             .contains(&"r".to_string()),
         "a running run with an expired lease needs work"
     );
+}
+
+/// A resume names the node whose lease on the run is live when it commits (so a node that
+/// is not that one leaves the run to it instead of claiming it): none for an unowned run, the
+/// claiming node while its lease lives (through its last millisecond), none once it lapsed.
+pub async fn a_resume_names_the_live_lease_holder(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    append(
+        store,
+        "r",
+        vec![hook_created(1, "h1"), hook_created(2, "h2")],
+        T0 + 1,
+    )
+    .await;
+    let holder = |result: OpResult| match result {
+        Ok(OpOutcome::Resumed { lease_holder, .. }) => lease_holder,
+        other => panic!("expected Resumed, got {other:?}"),
+    };
+    let unowned = commit_one(store, resume_op("h1", json!(1), None, T0 + 2)).await;
+    assert_eq!(holder(unowned), None, "nobody holds an unclaimed run");
+    claim(store, "r", "a", T0 + 100, T0 + 3).await;
+    let held = commit_one(store, resume_op("h1", json!(2), None, T0 + 100)).await;
+    assert_eq!(holder(held).as_deref(), Some("a"), "the live lease's node");
+    let lapsed = commit_one(store, resume_op("h2", json!(3), None, T0 + 101)).await;
+    assert_eq!(holder(lapsed), None, "a lapsed lease holds nothing");
 }

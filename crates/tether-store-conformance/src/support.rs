@@ -272,7 +272,7 @@ pub(crate) fn appended(result: OpResult, what: &str) -> (String, Vec<Event>) {
 #[track_caller]
 pub(crate) fn resumed(result: OpResult, what: &str) -> (String, Option<Event>) {
     match result {
-        Ok(OpOutcome::Resumed { run_id, event }) => (run_id, event),
+        Ok(OpOutcome::Resumed { run_id, event, .. }) => (run_id, event),
         other => panic!("{what}: expected Ok(Resumed), got {other:?}"),
     }
 }

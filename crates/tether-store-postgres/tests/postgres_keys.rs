@@ -47,7 +47,7 @@ async fn one_delivery_per_idempotency_key_across_instances() {
                     at_ms: 3,
                 };
                 match commit_one(store.as_ref(), op).await {
-                    Ok(OpOutcome::Resumed { run_id, event }) => answers.push((run_id, event)),
+                    Ok(OpOutcome::Resumed { run_id, event, .. }) => answers.push((run_id, event)),
                     other => panic!("expected Resumed, got {other:?}"),
                 }
             }
@@ -192,7 +192,7 @@ async fn a_key_recorded_without_a_digest_matches_any_payload() {
     };
     for payload in [json!(1), json!("anything")] {
         match commit_one(&store, resume(payload)).await {
-            Ok(OpOutcome::Resumed { run_id, event }) => {
+            Ok(OpOutcome::Resumed { run_id, event, .. }) => {
                 assert_eq!((run_id.as_str(), event), ("r", None));
             }
             other => panic!("expected the first answer, got {other:?}"),

@@ -200,7 +200,8 @@ async fn idempotency_keys_store_a_digest_and_old_keys_match_any_payload() {
             answer,
             Ok(OpOutcome::Resumed {
                 run_id: "r".into(),
-                event: None
+                event: None,
+                lease_holder: None,
             }),
             "a key without a digest gets the first answer"
         );

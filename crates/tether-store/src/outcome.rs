@@ -27,6 +27,11 @@ pub enum OpOutcome {
         run_id: String,
         /// The `HookReceived` entry, or `None` when the idempotency key had been used before.
         event: Option<Event>,
+        /// The node whose lease on the run was live when the entry was committed
+        /// ([`crate::plan::RunRow::lease_holder`]): a node that is not the holder leaves the
+        /// entry to it (the holder learns of it from the store) instead of claiming the run.
+        /// `None` for a repeated key, or when no node holds the run.
+        lease_holder: Option<String>,
     },
     /// The run was updated; nothing was appended.
     Updated,

@@ -133,9 +133,11 @@ pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpRe
             },
         };
         b.append_delivered(&run_id, &event).await?;
+        let lease_holder = run.lease_holder(d.at_ms).map(str::to_owned);
         return Ok(Ok(OpOutcome::Resumed {
             run_id,
             event: Some(event),
+            lease_holder,
         }));
     }
     Err(StoreError::unavailable(format!(
@@ -161,6 +163,7 @@ fn answer_again(
     Ok(OpOutcome::Resumed {
         run_id,
         event: None,
+        lease_holder: None,
     })
 }
 

@@ -30,6 +30,15 @@ pub struct RunRow {
 }
 
 impl RunRow {
+    /// The node whose lease on the run is live at `now_ms` (through its last millisecond; an
+    /// owner without a lease end holds none). A claim by another node is refused while it
+    /// lasts ([`claim`]), and an entry another node commits for the run is left to the holder
+    /// ([`crate::OpOutcome::Resumed`]'s `lease_holder`), which learns of it from the store.
+    pub fn lease_holder(&self, now_ms: u64) -> Option<&str> {
+        let live = self.lease_until.is_some_and(|until| until >= now_ms);
+        self.owner.as_deref().filter(|_| live)
+    }
+
     /// Whether a write carrying `fence` may write to this run: no fence, or one naming the
     /// run's owner and epoch.
     pub fn fence_holds(&self, fence: Option<&Fence>) -> bool {
@@ -87,16 +96,13 @@ pub fn claim(
     now_ms: u64,
 ) -> Result<u64, OpRejected> {
     let run = open(run, run_id, None)?;
-    if let Some(owner) = &run.owner {
-        let live = run.lease_until.is_some_and(|until| until >= now_ms);
-        if owner != node && live {
-            return Err(OpRejected::Owned {
-                run_id: run_id.to_owned(),
-                owner: owner.clone(),
-            });
-        }
+    match run.lease_holder(now_ms) {
+        Some(owner) if owner != node => Err(OpRejected::Owned {
+            run_id: run_id.to_owned(),
+            owner: owner.to_owned(),
+        }),
+        _ => Ok(run.epoch + 1),
     }
-    Ok(run.epoch + 1)
 }
 
 /// The columns a non-terminal append changes besides `last_seq` and `updated_at`: only those
