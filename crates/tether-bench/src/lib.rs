@@ -165,7 +165,15 @@ async fn run_on(
         }
         Workload::ResumeThroughput => {
             let config = workloads::config(args.max_live_runs);
-            workloads::throughput::run(open().await?, mode, config, args.n.unwrap_or(1000), c).await
+            workloads::throughput::run(
+                fresh,
+                open().await?,
+                mode,
+                config,
+                args.n.unwrap_or(1000),
+                c,
+            )
+            .await
         }
         Workload::Stream => {
             workloads::stream::run(fresh, tether_bin, args.n.unwrap_or(10_000)).await
@@ -175,8 +183,15 @@ async fn run_on(
         }
         Workload::Suspended => {
             let config = workloads::config(args.max_live_runs);
-            workloads::suspended::run(open().await?, mode, config, args.n.unwrap_or(100_000), c)
-                .await
+            workloads::suspended::run(
+                fresh,
+                open().await?,
+                mode,
+                config,
+                args.n.unwrap_or(100_000),
+                c,
+            )
+            .await
         }
     };
     figures.map_err(BenchError::Failed)

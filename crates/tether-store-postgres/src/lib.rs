@@ -237,6 +237,26 @@ impl PostgresStore {
         dropped
     }
 
+    /// Refresh PostgreSQL's planner statistics of the tables a resume and a run's end touch
+    /// (`ANALYZE`). Autovacuum does this by itself once a table has changed enough (checked
+    /// about once a minute); until then a table created empty is planned as if it were tiny,
+    /// and the write path's batch statements scan it instead of using its keys. Worth calling
+    /// after loading many runs into a new database at once; the benchmarks call it before
+    /// their timed phase, as a database in steady state has its statistics.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        const WHAT: &str = "analyze tables";
+        let client = self
+            .inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool_err(WHAT, &e))?;
+        client
+            .batch_execute("ANALYZE runs, events, hooks, hook_ends, pending_payloads, signal_waits")
+            .await
+            .ctx(WHAT)
+    }
+
     /// The schema holding Tether's tables, if the store was opened with one.
     pub fn schema(&self) -> Option<&str> {
         self.inner.schema.as_deref()

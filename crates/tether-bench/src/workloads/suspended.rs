@@ -13,12 +13,14 @@ use super::start_waiting;
 use crate::driver::Driver;
 use crate::host;
 use crate::stats::{per_s, percentile};
+use crate::store::FreshStore;
 use crate::Mode;
 
 /// `rss_mb`/`peak_rss_mb`: this process with all `n` waiting; `p50_ms`: resume → result of a
 /// random one. `accepted_per_s`: runs started (and waiting) per second; `completed_per_s`:
 /// random resumes completed per second, one at a time.
 pub(crate) async fn run(
+    fresh: &FreshStore,
     store: Arc<dyn Store>,
     mode: Mode,
     config: EngineConfig,
@@ -29,6 +31,7 @@ pub(crate) async fn run(
     let (base, _) = host::rss_mb(None);
     let t0 = Instant::now();
     let runs = start_waiting(&d, "s", n, c).await?;
+    fresh.analyze().await?;
     let started = t0.elapsed();
     let (rss, peak) = host::rss_mb(None);
     let mut samples = Vec::new();

@@ -13,6 +13,7 @@ use super::{start_waiting, Completions, HELD_WAITS, SETTLE};
 use crate::driver::Driver;
 use crate::host;
 use crate::stats::per_s;
+use crate::store::FreshStore;
 use crate::Mode;
 
 /// `per_s`/`accepted_per_s`: resumes acknowledged per second, first resume sent to last
@@ -21,6 +22,7 @@ use crate::Mode;
 /// engine's group commits, the write ops they held and its live-run cache misses from the
 /// first resume sent to the last end observed (`commits_per_resume` = `commits` / `n`).
 pub(crate) async fn run(
+    fresh: &FreshStore,
     store: Arc<dyn Store>,
     mode: Mode,
     config: EngineConfig,
@@ -29,6 +31,7 @@ pub(crate) async fn run(
 ) -> Result<Value, String> {
     let d = Arc::new(Driver::start(store, mode, config).await?);
     let runs = start_waiting(&d, "tp", n, c).await?;
+    fresh.analyze().await?;
     // One connection per held wait and per sender, opened before anything is timed.
     d.warm_connections(n.min(HELD_WAITS) + c).await?;
     let completions = Completions::watch(&d, &runs);
