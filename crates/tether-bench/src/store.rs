@@ -94,8 +94,15 @@ impl FreshStore {
         }
     }
 
-    /// The arguments that make `tether serve` use this store.
+    /// The arguments that make `tether serve` use this store (on PostgreSQL as node `bench`:
+    /// a process restarted on it takes the killed one's leases over at once).
     pub(crate) fn serve_args(&self) -> Vec<OsString> {
+        self.serve_args_as("bench")
+    }
+
+    /// The arguments that make `tether serve` use this store, as node `node_id` on PostgreSQL
+    /// (SQLite has one node: the id is not passed).
+    pub(crate) fn serve_args_as(&self, node_id: &str) -> Vec<OsString> {
         match &self.place {
             Place::Sqlite { path, .. } => {
                 let mut db = OsString::from("sqlite://");
@@ -107,10 +114,17 @@ impl FreshStore {
                 url.into(),
                 "--pg-schema".into(),
                 schema.into(),
-                // The restarted process takes the killed one's leases over at once.
                 "--node-id".into(),
-                "bench".into(),
+                node_id.into(),
             ],
+        }
+    }
+
+    /// The PostgreSQL URL and schema (`None` on SQLite).
+    pub(crate) fn postgres(&self) -> Option<(&str, &str)> {
+        match &self.place {
+            Place::Postgres { url, schema } => Some((url, schema)),
+            Place::Sqlite { .. } => None,
         }
     }
 
