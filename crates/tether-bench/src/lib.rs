@@ -27,7 +27,7 @@ use tether::{Ctx, HookOptions, Registry, WorkflowError};
 
 use driver::Driver;
 pub use error::BenchError;
-use nodes::Nodes;
+use nodes::{NodeOptions, Nodes};
 use store::FreshStore;
 
 /// Arguments of `tether bench`.
@@ -76,6 +76,11 @@ pub struct BenchArgs {
     /// runs, so leave it off when measuring CPU).
     #[arg(long, requires = "nodes")]
     pub count_notifies: bool,
+    /// With `--nodes`: send each run's resume and wait to the node that started it (as a
+    /// router that knows which node holds a run would), instead of spreading them over the
+    /// nodes: measures what cross-node resumes cost.
+    #[arg(long, requires = "nodes")]
+    pub affinity: bool,
 }
 
 /// The workloads (same names as in DESIGN §6 and BENCHMARKS.md).
@@ -213,15 +218,17 @@ async fn run_on(
     // The engine the workload drives: in this process, or `--nodes` child servers.
     let driver = |config| async move {
         let driver = match nodes {
-            Some(count) => Nodes::start(
-                fresh,
-                tether_bin,
-                count,
-                args.max_live_runs,
-                args.count_notifies,
-            )
-            .await
-            .map(Driver::nodes),
+            Some(count) => {
+                let options = NodeOptions {
+                    count,
+                    max_live_runs: args.max_live_runs,
+                    count_notifies: args.count_notifies,
+                    affinity: args.affinity,
+                };
+                Nodes::start(fresh, tether_bin, &options)
+                    .await
+                    .map(Driver::nodes)
+            }
             None => Driver::start(open().await?, mode, config).await,
         };
         driver.map_err(BenchError::Failed)
@@ -351,8 +358,10 @@ mod tests {
             &["steps", "--db", pg, "--mode", "http", "--nodes", "0"],
             "pass 1 to 64",
         );
-        let cli = Cli::try_parse_from(["bench", "steps", "--count-notifies"]);
-        assert!(cli.is_err(), "--count-notifies without --nodes");
+        for flag in ["--count-notifies", "--affinity"] {
+            let cli = Cli::try_parse_from(["bench", "steps", flag]);
+            assert!(cli.is_err(), "{flag} without --nodes");
+        }
     }
 
     #[test]

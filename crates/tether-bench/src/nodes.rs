@@ -61,6 +61,20 @@ pub(crate) fn route(nodes: usize, slot: usize, role: Role) -> usize {
     }
 }
 
+/// How to run the nodes: `--nodes`, `--max-live-runs`, `--count-notifies`, `--affinity`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeOptions {
+    /// How many nodes.
+    pub count: usize,
+    /// Each node's `--max-live-runs`, when given.
+    pub max_live_runs: Option<usize>,
+    /// Listen on the schema's channel and count the notifications.
+    pub count_notifies: bool,
+    /// Send every resume and wait to the node that started the run (as a router that knows
+    /// which node holds each run would), instead of spreading them with [`route`].
+    pub affinity: bool,
+}
+
 /// N running child servers on one PostgreSQL schema.
 pub(crate) struct Nodes {
     servers: Vec<ChildServer>,
@@ -71,21 +85,26 @@ pub(crate) struct Nodes {
     /// Waits opened on a node other than the one that started the run.
     cross_waits: AtomicUsize,
     notifies: Option<NotifyCounter>,
+    /// Resumes and waits go to the node that started the run.
+    affinity: bool,
     /// The children's logs (removed with it).
     _logs: tempfile::TempDir,
 }
 
 impl Nodes {
-    /// Start `count` `tether_bin serve` processes on `fresh` (PostgreSQL), one after the
-    /// other (the first creates the schema), each passed `--max-live-runs` when given; with
-    /// `count_notifies`, also listen on the schema's notification channel.
+    /// Start `options.count` `tether_bin serve` processes on `fresh` (PostgreSQL), one after
+    /// the other (the first creates the schema).
     pub(crate) async fn start(
         fresh: &FreshStore,
         tether_bin: &Path,
-        count: usize,
-        max_live_runs: Option<usize>,
-        count_notifies: bool,
+        options: &NodeOptions,
     ) -> Result<Nodes, String> {
+        let NodeOptions {
+            count,
+            max_live_runs,
+            count_notifies,
+            affinity,
+        } = *options;
         let Some((url, schema)) = fresh.postgres() else {
             return Err("--nodes needs a PostgreSQL database (--db postgres://...)".into());
         };
@@ -131,6 +150,7 @@ impl Nodes {
             cross_resumes: AtomicUsize::new(0),
             cross_waits: AtomicUsize::new(0),
             notifies,
+            affinity,
             _logs: logs,
         })
     }
@@ -144,6 +164,7 @@ impl Nodes {
     /// the requests that miss the run's starting node.
     pub(crate) fn client(&self, slot: usize, role: Role) -> &Client {
         let n = self.len();
+        let role = if self.affinity { Role::Start } else { role };
         let k = route(n, slot, role);
         if k != route(n, slot, Role::Start) {
             match role {
