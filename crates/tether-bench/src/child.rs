@@ -114,17 +114,27 @@ impl ChildServer {
         host::rss_mb(Some(self.pid))
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// One counter of its `/metrics` (e.g. `tether_live_run_cache_misses_total`).
     pub(crate) async fn metric(&self, name: &str) -> Result<Option<f64>, String> {
+        Ok(metric_value(&self.metrics_text().await?, name))
+    }
+
+    /// Its whole `/metrics` text (OpenMetrics), to read several samples of one scrape with
+    /// [`metric_value`].
+    pub(crate) async fn metrics_text(&self) -> Result<String, String> {
         let url = format!("{}/metrics", self.client.base_url());
-        let text = reqwest::get(&url)
+        reqwest::get(&url)
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| format!("GET {url}: {e}"))?
             .text()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        Ok(metric_value(&text, name))
+            .map_err(|e| format!("GET {url}: {e}"))
     }
 
     /// Kill it with SIGKILL (no shutdown code runs) and wait until it is gone. Returns the

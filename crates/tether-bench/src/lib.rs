@@ -5,12 +5,15 @@
 //!
 //! Every line names the workload, the backend, the mode, the commit the harness was built from,
 //! the file system under the database file and the resident memory (current and peak), next
-//! to the workload's own figures, among them an accepted and a completed rate.
+//! to the workload's own figures, among them an accepted and a completed rate. With `--nodes
+//! N` (PostgreSQL, over HTTP) the workload runs against N child `tether serve` processes on one
+//! schema, and the line adds the CPU time they, the database and the bench spent.
 
 mod child;
 mod driver;
 mod error;
 pub mod host;
+mod nodes;
 pub mod stats;
 mod store;
 mod workloads;
@@ -22,7 +25,9 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 use tether::{Ctx, HookOptions, Registry, WorkflowError};
 
+use driver::Driver;
 pub use error::BenchError;
+use nodes::{NodeOptions, Nodes};
 use store::FreshStore;
 
 /// Arguments of `tether bench`.
@@ -57,6 +62,25 @@ pub struct BenchArgs {
     /// runs (cache misses), e.g. to profile that path under callgrind.
     #[arg(long, value_name = "N")]
     pub max_live_runs: Option<usize>,
+    /// Run `resume-throughput` or `steps` against N child `tether serve` processes (each its
+    /// own node id) sharing the fresh PostgreSQL schema, requests spread over them (a run may
+    /// be resumed and awaited through a node that did not start it), and report the CPU time
+    /// each node, every `postgres` process on this host and the bench spent in the timed
+    /// phase. PostgreSQL and `--mode http` only. Each node keeps its own connection pool
+    /// (`TETHER_DB_POOL_SIZE`, default 16, plus one `LISTEN` connection): mind the server's
+    /// `max_connections`.
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<usize>,
+    /// With `--nodes`: count the notifications the nodes' commits send, on a `LISTEN`
+    /// connection of the bench's own (one more listener for the database to serve while it
+    /// runs, so leave it off when measuring CPU).
+    #[arg(long, requires = "nodes")]
+    pub count_notifies: bool,
+    /// With `--nodes`: send each run's resume and wait to the node that started it (as a
+    /// router that knows which node holds a run would), instead of spreading them over the
+    /// nodes: measures what cross-node resumes cost.
+    #[arg(long, requires = "nodes")]
+    pub affinity: bool,
 }
 
 /// The workloads (same names as in DESIGN §6 and BENCHMARKS.md).
@@ -113,10 +137,11 @@ impl Mode {
 /// `std::env::current_exe()`).
 pub async fn run(args: &BenchArgs, tether_bin: &Path) -> Result<Value, BenchError> {
     let mode = mode_of(args)?;
+    let nodes = nodes_of(args, mode)?;
     let fresh = FreshStore::prepare(&args.db, args.dir.as_deref()).map_err(BenchError::Store)?;
     let fs = fresh.dir().and_then(host::fs_type);
     let dir = fresh.dir().map(|d| d.display().to_string());
-    let figures = run_on(args, mode, &fresh, tether_bin).await;
+    let figures = run_on(args, mode, nodes, &fresh, tether_bin).await;
     let backend = fresh.backend();
     fresh.cleanup().await;
     let figures = figures?;
@@ -151,35 +176,78 @@ fn mode_of(args: &BenchArgs) -> Result<Mode, BenchError> {
     }
 }
 
+/// `--nodes`, checked against the other arguments: `Some(N)` when the workload runs against
+/// child servers.
+fn nodes_of(args: &BenchArgs, mode: Mode) -> Result<Option<usize>, BenchError> {
+    let Some(n) = args.nodes else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| Err(BenchError::Usage(format!("--nodes {n}: {why}")));
+    if !(1..=nodes::MAX_NODES).contains(&n) {
+        return refuse(&format!("pass 1 to {} nodes", nodes::MAX_NODES));
+    }
+    if !matches!(args.workload, Workload::ResumeThroughput | Workload::Steps) {
+        return refuse(&format!(
+            "only resume-throughput and steps run against several nodes, not {}",
+            args.workload.name()
+        ));
+    }
+    let lower = args.db.to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        return refuse(
+            "nodes share one PostgreSQL database (SQLite has one process): pass --db postgres://...",
+        );
+    }
+    if mode != Mode::Http {
+        return refuse(
+            "the nodes are child `tether serve` processes, reached over HTTP: pass --mode http",
+        );
+    }
+    Ok(Some(n))
+}
+
 async fn run_on(
     args: &BenchArgs,
     mode: Mode,
+    nodes: Option<usize>,
     fresh: &FreshStore,
     tether_bin: &Path,
 ) -> Result<Value, BenchError> {
     let c = args.concurrency.max(1);
     let open = || async { fresh.open().await.map_err(BenchError::Store) };
+    // The engine the workload drives: in this process, or `--nodes` child servers.
+    let driver = |config| async move {
+        let driver = match nodes {
+            Some(count) => {
+                let options = NodeOptions {
+                    count,
+                    max_live_runs: args.max_live_runs,
+                    count_notifies: args.count_notifies,
+                    affinity: args.affinity,
+                };
+                Nodes::start(fresh, tether_bin, &options)
+                    .await
+                    .map(Driver::nodes)
+            }
+            None => Driver::start(open().await?, mode, config).await,
+        };
+        driver.map_err(BenchError::Failed)
+    };
     let figures = match args.workload {
         Workload::ResumeLatency => {
             workloads::latency::run(open().await?, mode, args.n.unwrap_or(200)).await
         }
         Workload::ResumeThroughput => {
             let config = workloads::config(args.max_live_runs);
-            workloads::throughput::run(
-                fresh,
-                open().await?,
-                mode,
-                config,
-                args.n.unwrap_or(1000),
-                c,
-            )
-            .await
+            workloads::throughput::run(fresh, driver(config).await?, args.n.unwrap_or(1000), c)
+                .await
         }
         Workload::Stream => {
             workloads::stream::run(fresh, tether_bin, args.n.unwrap_or(10_000)).await
         }
         Workload::Steps => {
-            workloads::steps::run(open().await?, mode, args.n.unwrap_or(200), c).await
+            let config = workloads::config(None);
+            workloads::steps::run(driver(config).await?, args.n.unwrap_or(200), c).await
         }
         Workload::Suspended => {
             let config = workloads::config(args.max_live_runs);
@@ -246,6 +314,62 @@ mod tests {
             mode_of(&parse(&["resume-throughput", "--mode", "http"])).ok(),
             Some(Mode::Http)
         );
+    }
+
+    #[test]
+    fn nodes_need_postgres_http_and_a_workload_that_spreads() {
+        let pg = "postgres://u@127.0.0.1/db";
+        let ok = parse(&[
+            "resume-throughput",
+            "--db",
+            pg,
+            "--mode",
+            "http",
+            "--nodes",
+            "2",
+        ]);
+        assert_eq!(nodes_of(&ok, Mode::Http).ok(), Some(Some(2)));
+        let steps = parse(&["steps", "--db", pg, "--mode", "http", "--nodes", "1"]);
+        assert_eq!(nodes_of(&steps, Mode::Http).ok(), Some(Some(1)));
+        let none = parse(&["resume-throughput", "--db", pg, "--mode", "http"]);
+        assert_eq!(nodes_of(&none, Mode::Http).ok(), Some(None));
+        let refused = |args: &[&str], why: &str| {
+            let args = parse(args);
+            let mode = mode_of(&args).ok().unwrap_or(Mode::Inproc);
+            let err = nodes_of(&args, mode).err();
+            assert!(
+                matches!(&err, Some(BenchError::Usage(m)) if m.contains(why)),
+                "{err:?} does not say {why:?}"
+            );
+        };
+        refused(
+            &["resume-throughput", "--nodes", "2", "--mode", "http"],
+            "--db postgres://",
+        );
+        refused(
+            &["resume-throughput", "--db", pg, "--nodes", "2"],
+            "pass --mode http",
+        );
+        refused(
+            &[
+                "resume-latency",
+                "--db",
+                pg,
+                "--mode",
+                "http",
+                "--nodes",
+                "2",
+            ],
+            "not resume-latency",
+        );
+        refused(
+            &["steps", "--db", pg, "--mode", "http", "--nodes", "0"],
+            "pass 1 to 64",
+        );
+        for flag in ["--count-notifies", "--affinity"] {
+            let cli = Cli::try_parse_from(["bench", "steps", flag]);
+            assert!(cli.is_err(), "{flag} without --nodes");
+        }
     }
 
     #[test]

@@ -94,7 +94,6 @@ impl FreshStore {
         }
     }
 
-    /// The arguments that make `tether serve` use this store.
     /// Bring the store to a steady state's planner statistics once a workload has loaded
     /// its runs, before it starts timing: on PostgreSQL `ANALYZE` of the write path's tables
     /// (see `PostgresStore::analyze`; a table created empty moments ago is otherwise planned
@@ -114,7 +113,15 @@ impl FreshStore {
         }
     }
 
+    /// The arguments that make `tether serve` use this store (on PostgreSQL as node `bench`:
+    /// a process restarted on it takes the killed one's leases over at once).
     pub(crate) fn serve_args(&self) -> Vec<OsString> {
+        self.serve_args_as("bench")
+    }
+
+    /// The arguments that make `tether serve` use this store, as node `node_id` on PostgreSQL
+    /// (SQLite has one node: the id is not passed).
+    pub(crate) fn serve_args_as(&self, node_id: &str) -> Vec<OsString> {
         match &self.place {
             Place::Sqlite { path, .. } => {
                 let mut db = OsString::from("sqlite://");
@@ -126,10 +133,17 @@ impl FreshStore {
                 url.into(),
                 "--pg-schema".into(),
                 schema.into(),
-                // The restarted process takes the killed one's leases over at once.
                 "--node-id".into(),
-                "bench".into(),
+                node_id.into(),
             ],
+        }
+    }
+
+    /// The PostgreSQL URL and schema (`None` on SQLite).
+    pub(crate) fn postgres(&self) -> Option<(&str, &str)> {
+        match &self.place {
+            Place::Postgres { url, schema } => Some((url, schema)),
+            Place::Sqlite { .. } => None,
         }
     }
 

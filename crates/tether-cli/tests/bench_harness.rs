@@ -161,3 +161,65 @@ fn resume_throughput_on_postgres() {
     common_fields(&line, "resume-throughput", "postgres", "inproc", 20);
     positive(&line, "per_s");
 }
+
+#[test]
+#[cfg_attr(
+    not(tether_postgres),
+    ignore = "needs PostgreSQL: set TETHER_TEST_POSTGRES=postgres://..."
+)]
+fn resume_throughput_across_two_nodes_reports_their_cpu() {
+    let url = postgres_url();
+    let line = bench(&[
+        "resume-throughput",
+        "--db",
+        &url,
+        "--mode",
+        "http",
+        "--nodes",
+        "2",
+        "--n",
+        "20",
+        "--count-notifies",
+    ]);
+    common_fields(&line, "resume-throughput", "postgres", "http", 20);
+    assert_eq!(line["nodes"], 2, "{line}");
+    let node_cpu = line["node_cpu_ms"].as_array().expect("node_cpu_ms list");
+    assert_eq!(node_cpu.len(), 2, "{line}");
+    assert!(node_cpu.iter().all(Value::is_u64), "{line}");
+    for field in ["db_cpu_ms", "bench_cpu_ms"] {
+        assert!(line[field].is_u64(), "{field} in {line}");
+    }
+    for field in ["db_cpu_us_per_run", "node_cpu_us_per_run"] {
+        assert!(line[field].is_number(), "{field} in {line}");
+    }
+    // Every run completed (`completed_per_s` counts all 20, checked positive above), and
+    // the fixed spread sent some of them through a node that did not start the run: 10 of
+    // 20 resumes (slots 2, 3, 6, 7, 10, 11, 14, 15, 18, 19) and 8 of 20 waits (4-7, 12-15).
+    assert_eq!(line["cross_node_resumes"], 10, "{line}");
+    assert_eq!(line["cross_node_waits"], 8, "{line}");
+    assert_eq!(
+        line["node_rss_mb"].as_array().map(Vec::len),
+        Some(2),
+        "{line}"
+    );
+    // Each run's journal grew in two commits (the payload, the end): one notification each.
+    assert_eq!(line["notifies"], 40, "{line}");
+}
+
+#[test]
+fn nodes_refuse_sqlite_with_a_reason() {
+    let out = tether()
+        .args([
+            "bench",
+            "resume-throughput",
+            "--mode",
+            "http",
+            "--nodes",
+            "2",
+        ])
+        .output()
+        .expect("run tether bench");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--db postgres://"), "{stderr}");
+}

@@ -16,22 +16,22 @@ use crate::Mode;
 pub(crate) async fn run(store: Arc<dyn Store>, mode: Mode, n: usize) -> Result<Value, String> {
     let d = Arc::new(Driver::start(store, mode, config(None)).await?);
     // Over HTTP: connections for the start, the held wait and the resume, opened untimed.
-    d.warm_connections(4).await?;
+    d.warm_connections(1, 3).await?;
     let warmup = 20;
     let mut accepted = Vec::with_capacity(n);
     let mut completed = Vec::with_capacity(n);
     for i in 0..warmup + n {
         let token = format!("lat-{i}");
-        let run = d.start_run("bench_wait", json!(token)).await?;
+        let run = d.start_run(i, "bench_wait", json!(token)).await?;
         // The result is awaited before the resume is sent, as a client holding the request
         // open would.
         let waiter = {
             let d = d.clone();
-            tokio::spawn(async move { d.output(&run).await.map(|_| Instant::now()) })
+            tokio::spawn(async move { d.output(i, &run).await.map(|_| Instant::now()) })
         };
         tokio::task::yield_now().await;
         let t0 = Instant::now();
-        d.resume(&token, json!({ "i": i })).await?;
+        d.resume(i, &token, json!({ "i": i })).await?;
         let acked = t0.elapsed();
         let done = waiter
             .await

@@ -6,23 +6,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tether::store::Store;
 
-use super::config;
 use crate::driver::Driver;
 use crate::stats::per_s;
-use crate::Mode;
 
 /// `per_s`: steps per second. `accepted_per_s`: runs started (acknowledged) per second, to the
-/// last start; `completed_per_s`: runs finished per second.
-pub(crate) async fn run(
-    store: Arc<dyn Store>,
-    mode: Mode,
-    n: usize,
-    c: usize,
-) -> Result<Value, String> {
-    let d = Arc::new(Driver::start(store, mode, config(None)).await?);
-    d.warm_connections(c).await?;
+/// last start; `completed_per_s`: runs finished per second. Against `--nodes`, with the
+/// phase's CPU times (see [`Driver::phase_figures`]).
+pub(crate) async fn run(d: Driver, n: usize, c: usize) -> Result<Value, String> {
+    let d = Arc::new(d);
+    d.warm_connections(0, c).await?;
+    let mark = d.mark();
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -31,12 +25,15 @@ pub(crate) async fn run(
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut last_start = None;
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                let run = d.start_run("steps", json!({ "n": 10 })).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, String>(last_start);
+                }
+                let run = d.start_run(i, "steps", json!({ "n": 10 })).await?;
                 last_start = Some(Instant::now());
-                d.output(&run).await?;
+                d.output(i, &run).await?;
             }
-            Ok::<_, String>(last_start)
         }));
     }
     let mut last_start: Option<Instant> = None;
@@ -46,15 +43,20 @@ pub(crate) async fn run(
         }
     }
     let took = t0.elapsed();
+    let phase = d.phase_figures(mark, n).await;
     let started = last_start.map_or(took, |at| at.saturating_duration_since(t0));
     if let Ok(d) = Arc::try_unwrap(d) {
         d.shutdown().await;
     }
-    Ok(json!({
+    let mut figures = json!({
         "n": n,
         "steps": n * 10,
         "per_s": per_s(n * 10, took),
         "accepted_per_s": per_s(n, started),
         "completed_per_s": per_s(n, took),
-    }))
+    });
+    if let Value::Object(f) = &mut figures {
+        f.extend(phase);
+    }
+    Ok(figures)
 }

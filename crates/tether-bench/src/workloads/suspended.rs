@@ -41,16 +41,17 @@ pub(crate) async fn run(
         x ^= x >> 7;
         x ^= x << 17;
         let i = (x % n as u64) as usize;
-        if runs[i].is_empty() {
+        let (run, token) = &runs[i];
+        if run.is_empty() {
             continue;
         }
         let t = Instant::now();
-        match d.resume(&format!("s-{i}"), json!({})).await {
+        match d.resume(i, token, json!({})).await {
             Ok(_) => {}
             Err(e) if e.contains("not found") => continue, // drawn twice
             Err(e) => return Err(e),
         }
-        d.output(&runs[i]).await?;
+        d.output(i, run).await?;
         samples.push(t.elapsed());
     }
     if let Ok(d) = Arc::try_unwrap(d) {
