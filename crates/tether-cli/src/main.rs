@@ -26,8 +26,9 @@ enum Command {
     Bench(tether_bench::BenchArgs),
 }
 
-/// mimalloc instead of the system allocator: on the HTTP path glibc's `malloc`/`free` were about
-/// a fifth of all instructions (callgrind, BENCHMARKS.md "2026-12-06: allocator").
+/// mimalloc (version 2, no transparent huge pages) instead of the system allocator: on the HTTP
+/// path glibc's `malloc`/`free` were about a fifth of all instructions (callgrind, BENCHMARKS.md
+/// "allocator"), and resident memory with many runs waiting stays level with glibc's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
