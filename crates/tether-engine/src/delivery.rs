@@ -65,6 +65,7 @@ impl Inner {
     /// resume itself (BENCHMARKS.md, scale-out).
     pub(crate) fn deliver_if_live(&self, run_id: &str, events: Vec<Event>) {
         let tick = self.live.tick();
+        let resume = crate::metrics::is_resume(&events);
         let mut live = self.live.lock();
         if let Some(tx) = live.touch(run_id, tick) {
             let committed = Delivery {
@@ -73,8 +74,10 @@ impl Inner {
             };
             if tx
                 .send(self.mail(ActorMsg::Events(events, committed)))
-                .is_err()
+                .is_ok()
             {
+                self.metrics.live_lookup(resume, true);
+            } else {
                 live.remove(run_id);
             }
         }
