@@ -28,7 +28,21 @@ impl Inner {
         }
         let terminal = events.iter().any(|e| e.body.is_terminal());
         if terminal {
-            self.waiters.wake(run_id);
+            let last = events.last().map(|e| (e.seq, e.at_ms));
+            let ending = events
+                .iter()
+                .find_map(|e| tether_store::Ending::of(&e.body));
+            match (ending, last) {
+                (Some(ending), Some((last_seq, at_ms))) => self.waiters.ended(
+                    run_id,
+                    crate::waiters::Ended {
+                        ending,
+                        last_seq,
+                        at_ms,
+                    },
+                ),
+                _ => self.waiters.wake(run_id),
+            }
             return;
         }
         if self.lifecycle.is_stopping() {

@@ -82,6 +82,8 @@ impl Engine {
                     return Ok(Some(run));
                 }
                 match tokio::time::timeout_at(deadline, rx).await {
+                    // Ended by this node's commit: the run as read, with the ending written.
+                    Ok(Ok(Some(ended))) => Ok(Some(ended.apply_to(run))),
                     Ok(_) => Ok(None),
                     Err(_) => self.get_run(run_id).await.map(Some),
                 }

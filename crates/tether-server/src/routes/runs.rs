@@ -214,10 +214,11 @@ pub(crate) async fn get_run(
             ))
         })?,
     };
-    let run = state.engine.get_run(&run_id).await?;
-    if wait_ms == 0 || run.status.is_terminal() {
-        return Ok(Json(run_json(&run)));
+    if wait_ms == 0 {
+        return Ok(Json(run_json(&state.engine.get_run(&run_id).await?)));
     }
+    // `wait_for_run` reads the run first (an unknown run is `run_not_found`, an ended one
+    // answers at once), then waits.
     let wait = Duration::from_millis(wait_ms).min(state.options.max_wait);
     let waited = state.engine.wait_for_run(&run_id, wait);
     let run = match state.options.stopping.clone() {
