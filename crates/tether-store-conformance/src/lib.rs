@@ -25,8 +25,10 @@
 //! The cases only use ids and tokens they create themselves, and every time they stamp is
 //! relative to a fixed base, so their expectations never depend on the clock.
 
+mod checkpoints;
 mod children;
 mod counts;
+mod endings;
 mod hook_expiry;
 mod hook_idempotency;
 mod hook_keep;
@@ -43,8 +45,10 @@ mod signal_keys;
 mod support;
 mod threads;
 
+pub use checkpoints::*;
 pub use children::*;
 pub use counts::*;
+pub use endings::*;
 pub use hook_expiry::*;
 pub use hook_idempotency::*;
 pub use hook_keep::*;
