@@ -23,26 +23,34 @@ impl Inner {
     /// Hand committed entries to the run's live actor, starting one (which replays from the
     /// store) when the run is not live. Runs never go live again once ended.
     pub(crate) fn deliver(&self, run_id: &str, events: Vec<Event>) {
-        if events.is_empty() {
+        self.hand_over(run_id, events, true);
+    }
+
+    /// Hand committed entries to the run's actor if it is live here, and otherwise leave them
+    /// in the store: the run is another node's (its lease is live), which learns of them from
+    /// the store's notifications. Starting an actor here would only read the run and have its
+    /// claim refused, and on PostgreSQL that refused claim cost more database work than the
+    /// resume itself (BENCHMARKS.md, scale-out).
+    pub(crate) fn deliver_if_live(&self, run_id: &str, events: Vec<Event>) {
+        self.hand_over(run_id, events, false);
+    }
+
+    /// [`Inner::deliver`], starting an actor for a run not live here only if `may_start`. An
+    /// ending wakes the run's waiters with what it wrote instead.
+    fn hand_over(&self, run_id: &str, events: Vec<Event>, may_start: bool) {
+        let Some(last) = events.last() else {
             return;
-        }
-        let terminal = events.iter().any(|e| e.body.is_terminal());
-        if terminal {
-            let last = events.last().map(|e| (e.seq, e.at_ms));
-            let ending = events
-                .iter()
-                .find_map(|e| tether_store::Ending::of(&e.body));
-            match (ending, last) {
-                (Some(ending), Some((last_seq, at_ms))) => self.waiters.ended(
-                    run_id,
-                    crate::waiters::Ended {
-                        ending,
-                        last_seq,
-                        at_ms,
-                    },
-                ),
-                _ => self.waiters.wake(run_id),
-            }
+        };
+        if let Some(ending) = events
+            .iter()
+            .find_map(|e| tether_store::Ending::of(&e.body))
+        {
+            let ended = crate::waiters::Ended {
+                ending,
+                last_seq: last.seq,
+                at_ms: last.at_ms,
+            };
+            self.waiters.ended(run_id, ended);
             return;
         }
         if self.lifecycle.is_stopping() {
@@ -55,45 +63,24 @@ impl Inner {
         };
         let resume = crate::metrics::is_resume(&events);
         let mut live = self.live.lock();
-        if let Some(tx) = live.touch(run_id, tick) {
-            let mail = self.mail(ActorMsg::Events(events, committed));
-            if tx.send(mail).is_ok() {
-                self.metrics.live_lookup(resume, true);
-                return;
-            }
-            // The actor is gone: the entries are in the store, a new actor will load them.
-            live.remove(run_id);
+        let mail = self.mail(ActorMsg::Events(events, committed));
+        let first = match live.touch(run_id, tick) {
+            Some(tx) => match tx.send(mail) {
+                Ok(()) => {
+                    self.metrics.live_lookup(resume, true);
+                    return;
+                }
+                // The actor is gone: the entries are in the store, a new actor will load them.
+                Err(_) => {
+                    live.remove(run_id);
+                    None
+                }
+            },
+            None => Some(mail),
+        };
+        if may_start {
             self.metrics.live_lookup(resume, false);
-            self.spawn_actor(&mut live, run_id, None, tick);
-            return;
-        }
-        self.metrics.live_lookup(resume, false);
-        let first = self.mail(ActorMsg::Events(events, committed));
-        self.spawn_actor(&mut live, run_id, Some(first), tick);
-    }
-
-    /// Hand committed entries to the run's actor if it is live here, and otherwise leave them
-    /// in the store: the run is another node's (its lease is live), which learns of them from
-    /// the store's notifications. Starting an actor here would only read the run and have its
-    /// claim refused, and on PostgreSQL that refused claim cost more database work than the
-    /// resume itself (BENCHMARKS.md, scale-out).
-    pub(crate) fn deliver_if_live(&self, run_id: &str, events: Vec<Event>) {
-        let tick = self.live.tick();
-        let resume = crate::metrics::is_resume(&events);
-        let mut live = self.live.lock();
-        if let Some(tx) = live.touch(run_id, tick) {
-            let committed = Delivery {
-                committed: std::time::Instant::now(),
-                span: tracing::Span::current(),
-            };
-            if tx
-                .send(self.mail(ActorMsg::Events(events, committed)))
-                .is_ok()
-            {
-                self.metrics.live_lookup(resume, true);
-            } else {
-                live.remove(run_id);
-            }
+            self.spawn_actor(&mut live, run_id, first, tick);
         }
     }
 
