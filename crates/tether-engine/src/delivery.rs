@@ -41,16 +41,15 @@ impl Inner {
         let Some(last) = events.last() else {
             return;
         };
-        if let Some(ending) = events
-            .iter()
-            .find_map(|e| tether_store::Ending::of(&e.body))
-        {
-            let ended = crate::waiters::Ended {
-                ending,
-                last_seq: last.seq,
-                at_ms: last.at_ms,
-            };
-            self.waiters.ended(run_id, ended);
+        if let Some(end) = events.iter().find(|e| e.body.is_terminal()) {
+            // What the ending wrote is worked out only if someone here waits for it.
+            self.waiters.ended(run_id, || {
+                tether_store::Ending::of(&end.body).map(|ending| crate::waiters::Ended {
+                    ending,
+                    last_seq: last.seq,
+                    at_ms: last.at_ms,
+                })
+            });
             return;
         }
         if self.lifecycle.is_stopping() {

@@ -71,19 +71,23 @@ impl Waiters {
 
     /// Wake everyone waiting on the run: they read it again, and wait on if they must.
     pub(crate) fn wake(&self, run_id: &str) {
-        self.wake_with(run_id, None);
+        self.wake_with(run_id, || None);
     }
 
-    /// The run ended in this node's commit: wake everyone waiting on it with the ending.
-    pub(crate) fn ended(&self, run_id: &str, ended: Ended) {
-        self.wake_with(run_id, Some(Arc::new(ended)));
+    /// The run ended in this node's commit: wake everyone waiting on it with the ending
+    /// (`ended` is only called when someone waits: most endings have no waiter here; `None`
+    /// makes them read the run).
+    pub(crate) fn ended(&self, run_id: &str, ended: impl FnOnce() -> Option<Ended>) {
+        self.wake_with(run_id, || ended().map(Arc::new));
     }
 
-    fn wake_with(&self, run_id: &str, wake: Wake) {
-        if let Some(ws) = self.by_run.lock().remove(run_id) {
-            for w in ws {
-                let _ = w.send(wake.clone());
-            }
+    fn wake_with(&self, run_id: &str, wake: impl FnOnce() -> Wake) {
+        let Some(ws) = self.by_run.lock().remove(run_id) else {
+            return;
+        };
+        let wake = wake();
+        for w in ws {
+            let _ = w.send(wake.clone());
         }
     }
 }
