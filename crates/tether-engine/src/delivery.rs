@@ -4,7 +4,7 @@
 //! (`live_runs.rs`), the waiters (`waiters.rs`) and the lifecycle flags (`lifecycle.rs`).
 
 use tether_core::Event;
-use tether_store::StoreError;
+use tether_store::{ClaimIfFree, Fence, StoreError, WriteOp};
 
 use crate::actor::{run_actor, ActorMsg, Delivery, Mail};
 use crate::engine::Inner;
@@ -23,7 +23,24 @@ impl Inner {
     /// Hand committed entries to the run's live actor, starting one (which replays from the
     /// store) when the run is not live. Runs never go live again once ended.
     pub(crate) fn deliver(&self, run_id: &str, events: Vec<Event>) {
-        self.hand_over(run_id, events, true);
+        self.hand_over(run_id, events, true, None);
+    }
+
+    /// [`Inner::deliver`] of entries whose commit also claimed the run for this node
+    /// ([`Inner::claim_if_free`]): an actor started for it writes under `fence` without a
+    /// claim of its own. A run live here already keeps its actor (which claims as usual).
+    pub(crate) fn deliver_claimed(&self, run_id: &str, events: Vec<Event>, fence: Fence) {
+        self.hand_over(run_id, events, true, Some(fence));
+    }
+
+    /// The claim a resume of a run not live here asks for ([`tether_store::ClaimIfFree`]):
+    /// this node, for one lease from `now_ms`, under its queue policy.
+    pub(crate) fn claim_if_free(&self, now_ms: u64) -> ClaimIfFree {
+        ClaimIfFree {
+            node: self.node_id.clone(),
+            lease_until_ms: now_ms + self.config.lease.as_millis() as u64,
+            queues: self.queue_policy.clone(),
+        }
     }
 
     /// Hand committed entries to the run's actor if it is live here, and otherwise leave them
@@ -32,12 +49,13 @@ impl Inner {
     /// claim refused, and on PostgreSQL that refused claim cost more database work than the
     /// resume itself (BENCHMARKS.md, scale-out).
     pub(crate) fn deliver_if_live(&self, run_id: &str, events: Vec<Event>) {
-        self.hand_over(run_id, events, false);
+        self.hand_over(run_id, events, false, None);
     }
 
-    /// [`Inner::deliver`], starting an actor for a run not live here only if `may_start`. An
-    /// ending wakes the run's waiters with what it wrote instead.
-    fn hand_over(&self, run_id: &str, events: Vec<Event>, may_start: bool) {
+    /// [`Inner::deliver`], starting an actor for a run not live here only if `may_start`
+    /// (with `claimed`, the claim the commit made for it). An ending wakes the run's waiters
+    /// with what it wrote instead.
+    fn hand_over(&self, run_id: &str, events: Vec<Event>, may_start: bool, claimed: Option<Fence>) {
         let Some(last) = events.last() else {
             return;
         };
@@ -53,6 +71,7 @@ impl Inner {
             return;
         }
         if self.lifecycle.is_stopping() {
+            self.give_back(run_id, claimed);
             return;
         }
         let tick = self.live.tick();
@@ -79,7 +98,20 @@ impl Inner {
         };
         if may_start {
             self.metrics.live_lookup(resume, false);
-            self.spawn_actor(&mut live, run_id, first, tick);
+            if !self.spawn_actor(&mut live, run_id, first, tick, claimed.clone()) {
+                self.give_back(run_id, claimed);
+            }
+        }
+    }
+
+    /// Release a claim no actor took (the engine is stopping): another node need not wait
+    /// for the lease to run out.
+    fn give_back(&self, run_id: &str, claimed: Option<Fence>) {
+        if let Some(fence) = claimed {
+            self.writer.write_detached(WriteOp::Release {
+                run_id: run_id.to_owned(),
+                fence,
+            });
         }
     }
 
@@ -92,7 +124,7 @@ impl Inner {
         let tick = self.live.tick();
         let mut live = self.live.lock();
         if !live.contains(run_id) {
-            return self.spawn_actor(&mut live, run_id, None, tick);
+            return self.spawn_actor(&mut live, run_id, None, tick, None);
         }
         false
     }
@@ -167,14 +199,16 @@ impl Inner {
             .send(run_id, || self.mail(ActorMsg::Poke { last_seq }))
     }
 
-    /// Start an actor for the run, with `first` in its inbox, unless the engine is draining.
-    /// Whether it started one.
+    /// Start an actor for the run, with `first` in its inbox (and `claimed`, the claim made
+    /// for it in the commit that brought `first`), unless the engine is draining. Whether it
+    /// started one.
     fn spawn_actor(
         &self,
         live: &mut LiveGuard<'_>,
         run_id: &str,
         first: Option<Mail>,
         tick: u64,
+        claimed: Option<Fence>,
     ) -> bool {
         if self.lifecycle.is_draining() {
             return false;
@@ -185,7 +219,7 @@ impl Inner {
         let slot = live.insert(run_id, tick, first);
         // The new run counts as busy until it first waits (loading, replaying, first writes).
         let starting = self.activity.ticket();
-        tokio::spawn(run_actor(me, run_id.to_string(), slot, starting));
+        tokio::spawn(run_actor(me, run_id.to_string(), slot, starting, claimed));
         live.evict_excess(|| self.mail(ActorMsg::Evict));
         true
     }

@@ -151,12 +151,18 @@ impl Engine {
                 return Err(refused.into());
             }
         };
+        let now = self.inner.now_ms();
+        // A run not live here (evicted, or not loaded since a restart) is claimed by the
+        // resume itself when nobody holds it, so rebuilding it needs no claim commit first.
+        let claim = (!expect.run_id.is_empty() && !self.inner.live.is_live(&expect.run_id))
+            .then(|| self.inner.claim_if_free(now));
         let op = WriteOp::Resume {
             token: token.to_string(),
             payload,
             idempotency_key,
             expect: Some(expect),
-            at_ms: self.inner.now_ms(),
+            claim,
+            at_ms: now,
         };
         let commit = info_span!("journal_commit");
         match self.inner.writer.write(op).instrument(commit).await? {

@@ -179,6 +179,7 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
             run_id,
             event,
             lease_holder,
+            claimed,
         } => {
             if let Some(e) = event.as_mut() {
                 engine.changes.notify(run_id, e.seq);
@@ -196,7 +197,18 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
                     at_ms: e.at_ms,
                     body,
                 };
-                if lease_holder
+                if let Some(claimed) = claimed {
+                    // The resume claimed the run for this node: its actor starts with that
+                    // claim instead of writing one.
+                    if claimed.took_over {
+                        engine.metrics.lease_taken_over();
+                    }
+                    let fence = tether_store::Fence {
+                        node: engine.node_id.clone(),
+                        epoch: claimed.epoch,
+                    };
+                    engine.deliver_claimed(run_id, vec![delivered], fence);
+                } else if lease_holder
                     .as_deref()
                     .is_some_and(|holder| holder != engine.node_id)
                 {

@@ -487,6 +487,7 @@ async fn a_payload_accepted_just_before_a_crash_is_delivered_after_restart() {
             payload: json!({"done": true}),
             idempotency_key: None,
             expect: None,
+            claim: None,
             at_ms: tether_engine::system_env::now_ms(),
         }])
         .await

@@ -186,6 +186,7 @@ pub async fn used_idempotency_key_is_checked_before_the_hook(store: &dyn Store) 
                     run_id: "b".into(),
                     hook_cmd: 1,
                 }),
+                claim: None,
                 at_ms: T0 + 6,
             },
             resume_op("tok", json!("for b"), Some("k3"), T0 + 7),

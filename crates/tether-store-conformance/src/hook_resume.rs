@@ -223,6 +223,7 @@ fn resume_expecting(token: &str, run_id: &str, hook_cmd: u32, at_ms: u64) -> Wri
             run_id: run_id.into(),
             hook_cmd,
         }),
+        claim: None,
         at_ms,
     }
 }

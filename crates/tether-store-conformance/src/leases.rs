@@ -311,3 +311,78 @@ pub async fn a_resume_names_the_live_lease_holder(store: &dyn Store) {
     let lapsed = commit_one(store, resume_op("h2", json!(3), None, T0 + 101)).await;
     assert_eq!(holder(lapsed), None, "a lapsed lease holds nothing");
 }
+
+/// A resume asked to claim ([`tether_store::ClaimIfFree`]) claims the run in the same commit
+/// when no node's lease on it is live, by the claim's own rules: the next epoch, the node as
+/// owner until the lease end, a lapsed owner taken over. With a live lease it claims nothing
+/// and names the holder; a node that does not serve the run's queue claims nothing either,
+/// and in every case the payload is delivered.
+pub async fn a_resume_claims_a_run_nobody_holds(store: &dyn Store) {
+    create_run(store, "r", "w", T0).await;
+    let tokens = ["h1", "h2", "h3", "h4"];
+    let hooks = (1..).zip(tokens).map(|(cmd, t)| hook_created(cmd, t));
+    append(store, "r", hooks.collect(), T0 + 1).await;
+    let claiming =
+        |token: &str, node: &str, queues: tether_store::QueuePolicy, at_ms: u64| WriteOp::Resume {
+            token: token.into(),
+            payload: json!(token),
+            idempotency_key: None,
+            expect: None,
+            claim: Some(tether_store::ClaimIfFree {
+                node: node.into(),
+                lease_until_ms: at_ms + 100,
+                queues: std::sync::Arc::new(queues),
+            }),
+            at_ms,
+        };
+    let resumed = |result: OpResult| match result {
+        Ok(OpOutcome::Resumed {
+            event: Some(_),
+            lease_holder,
+            claimed,
+            ..
+        }) => (lease_holder, claimed),
+        other => panic!("expected a delivered Resumed, got {other:?}"),
+    };
+
+    // Nobody holds it: `a` claims it with the next epoch.
+    let (holder, claimed) =
+        resumed(commit_one(store, claiming("h1", "a", Default::default(), T0 + 2)).await);
+    assert_eq!(holder, None);
+    let epoch = claimed.expect("a free run is claimed").epoch;
+    assert_eq!(epoch, 1, "the first claim's epoch");
+    let run = get_run(store, "r").await;
+    assert_eq!(run.owner.as_deref(), Some("a"), "{run:?}");
+    commit_one(store, fenced_append("r", fence("a", epoch), T0 + 3))
+        .await
+        .expect("a writes under the claim the resume made");
+    match commit_one(store, claim_op("r", "b", T0 + 500, T0 + 50)).await {
+        Err(OpRejected::Owned { owner, .. }) => assert_eq!(owner, "a"),
+        other => panic!("b's claim during a's lease: expected Owned, got {other:?}"),
+    }
+
+    // `a`'s lease lives: `b` claims nothing and hears who holds it.
+    let (holder, claimed) =
+        resumed(commit_one(store, claiming("h2", "b", Default::default(), T0 + 50)).await);
+    assert_eq!((holder.as_deref(), claimed), (Some("a"), None));
+
+    // A node that does not serve the run's queue claims nothing, once the lease lapsed too.
+    let elsewhere = tether_store::QueuePolicy {
+        serves: Some(["other".to_owned()].into()),
+        limits: Default::default(),
+    };
+    let (holder, claimed) =
+        resumed(commit_one(store, claiming("h3", "b", elsewhere, T0 + 200)).await);
+    assert_eq!((holder, claimed), (None, None));
+
+    // Lapsed: `b` takes it over with the next epoch, fencing `a` off.
+    let (_, claimed) =
+        resumed(commit_one(store, claiming("h4", "b", Default::default(), T0 + 201)).await);
+    let claimed = claimed.expect("a lapsed lease is taken over");
+    assert_eq!((claimed.epoch, claimed.took_over), (epoch + 1, true));
+    assert_eq!(get_run(store, "r").await.owner.as_deref(), Some("b"));
+    match commit_one(store, fenced_append("r", fence("a", epoch), T0 + 202)).await {
+        Err(OpRejected::Fenced { .. }) => {}
+        other => panic!("a's old claim: expected Fenced, got {other:?}"),
+    }
+}

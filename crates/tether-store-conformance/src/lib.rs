@@ -179,6 +179,7 @@ macro_rules! __conformance_cases {
                 claims_fence_off_older_claims,
                 a_run_created_claimed_is_running_and_owned,
                 a_resume_names_the_live_lease_holder,
+                a_resume_claims_a_run_nobody_holds,
                 live_leases_are_respected_and_expired_ones_taken_over,
                 release_needs_the_current_fence,
                 renew_extends_only_the_nodes_own_leases,

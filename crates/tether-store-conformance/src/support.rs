@@ -93,6 +93,7 @@ pub(crate) fn resume_op(token: &str, payload: Value, key: Option<&str>, at_ms: u
         payload,
         idempotency_key: key.map(str::to_owned),
         expect: None,
+        claim: None,
         at_ms,
     }
 }

@@ -44,6 +44,7 @@ async fn one_delivery_per_idempotency_key_across_instances() {
                     payload: json!({ "t": t }),
                     idempotency_key: Some("same".into()),
                     expect: None,
+                    claim: None,
                     at_ms: 3,
                 };
                 match commit_one(store.as_ref(), op).await {
@@ -108,6 +109,7 @@ async fn one_key_with_two_payloads_across_instances_accepts_one() {
                     payload: json!({ "t": t, "from": me }),
                     idempotency_key: Some("same".into()),
                     expect: None,
+                    claim: None,
                     at_ms: 3,
                 };
                 answers.push(commit_one(store.as_ref(), op).await);
@@ -188,6 +190,7 @@ async fn a_key_recorded_without_a_digest_matches_any_payload() {
         payload,
         idempotency_key: Some("old".into()),
         expect: None,
+        claim: None,
         at_ms: 3,
     };
     for payload in [json!(1), json!("anything")] {

@@ -160,6 +160,7 @@ async fn idempotency_keys_store_a_digest_and_old_keys_match_any_payload() {
         payload,
         idempotency_key: Some(key.into()),
         expect: None,
+        claim: None,
         at_ms: 12,
     };
     let results = store
@@ -202,6 +203,7 @@ async fn idempotency_keys_store_a_digest_and_old_keys_match_any_payload() {
                 run_id: "r".into(),
                 event: None,
                 lease_holder: None,
+                claimed: None,
             }),
             "a key without a digest gets the first answer"
         );

@@ -12,6 +12,9 @@ pub struct HookRef {
 }
 
 /// What a write op did.
+// `Resumed` holds its entry inline: an outcome lives in one batch's answer for a moment, and
+// boxing the entry would cost an allocation on every resume, the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpOutcome {
     /// Entries were appended to a run's journal (as written, with their `seq`).
@@ -32,6 +35,8 @@ pub enum OpOutcome {
         /// entry to it (the holder learns of it from the store) instead of claiming the run.
         /// `None` for a repeated key, or when no node holds the run.
         lease_holder: Option<String>,
+        /// The claim the resume made (its op asked for one and no node held the run).
+        claimed: Option<crate::Claimed>,
     },
     /// The run was updated; nothing was appended.
     Updated,

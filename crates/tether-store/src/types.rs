@@ -60,6 +60,31 @@ pub struct FirstClaim {
     pub lease_until_ms: u64,
 }
 
+/// A claim a [`WriteOp::Resume`](crate::WriteOp::Resume) makes for `node` in the same
+/// transaction when no node holds the run's lease: the node that takes the payload of a run
+/// not live anywhere (evicted, or never loaded since a restart) needs no claim commit of its
+/// own before rebuilding it. Decided by the same rules as a
+/// [`WriteOp::Claim`](crate::WriteOp::Claim) (`crate::plan::batch`), queue admission included;
+/// a claim those rules refuse is simply not made (the resume stands).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimIfFree {
+    /// The node claiming.
+    pub node: String,
+    /// End of the lease.
+    pub lease_until_ms: u64,
+    /// The queues the node serves and their limits.
+    pub queues: std::sync::Arc<crate::QueuePolicy>,
+}
+
+/// The claim a resume made ([`ClaimIfFree`]; [`crate::OpOutcome::Resumed`]'s `claimed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The run's new epoch: writes for the run carry it in their [`Fence`].
+    pub epoch: u64,
+    /// Whether another node owned the run before (its lease had ended).
+    pub took_over: bool,
+}
+
 /// The epoch of a run's first claim (a run created unclaimed has epoch 0; every claim adds 1).
 pub const FIRST_EPOCH: u64 = 1;
 

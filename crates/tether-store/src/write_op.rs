@@ -80,7 +80,8 @@ pub enum WriteOp {
     /// `IdempotencyKeyReused`. A key recorded without a digest (before the schema stored
     /// one) matches any payload. Otherwise the key is recorded with the digest of the accepted
     /// payload. Refused with `HookNotFound` when no active hook holds the token, or when
-    /// `expect` is set and a different hook holds it now.
+    /// `expect` is set and a different hook holds it now. With `claim`, an accepted payload
+    /// also claims its run when no node's lease on it is live ([`ClaimIfFree`]).
     /// Outcome: [`OpOutcome::Resumed`].
     Resume {
         /// The hook token.
@@ -91,6 +92,8 @@ pub enum WriteOp {
         idempotency_key: Option<String>,
         /// The hook the caller validated the payload against.
         expect: Option<HookRef>,
+        /// Claim the run in the same transaction if no node holds it.
+        claim: Option<crate::ClaimIfFree>,
         /// Commit time.
         at_ms: u64,
     },

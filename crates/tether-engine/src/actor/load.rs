@@ -21,7 +21,8 @@ impl Actor {
             .map_err(Exit::from)
     }
 
-    /// Load and claim the run: its workflow and journal. `Ok(None)`: nothing to run.
+    /// Load and claim the run (unless it was claimed for this actor already): its workflow
+    /// and journal. `Ok(None)`: nothing to run.
     pub(super) async fn load(
         &mut self,
     ) -> Result<Option<(StdArc<dyn ErasedWorkflow>, Vec<Event>)>, Exit> {
@@ -44,6 +45,25 @@ impl Actor {
             );
             return Err(self.block(err).await);
         };
+        if self.fence.is_none() {
+            self.claim(&record).await?;
+        }
+        // Read the journal after the claim: nothing can be appended by a previous owner since.
+        let journal = self
+            .inner
+            .store
+            .load_journal(&self.run_id, 0)
+            .await
+            .map_err(Exit::from)?;
+        self.status_sent = Some(record.status);
+        self.wake_sent = Some(record.wake_at_ms);
+        self.parent = record.parent_run_id;
+        Ok(Some((workflow, journal)))
+    }
+
+    /// Claim the run (`record`: as read before), or the reason not to run it here.
+    async fn claim(&mut self, record: &tether_store::RunRecord) -> Result<(), Exit> {
+        let inner = &self.inner;
         if !inner.queue_policy.serves(&record.queue) {
             // The claim would be refused (`NotServed`): leave the run to a node serving its
             // queue without writing anything.
@@ -75,22 +95,14 @@ impl Actor {
                 | OpRejected::QueueFull { .. }
                 | OpRejected::QueueRate { .. },
             )) => return Err(Exit::NotMine),
+            // Ended (or gone) since it was read: nothing to run.
             Ok(Err(OpRejected::RunFinished { .. } | OpRejected::RunNotFound { .. })) => {
-                return Ok(None)
+                return Err(Exit::Done)
             }
             Ok(other) => return Err(Exit::Failed(format!("claim answered {other:?}"))),
             Err(e) => return Err(Exit::from(e)),
         }
-        // Read the journal after the claim: nothing can be appended by a previous owner since.
-        let journal = inner
-            .store
-            .load_journal(&self.run_id, 0)
-            .await
-            .map_err(Exit::from)?;
-        self.status_sent = Some(record.status);
-        self.wake_sent = Some(record.wake_at_ms);
-        self.parent = record.parent_run_id;
-        Ok(Some((workflow, journal)))
+        Ok(())
     }
 
     /// Rebuild the run by replaying `journal`; a journal the code disagrees with blocks it.

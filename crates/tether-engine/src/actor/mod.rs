@@ -89,8 +89,15 @@ impl From<StoreError> for Exit {
     }
 }
 /// The task of a live run: `slot` is its entry in the live-run cache (see `live_runs.rs`),
-/// `starting` counts it as busy until it first waits.
-pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, starting: Ticket) {
+/// `starting` counts it as busy until it first waits; `claimed`: the claim the commit that
+/// made it live took for it (a resume's [`tether_store::ClaimIfFree`]), if any.
+pub(crate) async fn run_actor(
+    inner: Arc<Inner>,
+    run_id: String,
+    slot: Slot,
+    starting: Ticket,
+    claimed: Option<Fence>,
+) {
     let Slot {
         generation,
         mut rx,
@@ -112,7 +119,7 @@ pub(crate) async fn run_actor(inner: Arc<Inner>, run_id: String, slot: Slot, sta
             checkpoint_sent: 0,
             result_after: None,
             announced: false,
-            fence: None,
+            fence: claimed,
             parent: None,
             busy: Some(starting),
         };
@@ -181,7 +188,8 @@ struct Actor {
     /// does not count as the result.
     result_after: Option<u64>,
     announced: bool,
-    /// This actor's claim on the run; every write carries it.
+    /// This actor's claim on the run; every write carries it. Set before loading when the
+    /// commit that made the run live claimed it already.
     fence: Option<Fence>,
     /// The run that started this one as a child run: told (woken) when this run ends, as its
     /// `ChildEnded` was appended in the same transaction.

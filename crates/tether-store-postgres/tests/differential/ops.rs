@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use tether_core::event::{CommandIndex, ErrorInfo, EventBody, RunStatus, HOOK_KIND_TOKEN};
 use tether_core::RetryPolicy;
-use tether_store::{Fence, FirstClaim, HookRef, WakeAt, WriteOp};
+use tether_store::{ClaimIfFree, Fence, FirstClaim, HookRef, WakeAt, WriteOp};
 
 /// The base time every op is stamped relative to.
 pub const T0: u64 = 1_700_000_000_000;
@@ -257,15 +257,23 @@ fn op() -> impl Strategy<Value = WriteOp> {
             value(),
             option::of(one_of(IDEMPOTENCY_KEYS)),
             option::weighted(0.2, (run_id(), cmd())),
+            option::weighted(0.3, (one_of(NODES), 0u64..3)),
             at(),
         )
-            .prop_map(|(token, payload, idempotency_key, expect, at_ms)| WriteOp::Resume {
-                token,
-                payload,
-                idempotency_key,
-                expect: expect.map(|(run_id, hook_cmd)| HookRef { run_id, hook_cmd }),
-                at_ms,
-            }),
+            .prop_map(
+                |(token, payload, idempotency_key, expect, claim, at_ms)| WriteOp::Resume {
+                    token,
+                    payload,
+                    idempotency_key,
+                    expect: expect.map(|(run_id, hook_cmd)| HookRef { run_id, hook_cmd }),
+                    claim: claim.map(|(node, lease)| ClaimIfFree {
+                        node,
+                        lease_until_ms: T0 + lease * 1_000,
+                        queues: Default::default(),
+                    }),
+                    at_ms,
+                }
+            ),
         1 => (run_id(), option::of(one_of(&["why"])), at()).prop_map(
             |(run_id, reason, at_ms)| WriteOp::RequestCancel {
                 run_id,

@@ -14,7 +14,9 @@ use super::resume::{self, Delivery, ResumeBackend};
 use super::run::{self, RunChange, RunRow};
 use super::schedule::{self, ScheduleBackend};
 use super::signal::{self, SignalBackend};
-use crate::{Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp};
+use crate::{
+    Claimed, Fence, FirstClaim, OpOutcome, OpRejected, OpResult, StoreError, WakeAt, WriteOp,
+};
 
 /// A backend's write transaction, as the executor drives it: the row primitives of every op
 /// (on top of those of appends, resumes and signals). Each is a few statements of SQL.
@@ -175,6 +177,7 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             payload,
             idempotency_key,
             expect,
+            claim,
             at_ms,
         } => {
             let delivery = Delivery {
@@ -184,7 +187,34 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
                 expect: expect.as_ref(),
                 at_ms: *at_ms,
             };
-            resume::resume(b, delivery).await
+            let (mut result, run) = resume::resume_row(b, delivery).await?;
+            if let (
+                Some(want),
+                Some(run),
+                Ok(OpOutcome::Resumed {
+                    run_id,
+                    lease_holder: None,
+                    claimed,
+                    ..
+                }),
+            ) = (claim, run, &mut result)
+            {
+                // Nobody holds the run: the node taking the payload claims it now, under the
+                // claim's own rules; a refused claim leaves the resume as it is.
+                let by = Claimer {
+                    node: &want.node,
+                    lease_until_ms: want.lease_until_ms,
+                    now_ms: *at_ms,
+                    queues: &want.queues,
+                };
+                if let Ok(epoch) = claim_run(b, run_id, Some(&run), by).await? {
+                    *claimed = Some(Claimed {
+                        epoch,
+                        took_over: run.owner.as_deref().is_some_and(|o| o != want.node),
+                    });
+                }
+            }
+            Ok(result)
         }
         WriteOp::ResumeOrKeep {
             token,
@@ -230,20 +260,15 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
             queues,
         } => {
             let row = b.lock_run(run_id).await?;
-            let epoch = match run::claim(row.as_ref(), run_id, node, *now_ms) {
-                Ok(epoch) => epoch,
-                Err(refused) => return Ok(Err(refused)),
+            let by = Claimer {
+                node,
+                lease_until_ms: *lease_until_ms,
+                now_ms: *now_ms,
+                queues,
             };
-            let Some(run_queue) = b.run_queue(run_id).await? else {
-                return Ok(Err(not_found(run_id)));
-            };
-            let admitted_at = match queue::admit(b, queues, run_id, &run_queue, *now_ms).await? {
-                Ok(admitted_at) => admitted_at,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            b.write_claim(run_id, node, *lease_until_ms, epoch, admitted_at)
-                .await?;
-            Ok(Ok(OpOutcome::Claimed { epoch }))
+            Ok(claim_run(b, run_id, row.as_ref(), by)
+                .await?
+                .map(|epoch| OpOutcome::Claimed { epoch }))
         }
         WriteOp::Release { run_id, fence } => Ok(if b.release(run_id, fence).await? {
             Ok(OpOutcome::Updated)
@@ -284,6 +309,40 @@ async fn apply_op<B: BatchBackend>(b: &mut B, op: &WriteOp) -> Result<OpResult, 
         }
         WriteOp::Schedule(op) => schedule::schedule_op(b, op).await,
     }
+}
+
+/// Who claims a run, until when, by whose clock and under which queue policy.
+struct Claimer<'a> {
+    node: &'a str,
+    lease_until_ms: u64,
+    now_ms: u64,
+    queues: &'a crate::QueuePolicy,
+}
+
+/// Claim `run_id` (`run`: its row, read and locked) for `by` — the one claim rule, for a
+/// [`WriteOp::Claim`] and for a resume that claims ([`crate::ClaimIfFree`]): the lease
+/// ([`run::claim`]), then queue admission ([`queue::admit`]), then the owner, lease and epoch
+/// written. The new epoch, or the refusal (nothing written).
+async fn claim_run<B: BatchBackend>(
+    b: &mut B,
+    run_id: &str,
+    run: Option<&RunRow>,
+    by: Claimer<'_>,
+) -> Result<Result<u64, OpRejected>, StoreError> {
+    let epoch = match run::claim(run, run_id, by.node, by.now_ms) {
+        Ok(epoch) => epoch,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let Some(run_queue) = b.run_queue(run_id).await? else {
+        return Ok(Err(not_found(run_id)));
+    };
+    let admitted_at = match queue::admit(b, by.queues, run_id, &run_queue, by.now_ms).await? {
+        Ok(admitted_at) => admitted_at,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    b.write_claim(run_id, by.node, by.lease_until_ms, epoch, admitted_at)
+        .await?;
+    Ok(Ok(epoch))
 }
 
 /// How an append changes the run besides its journal.

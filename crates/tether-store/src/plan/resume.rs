@@ -76,13 +76,22 @@ pub struct Delivery<'a> {
 
 /// Deliver `d` (see [`crate::WriteOp::Resume`]).
 pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpResult, StoreError> {
+    Ok(resume_row(b, d).await?.0)
+}
+
+/// [`resume`], with the run's row as read (and locked) before the payload was appended when
+/// it was: the caller may decide more from it in the same transaction (a claim).
+pub async fn resume_row<B: ResumeBackend>(
+    b: &mut B,
+    d: Delivery<'_>,
+) -> Result<(OpResult, Option<RunRow>), StoreError> {
     let digest = d.key.map(|_| payload_digest(d.payload));
     for _ in 0..MAX_HOOK_RACES {
         // A key used before wins over everything else, even if the hook has been released
         // since: a retried delivery gets the first answer, another payload is refused.
         if let (Some(key), Some(digest)) = (d.key, &digest) {
             if let Some(first) = b.first_answer(d.token, key).await? {
-                return Ok(answer_again(&d, key, digest, first));
+                return Ok((answer_again(&d, key, digest, first), None));
             }
         }
         let holder = match b.known_holder(d.token) {
@@ -92,18 +101,18 @@ pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpRe
         let Some((run_id, hook_cmd)) = holder else {
             // No hook holds the token: whether one did and expired (or reserved it) decides.
             let end = b.hook_end(d.token).await?;
-            return Ok(Err(hook_end::refusal(end.as_ref(), d.token, d.at_ms)));
+            return Ok((Err(hook_end::refusal(end.as_ref(), d.token, d.at_ms)), None));
         };
         if d.expect
             .is_some_and(|e| e.run_id != run_id || e.hook_cmd != hook_cmd)
         {
-            return Ok(not_found(&d));
+            return Ok((not_found(&d), None));
         }
         // Hooks of a run change only under its row lock. If this transaction held it before
         // looking the hook up, the answer stands; otherwise look again once it is held.
         let held_before = b.holds(&run_id);
         let Some(run) = b.lock_run(&run_id).await? else {
-            return Ok(Err(OpRejected::RunNotFound { run_id }));
+            return Ok((Err(OpRejected::RunNotFound { run_id }), None));
         };
         if !held_before
             && b.hook_holder(d.token).await?.as_ref() != Some(&(run_id.clone(), hook_cmd))
@@ -112,14 +121,14 @@ pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpRe
         }
         // Hooks of finished runs are released, so this only refuses on damaged data.
         if let Err(refused) = run::open(Some(&run), &run_id, None) {
-            return Ok(Err(refused));
+            return Ok((Err(refused), None));
         }
         if let (Some(key), Some(digest)) = (d.key, &digest) {
             if !b.record_key(d.token, key, &run_id, digest, d.at_ms).await? {
                 // Another writer used the key since we looked: its answer is the first one
                 // (or a refusal, if it was used with another payload).
                 match b.first_answer(d.token, key).await? {
-                    Some(first) => return Ok(answer_again(&d, key, digest, first)),
+                    Some(first) => return Ok((answer_again(&d, key, digest, first), None)),
                     None => continue,
                 }
             }
@@ -134,11 +143,13 @@ pub async fn resume<B: ResumeBackend>(b: &mut B, d: Delivery<'_>) -> Result<OpRe
         };
         b.append_delivered(&run_id, &event).await?;
         let lease_holder = run.lease_holder(d.at_ms).map(str::to_owned);
-        return Ok(Ok(OpOutcome::Resumed {
+        let resumed = OpOutcome::Resumed {
             run_id,
             event: Some(event),
             lease_holder,
-        }));
+            claimed: None,
+        };
+        return Ok((Ok(resumed), Some(run)));
     }
     Err(StoreError::unavailable(format!(
         "the hook holding a token kept changing while a payload was delivered to it \
@@ -164,6 +175,7 @@ fn answer_again(
         run_id,
         event: None,
         lease_holder: None,
+        claimed: None,
     })
 }
 
