@@ -101,6 +101,31 @@ pub async fn load_journal_after_seq(store: &dyn Store) {
     );
 }
 
+/// `load_run` reads a run and its whole journal together: the same as `get_run` and then
+/// `load_journal` from 0, and `None` for a run that does not exist.
+pub async fn load_run_reads_the_run_and_its_journal(store: &dyn Store) {
+    create_run(store, "a", "w", T0).await;
+    create_run(store, "b", "w", T0).await;
+    let timers: Vec<EventBody> = (1..=3).map(|cmd| EventBody::TimerFired { cmd }).collect();
+    append(store, "a", timers, T0 + 1).await;
+
+    let (run, all) = store
+        .load_run("a")
+        .await
+        .expect("load_run")
+        .expect("run a exists");
+    assert_eq!(run, get_run(store, "a").await);
+    assert_eq!(all, journal(store, "a").await);
+    assert_eq!(seqs(&all), vec![1, 2, 3, 4]);
+    let (_, other) = store.load_run("b").await.expect("load_run").expect("b");
+    assert_eq!(
+        seqs(&other),
+        vec![1],
+        "journals of different runs are separate"
+    );
+    assert!(store.load_run("nope").await.expect("load_run").is_none());
+}
+
 /// Ops in one batch are applied in order and each sees the effects of the ones before it.
 pub async fn ops_in_one_batch_see_each_other(store: &dyn Store) {
     let [created, first, second, status] = commit_all(

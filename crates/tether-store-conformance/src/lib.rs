@@ -147,6 +147,7 @@ macro_rules! __conformance_cases {
                 // journal
                 append_assigns_dense_seq_and_returns_events,
                 load_journal_after_seq,
+                load_run_reads_the_run_and_its_journal,
                 ops_in_one_batch_see_each_other,
                 every_event_kind_round_trips,
                 refused_op_does_not_stop_the_batch,

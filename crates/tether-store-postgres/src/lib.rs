@@ -322,6 +322,10 @@ impl Store for PostgresStore {
         read::load_journal(&self.inner.pool, run_id, after_seq).await
     }
 
+    async fn load_run(&self, run_id: &str) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+        read::load_run(&self.inner.pool, run_id).await
+    }
+
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
         read::get_hook(&self.inner.pool, token).await
     }

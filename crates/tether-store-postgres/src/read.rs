@@ -96,6 +96,34 @@ pub(crate) async fn load_journal(
     rows.iter().map(|row| event_from_row(row, run_id)).collect()
 }
 
+/// A run and its whole journal: both statements on one connection, sent together (one round
+/// trip; the journal's runs after the run's).
+pub(crate) async fn load_run(
+    pool: &Pool,
+    run_id: &str,
+) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+    const WHAT: &str = "load run and journal";
+    let client = pool.get().await.map_err(|e| pool_err(WHAT, &e))?;
+    let run_sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+    let journal_sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE run_id = $1 ORDER BY seq");
+    let run_stmt = client.prepare_cached(&run_sql).await.ctx(WHAT)?;
+    let journal_stmt = client.prepare_cached(&journal_sql).await.ctx(WHAT)?;
+    let params: [&(dyn ToSql + Sync); 1] = [&run_id];
+    let (run, journal) = futures::try_join!(
+        client.query_opt(&run_stmt, &params),
+        client.query(&journal_stmt, &params)
+    )
+    .ctx(WHAT)?;
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    let journal = journal
+        .iter()
+        .map(|row| event_from_row(row, run_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((run_from_row(&run)?, journal)))
+}
+
 /// The active hook holding `token`.
 pub(crate) async fn get_hook(pool: &Pool, token: &str) -> Result<Option<HookRecord>, StoreError> {
     let sql = format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE token = $1");

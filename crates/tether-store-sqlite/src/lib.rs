@@ -281,6 +281,12 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn load_run(&self, run_id: &str) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.read("load_run", move |c| read::load_run(c, &run_id))
+            .await
+    }
+
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError> {
         let token = token.to_owned();
         self.read("get_hook", move |c| read::get_hook(c, &token))

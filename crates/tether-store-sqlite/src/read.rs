@@ -78,6 +78,17 @@ pub(crate) fn list_runs(
 }
 
 /// Journal entries of a run with `seq > after_seq`, in order.
+/// A run, then its whole journal, on one connection.
+pub(crate) fn load_run(
+    conn: &Connection,
+    run_id: &str,
+) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+    match get_run(conn, run_id)? {
+        Some(run) => Ok(Some((run, load_journal(conn, run_id, 0)?))),
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn load_journal(
     conn: &Connection,
     run_id: &str,

@@ -61,6 +61,19 @@ pub trait Store: Send + Sync + 'static {
     /// The journal of a run, entries with `seq > after_seq`, in order.
     async fn load_journal(&self, run_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError>;
 
+    /// A run and its whole journal, or `None` if there is no such run: what rebuilding a run
+    /// this node has claimed reads. The journal is read after the run, so it may hold entries
+    /// committed since (as a [`Store::load_journal`] after a [`Store::get_run`] would). The
+    /// default makes the two reads one after the other; a backend that can makes them one
+    /// (one connection, one round trip).
+    async fn load_run(&self, run_id: &str) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+        let Some(run) = self.get_run(run_id).await? else {
+            return Ok(None);
+        };
+        let journal = self.load_journal(run_id, 0).await?;
+        Ok(Some((run, journal)))
+    }
+
     /// The active hook holding `token`, if any.
     async fn get_hook(&self, token: &str) -> Result<Option<HookRecord>, StoreError>;
 

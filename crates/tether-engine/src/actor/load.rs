@@ -30,11 +30,24 @@ impl Actor {
             return self.load_seeded(seed).await;
         }
         let inner = &self.inner;
-        let record = match inner.store.get_run(&self.run_id).await {
-            Ok(Some(r)) if !r.status.is_terminal() => r,
-            Ok(_) => return Ok(None),
-            Err(e) => return Err(Exit::from(e)),
+        // Claimed already (by the commit that made the run live): the run and its journal are
+        // read together. Otherwise the journal is read once the claim is made (below).
+        let (record, journal) = if self.fence.is_some() {
+            match inner.store.load_run(&self.run_id).await {
+                Ok(Some((r, journal))) => (r, Some(journal)),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(Exit::from(e)),
+            }
+        } else {
+            match inner.store.get_run(&self.run_id).await {
+                Ok(Some(r)) => (r, None),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(Exit::from(e)),
+            }
         };
+        if record.status.is_terminal() {
+            return Ok(None);
+        }
         let Some(workflow) = inner.registry.get(&record.workflow) else {
             let err = tether_core::ErrorInfo::new(
                 "workflow_not_registered",
@@ -49,12 +62,15 @@ impl Actor {
             self.claim(&record).await?;
         }
         // Read the journal after the claim: nothing can be appended by a previous owner since.
-        let journal = self
-            .inner
-            .store
-            .load_journal(&self.run_id, 0)
-            .await
-            .map_err(Exit::from)?;
+        let journal = match journal {
+            Some(journal) => journal,
+            None => self
+                .inner
+                .store
+                .load_journal(&self.run_id, 0)
+                .await
+                .map_err(Exit::from)?,
+        };
         self.status_sent = Some(record.status);
         self.wake_sent = Some(record.wake_at_ms);
         self.parent = record.parent_run_id;
