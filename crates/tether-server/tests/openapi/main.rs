@@ -3,6 +3,8 @@
 //! else, and the server's answers validate against it (status, content type, JSON body against
 //! the schema of that route and status, error codes listed on that response).
 
+mod links;
+mod refusals;
 mod schedules;
 mod support;
 
@@ -214,43 +216,7 @@ async fn the_servers_answers_validate_against_the_document() {
     let done = wait(&mut c, &run).await;
     assert_eq!(done["status"], "completed", "{done}");
 
-    // Resume links: made behind the token; a page and one use without it.
-    let run2 = start(&mut c, "approval", json!({"order_id": "o-2"})).await;
-    let token2 = first_hook(&mut c, &run2).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let links = "/v1/hooks/{token}/links";
-    let create = format!("/v1/hooks/{token2}/links");
-    let a = c
-        .post(links, &create, json!({"payload": {"approved": "yes"}}))
-        .await;
-    assert_eq!(code(&a), "invalid_payload");
-    let a = c
-        .post(
-            links,
-            &create,
-            json!({"payload": {"approved": true, "comment": "ok"}, "label": "Approve o-2?"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED);
-    let url = a.json.as_ref().unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let link = &url[url.find("/l/").unwrap()..];
-    let a = c.call_as(None, Method::GET, "/l/{link}", link, None).await;
-    assert_eq!(a.status, StatusCode::OK);
-    let a = c
-        .call_as(None, Method::GET, "/l/{link}", "/l/k1.nope.nope", None)
-        .await;
-    assert_eq!(code(&a), "link_invalid");
-    let a = c.call_as(None, Method::POST, "/l/{link}", link, None).await;
-    assert_eq!(a.status, StatusCode::OK);
-    let a = c.call_as(None, Method::POST, "/l/{link}", link, None).await;
-    assert_eq!((a.status, code(&a)), (StatusCode::GONE, "link_used"));
-    let done = wait(&mut c, &run2).await;
-    assert_eq!(done["status"], "completed", "{done}");
+    links::exercise(&mut c).await;
 
     // resume-or-start: a payload for a token whose run does not exist yet, then refusals.
     let ros = "/v1/hooks/{token}/resume-or-start";
@@ -518,98 +484,7 @@ async fn the_servers_answers_validate_against_the_document() {
         .await;
     assert_eq!(code(&a), "invalid_query");
 
-    // Starting: unknown workflow, invalid input, not JSON, unknown field.
-    let a = c
-        .post("/v1/runs", "/v1/runs", json!({"workflow": "nope"}))
-        .await;
-    assert_eq!(
-        (a.status, code(&a)),
-        (StatusCode::NOT_FOUND, "workflow_not_found")
-    );
-    let a = c
-        .post(
-            "/v1/runs",
-            "/v1/runs",
-            json!({"workflow": "approval", "input": 7}),
-        )
-        .await;
-    assert_eq!(
-        (a.status, code(&a)),
-        (StatusCode::BAD_REQUEST, "invalid_input")
-    );
-    let a = c
-        .call_as(
-            Some(TOKEN),
-            Method::POST,
-            "/v1/runs",
-            "/v1/runs",
-            Some(b"{nope".to_vec()),
-        )
-        .await;
-    assert_eq!(code(&a), "invalid_json");
-    let a = c
-        .post(
-            "/v1/runs",
-            "/v1/runs",
-            json!({"workflow": "approval", "inptu": {}}),
-        )
-        .await;
-    assert_eq!(code(&a), "invalid_json");
-    let a = c
-        .post(
-            "/v1/runs",
-            "/v1/runs",
-            json!({"workflow": "approval", "queue": "no spaces"}),
-        )
-        .await;
-    assert_eq!(
-        (a.status, code(&a)),
-        (StatusCode::BAD_REQUEST, "invalid_input")
-    );
-    let a = c
-        .post(
-            "/v1/runs",
-            "/v1/runs",
-            json!({"workflow": "slack_bot", "input": {"channel": "Q"}, "queue": "elsewhere"}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "a run on a queue is stored");
-
-    // Unknown runs and hooks: 404 everywhere.
-    for template in [
-        "/v1/runs/{run_id}",
-        "/v1/runs/{run_id}/events",
-        "/v1/runs/{run_id}/hooks",
-        "/v1/runs/{run_id}/state",
-        "/v1/runs/{run_id}/threads",
-        "/v1/runs/{run_id}/stream",
-    ] {
-        let a = c.get(template, &template.replace("{run_id}", "nope")).await;
-        assert_eq!(
-            (a.status, code(&a)),
-            (StatusCode::NOT_FOUND, "run_not_found"),
-            "{template}"
-        );
-    }
-    let a = c
-        .post(
-            "/v1/runs/{run_id}/cancel",
-            "/v1/runs/nope/cancel",
-            json!({}),
-        )
-        .await;
-    assert_eq!(code(&a), "run_not_found");
-    let a = c
-        .post(
-            "/v1/runs/{run_id}/hooks",
-            "/v1/runs/nope/hooks",
-            json!({"workflow_name": "enrich_hook"}),
-        )
-        .await;
-    assert_eq!(code(&a), "run_not_found");
-    let a = c.get("/v1/hooks/{token}", "/v1/hooks/nope").await;
-    assert_eq!(code(&a), "hook_not_found");
-
+    refusals::exercise(&mut c).await;
     schedules::exercise(&mut c).await;
 
     // Streams: documented as server-sent events.
