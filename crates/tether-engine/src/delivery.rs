@@ -98,14 +98,12 @@ impl Inner {
         };
         if may_start {
             self.metrics.live_lookup(resume, false);
-            if !self.spawn_actor(&mut live, run_id, first, tick, claimed.clone()) {
-                self.give_back(run_id, claimed);
-            }
+            self.spawn_actor(&mut live, run_id, first, tick, claimed);
         }
     }
 
-    /// Release a claim no actor took (the engine is stopping): another node need not wait
-    /// for the lease to run out.
+    /// Release a claim no actor took (the engine is stopping or draining): another node need
+    /// not wait for the lease to run out.
     fn give_back(&self, run_id: &str, claimed: Option<Fence>) {
         if let Some(fence) = claimed {
             self.writer.write_detached(WriteOp::Release {
@@ -200,8 +198,8 @@ impl Inner {
     }
 
     /// Start an actor for the run, with `first` in its inbox (and `claimed`, the claim made
-    /// for it in the commit that brought `first`), unless the engine is draining. Whether it
-    /// started one.
+    /// for it in the commit that brought `first`), unless the engine is draining (then the
+    /// claim is given back). Whether it started one.
     fn spawn_actor(
         &self,
         live: &mut LiveGuard<'_>,
@@ -210,11 +208,12 @@ impl Inner {
         tick: u64,
         claimed: Option<Fence>,
     ) -> bool {
-        if self.lifecycle.is_draining() {
-            return false;
-        }
-        let Some(me) = self.me.upgrade() else {
-            return false;
+        let me = match self.me.upgrade() {
+            Some(me) if !self.lifecycle.is_draining() => me,
+            _ => {
+                self.give_back(run_id, claimed);
+                return false;
+            }
         };
         let slot = live.insert(run_id, tick, first);
         // The new run counts as busy until it first waits (loading, replaying, first writes).

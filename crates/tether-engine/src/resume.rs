@@ -154,8 +154,8 @@ impl Engine {
         let now = self.inner.now_ms();
         // A run not live here (evicted, or not loaded since a restart) is claimed by the
         // resume itself when nobody holds it, so rebuilding it needs no claim commit first.
-        let claim = (!expect.run_id.is_empty() && !self.inner.live.is_live(&expect.run_id))
-            .then(|| self.inner.claim_if_free(now));
+        let claim =
+            (!self.inner.live.is_live(&expect.run_id)).then(|| self.inner.claim_if_free(now));
         let op = WriteOp::Resume {
             token: token.to_string(),
             payload,
