@@ -206,6 +206,7 @@ impl Driver {
                 let m = engine.metrics().snapshot();
                 Ok(EngineCounts {
                     commits: m.commits.count,
+                    commit_s: m.commits.sum,
                     committed_ops: m.committed_ops,
                     cache_misses: m.live_run_cache_misses,
                     lease_takeovers: m.lease_takeovers,
@@ -215,6 +216,7 @@ impl Driver {
                 let c = nodes.counters().await?;
                 Ok(EngineCounts {
                     commits: c.commits,
+                    commit_s: c.commit_s,
                     committed_ops: c.committed_ops,
                     cache_misses: c.cache_misses,
                     lease_takeovers: c.lease_takeovers,
@@ -275,6 +277,9 @@ impl Driver {
 pub(crate) struct EngineCounts {
     /// Group commits (store transactions, one fsync each).
     pub commits: u64,
+    /// Seconds those commits took, summed (the writer commits one batch at a time, so this
+    /// over the phase's duration is how busy it was).
+    pub commit_s: f64,
     /// Write ops those commits held.
     pub committed_ops: u64,
     /// Deliveries to a run that was not live (rebuilt from the store).
@@ -288,6 +293,7 @@ impl EngineCounts {
     pub(crate) fn since(self, before: EngineCounts) -> EngineCounts {
         EngineCounts {
             commits: self.commits.saturating_sub(before.commits),
+            commit_s: (self.commit_s - before.commit_s).max(0.0),
             committed_ops: self.committed_ops.saturating_sub(before.committed_ops),
             cache_misses: self.cache_misses.saturating_sub(before.cache_misses),
             lease_takeovers: self.lease_takeovers.saturating_sub(before.lease_takeovers),

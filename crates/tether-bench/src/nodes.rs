@@ -223,6 +223,7 @@ impl Nodes {
             let text = server.metrics_text().await?;
             let read = |name: &str| metric_value(&text, name).unwrap_or(0.0) as u64;
             sum.commits += read("tether_journal_commit_seconds_count");
+            sum.commit_s += metric_value(&text, "tether_journal_commit_seconds_sum").unwrap_or(0.0);
             sum.committed_ops += read("tether_journal_commit_ops_sum");
             sum.cache_misses += read("tether_live_run_cache_misses_total");
             sum.lease_takeovers += read("tether_lease_takeovers_total");
@@ -283,6 +284,8 @@ impl Nodes {
 pub(crate) struct NodeCounters {
     /// Group commits.
     pub commits: u64,
+    /// Seconds those commits took, summed.
+    pub commit_s: f64,
     /// Write ops those commits held.
     pub committed_ops: u64,
     /// Deliveries to a run not live on the node that committed them.

@@ -17,7 +17,9 @@ use crate::store::FreshStore;
 /// acknowledged. `complete_per_s`/`completed_per_s`: runs whose end was observed per second,
 /// first resume sent to last end observed. `commits`, `committed_ops` and `cache_misses`: the
 /// engine's group commits, the write ops they held and its live-run cache misses from the
-/// first resume sent to the last end observed (`commits_per_resume` = `commits` / `n`); against
+/// first resume sent to the last end observed (`commits_per_resume` = `commits` / `n`);
+/// `writer_busy`: the share of that time the writer spent in commits (it commits one batch at
+/// a time: near 1.0, the writer is what limits the rate; summed over nodes, it may pass 1); against
 /// `--nodes`, summed over the nodes, with the phase's CPU times (see [`Driver::phase_figures`]).
 pub(crate) async fn run(
     fresh: &FreshStore,
@@ -80,6 +82,7 @@ pub(crate) async fn run(
         "held_waits": n.min(HELD_WAITS),
         "commits": counts.commits,
         "commits_per_resume": counts.commits as f64 / n.max(1) as f64,
+        "writer_busy": writer_busy(counts.commit_s, completed),
         "committed_ops": counts.committed_ops,
         "ops_per_resume": counts.committed_ops as f64 / n.max(1) as f64,
         "cache_misses": counts.cache_misses,
@@ -93,4 +96,14 @@ pub(crate) async fn run(
         f.extend(phase);
     }
     Ok(figures)
+}
+
+/// The share of `phase` the writer spent committing: `commit_s` (the commits' summed
+/// durations) over the phase, to two decimals.
+fn writer_busy(commit_s: f64, phase: std::time::Duration) -> f64 {
+    let secs = phase.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    (commit_s / secs * 100.0).round() / 100.0
 }
