@@ -43,6 +43,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags)
         .ctx(&format!("open database {}", path.display()))?;
     common_setup(&conn)?;
+    note_shared_page_cache(&conn);
 
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -91,6 +92,31 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "query_only", true)
         .ctx("set query_only")?;
     Ok(conn)
+}
+
+/// Say once, at the first writer opened, when this SQLite was compiled with
+/// `SQLITE_ENABLE_MEMORY_MANAGEMENT` (libsqlite3-sys's default): then all connections of the
+/// process share one page cache behind one mutex, which the writer waits on behind the
+/// readers. This repository's `.cargo/config.toml` builds SQLite without it.
+fn note_shared_page_cache(conn: &Connection) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let shared = conn
+            .query_row(
+                "SELECT sqlite_compileoption_used('ENABLE_MEMORY_MANAGEMENT')",
+                [],
+                |row| row.get::<_, bool>(0),
+            )
+            .unwrap_or(false);
+        if shared {
+            tracing::info!(
+                "SQLite was compiled with SQLITE_ENABLE_MEMORY_MANAGEMENT: its connections \
+                 share one page cache and its lock, which slows the writer under load; build \
+                 with LIBSQLITE3_FLAGS=\"-USQLITE_ENABLE_MEMORY_MANAGEMENT \
+                 -DSQLITE_DEFAULT_MEMSTATUS=0\" (docs/operations.md)"
+            );
+        }
+    });
 }
 
 /// Settings every connection gets.
@@ -144,5 +170,31 @@ impl ReaderPool {
             idle.push(conn);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This repository builds SQLite with a page cache per connection (`.cargo/config.toml`):
+    /// fails when that setting is lost (a moved config file, a new libsqlite3-sys that spells
+    /// its flags otherwise), which would bring back the shared cache's lock on the writer.
+    #[test]
+    fn sqlite_is_built_without_the_shared_page_cache() {
+        let conn = Connection::open_in_memory().expect("an in-memory database opens");
+        let used = |option: &str| -> bool {
+            conn.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| {
+                r.get(0)
+            })
+            .expect("sqlite_compileoption_used answers")
+        };
+        assert!(
+            !used("ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was compiled with SQLITE_ENABLE_MEMORY_MANAGEMENT; build from the \
+             repository root so that .cargo/config.toml sets LIBSQLITE3_FLAGS"
+        );
+        // The check itself sees options: this one libsqlite3-sys always sets.
+        assert!(used("THREADSAFE=1"));
     }
 }
