@@ -1,9 +1,8 @@
 //! Opening connections with Tether's pragmas, and the pool of reader connections.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use tether_store::StoreError;
 
@@ -12,8 +11,8 @@ use crate::error::Ctx;
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 
-/// Most reads at once, and so most reader connections: a read waits for a free one rather
-/// than open another. Opening a connection costs more than most reads (SQLite parses the
+/// Most reads at once, and so most reader connections, each on a thread of its own
+/// (`workers.rs`): a read waits for one rather than open another. Opening a connection costs more than most reads (SQLite parses the
 /// whole schema on its first statement, and every statement is prepared anew): when reads
 /// overlapped past the connections kept, each extra read opened and closed one. Measured with
 /// callgrind on `tether bench resume-throughput --n 3000 --concurrency 16 --max-live-runs
@@ -126,51 +125,6 @@ fn common_setup(conn: &Connection) -> Result<(), StoreError> {
         .ctx("set foreign_keys=ON")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
-}
-
-/// Reader connections: one is taken per read and put back afterwards. At most
-/// [`MAX_READERS`] reads run at once (callers take a permit of [`ReaderPool::permits`] first),
-/// so every connection opened stays open and is used again.
-#[derive(Debug)]
-pub(crate) struct ReaderPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-impl ReaderPool {
-    /// An empty pool for the database at `path`.
-    pub(crate) fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            idle: Mutex::new(Vec::new()),
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
-        }
-    }
-
-    /// The permits a read takes before it runs (one each; [`MAX_READERS`] in all).
-    pub(crate) fn permits(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
-        self.permits.clone()
-    }
-
-    /// Run `f` on a reader connection (blocking: call from a blocking thread, holding a
-    /// permit of [`ReaderPool::permits`]).
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let idle = self.idle.lock().pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => open_reader(&self.path)?,
-        };
-        let result = f(&conn);
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_READERS {
-            idle.push(conn);
-        }
-        result
-    }
 }
 
 #[cfg(test)]

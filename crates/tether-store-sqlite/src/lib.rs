@@ -7,14 +7,15 @@
 //! - **one writer**: all commits go through a single connection, one `BEGIN IMMEDIATE`
 //!   transaction per batch; an op decides a refusal before it writes, so a refused op leaves
 //!   no trace without a savepoint per op;
-//! - **pooled readers**: reads run on a small pool of `query_only` connections (at most
-//!   8 reads at once: a read waits for a free connection rather than open one), which WAL
-//!   lets proceed while the writer commits;
+//! - **reader threads**: reads run on up to 8 `query_only` connections, each on a thread of
+//!   its own (a read goes to an idle one, or waits behind the least busy), which WAL lets
+//!   proceed while the writer commits;
 //! - **versioned schema**: migrations under `migrations/` are applied in one transaction when
 //!   the store is opened and recorded in `schema_migrations`; a database written by a newer
 //!   version is refused.
 //!
-//! All SQLite calls run on Tokio's blocking thread pool.
+//! All SQLite calls run on the store's own threads (`workers.rs`): the writer connection's
+//! and the readers', not on Tokio's blocking pool.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether_store::StoreError> {
@@ -37,6 +38,7 @@ mod rows;
 mod schedules;
 mod signals;
 mod threads;
+mod workers;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -44,7 +46,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
 use rusqlite::Connection;
 use tether_core::event::Event;
 use tether_store::{
@@ -52,8 +53,8 @@ use tether_store::{
     Store, StoreError, WriteOp,
 };
 
-use crate::conn::ReaderPool;
 use crate::error::join_err;
+use crate::workers::Workers;
 
 /// A Tether store in one SQLite database file. Cheap to clone: clones share the connections.
 #[derive(Clone)]
@@ -63,8 +64,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: ReaderPool,
+    /// The writer's and the readers' threads; dropping them closes the connections.
+    workers: Workers,
     /// The file's one-process lock (read-write stores only). Declared last, so it is released
     /// after the connections are closed.
     _lock: Option<lock::DbLock>,
@@ -121,9 +122,8 @@ impl SqliteStore {
         );
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                readers: ReaderPool::new(path.clone()),
+                workers: Workers::start(writer, &path)?,
                 path,
-                writer: Mutex::new(writer),
                 _lock: Some(lock),
             }),
         })
@@ -150,9 +150,8 @@ impl SqliteStore {
             migrate::check_version(&conn, &path.display().to_string())?;
             Ok(SqliteStore {
                 inner: Arc::new(Inner {
-                    readers: ReaderPool::new(path.clone()),
+                    workers: Workers::start(conn, &path)?,
                     path,
-                    writer: Mutex::new(conn),
                     _lock: None,
                 }),
             })
@@ -194,16 +193,13 @@ impl SqliteStore {
         .await
     }
 
-    /// Run `f` on the writer connection, on the blocking pool.
+    /// Run `f` on the writer connection, on the writer's thread.
     async fn with_writer<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner.writer.lock()))
-            .await
-            .map_err(|e| join_err(what, e))?
+        self.inner.workers.write(what, move |conn| f(conn)).await
     }
 
     /// The schema version this code creates and expects (the highest migration it knows).
@@ -211,27 +207,13 @@ impl SqliteStore {
         migrate::latest_version()
     }
 
-    /// Run `f` on a reader connection on the blocking pool.
+    /// Run `f` on a reader connection, on its thread.
     async fn read<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        // Wait for a free reader rather than open one more connection (see `MAX_READERS`).
-        let permit = self
-            .inner
-            .readers
-            .permits()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::unavailable(format!("{what}: the store is closed")))?;
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            inner.readers.with(f)
-        })
-        .await
-        .map_err(|e| join_err(what, e))?
+        self.inner.workers.read(what, f).await
     }
 }
 
@@ -247,14 +229,12 @@ impl Store for SqliteStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = Arc::clone(&self.inner);
         let n = ops.len();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut writer = inner.writer.lock();
-            write::commit(&mut writer, ops)
-        })
-        .await
-        .map_err(|e| join_err("commit", e))?;
+        let result = self
+            .inner
+            .workers
+            .write("commit", move |writer| write::commit(writer, ops))
+            .await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, ops = n, "SQLite commit failed; the batch was rolled back");
         }
@@ -356,21 +336,21 @@ impl Store for SqliteStore {
         cutoff_ms: u64,
         max_runs: usize,
     ) -> Result<u64, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            retention::delete_ended_before(&mut inner.writer.lock(), cutoff_ms, max_runs)
-        })
-        .await
-        .map_err(|e| join_err("delete_ended_before", e))?
+        self.inner
+            .workers
+            .write("delete_ended_before", move |writer| {
+                retention::delete_ended_before(writer, cutoff_ms, max_runs)
+            })
+            .await
     }
 
     async fn delete_keys_before(&self, cutoff_ms: u64, max_keys: usize) -> Result<u64, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            retention::delete_keys_before(&mut inner.writer.lock(), cutoff_ms, max_keys)
-        })
-        .await
-        .map_err(|e| join_err("delete_keys_before", e))?
+        self.inner
+            .workers
+            .write("delete_keys_before", move |writer| {
+                retention::delete_keys_before(writer, cutoff_ms, max_keys)
+            })
+            .await
     }
 
     async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
