@@ -36,6 +36,18 @@ pub fn per_s(count: usize, took: Duration) -> f64 {
     }
 }
 
+/// The share of `phase` the writer spent committing: `commit_s` (the commits' summed
+/// durations) over the phase, to two decimals (0 when nothing was timed). The writer commits
+/// one batch at a time, so near 1.0 it is what limits the rate.
+pub fn writer_busy(commit_s: f64, phase: Duration) -> f64 {
+    let secs = phase.as_secs_f64();
+    if secs > 0.0 {
+        (commit_s / secs * 100.0).round() / 100.0
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

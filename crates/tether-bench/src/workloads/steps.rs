@@ -8,14 +8,17 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::driver::Driver;
-use crate::stats::per_s;
+use crate::stats::{per_s, writer_busy};
 
 /// `per_s`: steps per second. `accepted_per_s`: runs started (acknowledged) per second, to the
-/// last start; `completed_per_s`: runs finished per second. Against `--nodes`, with the
-/// phase's CPU times (see [`Driver::phase_figures`]).
+/// last start; `completed_per_s`: runs finished per second. `commits`, `ops_per_commit` and
+/// `writer_busy` (the share of the phase the writer spent in commits) as for
+/// `resume-throughput`. Against `--nodes`, with the phase's CPU times (see
+/// [`Driver::phase_figures`]).
 pub(crate) async fn run(d: Driver, n: usize, c: usize) -> Result<Value, String> {
     let d = Arc::new(d);
     d.warm_connections(0, c).await?;
+    let before = d.counts().await?;
     let mark = d.mark();
     let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
@@ -44,6 +47,7 @@ pub(crate) async fn run(d: Driver, n: usize, c: usize) -> Result<Value, String> 
     }
     let took = t0.elapsed();
     let phase = d.phase_figures(mark, n).await;
+    let counts = d.counts().await?.since(before);
     let started = last_start.map_or(took, |at| at.saturating_duration_since(t0));
     if let Ok(d) = Arc::try_unwrap(d) {
         d.shutdown().await;
@@ -54,6 +58,9 @@ pub(crate) async fn run(d: Driver, n: usize, c: usize) -> Result<Value, String> 
         "per_s": per_s(n * 10, took),
         "accepted_per_s": per_s(n, started),
         "completed_per_s": per_s(n, took),
+        "commits": counts.commits,
+        "ops_per_commit": counts.committed_ops as f64 / counts.commits.max(1) as f64,
+        "writer_busy": writer_busy(counts.commit_s, took),
     });
     if let Value::Object(f) = &mut figures {
         f.extend(phase);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{start_waiting, Completions, HELD_WAITS, SETTLE};
 use crate::driver::Driver;
 use crate::host;
-use crate::stats::per_s;
+use crate::stats::{per_s, writer_busy};
 use crate::store::FreshStore;
 
 /// `per_s`/`accepted_per_s`: resumes acknowledged per second, first resume sent to last
@@ -96,14 +96,4 @@ pub(crate) async fn run(
         f.extend(phase);
     }
     Ok(figures)
-}
-
-/// The share of `phase` the writer spent committing: `commit_s` (the commits' summed
-/// durations) over the phase, to two decimals.
-fn writer_busy(commit_s: f64, phase: std::time::Duration) -> f64 {
-    let secs = phase.as_secs_f64();
-    if secs <= 0.0 {
-        return 0.0;
-    }
-    (commit_s / secs * 100.0).round() / 100.0
 }
