@@ -77,7 +77,6 @@ pub(crate) fn list_runs(
     raws.into_iter().map(RawRun::into_record).collect()
 }
 
-/// Journal entries of a run with `seq > after_seq`, in order.
 /// A run, then its whole journal, on one connection.
 pub(crate) fn load_run(
     conn: &Connection,
@@ -89,6 +88,7 @@ pub(crate) fn load_run(
     }
 }
 
+/// Journal entries of a run with `seq > after_seq`, in order.
 pub(crate) fn load_journal(
     conn: &Connection,
     run_id: &str,

@@ -32,18 +32,15 @@ impl Actor {
         let inner = &self.inner;
         // Claimed already (by the commit that made the run live): the run and its journal are
         // read together. Otherwise the journal is read once the claim is made (below).
-        let (record, journal) = if self.fence.is_some() {
-            match inner.store.load_run(&self.run_id).await {
-                Ok(Some((r, journal))) => (r, Some(journal)),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(Exit::from(e)),
-            }
+        let loaded = if self.fence.is_some() {
+            let run = inner.store.load_run(&self.run_id).await;
+            run.map(|found| found.map(|(record, journal)| (record, Some(journal))))
         } else {
-            match inner.store.get_run(&self.run_id).await {
-                Ok(Some(r)) => (r, None),
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(Exit::from(e)),
-            }
+            let run = inner.store.get_run(&self.run_id).await;
+            run.map(|found| found.map(|record| (record, None)))
+        };
+        let Some((record, journal)) = loaded.map_err(Exit::from)? else {
+            return Ok(None);
         };
         if record.status.is_terminal() {
             return Ok(None);
