@@ -10,7 +10,7 @@ use crate::hooks::{register_hook, release_hook};
 use crate::threads;
 use crate::write::Batch;
 
-impl AppendBackend for Batch<'_, '_> {
+impl AppendBackend for Batch<'_> {
     async fn namespace(&mut self, run_id: &str) -> Result<String, StoreError> {
         // Other nodes write the same namespace: lock its shared state for this transaction.
         threads::lock_namespace(self, run_id).await

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::ClientWrapper;
 use tether_core::event::{CommandIndex, EventBody};
 use tether_store::plan::RunRow;
 use tether_store::{Ending, OpResult, StoreError, WriteOp};
@@ -69,8 +69,16 @@ fn is_write(sql: &str) -> bool {
 pub(crate) type Params<'p> = [&'p (dyn ToSql + Sync)];
 
 /// The transaction of a batch, and which run rows it holds locked.
-pub(crate) struct Batch<'t, 'c> {
-    tx: &'t Transaction<'c>,
+///
+/// The transaction is opened and ended by commands sent in the pipeline ([`Batch::begin`],
+/// [`Batch::finish`]): `BEGIN` goes out with the batch's first statement and `COMMIT` behind
+/// its last writes, so neither costs a round trip of its own.
+pub(crate) struct Batch<'t> {
+    /// The connection the transaction is open on (statements are prepared and cached on it).
+    tx: &'t ClientWrapper,
+    /// Whether `COMMIT` was sent: the transaction is over on the server from then on (committed,
+    /// or rolled back if a statement before it failed), and must not be rolled back.
+    commit_sent: bool,
     /// Runs whose row this transaction has locked (and keeps locked until it ends).
     locked: HashSet<String>,
     /// Runs whose journal grew in the ops kept so far, with their last `seq`.
@@ -96,11 +104,12 @@ pub(crate) struct Batch<'t, 'c> {
 /// (a notification is only a wake-up hint: the engine polls as well).
 const MAX_NOTIFY_PAYLOAD: usize = 7_999;
 
-impl<'t, 'c> Batch<'t, 'c> {
-    /// A batch on `tx`, holding no lock yet.
-    pub(crate) fn new(tx: &'t Transaction<'c>) -> Self {
+impl<'t> Batch<'t> {
+    /// A batch on the connection `tx`, with no transaction open yet ([`Batch::begin`]).
+    pub(crate) fn new(tx: &'t ClientWrapper) -> Self {
         Batch {
             tx,
+            commit_sent: false,
             locked: HashSet::new(),
             grown: HashMap::new(),
             op_grown: Vec::new(),
@@ -141,9 +150,25 @@ impl<'t, 'c> Batch<'t, 'c> {
         Ok(())
     }
 
-    /// After the last op: send the buffered writes and the notifications, and read every
-    /// reply (the batch may commit once this returns `Ok`).
-    pub(crate) async fn finish(&self, channel: &str, instance: &str) -> Result<(), StoreError> {
+    /// Open the transaction: `BEGIN` is sent without waiting for its reply (read with the
+    /// replies of the writes, at [`Batch::finish`]); the first statement goes right behind it.
+    pub(crate) async fn begin(&self) -> Result<(), StoreError> {
+        self.pipeline
+            .send("begin write transaction", pipeline::command(self.tx, "BEGIN"))
+            .await
+    }
+
+    /// Whether `COMMIT` was sent (then the transaction is over on the server whatever this
+    /// batch's outcome: a failed batch must not send `ROLLBACK`).
+    pub(crate) fn commit_sent(&self) -> bool {
+        self.commit_sent
+    }
+
+    /// After the last op: send the buffered writes, the notifications and `COMMIT` back to back,
+    /// and read every reply. `Ok` means the batch is committed. If a statement failed, the
+    /// server aborted the transaction there and the `COMMIT` behind it rolled it back: the
+    /// first failure is returned, and nothing of the batch was kept.
+    pub(crate) async fn finish(&mut self, channel: &str, instance: &str) -> Result<(), StoreError> {
         self.flush_buffer().await?;
         // `pg_notify(channel, '~instance~run_id:last_seq')` (see [`crate::notify::payload`])
         // for every run whose journal grew (runs that received a delivery from another run's
@@ -162,6 +187,10 @@ impl<'t, 'c> Batch<'t, 'c> {
             )
             .await?;
         }
+        self.commit_sent = true;
+        self.pipeline
+            .send("commit write transaction", pipeline::command(self.tx, "COMMIT"))
+            .await?;
         self.pipeline.settle().await
     }
 
@@ -279,7 +308,10 @@ impl<'t, 'c> Batch<'t, 'c> {
 
     /// Lock, before any op runs and in one order (by id), the rows of the runs the batch names
     /// (the holders of the tokens it resumes included): two nodes writing to the same runs
-    /// then queue up instead of deadlocking. Skipped when the batch names at most one run.
+    /// then queue up instead of deadlocking. Skipped when the batch names one run and no token
+    /// (its op locks the row itself); a lone resume takes it, as the lock and the hook lookup
+    /// go out together and are one round trip instead of the resume's three (look up, lock,
+    /// look up again under the lock).
     /// A batch that may admit runs to a limited queue first takes the cluster's admission lock
     /// (before any row lock, so no batch holding rows ever waits for it): admissions of every
     /// node are counted one at a time.
@@ -319,7 +351,7 @@ impl<'t, 'c> Batch<'t, 'c> {
         run_ids.dedup();
         tokens.sort_unstable();
         tokens.dedup();
-        if run_ids.len() + tokens.len() <= 1 {
+        if tokens.is_empty() && run_ids.len() <= 1 {
             return Ok(());
         }
         let stmt = self

@@ -11,7 +11,7 @@ use crate::journal::insert_events;
 use crate::rows::{col, encode_value, to_db};
 use crate::write::Batch;
 
-impl ChildBackend for Batch<'_, '_> {
+impl ChildBackend for Batch<'_> {
     async fn create_child(&mut self, child: NewChild<'_>) -> Result<(), StoreError> {
         let input = encode_value(child.input, "child input")?;
         let at = to_db(child.at_ms, "commit time")?;

@@ -15,7 +15,7 @@ use crate::write::Batch;
 /// key on `hooks.token` decides (`ON CONFLICT DO NOTHING` waits for a concurrent insert of
 /// the same token to commit or roll back), not a prior lookup.
 pub(crate) async fn register_hook(
-    b: &Batch<'_, '_>,
+    b: &Batch<'_>,
     hook: &NewHook<'_>,
 ) -> Result<Option<String>, StoreError> {
     let metadata = encode_value(hook.metadata, "hook metadata")?;
@@ -61,7 +61,7 @@ pub(crate) async fn register_hook(
 
 /// The run and command index of the hook holding `token`, if any.
 async fn hook_holder(
-    b: &Batch<'_, '_>,
+    b: &Batch<'_>,
     token: &str,
 ) -> Result<Option<(String, CommandIndex)>, StoreError> {
     let row = b
@@ -84,7 +84,7 @@ async fn hook_holder(
 /// Release `token` if this run's hook `hook_cmd` holds it (with the end it leaves, written by
 /// the buffer's statement).
 pub(crate) async fn release_hook(
-    b: &Batch<'_, '_>,
+    b: &Batch<'_>,
     token: &str,
     run_id: &str,
     hook_cmd: CommandIndex,
@@ -98,7 +98,7 @@ pub(crate) async fn release_hook(
     Ok(())
 }
 
-impl HookEndBackend for Batch<'_, '_> {
+impl HookEndBackend for Batch<'_> {
     async fn hook_end(&mut self, token: &str) -> Result<Option<HookEnd>, StoreError> {
         let sql = format!("SELECT {HOOK_END_COLUMNS} FROM hook_ends WHERE token = $1");
         let row = self.query_opt(&sql, &[&token], "read hook end").await?;
@@ -131,7 +131,7 @@ impl HookEndBackend for Batch<'_, '_> {
     }
 }
 
-impl ResumeBackend for Batch<'_, '_> {
+impl ResumeBackend for Batch<'_> {
     async fn first_answer(
         &mut self,
         token: &str,

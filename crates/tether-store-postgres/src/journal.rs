@@ -10,7 +10,7 @@ use crate::write::Batch;
 
 /// Write journal entries of one run (kept in the batch's write buffer).
 pub(crate) fn insert_events(
-    b: &mut Batch<'_, '_>,
+    b: &mut Batch<'_>,
     run_id: &str,
     events: &[Event],
 ) -> Result<(), StoreError> {
@@ -27,7 +27,7 @@ pub(crate) fn insert_events(
 /// Append one delivered entry (`event.seq` is the run's next) and move the run's `last_seq`
 /// and `updated_at`.
 pub(crate) fn append_delivered(
-    b: &mut Batch<'_, '_>,
+    b: &mut Batch<'_>,
     run_id: &str,
     event: &Event,
 ) -> Result<(), StoreError> {
@@ -48,7 +48,7 @@ pub(crate) fn append_delivered(
 /// Set the terminal status, output and error, clear `wake_at` and the lease, and release every
 /// hook of the run.
 pub(crate) fn finish_run(
-    b: &Batch<'_, '_>,
+    b: &Batch<'_>,
     run_id: &str,
     end: &Ending,
     last_seq: i64,

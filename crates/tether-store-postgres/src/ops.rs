@@ -19,7 +19,7 @@ use crate::rows::{
 use crate::threads;
 use crate::write::Batch;
 
-impl BatchBackend for Batch<'_, '_> {
+impl BatchBackend for Batch<'_> {
     fn begin_op(&mut self) -> u64 {
         Batch::begin_op(self)
     }
@@ -214,7 +214,7 @@ impl BatchBackend for Batch<'_, '_> {
     }
 }
 
-impl QueueBackend for Batch<'_, '_> {
+impl QueueBackend for Batch<'_> {
     async fn run_queue(&mut self, run_id: &str) -> Result<Option<RunQueue>, StoreError> {
         let row = self
             .query_opt(

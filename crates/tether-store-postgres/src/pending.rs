@@ -10,7 +10,7 @@ use crate::rows::{col, encode_value, to_db};
 use crate::threads::{advisory_lock, TOKEN_LOCKS};
 use crate::write::Batch;
 
-impl PendingBackend for Batch<'_, '_> {
+impl PendingBackend for Batch<'_> {
     async fn lock_token(&mut self, token: &str) -> Result<(), StoreError> {
         advisory_lock(self, TOKEN_LOCKS, token, "lock token").await
     }

@@ -67,15 +67,23 @@ impl<'t> Pipeline<'t> {
     }
 }
 
-/// Build the reply future of `stmt` with owned `params` on `tx`.
-pub(crate) fn execute<'t, 'c: 't>(
-    tx: &'t deadpool_postgres::Transaction<'c>,
+/// Build the reply future of `stmt` with owned `params` on `client`.
+pub(crate) fn execute<'t>(
+    client: &'t deadpool_postgres::ClientWrapper,
     stmt: tokio_postgres::Statement,
     params: OwnedParams,
 ) -> Reply<'t> {
     Box::pin(async move {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-        tx.execute(&stmt, &refs).await
+        client.execute(&stmt, &refs).await
     })
+}
+
+/// Build the reply future of a parameterless command (`BEGIN`, `COMMIT`) on `client`.
+pub(crate) fn command<'t>(
+    client: &'t deadpool_postgres::ClientWrapper,
+    sql: &'static str,
+) -> Reply<'t> {
+    Box::pin(async move { client.batch_execute(sql).await.map(|()| 0) })
 }

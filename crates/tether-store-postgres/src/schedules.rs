@@ -62,7 +62,7 @@ pub(crate) async fn list_schedules(pool: &Pool) -> Result<Vec<ScheduleRecord>, S
     rows.iter().map(record).collect()
 }
 
-impl ScheduleBackend for Batch<'_, '_> {
+impl ScheduleBackend for Batch<'_> {
     async fn lock_schedule(&mut self, id: &str) -> Result<Option<ScheduleRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = $1 FOR UPDATE");
         let row = self.query_opt(&sql, &[&id], "lock schedule").await?;

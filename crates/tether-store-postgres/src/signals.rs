@@ -13,7 +13,7 @@ use crate::rows::{col, encode_value, to_db};
 use crate::threads::{advisory_lock, append_delivery, SIGNAL_LOCKS};
 use crate::write::Batch;
 
-impl SignalBackend for Batch<'_, '_> {
+impl SignalBackend for Batch<'_> {
     async fn lock_signal(&mut self, signal_id: &str) -> Result<(), StoreError> {
         advisory_lock(self, SIGNAL_LOCKS, signal_id, "lock signal").await
     }

@@ -26,7 +26,7 @@ pub(crate) const TOKEN_LOCKS: i32 = 0x5445_5403;
 
 /// Take the transaction-scoped advisory lock `(class, hash(name))`.
 pub(crate) async fn advisory_lock(
-    b: &Batch<'_, '_>,
+    b: &Batch<'_>,
     class: i32,
     name: &str,
     what: &str,
@@ -41,7 +41,7 @@ pub(crate) async fn advisory_lock(
 }
 
 /// The namespace a run works in: its root run (itself for a main run).
-pub(crate) async fn root_of(b: &Batch<'_, '_>, run_id: &str) -> Result<String, StoreError> {
+pub(crate) async fn root_of(b: &Batch<'_>, run_id: &str) -> Result<String, StoreError> {
     let row = b
         .query_opt(
             "SELECT COALESCE(root_run, id) FROM runs WHERE id = $1",
@@ -58,7 +58,7 @@ pub(crate) async fn root_of(b: &Batch<'_, '_>, run_id: &str) -> Result<String, S
 }
 
 /// The namespace of `run_id`, locked for shared-state commands until the batch ends.
-pub(crate) async fn lock_namespace(b: &Batch<'_, '_>, run_id: &str) -> Result<String, StoreError> {
+pub(crate) async fn lock_namespace(b: &Batch<'_>, run_id: &str) -> Result<String, StoreError> {
     let root = root_of(b, run_id).await?;
     advisory_lock(b, STATE_LOCKS, &root, "lock shared state").await?;
     Ok(root)
@@ -68,7 +68,7 @@ fn decode(text: &str, what: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
-impl StateBackend for Batch<'_, '_> {
+impl StateBackend for Batch<'_> {
     async fn read_state(&mut self, root: &str, key: &str) -> Result<Option<Value>, StoreError> {
         let row = self
             .query_opt(
@@ -116,7 +116,7 @@ impl StateBackend for Batch<'_, '_> {
 /// Create a hook thread's run and its `RunStarted` entry. `Ok(None)` if the id exists (a
 /// spawn is journaled once, so this only happens on a repeated outside request).
 pub(crate) async fn create_thread(
-    b: &mut Batch<'_, '_>,
+    b: &mut Batch<'_>,
     t: NewThread<'_>,
 ) -> Result<Option<Event>, StoreError> {
     let input = encode_value(t.args, "hook args")?;
@@ -160,7 +160,7 @@ pub(crate) async fn create_thread(
 /// Append one delivery entry (a signal) to a run that is not the one being written, under
 /// that run's row lock; refused if the run is gone or finished.
 pub(crate) async fn append_delivery(
-    b: &mut Batch<'_, '_>,
+    b: &mut Batch<'_>,
     run_id: &str,
     body: EventBody,
     at_ms: u64,

@@ -8,17 +8,18 @@
 //! holders a batch names are locked and read with two statements up front (and reused by the
 //! ops); journal entries, run updates and hook releases are kept in a write buffer and written
 //! with one statement per kind ([`crate::buffer`]); writes whose answer no op needs are sent
-//! without waiting for it ([`crate::pipeline`]). A batch of resumes whose runs were locked up
-//! front waits for the server only at the start and at commit.
+//! without waiting for it ([`crate::pipeline`]), and so are `BEGIN` (ahead of the first
+//! statement) and `COMMIT` (behind the last). A batch of resumes whose runs were locked up
+//! front waits for the server twice: for the lock, and for the replies up to the commit.
 
 use std::time::Duration;
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{Client, Pool};
 use tether_store::plan::batch::apply_batch;
 use tether_store::{OpResult, StoreError, WriteOp};
 
 pub(crate) use crate::batch::Batch;
-use crate::error::{pool_err, Ctx};
+use crate::error::pool_err;
 
 /// How many times a batch the server aborted to break a deadlock (or a serialization
 /// conflict) with another node is run again before its error is returned.
@@ -36,12 +37,11 @@ pub(crate) async fn commit(
 ) -> Result<Vec<OpResult>, StoreError> {
     let mut attempt = 1;
     loop {
-        let mut client = pool.get().await.map_err(|e| pool_err("commit", &e))?;
-        match run_batch(&mut client, ops, channel, instance).await {
+        let client = pool.get().await.map_err(|e| pool_err("commit", &e))?;
+        match run_batch(client, ops, channel, instance).await {
             Ok(results) => return Ok(results),
             Err(error @ StoreError::Conflict(_)) if attempt < MAX_ATTEMPTS => {
                 tracing::debug!(%error, attempt, "batch aborted by a conflict with another writer; running it again");
-                drop(client);
                 tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt) * 5)).await;
                 attempt += 1;
             }
@@ -50,46 +50,89 @@ pub(crate) async fn commit(
     }
 }
 
-/// One attempt at a batch.
+/// One attempt at a batch, in a transaction on `client`.
 async fn run_batch(
-    client: &mut deadpool_postgres::Client,
+    client: Client,
     ops: &[WriteOp],
     channel: &str,
     instance: &str,
 ) -> Result<Vec<OpResult>, StoreError> {
-    let tx = client.transaction().await.ctx("begin write transaction")?;
-    let applied = apply_all(&tx, ops, channel, instance).await;
+    let mut conn = InTransaction(Some(client));
+    let Some(client) = conn.0.as_deref() else {
+        return Err(StoreError::unavailable("the batch lost its connection"));
+    };
+    let mut batch = Batch::new(client);
+    let applied = apply_all(&mut batch, ops, channel, instance).await;
+    let commit_sent = batch.commit_sent();
+    drop(batch);
     match applied {
         Ok(results) => {
-            tx.commit().await.ctx("commit write transaction")?;
+            conn.release();
             Ok(results)
         }
+        Err(e) if commit_sent => {
+            // The server ended the transaction at the `COMMIT` (rolled back: a statement before
+            // it failed, or the commit did).
+            conn.release();
+            Err(e)
+        }
         Err(e) => {
-            // Best effort: the server rolls back on its own if the connection is gone.
-            if let Err(rollback) = tx.rollback().await {
-                tracing::debug!(error = %rollback, "rollback of a failed batch failed");
+            // Best effort; if the rollback fails, the guard closes the connection and the
+            // server rolls back on its own.
+            let rolled_back = match conn.0.as_deref() {
+                Some(client) => client.batch_execute("ROLLBACK").await,
+                None => Ok(()),
+            };
+            match rolled_back {
+                Ok(()) => conn.release(),
+                Err(rollback) => {
+                    tracing::debug!(error = %rollback, "rollback of a failed batch failed");
+                }
             }
             Err(e)
         }
     }
 }
 
-/// Apply every op in order with the one executor, then queue the notifications (sent by the
-/// server at commit).
+/// Apply every op in order with the one executor, then send the notifications (sent by the
+/// server at commit) and the `COMMIT`.
 async fn apply_all(
-    tx: &Transaction<'_>,
+    batch: &mut Batch<'_>,
     ops: &[WriteOp],
     channel: &str,
     instance: &str,
 ) -> Result<Vec<OpResult>, StoreError> {
-    let mut batch = Batch::new(tx);
+    batch.begin().await?;
     batch.prelock(ops).await?;
     // No savepoint per op: every op decides a refusal from reads (and row locks), before it
     // writes. A savepoint would cost a round trip per op and a subtransaction per written op
     // (past 64 of them, every snapshot in the database gets slower). Checked by `end_op`: a
     // refused op that wrote fails the whole batch rather than keep a trace of the refused op.
     // Row locks a refused op took stay held until the batch ends, which is harmless.
-    let results = apply_batch(&mut batch, ops).await?;
+    let results = apply_batch(batch, ops).await?;
     batch.finish(channel, instance).await?;
     Ok(results)
+}
+
+/// A pooled connection that may have a transaction open. Dropped before [`release`] (a batch
+/// whose future was dropped half way, a panic, a rollback that failed), it takes the connection
+/// out of the pool and closes it, so that no later batch inherits the open transaction: the
+/// server rolls it back when the connection goes.
+///
+/// [`release`]: InTransaction::release
+struct InTransaction(Option<Client>);
+
+impl InTransaction {
+    /// The transaction is over: the connection goes back to the pool.
+    fn release(&mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
