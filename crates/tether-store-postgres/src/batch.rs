@@ -19,7 +19,7 @@ use crate::children::parent_link;
 /// The advisory lock key under which queue admissions are counted (`pg_advisory_xact_lock`):
 /// "tether.q" in ASCII.
 const ADMISSION_LOCK: i64 = 0x7465_7468_6572_2e71;
-use crate::error::{db_err, Ctx};
+use crate::error::db_err;
 use crate::pipeline::{self, OwnedParams, Pipeline};
 use crate::rows::{col, from_db, opt_from_db, parse_status};
 
@@ -201,7 +201,10 @@ impl<'t> Batch<'t> {
         }
         self.commit_sent = true;
         self.pipeline
-            .send("commit write transaction", pipeline::command(self.tx, "COMMIT"))
+            .send(
+                "commit write transaction",
+                pipeline::command(self.tx, "COMMIT"),
+            )
             .await?;
         self.pipeline.settle().await
     }
@@ -228,9 +231,7 @@ impl<'t> Batch<'t> {
         params: OwnedParams,
         what: &'static str,
     ) -> Result<(), StoreError> {
-        let stmt = self
-            .checked(self.tx.prepare_cached(sql).await, what)
-            .await?;
+        let stmt = self.prepared(sql, what).await?;
         self.pipeline
             .send(what, pipeline::execute(self.tx, stmt, params))
             .await
@@ -261,6 +262,16 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
+    /// `sql` prepared on the batch's connection (from its cache after the first time).
+    async fn prepared(
+        &self,
+        sql: &str,
+        what: &str,
+    ) -> Result<tokio_postgres::Statement, StoreError> {
+        let stmt = self.pipeline.alongside(self.tx.prepare_cached(sql)).await;
+        self.checked(stmt, what).await
+    }
+
     /// A statement's result, its failure reported as the failure of an earlier pipelined
     /// statement if there was one (the transaction was aborted there), else as its own.
     async fn checked<T>(
@@ -285,11 +296,14 @@ impl<'t> Batch<'t> {
         what: &str,
     ) -> Result<u64, StoreError> {
         self.flush_buffer().await?;
-        let stmt = self
-            .checked(self.tx.prepare_cached(sql).await, what)
-            .await?;
+        let stmt = self.prepared(sql, what).await?;
         let n = self
-            .checked(self.tx.execute(&stmt, params).await, what)
+            .checked(
+                self.pipeline
+                    .alongside(self.tx.execute(&stmt, params))
+                    .await,
+                what,
+            )
             .await?;
         if is_write(sql) {
             self.writes.fetch_add(n, Ordering::Relaxed);
@@ -306,11 +320,14 @@ impl<'t> Batch<'t> {
         what: &str,
     ) -> Result<Option<Row>, StoreError> {
         self.flush_buffer().await?;
-        let stmt = self
-            .checked(self.tx.prepare_cached(sql).await, what)
-            .await?;
+        let stmt = self.prepared(sql, what).await?;
         let row = self
-            .checked(self.tx.query_opt(&stmt, params).await, what)
+            .checked(
+                self.pipeline
+                    .alongside(self.tx.query_opt(&stmt, params))
+                    .await,
+                what,
+            )
             .await?;
         if row.is_some() && is_write(sql) {
             self.writes.fetch_add(1, Ordering::Relaxed);
@@ -367,8 +384,7 @@ impl<'t> Batch<'t> {
             return Ok(());
         }
         let stmt = self
-            .tx
-            .prepare_cached(
+            .prepared(
                 // `id = ANY(array)`, not `id IN (subquery)`: the generic plan of the latter
                 // hashes the whole table while it is small, and the table is mostly dead rows.
                 "SELECT id, status, last_seq, wake_at, owner, lease_until, epoch,
@@ -377,14 +393,15 @@ impl<'t> Batch<'t> {
                                 || ARRAY(SELECT run_id FROM hooks WHERE token = ANY($2::text[])))
                  ORDER BY id
                  FOR UPDATE",
+                "lock runs",
             )
-            .await
-            .ctx("lock runs")?;
+            .await?;
         let holders_stmt = self
-            .tx
-            .prepare_cached("SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)")
-            .await
-            .ctx("look up hooks")?;
+            .prepared(
+                "SELECT token, run_id, hook_cmd FROM hooks WHERE token = ANY($1)",
+                "look up hooks",
+            )
+            .await?;
         // The hook lookup is sent right behind the lock, without waiting for it: the server
         // runs it once the lock is taken, so it reads the holders after the lock (a holder
         // whose row is held now keeps its hooks until the batch ends; the resume checks it
@@ -393,11 +410,18 @@ impl<'t> Batch<'t> {
         let lookup_params: [&(dyn ToSql + Sync); 1] = [&tokens];
         let lock = self.tx.query(&stmt, &lock_params);
         let (rows, found) = if tokens.is_empty() {
-            (lock.await.ctx("lock runs")?, Vec::new())
+            let rows = self.pipeline.alongside(lock).await;
+            (self.checked(rows, "lock runs").await?, Vec::new())
         } else {
             let lookup = self.tx.query(&holders_stmt, &lookup_params);
-            let (rows, found) = futures::future::join(lock, lookup).await;
-            (rows.ctx("lock runs")?, found.ctx("look up hooks")?)
+            let (rows, found) = self
+                .pipeline
+                .alongside(futures::future::join(lock, lookup))
+                .await;
+            (
+                self.checked(rows, "lock runs").await?,
+                self.checked(found, "look up hooks").await?,
+            )
         };
         for row in rows {
             let run_id: String = col(&row, 0, "lock runs")?;

@@ -23,10 +23,16 @@ pub(crate) type OwnedParams = Vec<Box<dyn ToSql + Sync + Send>>;
 /// A sent statement whose reply has not been read yet.
 type Reply<'t> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 't>>;
 
+/// A statement sent without waiting: its reply, or its outcome once read.
+enum Sent<'t> {
+    Waiting(Reply<'t>),
+    Read(Result<u64, tokio_postgres::Error>),
+}
+
 /// The statements a batch has sent without reading their replies, in the order they were sent.
 #[derive(Default)]
 pub(crate) struct Pipeline<'t> {
-    replies: Mutex<Vec<(&'static str, Reply<'t>)>>,
+    replies: Mutex<Vec<(&'static str, Sent<'t>)>>,
 }
 
 impl<'t> Pipeline<'t> {
@@ -44,10 +50,29 @@ impl<'t> Pipeline<'t> {
         match first {
             Poll::Ready(result) => result.map(drop).ctx(what),
             Poll::Pending => {
-                self.lock().push((what, reply));
+                self.lock().push((what, Sent::Waiting(reply)));
                 Ok(())
             }
         }
+    }
+
+    /// Wait for `awaited` (a statement whose answer the batch needs, sent after the pipelined
+    /// ones) while reading the replies of the statements sent before it. The connection hands
+    /// replies out in order, each through a small buffer: a reply nobody reads could hold up
+    /// the ones behind it, the awaited one included.
+    pub(crate) async fn alongside<F: Future>(&self, awaited: F) -> F::Output {
+        let mut awaited = std::pin::pin!(awaited);
+        std::future::poll_fn(|cx| {
+            for (_, sent) in self.lock().iter_mut() {
+                if let Sent::Waiting(reply) = sent {
+                    if let Poll::Ready(result) = reply.as_mut().poll(cx) {
+                        *sent = Sent::Read(result);
+                    }
+                }
+            }
+            awaited.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// Read the replies of every statement sent so far; the first failure is the batch's
@@ -55,14 +80,18 @@ impl<'t> Pipeline<'t> {
     /// message that would hide the cause).
     pub(crate) async fn settle(&self) -> Result<(), StoreError> {
         let replies = std::mem::take(&mut *self.lock());
-        for (what, reply) in replies {
-            reply.await.ctx(what)?;
+        for (what, sent) in replies {
+            match sent {
+                Sent::Waiting(reply) => reply.await.ctx(what)?,
+                Sent::Read(result) => result.ctx(what)?,
+            };
         }
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(&'static str, Reply<'t>)>> {
-        // A panic while the list was held cannot leave it half-changed (push and take only).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(&'static str, Sent<'t>)>> {
+        // A panic while the list was held cannot leave it half-changed (push, take and
+        // replacing one entry by its outcome).
         self.replies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
