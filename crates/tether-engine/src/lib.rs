@@ -45,6 +45,7 @@ pub mod config;
 mod delivery;
 mod engine;
 pub mod error;
+mod group_pause;
 mod hook_cache;
 mod lifecycle;
 mod live_runs;

@@ -16,6 +16,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::activity::Activity;
 use crate::engine::Inner;
+use crate::group_pause::PausePolicy;
 
 /// The handle to the group-commit writer: queues writes for the next commit.
 pub(crate) struct Writer {
@@ -80,6 +81,7 @@ pub(crate) struct WriteReq {
 
 pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
     let mut batch: Vec<WriteReq> = Vec::new();
+    let mut pause = PausePolicy::default();
     loop {
         let Some(first) = rx.recv().await else {
             return;
@@ -87,6 +89,12 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
         let Some(engine) = inner.upgrade() else {
             return;
         };
+        let paused = pause.choose(std::time::Instant::now());
+        if paused {
+            // Let the runs the last commit woke write first, to join this batch
+            // (`group_pause.rs` says when this pays).
+            tokio::task::yield_now().await;
+        }
         let mut n = first.ops.len();
         batch.push(first);
         while n < engine.config.max_batch {
@@ -130,6 +138,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
                 }
             }
         }
+        pause.done(n, std::time::Instant::now());
         if engine.lifecycle.is_stopping() {
             return;
         }
