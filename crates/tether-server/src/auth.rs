@@ -3,10 +3,9 @@
 //! `/healthz`, resume links (`/l/{link}`) and webhook URLs never do (a webhook's token, a
 //! signed link, is its own credential).
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -43,17 +42,11 @@ fn authorized(req: &Request, expected: &str) -> bool {
     constant_time_eq(rest.trim_ascii(), expected.as_bytes())
 }
 
-/// Middleware: refuse unauthenticated `/v1/...` requests with `401 unauthorized`.
-pub(crate) async fn require_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let Some(expected) = state.options.api_token.as_deref() else {
-        return next.run(req).await;
-    };
-    if !protected(req.uri().path()) || authorized(&req, expected) {
-        return next.run(req).await;
+/// The `401 unauthorized` answer to an unauthenticated `/v1/...` request, if `req` is one.
+pub(crate) fn refusal(state: &AppState, req: &Request) -> Option<Response> {
+    let expected = state.options.api_token.as_deref()?;
+    if !protected(req.uri().path()) || authorized(req, expected) {
+        return None;
     }
     let message = if req.headers().contains_key(AUTHORIZATION) {
         "invalid API token"
@@ -63,7 +56,7 @@ pub(crate) async fn require_token(
     let mut resp = ApiError::unauthorized(message).into_response();
     resp.headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    resp
+    Some(resp)
 }
 
 #[cfg(test)]

@@ -4,10 +4,8 @@
 //! left alone (a workflow chooses those itself), and so are a resume link's (`/l/{link}`:
 //! HTML error pages for a browser).
 
-use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -32,12 +30,15 @@ pub(crate) fn code_of(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: make every non-webhook error answer a JSON error (a resume link's error pages,
-/// HTML for a browser, stay HTML).
-pub(crate) async fn ensure_json(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let exempt = path.starts_with(tether_core::WEBHOOK_PATH) || path.starts_with("/l/");
-    let resp = next.run(req).await;
+/// Whether answers to a request for `path` are left as they are: a webhook's (the workflow
+/// chooses it) and a resume link's (HTML for a browser).
+pub(crate) fn exempt(path: &str) -> bool {
+    path.starts_with(tether_core::WEBHOOK_PATH) || path.starts_with("/l/")
+}
+
+/// `resp` as a JSON error if it is an error answer that is not JSON yet, unless the request
+/// was [`exempt`].
+pub(crate) async fn as_json(exempt: bool, resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()

@@ -45,6 +45,7 @@
 //! ```
 
 mod auth;
+mod edge;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -60,12 +61,10 @@ mod webhook_verify;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::routing::{any, get, post, MethodRouter};
 pub use axum::Router;
 use tether_engine::Engine;
@@ -279,7 +278,6 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
 /// The API's router, serving `engine`.
 pub fn router(engine: Engine, options: ServerOptions) -> Router {
     let limit = engine.config().max_payload_bytes;
-    let body_timeout = options.body_timeout;
     let state = AppState {
         engine,
         options: Arc::new(options),
@@ -294,42 +292,12 @@ pub fn router(engine: Engine, options: ServerOptions) -> Router {
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .fallback(routes::meta::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        // Every body read (through `json::body_bytes`) is cut after `body_timeout`.
-        .layer(axum::middleware::from_fn_with_state(
-            body_timeout,
-            serve::body_timeout,
-        ))
+        // Logging, JSON errors, the API token and the body timeout, in one layer (`edge.rs`).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            edge::edge,
         ))
-        // Any error answer that is not JSON yet (an unmapped extractor rejection) becomes one.
-        .layer(axum::middleware::from_fn(json_errors::ensure_json))
-        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
-}
-
-/// Log each request at debug level by its route template (never its concrete path: a hook
-/// token in a URL is a credential).
-async fn log_request(req: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return next.run(req).await;
-    }
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(req).await;
-    tracing::debug!(
-        method = %method,
-        route = route.as_deref().unwrap_or("(no route)"),
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "http request"
-    );
-    response
 }
 
 /// Serve `router` on `listener` until `shutdown` completes, then finish the requests in flight

@@ -16,9 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use axum::Router;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -285,10 +283,13 @@ impl std::fmt::Display for BodyTimedOut {
 
 impl std::error::Error for BodyTimedOut {}
 
-/// A request body whose reading fails with [`BodyTimedOut`] once its deadline has passed.
+/// A request body whose reading fails with [`BodyTimedOut`] once its deadline has passed. The
+/// timer is only set when a read has to wait: a body that is already in (most are, being small)
+/// costs none.
 struct TimedBody {
     inner: Body,
-    sleep: Pin<Box<Sleep>>,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl http_body::Body for TimedBody {
@@ -301,10 +302,16 @@ impl http_body::Body for TimedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = self.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -317,24 +324,21 @@ impl http_body::Body for TimedBody {
     }
 }
 
-/// Middleware: the request's body must arrive whole within `timeout` of the request's head
-/// (a handler reading it after that gets [`BodyTimedOut`]). Answers and their bodies (server
-/// streams included) are not limited.
-pub(crate) async fn body_timeout(
-    State(timeout): State<Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// `req` with a body that must arrive whole within `timeout` from now, the arrival of the
+/// request's head (a handler reading it after that gets [`BodyTimedOut`]). Answers and their
+/// bodies (server streams included) are not limited.
+pub(crate) fn timed_body(req: Request, timeout: Duration) -> Request {
     let (parts, body) = req.into_parts();
     let body = if http_body::Body::is_end_stream(&body) {
         body
     } else {
         Body::new(TimedBody {
             inner: body,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            deadline: Instant::now() + timeout,
+            sleep: None,
         })
     };
-    next.run(Request::from_parts(parts, body)).await
+    Request::from_parts(parts, body)
 }
 
 /// Whether `error` (a body rejection) comes from [`BodyTimedOut`], anywhere in its sources.
