@@ -14,9 +14,9 @@
 //! committed per second of wall time over the epoch (the waits for writes included: a pause
 //! that leaves the writer idle afterwards, its runs busy elsewhere, shows there), as a moving
 //! average per choice. It measures both first, then keeps the better one and gives the other
-//! one epoch in [`EXPLORE_EVERY`], so it follows the load as it changes. An epoch in which the writer waited
-//! for writes more than half the time is not counted: the writer was not the limit then, and
-//! the choice did not matter.
+//! one epoch in [`EXPLORE_EVERY`], so it follows the load as it changes. An epoch in which the
+//! writer waited for writes more than half the time is not counted: the writer was not the
+//! limit then, and the choice did not matter.
 
 use std::time::Instant;
 
