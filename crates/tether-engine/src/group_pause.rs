@@ -134,13 +134,21 @@ mod tests {
         Duration::from_micros(n)
     }
 
+    /// A batch's writes, its own time and the wait for the next batch's first write.
+    type Cost = (usize, Duration, Duration);
+
+    /// A load where a batch costs `paused` after a pause and `at_once` without.
+    fn load(paused: Cost, at_once: Cost) -> impl Fn(bool) -> Cost {
+        move |pause| if pause { paused } else { at_once }
+    }
+
     /// How many of `n` batches pause, each taking the writer `cost(paused)`: its writes, its
     /// own time and the wait for the next batch's first write.
     fn run(
         policy: &mut PausePolicy,
         clock: &mut Instant,
         n: usize,
-        cost: impl Fn(bool) -> (usize, Duration, Duration),
+        cost: impl Fn(bool) -> Cost,
     ) -> usize {
         let mut paused = 0;
         for _ in 0..n {
@@ -189,20 +197,9 @@ mod tests {
     fn it_pauses_when_a_pause_gathers_more_than_it_costs() {
         // Steps: a pause takes a little time and nearly doubles the batch.
         let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
-        run(&mut policy, &mut clock, epochs(16), |pause| {
-            if pause {
-                (28, us(1100), us(10))
-            } else {
-                (16, us(1000), us(10))
-            }
-        });
-        let paused = run(&mut policy, &mut clock, epochs(16), |pause| {
-            if pause {
-                (28, us(1100), us(10))
-            } else {
-                (16, us(1000), us(10))
-            }
-        });
+        let steps = load((28, us(1100), us(10)), (16, us(1000), us(10)));
+        run(&mut policy, &mut clock, epochs(16), &steps);
+        let paused = run(&mut policy, &mut clock, epochs(16), &steps);
         assert_eq!(paused, epochs(16 - 16 / EXPLORE_EVERY));
     }
 
@@ -210,13 +207,8 @@ mod tests {
     fn it_goes_at_once_when_a_pause_costs_more_than_it_gathers() {
         // Evicted runs: the pause waits behind replays and gathers little.
         let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
-        let paused = run(&mut policy, &mut clock, epochs(16), |pause| {
-            if pause {
-                (22, us(3000), us(10))
-            } else {
-                (20, us(2000), us(10))
-            }
-        });
+        let evicted = load((22, us(3000), us(10)), (20, us(2000), us(10)));
+        let paused = run(&mut policy, &mut clock, epochs(16), evicted);
         // The epoch that measures the pause first, and the explored ones.
         assert_eq!(paused, epochs(1 + 16 / EXPLORE_EVERY));
     }
@@ -225,13 +217,8 @@ mod tests {
     fn the_wait_a_pause_leaves_behind_counts_against_it() {
         // Bigger batches for the same time, but the writer then waits for its runs.
         let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
-        let paused = run(&mut policy, &mut clock, epochs(16), |pause| {
-            if pause {
-                (26, us(2000), us(1500))
-            } else {
-                (20, us(2000), us(50))
-            }
-        });
+        let idle_after = load((26, us(2000), us(1500)), (20, us(2000), us(50)));
+        let paused = run(&mut policy, &mut clock, epochs(16), idle_after);
         // The epoch that measures the pause first, and the explored ones.
         assert_eq!(paused, epochs(1 + 16 / EXPLORE_EVERY));
     }
@@ -248,26 +235,14 @@ mod tests {
     #[test]
     fn it_follows_the_load_when_it_changes() {
         let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
-        let gathers = |pause: bool| {
-            if pause {
-                (28, us(1000), us(10))
-            } else {
-                (16, us(1000), us(10))
-            }
-        };
-        let costs = |pause: bool| {
-            if pause {
-                (16, us(3000), us(10))
-            } else {
-                (16, us(1000), us(10))
-            }
-        };
-        run(&mut policy, &mut clock, epochs(16), gathers);
+        let gathers = load((28, us(1000), us(10)), (16, us(1000), us(10)));
+        let costs = load((16, us(3000), us(10)), (16, us(1000), us(10)));
+        run(&mut policy, &mut clock, epochs(16), &gathers);
         assert!(policy.better());
-        run(&mut policy, &mut clock, epochs(16), costs);
+        run(&mut policy, &mut clock, epochs(16), &costs);
         assert!(!policy.better());
         // The pause is measured again one epoch in EXPLORE_EVERY: give it a few.
-        run(&mut policy, &mut clock, epochs(8 * EXPLORE_EVERY), gathers);
+        run(&mut policy, &mut clock, epochs(8 * EXPLORE_EVERY), &gathers);
         assert!(policy.better());
     }
 }

@@ -65,33 +65,14 @@ async fn run_batch(
     let applied = apply_all(&mut batch, ops, channel, instance).await;
     let commit_sent = batch.commit_sent();
     drop(batch);
-    match applied {
-        Ok(results) => {
-            conn.release();
-            Ok(results)
-        }
-        Err(e) if commit_sent => {
-            // The server ended the transaction at the `COMMIT` (rolled back: a statement before
-            // it failed, or the commit did).
-            conn.release();
-            Err(e)
-        }
-        Err(e) => {
-            // Best effort; if the rollback fails, the guard closes the connection and the
-            // server rolls back on its own.
-            let rolled_back = match conn.0.as_deref() {
-                Some(client) => client.batch_execute("ROLLBACK").await,
-                None => Ok(()),
-            };
-            match rolled_back {
-                Ok(()) => conn.release(),
-                Err(rollback) => {
-                    tracing::debug!(error = %rollback, "rollback of a failed batch failed");
-                }
-            }
-            Err(e)
-        }
+    if applied.is_ok() || commit_sent {
+        // The transaction is over on the server: committed, or rolled back at the `COMMIT`
+        // (a statement before it failed, or the commit did).
+        conn.release();
+    } else {
+        conn.roll_back().await;
     }
+    applied
 }
 
 /// Apply every op in order with the one executor, then send the notifications (sent by the
@@ -126,6 +107,18 @@ impl InTransaction {
     /// The transaction is over: the connection goes back to the pool.
     fn release(&mut self) {
         self.0.take();
+    }
+
+    /// End the open transaction with `ROLLBACK` and release the connection; if the rollback
+    /// fails, the connection is left to be closed (the server then rolls back on its own).
+    async fn roll_back(&mut self) {
+        let Some(client) = self.0.as_deref() else {
+            return;
+        };
+        match client.batch_execute("ROLLBACK").await {
+            Ok(()) => self.release(),
+            Err(error) => tracing::debug!(%error, "rollback of a failed batch failed"),
+        }
     }
 }
 

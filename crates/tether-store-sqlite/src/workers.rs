@@ -226,14 +226,17 @@ mod tests {
             .await
             .expect_err("a panicking call answers with an error");
         assert!(panicked.to_string().contains("boom"), "{panicked}");
-        let one: i64 = w
-            .write("after", |conn| {
-                conn.query_row("SELECT 1", [], |r| r.get(0))
-                    .map_err(|e| crate::error::db_err("select", e))
-            })
+        let one = w
+            .write("after", |conn| one_number(conn, "SELECT 1"))
             .await
             .expect("the writer's thread still answers");
         assert_eq!(one, 1);
+    }
+
+    /// The number the one row of `sql` holds.
+    fn one_number(conn: &rusqlite::Connection, sql: &str) -> Result<i64, StoreError> {
+        conn.query_row(sql, [], |r| r.get(0))
+            .map_err(|e| crate::error::db_err(sql, e))
     }
 
     /// As many reads as there are readers run at the same time: each waits inside its call
@@ -273,11 +276,8 @@ mod tests {
         })
         .await
         .expect("the write commits");
-        let read: i64 = w
-            .read("read", |conn| {
-                conn.query_row("SELECT x FROM t", [], |r| r.get(0))
-                    .map_err(|e| crate::error::db_err("read", e))
-            })
+        let read = w
+            .read("read", |conn| one_number(conn, "SELECT x FROM t"))
             .await
             .expect("a reader sees it");
         assert_eq!(read, 1);
