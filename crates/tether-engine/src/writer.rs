@@ -8,6 +8,7 @@
 //! [`Writer`] is the handle every other part of the engine writes through.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tether_core::{EventBody, RESPOND_WITH_STEP};
 use tether_store::{OpOutcome, OpResult, StoreError, WriteOp};
@@ -50,6 +51,7 @@ impl Writer {
                 reply,
                 span: tracing::Span::current(),
                 ticket: self.activity.ticket(),
+                deferred: false,
             })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -57,15 +59,34 @@ impl Writer {
 
     /// Queue a write for the next group commit without waiting for it (best effort).
     pub(crate) fn write_detached(&self, op: WriteOp) {
+        self.send_detached(op, false);
+    }
+
+    /// Queue a write that need not commit soon (a checkpoint) without waiting for it: it rides
+    /// along with the next group commit that other writes start, or commits on its own after
+    /// [`DEFERRED_FOR`] (best effort).
+    pub(crate) fn write_deferred(&self, op: WriteOp) {
+        self.send_detached(op, true);
+    }
+
+    fn send_detached(&self, op: WriteOp, deferred: bool) {
         let (reply, _) = oneshot::channel();
         let _ = self.tx.send(WriteReq {
             ops: vec![op],
             reply,
             span: tracing::Span::none(),
             ticket: self.activity.ticket(),
+            deferred,
         });
     }
 }
+
+/// How long a deferred write waits for another write to ride along with. A run's checkpoint
+/// committed on its own is a transaction (and a flush) of its own, in the way of the resume
+/// that usually follows within a millisecond; riding along with that resume it costs one row
+/// of a statement the batch writes anyway. Until it commits, a crash only costs a spurious
+/// rebuild of the run.
+pub(crate) const DEFERRED_FOR: Duration = Duration::from_millis(20);
 
 /// Writes waiting for the next group commit. The ops of one request always land in the same
 /// batch, so they commit together or not at all.
@@ -77,27 +98,75 @@ pub(crate) struct WriteReq {
     /// Counts the write as work in flight until its entries are handed over and its caller
     /// answered.
     pub ticket: crate::activity::Ticket,
+    /// Whether the write may wait for another to start a group commit ([`Writer::write_deferred`]).
+    pub deferred: bool,
+}
+
+/// What the writer's wait for work ended with.
+enum Next {
+    /// A write to commit now.
+    Now(WriteReq),
+    /// The deferred writes are due (or every handle is gone): commit them alone.
+    Due,
+}
+
+/// Wait for a write that starts a group commit, keeping deferred ones in `deferred` until
+/// then or until the first of them is [`DEFERRED_FOR`] old; `None` once every handle is gone
+/// and nothing is deferred.
+async fn next_commit(
+    rx: &mut mpsc::UnboundedReceiver<WriteReq>,
+    deferred: &mut Vec<WriteReq>,
+    max_batch: usize,
+) -> Option<Next> {
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let got = match due {
+            None if deferred.is_empty() => rx.recv().await,
+            _ => {
+                let due = *due.get_or_insert_with(|| tokio::time::Instant::now() + DEFERRED_FOR);
+                tokio::select! {
+                    biased;
+                    r = rx.recv() => r,
+                    () = tokio::time::sleep_until(due) => return Some(Next::Due),
+                }
+            }
+        };
+        match got {
+            Some(req) if req.deferred && deferred.len() < max_batch => deferred.push(req),
+            Some(req) => return Some(Next::Now(req)),
+            None if deferred.is_empty() => return None,
+            None => return Some(Next::Due),
+        }
+    }
 }
 
 pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
     let mut batch: Vec<WriteReq> = Vec::new();
+    let mut deferred: Vec<WriteReq> = Vec::new();
     let mut pause = PausePolicy::default();
+    let mut max_batch = usize::MAX;
     loop {
-        let Some(first) = rx.recv().await else {
+        let Some(next) = next_commit(&mut rx, &mut deferred, max_batch).await else {
             return;
         };
         let Some(engine) = inner.upgrade() else {
             return;
         };
+        max_batch = engine.config.max_batch;
         let paused = pause.choose(std::time::Instant::now());
         if paused {
             // Let the runs the last commit woke write first, to join this batch
             // (`group_pause.rs` says when this pays).
             tokio::task::yield_now().await;
         }
-        let mut n = first.ops.len();
-        batch.push(first);
-        while n < engine.config.max_batch {
+        // Deferred writes were queued first: they go first.
+        let mut n: usize = deferred.iter().map(|r| r.ops.len()).sum();
+        batch.append(&mut deferred);
+        if let Next::Now(first) = next {
+            n += first.ops.len();
+            batch.push(first);
+        }
+        while n < max_batch {
             match rx.try_recv() {
                 Ok(r) => {
                     n += r.ops.len();
@@ -233,5 +302,81 @@ fn dispatch(engine: &Inner, outcome: &mut OpOutcome) {
         | OpOutcome::SignalRepeated { .. }
         | OpOutcome::Claimed { .. }
         | OpOutcome::Renewed { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(activity: &Arc<Activity>, deferred: bool) -> WriteReq {
+        let (reply, _) = oneshot::channel();
+        WriteReq {
+            ops: Vec::new(),
+            reply,
+            span: tracing::Span::none(),
+            ticket: activity.ticket(),
+            deferred,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deferred_write_waits_for_one_that_starts_a_commit() {
+        let activity = Arc::new(Activity::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut deferred = Vec::new();
+        tx.send(req(&activity, true)).unwrap();
+        tx.send(req(&activity, true)).unwrap();
+        tx.send(req(&activity, false)).unwrap();
+        let next = next_commit(&mut rx, &mut deferred, 64).await;
+        assert!(
+            matches!(next, Some(Next::Now(ref r)) if !r.deferred),
+            "the first write that is not deferred starts the commit"
+        );
+        assert_eq!(deferred.len(), 2, "the deferred ones wait to go with it");
+        assert!(!activity.is_idle(), "a deferred write is work in flight");
+    }
+
+    #[tokio::test]
+    async fn deferred_writes_commit_alone_when_nothing_else_comes() {
+        let activity = Arc::new(Activity::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut deferred = Vec::new();
+        tx.send(req(&activity, true)).unwrap();
+        let next = tokio::time::timeout(
+            Duration::from_secs(10),
+            next_commit(&mut rx, &mut deferred, 64),
+        )
+        .await
+        .expect("a deferred write is not kept for ever");
+        assert!(matches!(next, Some(Next::Due)));
+        assert_eq!(deferred.len(), 1);
+
+        // Every handle gone: what is deferred goes at once, then the loop ends.
+        deferred.clear();
+        tx.send(req(&activity, true)).unwrap();
+        drop(tx);
+        assert!(matches!(
+            next_commit(&mut rx, &mut deferred, 64).await,
+            Some(Next::Due)
+        ));
+        deferred.clear();
+        assert!(next_commit(&mut rx, &mut deferred, 64).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_of_deferred_writes_does_not_wait() {
+        let activity = Arc::new(Activity::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut deferred = Vec::new();
+        for _ in 0..3 {
+            tx.send(req(&activity, true)).unwrap();
+        }
+        let next = next_commit(&mut rx, &mut deferred, 2).await;
+        assert!(
+            matches!(next, Some(Next::Now(ref r)) if r.deferred),
+            "past max_batch the next deferred write starts the commit"
+        );
+        assert_eq!(deferred.len(), 2);
     }
 }

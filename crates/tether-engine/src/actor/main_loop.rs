@@ -81,11 +81,12 @@ impl Actor {
             if machine.last_seq() > self.checkpoint_sent
                 && self.status_sent != Some(RunStatus::Running)
             {
-                // Not awaited: it rides along with the next group commit. After a crash, runs
-                // with entries past their checkpoint are rebuilt (a spurious rebuild is cheap,
-                // a missed one would strand a payload).
+                // Not awaited: it rides along with the next group commit others start (a
+                // resume of this run, usually). After a crash, runs with entries past their
+                // checkpoint are rebuilt (a spurious rebuild is cheap, a missed one would
+                // strand a payload).
                 self.checkpoint_sent = machine.last_seq();
-                self.inner.writer.write_detached(WriteOp::Checkpoint {
+                self.inner.writer.write_deferred(WriteOp::Checkpoint {
                     run_id: self.run_id.clone(),
                     applied_seq: self.checkpoint_sent,
                 });

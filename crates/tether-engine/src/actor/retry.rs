@@ -85,7 +85,7 @@ impl Actor {
                             let last = events.last().map_or(0, |e| e.seq);
                             if last > self.checkpoint_sent {
                                 self.checkpoint_sent = last;
-                                self.inner.writer.write_detached(WriteOp::Checkpoint {
+                                self.inner.writer.write_deferred(WriteOp::Checkpoint {
                                     run_id: self.run_id.clone(),
                                     applied_seq: last,
                                 });
