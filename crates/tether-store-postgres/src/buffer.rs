@@ -225,10 +225,23 @@ impl WriteBuffer {
         out
     }
 
-    /// One `UPDATE ... FROM unnest(...)` for every kept run update.
+    /// One `UPDATE ... FROM unnest(...)` for every kept run update, raising the checkpoint
+    /// marks of the runs it updates (a second update of the same row would write a second
+    /// row version and its index entries).
     fn take_runs(&mut self) -> Statement {
-        self.run_index.clear();
         let n = self.runs.len();
+        let mut applied: Vec<Option<i64>> = vec![None; n];
+        let index = &self.run_index;
+        self.checkpoints.retain(|(id, mark)| {
+            match index.get(id).and_then(|&i| applied.get_mut(i)) {
+                Some(kept) => {
+                    *kept = Some(kept.map_or(*mark, |k| k.max(*mark)));
+                    false
+                }
+                None => true,
+            }
+        });
+        self.run_index.clear();
         let mut ids = Vec::with_capacity(n);
         let mut last_seqs = Vec::with_capacity(n);
         let mut updated = Vec::with_capacity(n);
@@ -261,10 +274,12 @@ impl WriteBuffer {
                  output = CASE WHEN u.ended THEN u.output ELSE runs.output END,
                  error = CASE WHEN u.ended THEN u.error ELSE runs.error END,
                  owner = CASE WHEN u.ended THEN NULL ELSE runs.owner END,
-                 lease_until = CASE WHEN u.ended THEN NULL ELSE runs.lease_until END
+                 lease_until = CASE WHEN u.ended THEN NULL ELSE runs.lease_until END,
+                 applied_seq = GREATEST(runs.applied_seq, u.applied)
              FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bool[],
-                         $6::bigint[], $7::bool[], $8::text[], $9::text[])
-                  AS u (id, last_seq, updated_at, status, wake_set, wake_at, ended, output, error)
+                         $6::bigint[], $7::bool[], $8::text[], $9::text[], $10::bigint[])
+                  AS u (id, last_seq, updated_at, status, wake_set, wake_at, ended, output, error,
+                        applied)
              WHERE runs.id = u.id AND runs.id = ANY($1)",
             vec![
                 Box::new(ids),
@@ -276,6 +291,7 @@ impl WriteBuffer {
                 Box::new(ends),
                 Box::new(outputs),
                 Box::new(errors),
+                Box::new(applied),
             ],
             "update runs",
         )
@@ -353,7 +369,7 @@ mod tests {
         );
         buffer.release("t2", "live", 2, false, 10);
         buffer.run("live", update(2));
-        buffer.checkpoint("live", 2);
+        buffer.checkpoint("resting", 2);
         let kinds: Vec<&str> = buffer.take().into_iter().map(|(_, _, what)| what).collect();
         assert_eq!(
             kinds,
@@ -361,6 +377,25 @@ mod tests {
         );
         assert!(buffer.take().is_empty());
         assert!(buffer.run_index.is_empty());
+    }
+
+    #[test]
+    fn the_checkpoint_of_an_updated_run_goes_with_its_update() {
+        let mut buffer = WriteBuffer::default();
+        buffer.checkpoint("r", 4);
+        buffer.run("other", update(1));
+        buffer.run("r", update(5));
+        buffer.checkpoint("r", 3);
+        buffer.checkpoint("resting", 7);
+        let statements = buffer.take();
+        let kinds: Vec<&str> = statements.iter().map(|(_, _, what)| *what).collect();
+        assert_eq!(
+            kinds,
+            ["update runs", "record checkpoints"],
+            "only the run with no update needs a statement of its own"
+        );
+        let marks = format!("{:?}", statements[0].1.last());
+        assert_eq!(marks, "Some([None, Some(4)])", "the highest mark, by run");
     }
 
     #[test]
