@@ -270,6 +270,9 @@ impl Engine {
             if !clock.has_due_waits() && activity.is_idle() {
                 return;
             }
+            // A deferred write (a checkpoint) would otherwise keep this waiting until it
+            // comes due.
+            self.inner.writer.flush_deferred();
             tokio::select! {
                 _ = idle => {}
                 _ = released => {}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tether_core::{EventBody, RESPOND_WITH_STEP};
 use tether_store::{OpOutcome, OpResult, StoreError, WriteOp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, warn, Instrument};
 
 use crate::activity::Activity;
@@ -24,13 +24,39 @@ pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<WriteReq>,
     /// Counts each queued write as work in flight (see `activity.rs`).
     activity: Arc<Activity>,
+    /// Tells the writer to commit its deferred writes now.
+    flush: Arc<Notify>,
+}
+
+/// What the writer task reads: the queued writes, and the nudge to commit deferred ones now.
+pub(crate) struct WriterQueue {
+    rx: mpsc::UnboundedReceiver<WriteReq>,
+    flush: Arc<Notify>,
 }
 
 impl Writer {
     /// A handle, and the queue its `writer_loop` reads.
-    pub(crate) fn new(activity: Arc<Activity>) -> (Writer, mpsc::UnboundedReceiver<WriteReq>) {
+    pub(crate) fn new(activity: Arc<Activity>) -> (Writer, WriterQueue) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Writer { tx, activity }, rx)
+        let flush = Arc::new(Notify::new());
+        let queue = WriterQueue {
+            rx,
+            flush: flush.clone(),
+        };
+        (
+            Writer {
+                tx,
+                activity,
+                flush,
+            },
+            queue,
+        )
+    }
+
+    /// Commit the deferred writes now rather than wait for another write
+    /// ([`crate::Engine::settle`] does not wait for them to come due).
+    pub(crate) fn flush_deferred(&self) {
+        self.flush.notify_one();
     }
 
     /// Queue one write for the next group commit and wait for it to commit.
@@ -111,13 +137,14 @@ enum Next {
 }
 
 /// Wait for a write that starts a group commit, keeping deferred ones in `deferred` until
-/// then or until the first of them is [`DEFERRED_FOR`] old; `None` once every handle is gone
-/// and nothing is deferred.
+/// then, until the first of them is [`DEFERRED_FOR`] old or until [`Writer::flush_deferred`];
+/// `None` once every handle is gone and nothing is deferred.
 async fn next_commit(
-    rx: &mut mpsc::UnboundedReceiver<WriteReq>,
+    queue: &mut WriterQueue,
     deferred: &mut Vec<WriteReq>,
     max_batch: usize,
 ) -> Option<Next> {
+    let WriterQueue { rx, flush } = queue;
     let mut due: Option<tokio::time::Instant> = None;
     loop {
         let got = match due {
@@ -127,6 +154,7 @@ async fn next_commit(
                 tokio::select! {
                     biased;
                     r = rx.recv() => r,
+                    () = flush.notified() => return Some(Next::Due),
                     () = tokio::time::sleep_until(due) => return Some(Next::Due),
                 }
             }
@@ -140,13 +168,13 @@ async fn next_commit(
     }
 }
 
-pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
+pub(crate) async fn writer_loop(inner: Weak<Inner>, mut queue: WriterQueue) {
     let mut batch: Vec<WriteReq> = Vec::new();
     let mut deferred: Vec<WriteReq> = Vec::new();
     let mut pause = PausePolicy::default();
     let mut max_batch = usize::MAX;
     loop {
-        let Some(next) = next_commit(&mut rx, &mut deferred, max_batch).await else {
+        let Some(next) = next_commit(&mut queue, &mut deferred, max_batch).await else {
             return;
         };
         let Some(engine) = inner.upgrade() else {
@@ -167,7 +195,7 @@ pub(crate) async fn writer_loop(inner: Weak<Inner>, mut rx: mpsc::UnboundedRecei
             batch.push(first);
         }
         while n < max_batch {
-            match rx.try_recv() {
+            match queue.rx.try_recv() {
                 Ok(r) => {
                     n += r.ops.len();
                     batch.push(r);
@@ -320,59 +348,86 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_deferred_write_waits_for_one_that_starts_a_commit() {
+    /// A writer handle and its queue, with `deferred` writes queued.
+    fn queued(deferred: usize) -> (Arc<Activity>, Writer, WriterQueue) {
         let activity = Arc::new(Activity::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut deferred = Vec::new();
-        tx.send(req(&activity, true)).unwrap();
-        tx.send(req(&activity, true)).unwrap();
-        tx.send(req(&activity, false)).unwrap();
-        let next = next_commit(&mut rx, &mut deferred, 64).await;
+        let (writer, queue) = Writer::new(activity.clone());
+        for _ in 0..deferred {
+            writer.tx.send(req(&activity, true)).unwrap();
+        }
+        (activity, writer, queue)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deferred_write_waits_for_one_that_starts_a_commit() {
+        let (activity, writer, mut queue) = queued(2);
+        writer.tx.send(req(&activity, false)).unwrap();
+        let next = next_commit(&mut queue, &mut Vec::new(), 64).await;
         assert!(
             matches!(next, Some(Next::Now(ref r)) if !r.deferred),
             "the first write that is not deferred starts the commit"
         );
-        assert_eq!(deferred.len(), 2, "the deferred ones wait to go with it");
+        let mut deferred = Vec::new();
+        let (activity, writer, mut queue) = queued(2);
+        let start = tokio::time::Instant::now();
+        {
+            let waiting = next_commit(&mut queue, &mut deferred, 64);
+            tokio::pin!(waiting);
+            assert!(
+                tokio::time::timeout(DEFERRED_FOR / 2, &mut waiting)
+                    .await
+                    .is_err(),
+                "deferred writes alone wait"
+            );
+            writer.tx.send(req(&activity, false)).unwrap();
+            assert!(matches!(waiting.await, Some(Next::Now(_))));
+        }
+        assert_eq!(deferred.len(), 2, "the deferred ones go with it");
+        assert!(start.elapsed() < DEFERRED_FOR);
         assert!(!activity.is_idle(), "a deferred write is work in flight");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn deferred_writes_commit_alone_when_nothing_else_comes() {
-        let activity = Arc::new(Activity::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_activity, writer, mut queue) = queued(1);
         let mut deferred = Vec::new();
-        tx.send(req(&activity, true)).unwrap();
-        let next = tokio::time::timeout(
-            Duration::from_secs(10),
-            next_commit(&mut rx, &mut deferred, 64),
-        )
-        .await
-        .expect("a deferred write is not kept for ever");
+        let start = tokio::time::Instant::now();
+        let next = next_commit(&mut queue, &mut deferred, 64).await;
         assert!(matches!(next, Some(Next::Due)));
+        assert_eq!(start.elapsed(), DEFERRED_FOR, "(the clock is the test's)");
         assert_eq!(deferred.len(), 1);
 
         // Every handle gone: what is deferred goes at once, then the loop ends.
         deferred.clear();
-        tx.send(req(&activity, true)).unwrap();
-        drop(tx);
+        writer.tx.send(req(&_activity, true)).unwrap();
+        drop(writer);
+        let start = tokio::time::Instant::now();
         assert!(matches!(
-            next_commit(&mut rx, &mut deferred, 64).await,
+            next_commit(&mut queue, &mut deferred, 64).await,
             Some(Next::Due)
         ));
+        assert_eq!(start.elapsed(), Duration::ZERO);
         deferred.clear();
-        assert!(next_commit(&mut rx, &mut deferred, 64).await.is_none());
+        assert!(next_commit(&mut queue, &mut deferred, 64).await.is_none());
     }
 
-    #[tokio::test]
-    async fn a_full_batch_of_deferred_writes_does_not_wait() {
-        let activity = Arc::new(Activity::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_commits_deferred_writes_at_once() {
+        let (_activity, writer, mut queue) = queued(1);
+        writer.flush_deferred();
         let mut deferred = Vec::new();
-        for _ in 0..3 {
-            tx.send(req(&activity, true)).unwrap();
-        }
-        let next = next_commit(&mut rx, &mut deferred, 2).await;
+        let start = tokio::time::Instant::now();
+        let next = next_commit(&mut queue, &mut deferred, 64).await;
+        assert!(matches!(next, Some(Next::Due)));
+        assert_eq!(start.elapsed(), Duration::ZERO, "(the clock is the test's)");
+        assert_eq!(deferred.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_of_deferred_writes_does_not_wait() {
+        let (_activity, _writer, mut queue) = queued(3);
+        let mut deferred = Vec::new();
+        let next = next_commit(&mut queue, &mut deferred, 2).await;
         assert!(
             matches!(next, Some(Next::Now(ref r)) if r.deferred),
             "past max_batch the next deferred write starts the commit"
