@@ -162,6 +162,11 @@ mod tests {
         paused
     }
 
+    /// How many of `n` batches pause under `cost`, from a new policy.
+    fn run_new(n: usize, cost: impl Fn(bool) -> Cost) -> usize {
+        run(&mut PausePolicy::default(), &mut Instant::now(), n, cost)
+    }
+
     /// Batches in `epochs` epochs.
     fn epochs(n: u32) -> usize {
         (n * EPOCH_BATCHES) as usize
@@ -206,9 +211,8 @@ mod tests {
     #[test]
     fn it_goes_at_once_when_a_pause_costs_more_than_it_gathers() {
         // Evicted runs: the pause waits behind replays and gathers little.
-        let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
         let evicted = load((22, us(3000), us(10)), (20, us(2000), us(10)));
-        let paused = run(&mut policy, &mut clock, epochs(16), evicted);
+        let paused = run_new(epochs(16), evicted);
         // The epoch that measures the pause first, and the explored ones.
         assert_eq!(paused, epochs(1 + 16 / EXPLORE_EVERY));
     }
@@ -216,9 +220,8 @@ mod tests {
     #[test]
     fn the_wait_a_pause_leaves_behind_counts_against_it() {
         // Bigger batches for the same time, but the writer then waits for its runs.
-        let (mut policy, mut clock) = (PausePolicy::default(), Instant::now());
         let idle_after = load((26, us(2000), us(1500)), (20, us(2000), us(50)));
-        let paused = run(&mut policy, &mut clock, epochs(16), idle_after);
+        let paused = run_new(epochs(16), idle_after);
         // The epoch that measures the pause first, and the explored ones.
         assert_eq!(paused, epochs(1 + 16 / EXPLORE_EVERY));
     }

@@ -389,7 +389,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deferred_writes_commit_alone_when_nothing_else_comes() {
-        let (_activity, writer, mut queue) = queued(1);
+        let (activity, writer, mut queue) = queued(1);
         let mut deferred = Vec::new();
         let start = tokio::time::Instant::now();
         let next = next_commit(&mut queue, &mut deferred, 64).await;
@@ -399,7 +399,7 @@ mod tests {
 
         // Every handle gone: what is deferred goes at once, then the loop ends.
         deferred.clear();
-        writer.tx.send(req(&_activity, true)).unwrap();
+        writer.tx.send(req(&activity, true)).unwrap();
         drop(writer);
         let start = tokio::time::Instant::now();
         assert!(matches!(
